@@ -1,0 +1,32 @@
+//! Dispatch of a parsed command line to the command that runs it.
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::context::Context;
+use crate::error::Result;
+use crate::interrupt::Interrupt;
+use crate::ui::Ui;
+
+/// Runs one command line to completion. Output goes to stdout; the error,
+/// if any, is for the caller to print and turn into an exit code.
+pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "perfaudit",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
+    let ui = Ui::new(&cli.global);
+    let context = Context::open(&cli.global, ui, interrupt).await?;
+    match cli.command {
+        Command::Indexes(args) => commands::indexes::run(&context, args).await,
+        Command::Rewrite(args) => commands::rewrite::run(&context, args).await,
+        Command::Explain(args) => commands::explain::run(&context, args).await,
+        Command::Completions { .. } => unreachable!("handled above"),
+    }
+}

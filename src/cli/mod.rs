@@ -1,0 +1,162 @@
+//! Command-line definitions (clap), and nothing else: parsing values into
+//! domain types happens here, behaviour lives in the library modules.
+//!
+//! Each command's options live in a file of their own under `cli/`.
+
+mod explain;
+mod indexes;
+mod rewrite;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use explain::ExplainArgs;
+pub use indexes::IndexesArgs;
+pub use rewrite::RewriteArgs;
+
+/// A PostgreSQL performance auditor: is this query fast, and do its indexes exist?
+#[derive(Debug, Parser)]
+#[command(name = "perfaudit", version, about, long_about = None, max_term_width = 100)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 130 interrupted (143 on SIGTERM).";
+
+/// Options that every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Connection URL or key=value conninfo [env: DATABASE_URL; otherwise the
+    /// libpq PG* variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...]
+    #[arg(
+        short = 'd',
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Start a throwaway local PostgreSQL seeded with the payments fixture, and remove it on exit
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    pub scratch: bool,
+
+    /// Rows of payments to seed with --scratch
+    #[arg(long, global = true, default_value_t = 100_000, value_name = "N")]
+    pub scratch_rows: u64,
+
+    /// Connections the pool opens at most (they open only when needed)
+    #[arg(long, global = true, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub pool_size: u16,
+
+    /// How long to wait for a free pooled connection
+    #[arg(long, global = true, default_value = "30s", value_name = "DUR", value_parser = parse_duration)]
+    pub pool_timeout: Duration,
+
+    /// How long to wait for a connection to be established [default: 5s, or PGCONNECT_TIMEOUT]
+    #[arg(long, global = true, value_name = "DUR", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Server-side statement_timeout for every session (0 or unset: the server's setting)
+    #[arg(long, global = true, value_name = "DUR", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+
+    /// Output format: tables for people, one JSON document for pipelines
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Never draw progress bars (they are drawn only on a terminal, and never with JSON)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    /// Say more about what is happening (on stderr); repeat for more
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print only results and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables for people.
+    Table,
+    /// One JSON document on stdout, for pipelines.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the recommended indexes safely (concurrently, with lock timeouts and repair)
+    Indexes(IndexesArgs),
+    /// Show what the rewriter would do to SQL (LIMIT and ORDER BY where safe); no database needed
+    Rewrite(RewriteArgs),
+    /// Rewrite, then run EXPLAIN (ANALYZE, BUFFERS) without changing data, and report
+    Explain(ExplainArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where SQL comes from: an argument, a file, or stdin.
+#[derive(Debug, Clone, Args)]
+pub struct SqlArgs {
+    /// The SQL to audit; `-` reads standard input
+    #[arg(
+        value_name = "SQL",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub sql: Option<String>,
+
+    /// Read the SQL from a file (`-` for standard input); it may hold several statements
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Parses a duration such as `5s`, `250ms`, `2min` or `1h 30m`; a bare number
+/// is seconds, as in libpq's `connect_timeout`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 5s, 250ms or 2min)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_accept_units_and_bare_seconds() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! The commands: each file glues input, the library modules and the report
+//! together for one subcommand.
+
+pub mod explain;
+pub mod indexes;
+pub mod rewrite;

@@ -1,0 +1,126 @@
+//! What every command runs with: the UI, the interrupt, and the database
+//! (a scratch cluster, or the one the connection settings point at).
+
+use std::time::Instant;
+
+use tokio::sync::OnceCell;
+
+use crate::cli::GlobalArgs;
+use crate::db::{
+    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, Sources,
+};
+use crate::error::Result;
+use crate::interrupt::Interrupt;
+use crate::ui::Ui;
+
+/// The database a scratch cluster's fixture lives in.
+const SCRATCH_DBNAME: &str = "postgres";
+
+/// The environment variables that point perfaudit at a database.
+const CONNECTION_VARIABLES: [&str; 6] = [
+    "DATABASE_URL",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGSERVICE",
+];
+
+/// Shared state of one command run.
+pub struct Context {
+    /// Output decisions.
+    pub ui: Ui,
+    /// Whether SIGINT / SIGTERM arrived.
+    pub interrupt: Interrupt,
+    connection_string: Option<String>,
+    connect_timeout: Option<std::time::Duration>,
+    pool_options: PoolOptions,
+    // Field order is drop order: the pool goes before the cluster it uses.
+    database: OnceCell<Database>,
+    scratch: Option<ScratchCluster>,
+}
+
+impl Context {
+    /// Prepares a run. With `--scratch`, starts the cluster and seeds the
+    /// payments fixture first; otherwise opens nothing.
+    pub async fn open(global: &GlobalArgs, ui: Ui, interrupt: Interrupt) -> Result<Context> {
+        let mut context = Context {
+            ui,
+            interrupt,
+            connection_string: global.database_url.clone(),
+            connect_timeout: global.connect_timeout,
+            pool_options: PoolOptions {
+                max_size: usize::from(global.pool_size),
+                wait_timeout: global.pool_timeout,
+                statement_timeout: global.statement_timeout,
+            },
+            database: OnceCell::new(),
+            scratch: None,
+        };
+        if global.scratch {
+            context.start_scratch(global.scratch_rows).await?;
+        }
+        Ok(context)
+    }
+
+    async fn start_scratch(&mut self, rows: u64) -> Result<()> {
+        let started = Instant::now();
+        let spinner = self.ui.spinner(format!(
+            "starting a scratch PostgreSQL with {rows} payments"
+        ));
+        let cluster = self
+            .interrupt
+            .guard(ScratchCluster::start(&ScratchOptions::default()))
+            .await?;
+        let mut settings = cluster.settings(SCRATCH_DBNAME);
+        if let Some(timeout) = self.connect_timeout {
+            settings.connect_timeout = timeout;
+        }
+        // Kept before seeding, so an interrupted seed still removes the cluster.
+        self.scratch = Some(cluster);
+        let database = Database::new(settings, self.pool_options.clone())?;
+        self.interrupt
+            .guard(async {
+                let client = database.connection().await?;
+                crate::db::fixture::load(&client, rows).await
+            })
+            .await?;
+        spinner.finish_and_clear();
+        self.ui.detail(format!(
+            "scratch PostgreSQL ready in {:.1}s at {}",
+            started.elapsed().as_secs_f64(),
+            database.settings().describe()
+        ));
+        self.database
+            .set(database)
+            .unwrap_or_else(|_| unreachable!("set once, before any command runs"));
+        Ok(())
+    }
+
+    /// The database to work on, connecting lazily: the pool is built on first
+    /// use and opens connections only as they are needed.
+    pub async fn database(&self) -> Result<&Database> {
+        self.database
+            .get_or_try_init(|| async {
+                let env = |name: &str| std::env::var(name).ok();
+                let settings = ConnectionSettings::resolve(&Sources {
+                    connection_string: self.connection_string.as_deref(),
+                    env: &env,
+                    connect_timeout: self.connect_timeout,
+                })?;
+                Database::new(settings, self.pool_options.clone())
+            })
+            .await
+    }
+
+    /// Whether the user pointed perfaudit at a database (`--scratch`,
+    /// `--database-url`, `DATABASE_URL` or a libpq variable). Commands that
+    /// can work offline (`rewrite`) use a database only then.
+    pub fn database_configured(&self) -> bool {
+        self.scratch.is_some()
+            || self.connection_string.is_some()
+            || CONNECTION_VARIABLES
+                .iter()
+                .any(|name| std::env::var_os(name).is_some())
+    }
+}

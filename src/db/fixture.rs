@@ -1,0 +1,32 @@
+//! The payments fixture (`fixtures/*.sql`), embedded in the binary so that
+//! `cargo install` users have it too.
+
+use tokio_postgres::Client;
+
+use super::errors::query_error;
+use crate::error::Result;
+
+/// The `users` and `payments` tables, without secondary indexes.
+pub const SCHEMA_SQL: &str = include_str!("../../fixtures/schema.sql");
+/// The generator of realistic data; reads the row count from `perfaudit.rows`.
+pub const SEED_SQL: &str = include_str!("../../fixtures/seed.sql");
+
+/// Creates the fixture's tables and fills them with `rows` payments, all on
+/// the server, then analyzes them.
+pub async fn load(client: &Client, rows: u64) -> Result<()> {
+    client
+        .batch_execute(SCHEMA_SQL)
+        .await
+        .map_err(|e| query_error("creating the payments schema", &e))?;
+    client
+        .execute(
+            "SELECT set_config('perfaudit.rows', $1, false)",
+            &[&rows.to_string()],
+        )
+        .await
+        .map_err(|e| query_error("seeding payments", &e))?;
+    client
+        .batch_execute(SEED_SQL)
+        .await
+        .map_err(|e| query_error("seeding payments", &e))
+}

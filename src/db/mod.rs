@@ -1,0 +1,15 @@
+//! Everything about reaching PostgreSQL: connection settings resolved like
+//! libpq, TLS, the pool, the scratch cluster and the payments fixture.
+
+pub mod conninfo;
+pub mod errors;
+pub mod fixture;
+pub mod pgpass;
+pub mod pool;
+pub mod scratch;
+pub mod settings;
+pub mod tls;
+
+pub use pool::{Database, PoolOptions};
+pub use scratch::{ScratchCluster, ScratchOptions, ScratchTls};
+pub use settings::{ConnectionSettings, Password, Sources, SslMode};

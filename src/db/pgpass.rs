@@ -1,0 +1,108 @@
+//! The libpq password file (`~/.pgpass` or `PGPASSFILE`).
+//!
+//! Each line is `hostname:port:database:username:password`; `*` matches
+//! anything, `\:` and `\\` escape, `#` starts a comment. As in libpq, the file
+//! is ignored when others may read it, and a socket connection matches the
+//! host name `localhost`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::settings::ConnectionSettings;
+
+/// The password for the first host of `settings`, if the file has one.
+pub fn lookup(path: &Path, settings: &ConnectionSettings) -> Option<String> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o077 != 0 {
+        // libpq refuses a password file that group or others can read.
+        return None;
+    }
+    let contents = std::fs::read_to_string(path).ok()?;
+    let host = settings.hosts.first()?;
+    let host = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
+    let port = settings.port_for(0).to_string();
+    find(&contents, [host, &port, &settings.dbname, &settings.user])
+}
+
+/// The password of the first line whose four fields match `wanted`.
+fn find(contents: &str, wanted: [&str; 4]) -> Option<String> {
+    contents
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
+        .filter_map(split_fields)
+        .find(|fields| {
+            fields[..4]
+                .iter()
+                .zip(wanted)
+                .all(|(field, want)| field == "*" || field == want)
+        })
+        .map(|mut fields| fields.pop().expect("five fields"))
+}
+
+/// Splits a line into its five fields, honouring `\` escapes; `None` for a
+/// line with fewer than five fields.
+fn split_fields(line: &str) -> Option<Vec<String>> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => fields.last_mut()?.extend(chars.next()),
+            // The password is the rest of the line, colons included.
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut()?.push(c),
+        }
+    }
+    (fields.len() == 5).then_some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r"
+# comment
+db1:5432:pay:alice:first
+db1:*:*:alice:second
+*:*:*:bob:p\:w\\x
+localhost:5432:*:carol:colon:in:password
+short:line
+";
+
+    #[test]
+    fn first_matching_line_wins() {
+        assert_eq!(
+            find(FILE, ["db1", "5432", "pay", "alice"]),
+            Some("first".into())
+        );
+        assert_eq!(
+            find(FILE, ["db1", "6000", "other", "alice"]),
+            Some("second".into())
+        );
+        assert_eq!(find(FILE, ["db2", "5432", "pay", "alice"]), None);
+    }
+
+    #[test]
+    fn escapes_and_colons_in_passwords() {
+        assert_eq!(find(FILE, ["any", "1", "x", "bob"]), Some(r"p:w\x".into()));
+        assert_eq!(
+            find(FILE, ["localhost", "5432", "x", "carol"]),
+            Some("colon:in:password".into())
+        );
+    }
+
+    #[test]
+    fn unsafe_permissions_disable_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgpass");
+        std::fs::write(&path, "*:*:*:*:secret\n").unwrap();
+        let settings = ConnectionSettings::unix_socket(Path::new("/tmp/sock"), 5432, "u", "d");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(lookup(&path, &settings), None);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(lookup(&path, &settings), Some("secret".into()));
+    }
+}

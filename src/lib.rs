@@ -1,0 +1,18 @@
+//! perfaudit: a PostgreSQL performance auditor.
+//!
+//! The binary is a thin shell over this library: [`cli`] defines the command
+//! line, [`app::run`] dispatches it, and each module below does one job.
+//! See the README for the architecture picture.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod input;
+pub mod interrupt;
+pub mod report;
+pub mod ui;
+
+pub use error::{Error, Result};

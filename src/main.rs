@@ -1,0 +1,41 @@
+//! The `perfaudit` binary: parse the arguments, run the library, map the
+//! outcome to an exit code.
+
+use clap::Parser;
+
+use perfaudit::cli::Cli;
+use perfaudit::interrupt::Interrupt;
+
+fn main() {
+    let cli = Cli::parse();
+    // One thread is plenty: the work is waiting on PostgreSQL, and a single
+    // thread keeps startup cheap and the postmaster's parent thread stable.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("perfaudit: cannot start the async runtime: {e}");
+            std::process::exit(perfaudit::error::EXIT_DATABASE);
+        }
+    };
+    let code = runtime.block_on(async {
+        let interrupt = match Interrupt::install() {
+            Ok(interrupt) => interrupt,
+            Err(e) => {
+                eprintln!("perfaudit: cannot listen for signals: {e}");
+                return perfaudit::error::EXIT_DATABASE;
+            }
+        };
+        match perfaudit::app::run(cli, interrupt).await {
+            Ok(()) => perfaudit::error::EXIT_OK,
+            Err(error) => {
+                eprintln!("perfaudit: {error}");
+                error.exit_code()
+            }
+        }
+    });
+    drop(runtime);
+    std::process::exit(code);
+}

@@ -1,0 +1,256 @@
+//! The test harness: one PostgreSQL per test binary, one database per test.
+//!
+//! The server is a scratch cluster started with perfaudit's own scratch code
+//! on first use, or the server `PERFAUDIT_TEST_DATABASE_URL` points at (its
+//! role must be allowed to create databases). Each test gets a database of
+//! its own, copied from a template that holds the payments fixture, so tests
+//! run in parallel without seeing each other. Everything is removed when the
+//! test binary exits.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use perfaudit::db::{ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions};
+
+/// Rows in the default fixture.
+pub const DEFAULT_ROWS: u64 = 100_000;
+
+/// The variable that points the tests at an existing server.
+const EXTERNAL_URL: &str = "PERFAUDIT_TEST_DATABASE_URL";
+
+struct Server {
+    admin: ConnectionSettings,
+    external: bool,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+/// The cluster, taken and stopped at exit (statics are never dropped).
+static CLUSTER: Mutex<Option<ScratchCluster>> = Mutex::new(None);
+/// Databases created on an external server, dropped at exit.
+static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static TEMPLATES: tokio::sync::Mutex<Option<HashSet<u64>>> = tokio::sync::Mutex::const_new(None);
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs async work to completion on a thread of its own, so that it can be
+/// called from inside a test's runtime.
+fn block_on_thread<T, F>(work: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work())
+    })
+    .join()
+    .expect("harness thread")
+}
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var(EXTERNAL_URL) {
+            let env = |name: &str| std::env::var(name).ok();
+            let admin = ConnectionSettings::resolve(&perfaudit::db::Sources {
+                connection_string: Some(&url),
+                env: &env,
+                connect_timeout: None,
+            })
+            .unwrap_or_else(|e| panic!("{EXTERNAL_URL} is not usable: {e}"));
+            register_cleanup();
+            return Server {
+                admin,
+                external: true,
+            };
+        }
+        let cluster =
+            block_on_thread(|| async { ScratchCluster::start(&ScratchOptions::default()).await })
+                .unwrap_or_else(|e| panic!("{e}"));
+        let admin = cluster.settings("postgres");
+        *CLUSTER.lock().unwrap() = Some(cluster);
+        register_cleanup();
+        Server {
+            admin,
+            external: false,
+        }
+    })
+}
+
+fn register_cleanup() {
+    extern "C" fn cleanup() {
+        let databases = std::mem::take(&mut *CREATED.lock().unwrap_or_else(|e| e.into_inner()));
+        if let (Some(server), false) = (SERVER.get(), databases.is_empty()) {
+            let admin = server.admin.clone();
+            block_on_thread(move || async move {
+                let db = Database::new(admin, PoolOptions::default()).ok()?;
+                let client = db.connection().await.ok()?;
+                for name in databases {
+                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&name));
+                    let _ = client.batch_execute(&sql).await;
+                }
+                Some(())
+            });
+        }
+        drop(CLUSTER.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+    // SAFETY: registers a plain function to run at process exit; it touches
+    // only the statics above.
+    unsafe {
+        libc::atexit(cleanup);
+    }
+}
+
+/// Quotes an identifier.
+pub fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// How to reach it, as the superuser (or the external URL's role).
+    pub settings: ConnectionSettings,
+}
+
+impl TestDb {
+    /// A copy of the payments fixture with the default row count.
+    pub async fn new() -> TestDb {
+        TestDb::with_rows(DEFAULT_ROWS).await
+    }
+
+    /// A copy of the payments fixture with `rows` payments.
+    pub async fn with_rows(rows: u64) -> TestDb {
+        let template = template(rows).await;
+        TestDb::create(Some(&template)).await
+    }
+
+    /// An empty database.
+    pub async fn empty() -> TestDb {
+        TestDb::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> TestDb {
+        let name = unique_name();
+        create_database(&name, template).await;
+        TestDb {
+            settings: server().admin.with_dbname(&name),
+            name,
+        }
+    }
+
+    /// A pool on this database.
+    pub fn database(&self) -> Database {
+        Database::new(self.settings.clone(), PoolOptions::default()).expect("pool")
+    }
+
+    /// One connection to this database.
+    pub async fn client(&self) -> deadpool_postgres::Object {
+        self.database()
+            .connection()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The key/value conninfo for `--database-url`.
+    pub fn url(&self) -> String {
+        self.settings.to_conninfo()
+    }
+
+    /// The perfaudit binary pointed at this database.
+    pub fn perfaudit(&self) -> Command {
+        let mut command = perfaudit();
+        command.arg("--database-url").arg(self.url());
+        command
+    }
+}
+
+/// The perfaudit binary with an environment that points nowhere: no
+/// DATABASE_URL, no PG* variables, no ~/.pgpass.
+pub fn perfaudit() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_perfaudit"));
+    command.env_clear();
+    for name in ["PATH", "TMPDIR", "LANG"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command.env("HOME", "/nonexistent");
+    command
+}
+
+/// `t_<test name>_<n>`, so a leftover database says which test made it.
+fn unique_name() -> String {
+    let thread = std::thread::current();
+    let test: String = thread
+        .name()
+        .unwrap_or("test")
+        .rsplit("::")
+        .next()
+        .unwrap_or("test")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!(
+        "t_{test}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The template with `rows` payments, created on first use.
+async fn template(rows: u64) -> String {
+    let name = format!("fixture_{rows}_{}", std::process::id());
+    let mut made = TEMPLATES.lock().await;
+    let made = made.get_or_insert_with(HashSet::new);
+    if made.insert(rows) {
+        create_database(&name, None).await;
+        let db =
+            Database::new(server().admin.with_dbname(&name), PoolOptions::default()).expect("pool");
+        let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
+        perfaudit::db::fixture::load(&client, rows)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    name
+}
+
+/// Creates database `name`, a copy of `template` if given. On an external
+/// server it is remembered, to be dropped at exit.
+async fn create_database(name: &str, template: Option<&str>) {
+    if server().external {
+        CREATED.lock().unwrap().push(name.to_owned());
+    }
+    let sql = match template {
+        Some(template) => format!(
+            "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY",
+            quote(name),
+            quote(template)
+        ),
+        None => format!("CREATE DATABASE {}", quote(name)),
+    };
+    admin_execute(&sql).await;
+}
+
+/// Runs `sql` as the admin on the maintenance database.
+pub async fn admin_execute(sql: &str) {
+    let db = Database::new(server().admin.clone(), PoolOptions::default()).expect("pool");
+    let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}

@@ -1,0 +1,196 @@
+//! The scratch cluster: it starts, serves the payments fixture, and leaves
+//! nothing behind on any exit path.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
+
+#[tokio::test]
+async fn starts_seeds_and_removes_everything_on_drop() {
+    let started = Instant::now();
+    let cluster = ScratchCluster::start(&ScratchOptions::default())
+        .await
+        .unwrap();
+    let ready = started.elapsed();
+    let dir = cluster.dir().to_path_buf();
+    let pid = cluster.pid();
+    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).unwrap();
+    let client = db.connection().await.unwrap();
+    perfaudit::db::fixture::load(&client, 100_000)
+        .await
+        .unwrap();
+    eprintln!(
+        "ready in {ready:?}, seeded in {:?}",
+        started.elapsed() - ready
+    );
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 100_000);
+    drop(client);
+    drop(db);
+    drop(cluster);
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "postmaster {pid} still runs"
+    );
+}
+
+#[tokio::test]
+async fn the_fixture_looks_like_a_payments_table() {
+    let db = common::TestDb::new().await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'completed')::float8 / count(*),
+                    count(DISTINCT user_id),
+                    (SELECT count(*) FROM users),
+                    max(created_at) - min(created_at) > interval '300 days',
+                    count(DISTINCT currency),
+                    (SELECT count(*) FROM pg_indexes WHERE tablename = 'payments')
+             FROM payments",
+            &[],
+        )
+        .await
+        .unwrap();
+    let completed: f64 = row.get(0);
+    assert!(
+        (0.88..0.92).contains(&completed),
+        "completed share {completed}"
+    );
+    let distinct_users: i64 = row.get(1);
+    let users: i64 = row.get(2);
+    assert_eq!(users, 4_000);
+    assert!(
+        distinct_users > 1_000,
+        "{distinct_users} users have payments"
+    );
+    assert!(row.get::<_, bool>(3), "created_at spans most of a year");
+    assert_eq!(row.get::<_, i64>(4), 5);
+    assert_eq!(row.get::<_, i64>(5), 1, "only the primary key is indexed");
+    // Skewed: the busiest user has many times the average.
+    let busiest: i64 = client
+        .query_one(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM payments GROUP BY user_id) s",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(busiest > 10 * 100_000 / users, "busiest user has {busiest}");
+}
+
+/// A private TMPDIR, so that what a perfaudit run leaves there is visible.
+fn private_tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pa-tmp-")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// Makes `dir` usable by the postgres user when the tests run as root.
+fn open_to_server(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// Processes whose working directory lies under `dir` (a postmaster and its
+/// backends run in their data directory), with their command lines.
+fn processes_under(dir: &Path) -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cwd.starts_with(dir)
+                .then(|| (pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .collect()
+}
+
+fn assert_nothing_left(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(processes_under(tmp), [], "server processes left behind");
+}
+
+#[test]
+fn a_failing_command_still_removes_the_cluster() {
+    let tmp = private_tmpdir();
+    open_to_server(tmp.path());
+    let output = common::perfaudit()
+        .env("TMPDIR", tmp.path())
+        .args(["--scratch", "--scratch-rows", "1000", "explain", "SELEC 1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
+    let tmp = private_tmpdir();
+    open_to_server(tmp.path());
+    let child = common::perfaudit()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "--scratch",
+            "--scratch-rows",
+            "50000000",
+            "explain",
+            "SELECT 1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Seeding has begun once a backend shows INSERT in its process title.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_under(tmp.path())
+        .iter()
+        .any(|(_, cmdline)| cmdline.contains("INSERT"))
+    {
+        assert!(Instant::now() < deadline, "the scratch server never seeded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let interrupted = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        interrupted.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn missing_server_binaries_say_how_to_install_them() {
+    let empty = private_tmpdir();
+    let output = common::perfaudit()
+        .env("PERFAUDIT_PG_BINDIR", empty.path())
+        .args(["--scratch", "explain", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+}
