@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod interrupt;
 pub mod report;
+pub mod rewrite;
 pub mod sql;
 pub mod ui;
 

@@ -124,7 +124,7 @@ fn refusal(statement: &Statement) -> String {
 }
 
 /// `DROP TABLE`, `VACUUM`, `SET`: the words that name the statement.
-fn leading_keywords(statement: &Statement) -> String {
+pub(crate) fn leading_keywords(statement: &Statement) -> String {
     let text = first_words(statement);
     let mut words = text.split_whitespace();
     let first = words.next().unwrap_or_default().to_uppercase();

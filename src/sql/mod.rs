@@ -20,6 +20,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
+pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify};
 
 use crate::error::{Error, Result};
