@@ -441,7 +441,22 @@ impl Search<'_> {
                 None => Has::Unknown,
             },
             Relation::Query(query) if renamed == 0 => self.result_has(query, ctes, depth + 1),
-            _ => Has::Unknown,
+            // The alias renames the first columns; the rest keep their names.
+            Relation::Query(query) => {
+                let names = result_names(&query.body);
+                if names.iter().any(|n| !matches!(n, Name::Known(_))) {
+                    Has::Unknown
+                } else if names
+                    .iter()
+                    .skip(renamed)
+                    .any(|n| *n == Name::Known(self.column.to_owned()))
+                {
+                    Has::Yes
+                } else {
+                    Has::No
+                }
+            }
+            Relation::Other => Has::Unknown,
         }
     }
 
