@@ -82,17 +82,8 @@ impl<W: Write> RewriteReport<W> {
             ",\n"
         };
         self.out.write_all(opening.as_bytes())?;
-        // JSON strings escape their newlines, so indenting line by line
-        // gives exactly the whole document's pretty printing.
-        let element = serde_json::to_string_pretty(rewrite).map_err(io::Error::other)?;
-        for (n, line) in element.lines().enumerate() {
-            if n > 0 {
-                self.out.write_all(b"\n")?;
-            }
-            self.out.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
-            self.out.write_all(line.as_bytes())?;
-        }
-        Ok(())
+        self.out.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
+        serde_json::to_writer_pretty(Indented(&mut self.out), rewrite).map_err(io::Error::other)
     }
 
     fn block(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
@@ -136,5 +127,27 @@ impl<W: Write> RewriteReport<W> {
             }
         }
         writeln!(self.out, "{table}")
+    }
+}
+
+/// Writes through, indenting each new line by [`JSON_ELEMENT_INDENT`]:
+/// JSON strings escape their newlines, so this nests a pretty-printed
+/// value exactly as pretty-printing the whole document would.
+struct Indented<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(n) = rest.iter().position(|&b| b == b'\n') {
+            self.0.write_all(&rest[..=n])?;
+            self.0.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
+            rest = &rest[n + 1..];
+        }
+        self.0.write_all(rest)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
