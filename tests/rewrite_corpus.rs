@@ -1097,3 +1097,86 @@ fn message(error: &tokio_postgres::Error) -> String {
         .as_db_error()
         .map_or_else(|| error.to_string(), |db| db.message().to_owned())
 }
+
+/// What the SQL cannot show, the server can: a user-defined aggregate is
+/// not recognized offline, and the server rejects the ORDER BY that
+/// assumption led to; the rest of the rewrite stands.
+#[tokio::test]
+async fn the_server_rejects_what_the_sql_alone_got_wrong() {
+    let db = common::TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE AGGREGATE total(numeric) (sfunc = numeric_add, stype = numeric, initcond = '0')",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT total(amount) FROM payments WHERE created_at > now() - interval '1 day'";
+    let statement = parse_statements(sql).unwrap().remove(0);
+    let options = RewriteOptions::default();
+    let offline = rewrite::rewrite(&statement, &options, &Knowledge::offline());
+    assert!(
+        offline
+            .rewritten
+            .ends_with("ORDER BY created_at DESC LIMIT 1000")
+    );
+    let server = rewrite::server::rewrite(&client, &statement, &options)
+        .await
+        .unwrap();
+    assert_eq!(server.rewritten, format!("{sql} LIMIT 1000"));
+    assert_eq!(server.skipped.len(), 1);
+    assert_eq!(server.skipped[0].rule, Rule::OrderBy);
+    assert!(
+        server.skipped[0].reason.starts_with(
+            "the server rejected the ORDER BY: column \"payments.created_at\" must appear in the \
+             GROUP BY clause or be used in an aggregate function"
+        ),
+        "{server:?}"
+    );
+    explain(&client, &server.rewritten).await.unwrap();
+}
+
+/// What `learn` gathers: the result columns, and the columns of each table
+/// as the statement names it.
+#[tokio::test]
+async fn the_server_describes_the_query_and_its_tables() {
+    let db = common::TestDb::new().await;
+    let client = db.client().await;
+    let statement = parse_statements(
+        "WITH r AS (SELECT 1) SELECT p.id, u.email FROM public.payments p, USERS u, r, missing_table",
+    )
+    .unwrap()
+    .remove(0);
+    let knowledge = rewrite::server::learn(&client, &statement).await.unwrap();
+    assert!(knowledge.online);
+    assert_eq!(knowledge.result_columns, None);
+    assert_eq!(
+        knowledge.notes,
+        ["the server could not describe the query: relation \"missing_table\" does not exist"]
+    );
+    let names: Vec<Vec<String>> = knowledge.tables.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            vec!["public".to_owned(), "payments".to_owned()],
+            vec!["users".to_owned()]
+        ]
+    );
+    assert_eq!(
+        knowledge.tables[1].columns,
+        ["id", "email", "country", "created_at"]
+    );
+    let statement = parse_statements("SELECT id, amount AS total FROM payments")
+        .unwrap()
+        .remove(0);
+    let knowledge = rewrite::server::learn(&client, &statement).await.unwrap();
+    assert_eq!(
+        knowledge.result_columns,
+        Some(vec!["id".to_owned(), "total".to_owned()])
+    );
+    // Nothing to learn about a statement the rules leave alone.
+    let statement = parse_statements("DELETE FROM payments").unwrap().remove(0);
+    let knowledge = rewrite::server::learn(&client, &statement).await.unwrap();
+    assert_eq!(knowledge.result_columns, None);
+    assert!(knowledge.tables.is_empty());
+}

@@ -529,61 +529,72 @@ pub(crate) fn first_select(body: &SetExpr) -> Option<&Select> {
 /// Where a query uses a column in its own scope (not in subqueries): in
 /// its select list, FROM clause, WHERE, HAVING, QUALIFY and windows.
 #[derive(Debug, Default)]
-struct Uses<'c> {
-    column: &'c str,
-    /// Nesting of subqueries around the current expression.
-    depth: usize,
+struct Uses {
     /// Used unqualified.
     bare: bool,
     /// The qualifiers it is used with (`p` for `p.created_at`), normalized.
     qualifiers: Vec<String>,
 }
 
-impl<'c> Uses<'c> {
-    fn find(select: &Select, column: &'c str) -> Uses<'c> {
-        let mut uses = Uses {
-            column,
-            ..Uses::default()
-        };
-        let _ = select.projection.visit(&mut uses);
-        let _ = select.from.visit(&mut uses);
-        let _ = select.selection.visit(&mut uses);
-        let _ = select.having.visit(&mut uses);
-        let _ = select.qualify.visit(&mut uses);
-        let _ = select.named_window.visit(&mut uses);
-        uses
-    }
-}
-
-impl Visitor for Uses<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        if self.depth == 0 {
+impl Uses {
+    fn find(select: &Select, column: &str) -> Uses {
+        let mut uses = Uses::default();
+        let mut note = |expr: &Expr| {
             match expr {
-                Expr::Identifier(ident) if names(ident, self.column) => self.bare = true,
+                Expr::Identifier(ident) if names(ident, column) => uses.bare = true,
                 Expr::CompoundIdentifier(parts) => {
                     if let [.., qualifier, last] = parts.as_slice()
-                        && names(last, self.column)
+                        && names(last, column)
                     {
-                        self.qualifiers.push(normalize(qualifier));
+                        uses.qualifiers.push(normalize(qualifier));
                     }
                 }
                 _ => {}
             }
-        }
-        ControlFlow::Continue(())
+            ControlFlow::Continue(())
+        };
+        let _ = own_expressions(&select.projection, &mut note);
+        let _ = own_expressions(&select.from, &mut note);
+        let _ = own_expressions(&select.selection, &mut note);
+        let _ = own_expressions(&select.having, &mut note);
+        let _ = own_expressions(&select.qualify, &mut note);
+        let _ = own_expressions(&select.named_window, &mut note);
+        uses
     }
+}
+
+/// Calls `visit` on each expression in `node` that belongs to the query
+/// `node` is part of, not to a subquery in it, until it breaks.
+fn own_expressions(
+    node: &impl Visit,
+    visit: impl FnMut(&Expr) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    struct OwnScope<F> {
+        /// Nesting of subqueries around the current expression.
+        depth: usize,
+        visit: F,
+    }
+    impl<F: FnMut(&Expr) -> ControlFlow<()>> Visitor for OwnScope<F> {
+        type Break = ();
+
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match self.depth {
+                0 => (self.visit)(expr),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    node.visit(&mut OwnScope { depth: 0, visit })
 }
 
 /// Whether a SELECT aggregates without GROUP BY, which makes it one row:
@@ -592,12 +603,7 @@ pub(crate) fn aggregates_without_group_by(select: &Select) -> bool {
     if grouped(select) {
         return false;
     }
-    if select.having.is_some() {
-        return true;
-    }
-    let mut finder = AggregateFinder::default();
-    let _ = select.projection.visit(&mut finder);
-    finder.found
+    select.having.is_some() || own_expressions(&select.projection, aggregate_call).is_break()
 }
 
 /// Whether a SELECT has a GROUP BY clause.
@@ -629,46 +635,26 @@ pub(crate) fn distinct(select: &Select) -> Option<&Distinct> {
         .filter(|d| !matches!(d, Distinct::All))
 }
 
-/// Finds an aggregate call in the current query's scope.
-#[derive(Debug, Default)]
-struct AggregateFinder {
-    depth: usize,
-    found: bool,
-}
-
-impl Visitor for AggregateFinder {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
+/// Breaks at a call of an aggregate (not a window function).
+fn aggregate_call(expr: &Expr) -> ControlFlow<()> {
+    let Expr::Function(function) = expr else {
+        return ControlFlow::Continue(());
+    };
+    if function.over.is_some() {
+        return ControlFlow::Continue(());
     }
-
-    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        let Expr::Function(function) = expr else {
-            return ControlFlow::Continue(());
-        };
-        if self.depth > 0 || function.over.is_some() {
-            return ControlFlow::Continue(());
-        }
-        let named = name_parts(&function.name)
-            .and_then(|parts| parts.last().cloned())
-            .is_some_and(|name| AGGREGATES.contains(&name.as_str()));
-        // Only aggregates take FILTER, WITHIN GROUP, DISTINCT or ORDER BY.
-        let shaped = function.filter.is_some()
-            || !function.within_group.is_empty()
-            || matches!(&function.args, FunctionArguments::List(list)
-                if list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
-                    || list.clauses.iter().any(|c| matches!(c, FunctionArgumentClause::OrderBy(_))));
-        if named || shaped {
-            self.found = true;
-            return ControlFlow::Break(());
-        }
+    let named = name_parts(&function.name)
+        .and_then(|parts| parts.last().cloned())
+        .is_some_and(|name| AGGREGATES.contains(&name.as_str()));
+    // Only aggregates take FILTER, WITHIN GROUP, DISTINCT or ORDER BY.
+    let shaped = function.filter.is_some()
+        || !function.within_group.is_empty()
+        || matches!(&function.args, FunctionArguments::List(list)
+            if list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+                || list.clauses.iter().any(|c| matches!(c, FunctionArgumentClause::OrderBy(_))));
+    if named || shaped {
+        ControlFlow::Break(())
+    } else {
         ControlFlow::Continue(())
     }
 }

@@ -392,3 +392,40 @@ fn rewriting_twice_changes_nothing() {
         assert!(!twice.changed(), "{sql}: {twice:#?}");
     }
 }
+
+#[test]
+fn the_deepest_statements_the_parser_takes_rewrite_without_overflow() {
+    // Run in a test thread's 2 MiB stack, unoptimized: the worst case.
+    let chain = format!(
+        "SELECT created_at FROM payments WHERE amount > 1{} AND created_at::date::text::date > $1",
+        " + 1".repeat(9_000)
+    );
+    let r = offline(&chain);
+    assert!(
+        r.rewritten
+            .ends_with(" ORDER BY created_at DESC LIMIT 1000"),
+        "{r:?}"
+    );
+    let nested = format!(
+        "SELECT * FROM {}payments{} WHERE created_at > $1",
+        "(SELECT * FROM ".repeat(60),
+        ") s".repeat(60)
+    );
+    let r = offline(&nested);
+    assert!(
+        r.rewritten
+            .ends_with(" ORDER BY created_at DESC LIMIT 1000"),
+        "{r:?}"
+    );
+    let parens = format!(
+        "{}SELECT created_at FROM t{}",
+        "(".repeat(150),
+        ")".repeat(150)
+    );
+    let r = offline(&parens);
+    assert!(
+        r.rewritten
+            .ends_with(") ORDER BY created_at DESC LIMIT 1000"),
+        "{r:?}"
+    );
+}

@@ -383,25 +383,25 @@ impl<'a> Cursor<'a> {
     /// The byte offset of `location`. Positions before the cursor's give
     /// its current offset.
     pub fn offset_of(&mut self, location: Location) -> usize {
-        while self.location < location {
-            let Some(c) = self.text[self.offset..].chars().next() else {
-                break;
-            };
-            self.step(c);
-        }
+        self.advance_while(|cursor| cursor.location < location);
         self.offset
     }
 
     /// The location of byte `offset`. Offsets before the cursor's give its
     /// current location.
     pub fn location_of(&mut self, offset: usize) -> Location {
-        while self.offset < offset {
+        self.advance_while(|cursor| cursor.offset < offset);
+        self.location
+    }
+
+    /// Steps over characters while `more` holds and text remains.
+    fn advance_while(&mut self, more: impl Fn(&Self) -> bool) {
+        while more(self) {
             let Some(c) = self.text[self.offset..].chars().next() else {
                 break;
             };
             self.step(c);
         }
-        self.location
     }
 
     fn step(&mut self, c: char) {
