@@ -27,8 +27,8 @@
 //! [`Rewrite::skipped`]; the classification of what a statement writes is
 //! [`crate::sql::Class`], on the statement itself. Rewriting is idempotent.
 //!
-//! The rules live in their own modules: [`layout`] finds the top-level
-//! clauses in the text, [`scope`] reads what the SQL says about its columns,
+//! The rules live in their own modules: `layout` finds the top-level
+//! clauses in the text, `scope` reads what the SQL says about its columns,
 //! `order` and `limit` decide, [`server`] asks PostgreSQL.
 
 mod knowledge;

@@ -9,7 +9,7 @@
 //! not grouped or made distinct, by the column of the first FROM item that
 //! has it, qualified whenever a bare name could be ambiguous.
 
-use sqlparser::ast::{Cte, Distinct, Expr, SetOperator};
+use sqlparser::ast::{Cte, Distinct, Expr, Select, SetOperator};
 
 use super::Decision;
 use super::knowledge::Knowledge;
@@ -76,6 +76,19 @@ pub(crate) fn decide(target: &Target, order: &OrderBy, knowledge: &Knowledge) ->
     if scope::grouped(select) {
         return by_grouping_column(select, order, count);
     }
+    by_from_item(target, select, order, count, knowledge)
+}
+
+/// ORDER BY a column of the FROM clause, in a SELECT that neither groups
+/// nor aggregates nor is DISTINCT, so that any of its columns can order it.
+fn by_from_item(
+    target: &Target,
+    select: &Select,
+    order: &OrderBy,
+    count: NameCount,
+    knowledge: &Knowledge,
+) -> Decision {
+    let column = order.name();
     let ctes: Vec<&Cte> = target
         .query
         .with
@@ -89,8 +102,7 @@ pub(crate) fn decide(target: &Target, order: &OrderBy, knowledge: &Knowledge) ->
             "it has no FROM clause and no result column {column}"
         ));
     }
-    let owner = owners.has.iter().position(|h| h.yes());
-    match owner {
+    let decision = match owners.has.iter().position(|h| h.yes()) {
         Some(first) => by_owner(order, &owners, first, count),
         // Used unqualified and not ambiguous among the result columns.
         None if owners.used_bare && count.at_most_one() => add(
@@ -107,6 +119,16 @@ pub(crate) fn decide(target: &Target, order: &OrderBy, knowledge: &Knowledge) ->
             }
         )),
         None => Decision::Skip(unknown_owner(&owners, column, knowledge)),
+    };
+    match decision {
+        // Offline, an aggregate is known only by PostgreSQL's built-in names.
+        Decision::Add { clause, detail } if !knowledge.online => Decision::Add {
+            clause,
+            detail: format!(
+                "{detail}; offline, assuming the query calls no user-defined aggregate"
+            ),
+        },
+        decision => decision,
     }
 }
 
@@ -146,11 +168,7 @@ fn by_owner(order: &OrderBy, owners: &scope::Owners, first: usize, count: NameCo
 }
 
 /// ORDER BY the column when the query groups by it.
-fn by_grouping_column(
-    select: &sqlparser::ast::Select,
-    order: &OrderBy,
-    count: NameCount,
-) -> Decision {
+fn by_grouping_column(select: &Select, order: &OrderBy, count: NameCount) -> Decision {
     let column = order.name();
     let why = format!("the query groups by {column}");
     match grouping_column(select, column) {
@@ -176,7 +194,7 @@ fn by_grouping_column(
     }
 }
 
-/// Why a set operation, VALUES, TABLE or parenthesized query cannot be
+/// Why a set operation, VALUES or parenthesized query cannot be
 /// ordered by the column.
 fn only_result_columns(
     body: Body,
@@ -190,7 +208,7 @@ fn only_result_columns(
             other => format!("an {other}"),
         },
         Body::Values => "VALUES".into(),
-        Body::Table => "TABLE".into(),
+        Body::Other => "this query".into(),
         Body::Select(_) => "a query in parentheses".into(),
     };
     if count.known > 1 {
@@ -233,6 +251,7 @@ fn unknown_owner(owners: &scope::Owners, column: &str, knowledge: &Knowledge) ->
     }
 }
 
+/// Adds `ORDER BY <column> [ASC|DESC]`, saying why it is valid.
 fn add(order: &OrderBy, column: &str, why: String) -> Decision {
     let clause = order.clause(column);
     Decision::Add {

@@ -32,8 +32,9 @@ pub(crate) enum Body<'a> {
     SetOperation(SetOperator),
     /// VALUES.
     Values,
-    /// `TABLE name`.
-    Table,
+    /// Anything else sqlparser reads as a query body (`TABLE name` in other
+    /// dialects).
+    Other,
 }
 
 impl<'a> Target<'a> {
@@ -83,7 +84,7 @@ impl<'a> Target<'a> {
             SetExpr::Select(select) => Body::Select(select),
             SetExpr::SetOperation { op, .. } => Body::SetOperation(*op),
             SetExpr::Values(_) => Body::Values,
-            _ => Body::Table,
+            _ => Body::Other,
         }
     }
 
