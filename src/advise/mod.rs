@@ -159,8 +159,9 @@ pub enum Reason {
     AlreadyUsed {
         /// The indexes the plan uses.
         indexes: Vec<String>,
-        /// `--min-improvement`.
-        min_improvement: f64,
+        /// `--min-improvement`, when candidates were tried (not for a plan
+        /// below `--min-cost`).
+        min_improvement: Option<f64>,
     },
     /// It neither filters, joins nor sorts on a plain column.
     NothingToIndex,
@@ -219,12 +220,15 @@ impl fmt::Display for Reason {
             Reason::AlreadyUsed {
                 indexes,
                 min_improvement,
-            } => write!(
-                f,
-                "already indexed: the plan uses {} and no new index lowers its cost by \
-                 {min_improvement}% or more",
-                quoted(indexes)
-            ),
+            } => {
+                write!(f, "already indexed: the plan uses {}", quoted(indexes))?;
+                match min_improvement {
+                    Some(percent) => {
+                        write!(f, " and no new index lowers its cost by {percent}% or more")
+                    }
+                    None => write!(f, " and is cheap already"),
+                }
+            }
             Reason::NothingToIndex => write!(
                 f,
                 "nothing to index: it neither filters, joins nor sorts on a plain column"
@@ -244,8 +248,8 @@ impl fmt::Display for Reason {
                 best: None, tried, ..
             } => write!(
                 f,
-                "below threshold: the planner uses none of the candidates ({}); the \
-                 predicates select too many rows for an index to pay",
+                "below threshold: the planner would use none of the candidates ({}): reading \
+                 the table stays cheaper, or the plan cannot reach them",
                 tried
                     .iter()
                     .map(|c| shape(c))
@@ -306,8 +310,11 @@ struct Planned {
     parameters: usize,
     /// The relations it reads, by object id.
     relations: HashSet<u32>,
-    /// Candidate ids (into the pool) it gave rise to.
+    /// Candidate ids (into the pool) it gave rise to; none below
+    /// `--min-cost`.
     candidates: Vec<usize>,
+    /// Its candidates no existing index gives.
+    new_candidates: usize,
     /// Existing indexes that already give some of its candidates.
     given: Vec<String>,
 }
@@ -433,11 +440,10 @@ impl Advisor<'_, '_, '_> {
             parameters,
             relations: scans.iter().map(|(r, _)| r.oid).collect(),
             candidates: Vec::new(),
+            new_candidates: 0,
             given: Vec::new(),
         };
-        if planned.before.cost < self.options.min_cost {
-            return Ok(Ok(planned));
-        }
+        let worth_trying = planned.before.cost >= self.options.min_cost;
         for (relation, scan) in &scans {
             let distinct = |column: &str| relation.columns.get(column).copied().unwrap_or(0.0);
             for columns in candidates::candidates(scan, distinct) {
@@ -445,6 +451,10 @@ impl Advisor<'_, '_, '_> {
                     if !planned.given.contains(&index.name) {
                         planned.given.push(index.name.clone());
                     }
+                    continue;
+                }
+                planned.new_candidates += 1;
+                if !worth_trying {
                     continue;
                 }
                 let id = match pool
@@ -674,24 +684,24 @@ impl Advisor<'_, '_, '_> {
     fn reason(&self, planned: &Planned, pool: &[Candidate], trials: &[Trial], s: usize) -> Reason {
         let before = planned.before.cost;
         let min_improvement = self.options.min_improvement;
-        if before < self.options.min_cost {
+        let low_cost = before < self.options.min_cost;
+        if planned.new_candidates == 0 && !planned.given.is_empty() {
+            return Reason::AlreadyGiven(planned.given.clone());
+        }
+        if !planned.before.indexes.is_empty() {
+            return Reason::AlreadyUsed {
+                indexes: planned.before.indexes.clone(),
+                min_improvement: (!low_cost).then_some(min_improvement),
+            };
+        }
+        if low_cost {
             return Reason::LowCost {
                 cost: before,
                 min_cost: self.options.min_cost,
             };
         }
-        if planned.candidates.is_empty() {
-            return if planned.given.is_empty() {
-                Reason::NothingToIndex
-            } else {
-                Reason::AlreadyGiven(planned.given.clone())
-            };
-        }
-        if !planned.before.indexes.is_empty() {
-            return Reason::AlreadyUsed {
-                indexes: planned.before.indexes.clone(),
-                min_improvement,
-            };
+        if planned.new_candidates == 0 {
+            return Reason::NothingToIndex;
         }
         let best = trials
             .iter()

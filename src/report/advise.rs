@@ -180,8 +180,8 @@ mod tests {
         );
         second.line = 3;
         second.reason = Some(
-            "below threshold: the planner uses none of the candidates ((status)); the \
-             predicates select too many rows for an index to pay"
+            "below threshold: the planner would use none of the candidates ((status)): \
+             reading the table stays cheaper, or the plan cannot reach them"
                 .into(),
         );
         let mut third = statement("SELECT 1", None, None);
