@@ -13,6 +13,7 @@
 use deadpool_postgres::Object;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::db::errors::{query_error, server_message};
@@ -159,7 +160,11 @@ impl<'c> Session<'c> {
              FROM {0}.hypopg_create_index($1) h",
             self.hypopg
         );
-        match self.client.query_one(&sql, &[&ddl]).await {
+        match self
+            .client
+            .query_typed_one(&sql, &[(&ddl, Type::TEXT)])
+            .await
+        {
             Ok(row) => Ok(Ok(Hypothetical {
                 oid: row.get(0),
                 name: row.get(1),
@@ -173,7 +178,7 @@ impl<'c> Session<'c> {
     pub async fn drop_index(&self, index: &Hypothetical) -> Result<()> {
         let sql = format!("SELECT {}.hypopg_drop_index($1)", self.hypopg);
         self.client
-            .execute(&sql, &[&index.oid])
+            .execute_typed(&sql, &[(&index.oid, Type::OID)])
             .await
             .map(|_| ())
             .map_err(|e| query_error("removing a hypothetical index", &e))
@@ -209,7 +214,7 @@ impl<'c> Session<'c> {
         // The extended protocol takes one statement only, whatever the text.
         if let Err(error) = self
             .client
-            .execute(&format!("PREPARE {name} AS {text}"), &[])
+            .execute_typed(&format!("PREPARE {name} AS {text}"), &[])
             .await
         {
             self.prepared.pop();
@@ -224,7 +229,9 @@ impl<'c> Session<'c> {
     }
 
     async fn explain_plain(&self, sql: &str) -> Result<Result<Plan, Refusal>> {
-        match self.client.query_one(sql, &[]).await {
+        // One round trip (unnamed statement, no separate prepare): this runs
+        // once per statement and candidate.
+        match self.client.query_typed_one(sql, &[]).await {
             Ok(row) => {
                 let json: serde_json::Value = row.get(0);
                 Ok(summarize(&json).ok_or_else(|| {

@@ -308,8 +308,9 @@ pub async fn advise(
 struct Planned {
     before: Plan,
     parameters: usize,
-    /// The relations it reads, by object id.
-    relations: HashSet<u32>,
+    /// The columns it filters, joins or sorts on, per relation it reads
+    /// (by object id).
+    asked: HashMap<u32, HashSet<String>>,
     /// Candidate ids (into the pool) it gave rise to; none below
     /// `--min-cost`.
     candidates: Vec<usize>,
@@ -438,7 +439,7 @@ impl Advisor<'_, '_, '_> {
         let mut planned = Planned {
             before,
             parameters,
-            relations: scans.iter().map(|(r, _)| r.oid).collect(),
+            asked: asked_columns(&scans),
             candidates: Vec::new(),
             new_candidates: 0,
             given: Vec::new(),
@@ -535,9 +536,10 @@ impl Advisor<'_, '_, '_> {
         }))
     }
 
-    /// Each candidate alone, hypothetically, against every statement that
-    /// reads its table and is worth indexing: the costs of the plans that
-    /// use it.
+    /// Each candidate alone, hypothetically, against every statement worth
+    /// indexing that filters, joins or sorts on its leading column (a
+    /// B-tree serves a query only through its leading column: PostgreSQL
+    /// before 18 has no skip scan): the costs of the plans that use it.
     async fn trials(
         &mut self,
         workload: &[WorkloadStatement],
@@ -552,7 +554,10 @@ impl Advisor<'_, '_, '_> {
                 .enumerate()
                 .filter_map(|(s, p)| p.as_ref().ok().map(|p| (s, p)))
                 .filter(|(_, p)| {
-                    p.before.cost >= min_cost && p.relations.contains(&candidate.relation.oid)
+                    p.before.cost >= min_cost
+                        && p.asked
+                            .get(&candidate.relation.oid)
+                            .is_some_and(|columns| columns.contains(&candidate.columns[0]))
                 })
                 .collect()
         };
@@ -718,6 +723,21 @@ impl Advisor<'_, '_, '_> {
             min_improvement,
         }
     }
+}
+
+/// The columns each relation is asked for, across the scans.
+fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>> {
+    let mut asked: HashMap<u32, HashSet<String>> = HashMap::new();
+    for (relation, scan) in scans {
+        asked.entry(relation.oid).or_default().extend(
+            scan.equality
+                .iter()
+                .chain(&scan.range)
+                .chain(&scan.order)
+                .cloned(),
+        );
+    }
+    asked
 }
 
 /// The workload in numbers.
