@@ -400,6 +400,18 @@ async fn quoted_schema_table_and_column_names_and_the_spec() {
 #[tokio::test]
 async fn statements_without_advice_say_why() {
     let db = hypopg_db().await;
+    // A foreign table on a server that does not exist: it must never be
+    // contacted.
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE EXTENSION postgres_fdw; \
+             CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw \
+                 OPTIONS (host 'nowhere.invalid'); \
+             CREATE FOREIGN TABLE remote_payments (id bigint, user_id bigint) SERVER elsewhere",
+        )
+        .await
+        .unwrap();
     let json = advise_json(
         &db,
         &["SELECT 1;\n\
@@ -407,7 +419,8 @@ async fn statements_without_advice_say_why() {
            SELECT * FROM no_such_table;\n\
            SELECT * FROM payments WHERE user_id = $1 OR $2 IS NULL;\n\
            SELECT count(*) FROM payments;\n\
-           VACUUM payments"],
+           VACUUM payments;\n\
+           SELECT * FROM remote_payments WHERE user_id = $1"],
     )
     .await;
     let reasons: Vec<&str> = json["statements"]
@@ -424,7 +437,8 @@ async fn statements_without_advice_say_why() {
             "table missing",
             "could not plan",
             "nothing to index",
-            "not a query"
+            "not a query",
+            "foreign table"
         ],
         "{json}"
     );

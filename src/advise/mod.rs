@@ -77,12 +77,10 @@ pub struct Advice {
 pub struct StatementAdvice {
     /// The statement's text.
     pub original: String,
-    /// Where it starts in the input (from 1).
+    /// The line it starts on in the input, from 1 (`None` for statements
+    /// from `pg_stat_statements`).
     #[serde(skip)]
-    pub line: usize,
-    /// Column of its start (from 1).
-    #[serde(skip)]
-    pub column: usize,
+    pub line: Option<usize>,
     /// The plan cost without new indexes.
     pub cost_before: Option<f64>,
     /// The plan cost with the recommended set.
@@ -398,7 +396,6 @@ impl Advisor<'_, '_, '_> {
             statements.push(StatementAdvice {
                 original: statement.text.clone(),
                 line: statement.line,
-                column: statement.column,
                 cost_before,
                 cost_after,
                 indexes,

@@ -14,10 +14,9 @@ use crate::sql::{Class, parse_statements};
 pub struct WorkloadStatement {
     /// Its text, as sent to the server.
     pub text: String,
-    /// Line of its start in the input, from 1.
-    pub line: usize,
-    /// Column of its start, from 1.
-    pub column: usize,
+    /// The line it starts on in the input, from 1; `None` when it comes
+    /// from `pg_stat_statements`.
+    pub line: Option<usize>,
     /// Its syntax tree, or why it does not parse.
     pub parsed: std::result::Result<Statement, String>,
 }
@@ -36,8 +35,7 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
         .into_iter()
         .map(|s| WorkloadStatement {
             text: s.text,
-            line: s.line,
-            column: s.column,
+            line: Some(s.line),
             parsed: Ok(s.ast),
         })
         .collect())
@@ -111,16 +109,14 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
             .filter(|s| !matches!(s.class, Class::Refused { .. }))
             .map(|s| WorkloadStatement {
                 text: s.text,
-                line: 1,
-                column: 1,
+                line: None,
                 parsed: Ok(s.ast),
             })
             .collect(),
         Err(_) if !plannable(text) => Vec::new(),
         Err(error) => vec![WorkloadStatement {
             text: text.trim().to_owned(),
-            line: 1,
-            column: 1,
+            line: None,
             parsed: Err(error.to_string()),
         }],
     }
@@ -143,7 +139,7 @@ mod tests {
     fn user_sql_must_parse_and_hold_a_statement() {
         let workload = from_sql("SELECT 1;\n  SELECT * FROM payments").unwrap();
         assert_eq!(workload.len(), 2);
-        assert_eq!((workload[1].line, workload[1].column), (2, 3));
+        assert_eq!(workload[1].line, Some(2));
         assert!(matches!(from_sql("SELEC 1"), Err(Error::Input(_))));
         assert!(matches!(from_sql(" -- nothing"), Err(Error::Input(_))));
     }

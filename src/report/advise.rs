@@ -22,11 +22,10 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
     for (number, statement) in advice.statements.iter().enumerate() {
         statements.add_row([
             format!("{}", number + 1),
-            format!(
-                "{}\n(line {})",
-                one_line(&statement.original),
-                statement.line
-            ),
+            match statement.line {
+                Some(line) => format!("{}\n(line {line})", one_line(&statement.original)),
+                None => one_line(&statement.original),
+            },
             cost(statement.cost_before),
             cost_after(statement),
             match &statement.reason {
@@ -156,8 +155,7 @@ mod tests {
     fn statement(original: &str, before: Option<f64>, after: Option<f64>) -> StatementAdvice {
         StatementAdvice {
             original: original.into(),
-            line: 1,
-            column: 1,
+            line: Some(1),
             cost_before: before,
             cost_after: after,
             indexes: Vec::new(),
@@ -178,14 +176,14 @@ mod tests {
             Some(2751.0),
             Some(2751.0),
         );
-        second.line = 3;
+        second.line = Some(3);
         second.reason = Some(
             "below threshold: the planner would use none of the candidates ((status)): \
              reading the table stays cheaper, or the plan cannot reach them"
                 .into(),
         );
         let mut third = statement("SELECT 1", None, None);
-        third.line = 4;
+        third.line = None;
         third.reason = Some("no tables: the statement reads no table".into());
         let advice = Advice {
             statements: vec![first, second, third],
