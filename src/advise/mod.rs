@@ -325,6 +325,7 @@ struct Candidate {
     size: i64,
 }
 
+/// One advise run on the pinned session.
 struct Advisor<'s, 'c, 'o> {
     session: &'s mut Session<'c>,
     catalog: Catalog<'c>,

@@ -43,7 +43,8 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
 
 /// The `top` statements of this database by total execution time in
 /// `pg_stat_statements`. Utility statements (`SET`, `BEGIN`, `EXPLAIN`...)
-/// are left out: they have no plan an index improves. Texts sqlparser
+/// are left out: they have no plan an index improves; so are HypoPG's
+/// calls, advise's own footprint. Texts sqlparser
 /// cannot read stay in, with the reason, since the server ran them.
 pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<WorkloadStatement>> {
     let schema = client
@@ -74,6 +75,7 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
                 "SELECT s.query FROM {schema}.pg_stat_statements s \
                  WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                    AND s.query IS NOT NULL \
+                   AND s.query NOT LIKE '%hypopg%' \
                  ORDER BY s.total_exec_time DESC LIMIT $1"
             ),
             &[&i64::from(top)],
