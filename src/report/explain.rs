@@ -274,7 +274,11 @@ fn cache_table(result: &Explained, ui: &Ui) -> Option<Table> {
     table.set_header(["shared buffers", "hit", "read", "hit ratio"]);
     let mut rows = vec![("first run".to_owned(), cache.first_run)];
     if let Some(later) = cache.later_runs {
-        rows.push((format!("runs 2-{} (mean)", result.runs), later));
+        let name = match result.runs {
+            2 => "run 2".to_owned(),
+            runs => format!("runs 2-{runs} (mean)"),
+        };
+        rows.push((name, later));
     }
     for (name, buffers) in rows {
         let total = buffers.hit + buffers.read;
