@@ -5,6 +5,9 @@ use clap::Args;
 use super::SqlArgs;
 use crate::explain::findings::Severity;
 
+/// Where `--help` lists the options below, apart from the global ones.
+const HEADING: &str = "Explain options";
+
 /// Options of `perfaudit explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -12,39 +15,39 @@ pub struct ExplainArgs {
     pub input: SqlArgs,
 
     /// Runs to measure for each statement (timing shows min / median / p95 / max)
-    #[arg(long, default_value_t = 1, value_name = "N",
+    #[arg(long, help_heading = HEADING, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub runs: u32,
 
     /// Runs before the measured ones, not measured (they warm the cache)
-    #[arg(long, default_value_t = 0, value_name = "N",
+    #[arg(long, help_heading = HEADING, default_value_t = 0, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub warmup: u32,
 
     /// Plain EXPLAIN: show the plan without executing anything
-    #[arg(long)]
+    #[arg(long, help_heading = HEADING)]
     pub no_analyze: bool,
 
     /// Also execute writes (INSERT, UPDATE, DELETE, MERGE, SELECT FOR UPDATE, ...) inside a
     /// transaction that is rolled back; they hold row locks and fire triggers while they run
-    #[arg(long, conflicts_with = "no_analyze")]
+    #[arg(long, help_heading = HEADING, conflicts_with = "no_analyze")]
     pub analyze_writes: bool,
 
     /// Explain the statements as written, without the rewriter's LIMIT / ORDER BY
-    #[arg(long)]
+    #[arg(long, help_heading = HEADING)]
     pub no_rewrite: bool,
 
     /// The value of the next placeholder ($1, then $2, ...); repeat for each. The server
     /// parses it with the type it infers for the placeholder; it is never spliced into SQL
-    #[arg(long = "param", value_name = "VALUE", allow_hyphen_values = true)]
+    #[arg(long = "param", help_heading = HEADING, value_name = "VALUE", allow_hyphen_values = true)]
     pub params: Vec<String>,
 
     /// Fail (exit 1) when a statement's median execution time is over this many milliseconds
-    #[arg(long, value_name = "MS", conflicts_with = "no_analyze", value_parser = parse_ms)]
+    #[arg(long, help_heading = HEADING, value_name = "MS", conflicts_with = "no_analyze", value_parser = parse_ms)]
     pub max_ms: Option<f64>,
 
     /// Fail (exit 1) when a finding is at least this severe
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    #[arg(long, help_heading = HEADING, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
 }
 
