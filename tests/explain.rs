@@ -46,6 +46,24 @@ fn codes(statement: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Runs `sql` on `db`.
+async fn execute(db: &TestDb, sql: &str) {
+    db.client()
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `ALTER DATABASE <db> SET <setting>`, for the sessions perfaudit opens.
+async fn set_for_database(db: &TestDb, setting: &str) {
+    execute(
+        db,
+        &format!("ALTER DATABASE {} SET {setting}", common::quote(&db.name)),
+    )
+    .await;
+}
+
 /// The row count and a checksum of every row of payments.
 async fn fingerprint(db: &TestDb) -> (i64, String) {
     let row = db
@@ -104,11 +122,11 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
     assert_eq!(node["node_type"], "Seq Scan");
 
-    db.client()
-        .await
-        .batch_execute("CREATE INDEX idx_payments_user_id ON payments (user_id)")
-        .await
-        .unwrap();
+    execute(
+        &db,
+        "CREATE INDEX idx_payments_user_id ON payments (user_id)",
+    )
+    .await;
     let after = document(&explain_json(&db, &[sql]), 0);
     let statement = &after["statements"][0];
     assert!(
@@ -256,14 +274,12 @@ async fn the_server_refuses_a_second_statement_even_if_the_splitter_missed_it() 
 #[tokio::test]
 async fn a_query_that_writes_behind_a_select_is_stopped_by_read_only() {
     let db = TestDb::new().await;
-    db.client()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION sneaky() RETURNS bigint LANGUAGE sql
+    execute(
+        &db,
+        "CREATE FUNCTION sneaky() RETURNS bigint LANGUAGE sql
              AS 'DELETE FROM payments WHERE id < 500 RETURNING id'",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let original = fingerprint(&db).await;
     let output = explain_json(&db, &["SELECT sneaky()"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
@@ -303,14 +319,7 @@ async fn a_statement_timeout_cancels_the_query_on_the_server() {
 #[tokio::test]
 async fn a_stricter_server_timeout_is_kept_by_default() {
     let db = TestDb::new().await;
-    db.client()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET statement_timeout = '1s'",
-            common::quote(&db.name)
-        ))
-        .await
-        .unwrap();
+    set_for_database(&db, "statement_timeout = '1s'").await;
     let output = run(db.perfaudit().args(["explain", "SELECT pg_sleep(10)"]));
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(
@@ -572,16 +581,12 @@ async fn the_rendered_report_holds_plan_timing_cache_and_findings() {
     let db = TestDb::new().await;
     // The same plan on every run and machine: no parallel workers, and
     // statistics from every row (ANALYZE otherwise samples at random).
-    db.client()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET max_parallel_workers_per_gather = 0;
-             ALTER TABLE payments ALTER COLUMN user_id SET STATISTICS 10000;
-             ANALYZE payments;",
-            common::quote(&db.name)
-        ))
-        .await
-        .unwrap();
+    set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    execute(
+        &db,
+        "ALTER TABLE payments ALTER COLUMN user_id SET STATISTICS 10000; ANALYZE payments",
+    )
+    .await;
     let output = run(db.perfaudit().args([
         "explain",
         "--runs",

@@ -2,13 +2,13 @@
 //! shared buffers and had to be read from the operating system (its page
 //! cache or the disk).
 
-use super::{Finding, Rule, Severity, count, percent};
+use super::{Check, Finding, Rule, Severity, count, percent};
 use crate::explain::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "disk-reads-dominate",
-    check,
+    check: Check::Plan(check),
 };
 
 /// Blocks read below which it does not matter: 1,000 blocks are 8 MB,

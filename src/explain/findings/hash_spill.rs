@@ -1,18 +1,14 @@
 //! `hash-spill`: a hash table (of a hash join or a hash aggregate) that did
 //! not fit in `work_mem` and was split into batches written to disk.
 
-use super::{Finding, Rule, Severity, count, work_mem_advice};
-use crate::explain::plan::{Node, Plan};
+use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
+use crate::explain::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "hash-spill",
-    check,
+    check: Check::EachNode(finding),
 };
-
-fn check(plan: &Plan) -> Vec<Finding> {
-    plan.nodes.iter().filter_map(finding).collect()
-}
 
 fn finding(node: &Node) -> Option<Finding> {
     let raw = &node.raw;
@@ -62,7 +58,7 @@ mod tests {
             0.1,
             30.0,
         );
-        let findings = check(&plan);
+        let findings = RULE.findings(&plan);
         assert_eq!(
             findings[0].message,
             "Hash spilled to disk in 4 batches, 1 planned because its hash table did not fit \
@@ -87,7 +83,7 @@ mod tests {
                 30.0,
             )
         };
-        assert_eq!(check(&aggregate(5)).len(), 1);
-        assert!(check(&aggregate(1)).is_empty());
+        assert_eq!(RULE.findings(&aggregate(5)).len(), 1);
+        assert!(RULE.findings(&aggregate(1)).is_empty());
     }
 }

@@ -3,13 +3,13 @@
 //! also covers the filter's columns would fetch only the rows kept.
 
 use super::predicates::Constrained;
-use super::{Finding, Rule, Severity, count, create_index, owner, percent};
-use crate::explain::plan::{Node, Plan};
+use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
+use crate::explain::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "index-filter-discards",
-    check,
+    check: Check::EachNode(finding),
 };
 
 /// The share of the fetched rows the filter must discard: at nine in ten,
@@ -21,10 +21,6 @@ const DISCARDED_SHARE: f64 = 0.9;
 const MIN_DISCARDED: f64 = 1_000.0;
 
 const INDEX_SCANS: [&str; 3] = ["Index Scan", "Index Only Scan", "Bitmap Heap Scan"];
-
-fn check(plan: &Plan) -> Vec<Finding> {
-    plan.nodes.iter().filter_map(finding).collect()
-}
 
 fn finding(node: &Node) -> Option<Finding> {
     if !INDEX_SCANS.contains(&node.raw.node_type.as_str()) {
@@ -82,6 +78,7 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
     use serde_json::json;
 
@@ -99,7 +96,7 @@ mod tests {
 
     #[test]
     fn suggests_the_index_with_the_filter_columns_appended() {
-        let findings = check(&index_scan(100, 2400));
+        let findings = RULE.findings(&index_scan(100, 2400));
         assert_eq!(
             findings[0].message,
             "Index Scan using idx_payments_user_id on payments fetched 2,500 rows and its \
@@ -116,7 +113,7 @@ mod tests {
 
     #[test]
     fn filters_that_keep_enough_or_discard_little_are_fine() {
-        assert!(check(&index_scan(1000, 2400)).is_empty());
-        assert!(check(&index_scan(1, 900)).is_empty());
+        assert!(RULE.findings(&index_scan(1000, 2400)).is_empty());
+        assert!(RULE.findings(&index_scan(1, 900)).is_empty());
     }
 }

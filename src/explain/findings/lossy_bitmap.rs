@@ -2,18 +2,14 @@
 //! kept only which pages match, not which rows, so every row on those
 //! pages had to be checked again.
 
-use super::{Finding, Rule, Severity, count, percent};
-use crate::explain::plan::{Node, Plan};
+use super::{Check, Finding, Rule, Severity, count, percent};
+use crate::explain::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "lossy-bitmap",
-    check,
+    check: Check::EachNode(finding),
 };
-
-fn check(plan: &Plan) -> Vec<Finding> {
-    plan.nodes.iter().filter_map(finding).collect()
-}
 
 fn finding(node: &Node) -> Option<Finding> {
     let lossy = node.raw.lossy_heap_blocks.filter(|lossy| *lossy > 0.0)?;
@@ -50,6 +46,7 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
     use serde_json::json;
 
@@ -67,13 +64,13 @@ mod tests {
 
     #[test]
     fn lossy_pages_are_reported_with_the_recheck_cost() {
-        let findings = check(&heap_scan(700));
+        let findings = RULE.findings(&heap_scan(700));
         assert_eq!(
             findings[0].message,
             "Bitmap Heap Scan on payments went lossy on 700 of 1,000 pages (70%): its bitmap \
              outgrew work_mem, so every row on those pages was checked again; the recheck \
              threw away 70,000 rows"
         );
-        assert!(check(&heap_scan(0)).is_empty());
+        assert!(RULE.findings(&heap_scan(0)).is_empty());
     }
 }

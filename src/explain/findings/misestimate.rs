@@ -3,13 +3,13 @@
 //! order, scan type) was made for the wrong number of rows.
 
 use super::predicates::Constrained;
-use super::{Finding, Rule, Severity, count, owner, quote_ident};
+use super::{Check, Finding, Rule, Severity, count, owner, quote_ident};
 use crate::explain::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "row-misestimate",
-    check,
+    check: Check::Plan(check),
 };
 
 /// The factor from which an estimate is off: an order of magnitude is

@@ -62,8 +62,27 @@ pub struct Finding {
 pub struct Rule {
     /// Stable kebab-case code, as shown in reports and matched by pipelines.
     pub code: &'static str,
-    /// Finds what the rule is about in a plan.
-    pub check: fn(&Plan) -> Vec<Finding>,
+    /// Finds what the rule is about.
+    pub check: Check,
+}
+
+/// How a rule looks at a plan.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// Each node on its own.
+    EachNode(fn(&Node) -> Option<Finding>),
+    /// The plan as a whole (nodes in their context, statement-wide numbers).
+    Plan(fn(&Plan) -> Vec<Finding>),
+}
+
+impl Rule {
+    /// The rule's findings in `plan`.
+    pub fn findings(&self, plan: &Plan) -> Vec<Finding> {
+        match self.check {
+            Check::EachNode(check) => plan.nodes.iter().filter_map(check).collect(),
+            Check::Plan(check) => check(plan),
+        }
+    }
 }
 
 /// Every rule, in the order their findings are listed at equal severity.
@@ -81,7 +100,7 @@ pub const RULES: &[Rule] = &[
 
 /// Every finding of every rule, the most severe first.
 pub fn check(plan: &Plan) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| (rule.check)(plan)).collect();
+    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| rule.findings(plan)).collect();
     // Stable: at equal severity, rule order then node order.
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
     findings

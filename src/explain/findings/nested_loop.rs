@@ -4,13 +4,13 @@
 //! make each inner run cheap.
 
 use super::predicates::Constrained;
-use super::{Finding, Rule, Severity, count, create_index, owner, percent};
+use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
 use crate::explain::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "nested-loop-inner-loops",
-    check,
+    check: Check::Plan(check),
 };
 
 /// Inner runs from which a nested loop is worth a look: below a thousand,

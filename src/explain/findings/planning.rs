@@ -1,13 +1,13 @@
 //! `planning-exceeds-execution`: planning took longer than running the
 //! query, and long enough to matter.
 
-use super::{Finding, Rule, Severity};
+use super::{Check, Finding, Rule, Severity};
 use crate::explain::plan::Plan;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "planning-exceeds-execution",
-    check,
+    check: Check::Plan(check),
 };
 
 /// Planning time below which planning outweighing execution is normal for

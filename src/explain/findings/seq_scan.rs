@@ -3,13 +3,13 @@
 //! the rows kept.
 
 use super::predicates::Constrained;
-use super::{Finding, Rule, Severity, count, create_index, owner, percent};
-use crate::explain::plan::{Node, Plan};
+use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
+use crate::explain::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "selective-seq-scan",
-    check,
+    check: Check::EachNode(finding),
 };
 
 /// Rows read below which a sequential scan costs well under a millisecond,
@@ -24,10 +24,6 @@ const SELECTIVE_SHARE: f64 = 0.10;
 /// Rows read from which the scan is critical: a million rows per execution
 /// is tens of milliseconds of CPU even from cache, on every call.
 const CRITICAL_ROWS: f64 = 1_000_000.0;
-
-fn check(plan: &Plan) -> Vec<Finding> {
-    plan.nodes.iter().filter_map(finding).collect()
-}
 
 fn finding(node: &Node) -> Option<Finding> {
     if node.raw.node_type != "Seq Scan" {
@@ -78,6 +74,7 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
     use serde_json::json;
 
@@ -94,7 +91,7 @@ mod tests {
 
     #[test]
     fn names_the_filter_columns_and_the_index() {
-        let findings = check(&scan(
+        let findings = RULE.findings(&scan(
             "((status = 'failed'::text) AND (user_id = 42))",
             23.0,
             99_977.0,
@@ -119,13 +116,19 @@ mod tests {
 
     #[test]
     fn small_tables_and_unselective_filters_are_fine() {
-        assert!(check(&scan("(user_id = 42)", 1.0, 5_000.0)).is_empty());
-        assert!(check(&scan("(status = 'completed'::text)", 90_000.0, 10_000.0)).is_empty());
+        assert!(
+            RULE.findings(&scan("(user_id = 42)", 1.0, 5_000.0))
+                .is_empty()
+        );
+        assert!(
+            RULE.findings(&scan("(status = 'completed'::text)", 90_000.0, 10_000.0))
+                .is_empty()
+        );
     }
 
     #[test]
     fn huge_scans_are_critical_and_odd_filters_still_get_advice() {
-        let findings = check(&scan("(lower(currency) = 'usd'::text)", 10.0, 2_000_000.0));
+        let findings = RULE.findings(&scan("(lower(currency) = 'usd'::text)", 10.0, 2_000_000.0));
         assert_eq!(findings[0].severity, Severity::Critical);
         assert!(
             findings[0].suggestion.contains("joined by AND"),

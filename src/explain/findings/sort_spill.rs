@@ -1,18 +1,14 @@
 //! `sort-spill`: a sort that did not fit in `work_mem` and sorted through
 //! temporary files on disk.
 
-use super::{Finding, Rule, Severity, count, work_mem_advice};
-use crate::explain::plan::{Node, Plan};
+use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
+use crate::explain::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "sort-spill",
-    check,
+    check: Check::EachNode(finding),
 };
-
-fn check(plan: &Plan) -> Vec<Finding> {
-    plan.nodes.iter().filter_map(finding).collect()
-}
 
 fn finding(node: &Node) -> Option<Finding> {
     if node.raw.sort_space_type.as_deref() != Some("Disk") {
@@ -44,6 +40,7 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
     use serde_json::json;
 
@@ -60,7 +57,7 @@ mod tests {
 
     #[test]
     fn disk_sorts_get_work_mem_and_index_advice() {
-        let findings = check(&sort("Disk", "external merge"));
+        let findings = RULE.findings(&sort("Disk", "external merge"));
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].message,
@@ -81,6 +78,6 @@ mod tests {
 
     #[test]
     fn memory_sorts_are_fine() {
-        assert!(check(&sort("Memory", "quicksort")).is_empty());
+        assert!(RULE.findings(&sort("Memory", "quicksort")).is_empty());
     }
 }
