@@ -31,15 +31,16 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     })?;
 
     let database = context.database().await?;
-    let client = database.connection().await?;
-    let runner = Runner::new(&client, database.settings(), &context.interrupt);
+    let interrupt = &context.interrupt;
+    // Dropping these futures on Ctrl-C leaves nothing running on the server.
+    let client = interrupt.guard(database.connection()).await?;
+    let timeout = Timeout::from_flag(database.options().statement_timeout);
     let repetition = Repetition {
         runs: args.runs as usize,
         warmup: args.warmup as usize,
-        timeout: Timeout::from_flag(database.options().statement_timeout)
-            .resolve(&client)
-            .await?,
+        timeout: interrupt.guard(timeout.resolve(&client)).await?,
     };
+    let runner = Runner::new(&client, database.settings(), interrupt);
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let total = (repetition.runs + repetition.warmup) as u64;

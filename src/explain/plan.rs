@@ -11,83 +11,119 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// One node as PostgreSQL prints it (the keys perfaudit reads; the rest of
-/// the document is kept untouched elsewhere).
+/// One node as PostgreSQL prints it: the keys perfaudit reads, under their
+/// PostgreSQL names (the whole document is kept untouched elsewhere). Rows,
+/// times and removed rows are averages per loop, as PostgreSQL reports them;
+/// times are milliseconds, blocks are 8 kB, memory and disk are kB.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct RawNode {
+    /// `Seq Scan`, `Hash Join`, `ModifyTable`, ...
     #[serde(rename = "Node Type")]
     pub node_type: String,
     /// `Insert`, `Update`, `Delete`, `Merge` for a `ModifyTable` node.
     pub operation: Option<String>,
+    /// `Outer`, `Inner`, `InitPlan`, `SubPlan`, ...: the role under its parent.
     #[serde(rename = "Parent Relationship")]
     pub parent_relationship: Option<String>,
+    /// The table scanned or modified.
     #[serde(rename = "Relation Name")]
     pub relation_name: Option<String>,
+    /// The name the query gave the table (its own name without an alias).
     pub alias: Option<String>,
+    /// The index used.
     #[serde(rename = "Index Name")]
     pub index_name: Option<String>,
+    /// `Inner`, `Left`, `Full`, `Right`, `Semi`, `Anti`.
     #[serde(rename = "Join Type")]
     pub join_type: Option<String>,
+    /// The CTE a `CTE Scan` reads.
     #[serde(rename = "CTE Name")]
     pub cte_name: Option<String>,
+    /// The function a `Function Scan` calls.
     #[serde(rename = "Function Name")]
     pub function_name: Option<String>,
+    /// `SubPlan 1`, `InitPlan 2`, ...
     #[serde(rename = "Subplan Name")]
     pub subplan_name: Option<String>,
+    /// Whether parallel workers share the node's work.
     #[serde(rename = "Parallel Aware")]
     pub parallel_aware: Option<bool>,
+    /// The planner's cost of the node and everything below it.
     #[serde(rename = "Total Cost")]
     pub total_cost: f64,
+    /// The planner's estimate of the rows returned per loop.
     #[serde(rename = "Plan Rows")]
     pub plan_rows: f64,
+    /// Time to the last row, per loop.
     #[serde(rename = "Actual Total Time")]
     pub actual_total_time: Option<f64>,
+    /// Rows returned, per loop.
     #[serde(rename = "Actual Rows")]
     pub actual_rows: Option<f64>,
+    /// Times the node ran; 0 when it never did.
     #[serde(rename = "Actual Loops")]
     pub actual_loops: Option<f64>,
+    /// The condition rows are filtered with after they are read.
     pub filter: Option<String>,
+    /// The condition an index scan seeks with.
     #[serde(rename = "Index Cond")]
     pub index_cond: Option<String>,
+    /// The condition a bitmap heap scan rechecks.
     #[serde(rename = "Recheck Cond")]
     pub recheck_cond: Option<String>,
+    /// The condition a join filters its pairs with.
     #[serde(rename = "Join Filter")]
     pub join_filter: Option<String>,
+    /// Rows `filter` threw away, per loop.
     #[serde(rename = "Rows Removed by Filter")]
     pub rows_removed_by_filter: Option<f64>,
+    /// Rows the recheck of a lossy bitmap threw away, per loop.
     #[serde(rename = "Rows Removed by Index Recheck")]
     pub rows_removed_by_index_recheck: Option<f64>,
+    /// The sort's key expressions.
     #[serde(rename = "Sort Key")]
     pub sort_key: Option<Vec<String>>,
+    /// `quicksort`, `top-N heapsort`, `external merge`, ...
     #[serde(rename = "Sort Method")]
     pub sort_method: Option<String>,
+    /// kB the sort used, in memory or on disk.
     #[serde(rename = "Sort Space Used")]
     pub sort_space_used: Option<f64>,
+    /// `Memory` or `Disk`.
     #[serde(rename = "Sort Space Type")]
     pub sort_space_type: Option<String>,
+    /// Batches a hash join's table was split into (1 when it fit in memory).
     #[serde(rename = "Hash Batches")]
     pub hash_batches: Option<f64>,
+    /// Batches the planner expected.
     #[serde(rename = "Original Hash Batches")]
     pub original_hash_batches: Option<f64>,
+    /// kB of memory a hash table or hash aggregate used at its peak.
     #[serde(rename = "Peak Memory Usage")]
     pub peak_memory_usage: Option<f64>,
+    /// Batches a hash aggregate was split into (1 when it fit in memory).
     #[serde(rename = "HashAgg Batches")]
     pub hashagg_batches: Option<f64>,
+    /// kB a hash aggregate wrote to disk.
     #[serde(rename = "Disk Usage")]
     pub disk_usage: Option<f64>,
+    /// Heap pages a bitmap scan knew the matching rows of.
     #[serde(rename = "Exact Heap Blocks")]
     pub exact_heap_blocks: Option<f64>,
+    /// Heap pages a bitmap scan knew only to hold matches somewhere.
     #[serde(rename = "Lossy Heap Blocks")]
     pub lossy_heap_blocks: Option<f64>,
+    /// Blocks found in shared buffers, by the node and below.
     #[serde(rename = "Shared Hit Blocks")]
     pub shared_hit_blocks: Option<f64>,
+    /// Blocks read from outside shared buffers, by the node and below.
     #[serde(rename = "Shared Read Blocks")]
     pub shared_read_blocks: Option<f64>,
-    #[serde(rename = "Temp Written Blocks")]
-    pub temp_written_blocks: Option<f64>,
+    /// Workers a Gather actually started.
     #[serde(rename = "Workers Launched")]
     pub workers_launched: Option<f64>,
+    /// The children.
     pub plans: Vec<RawNode>,
 }
 
