@@ -23,6 +23,8 @@ pub struct RawNode {
     pub node_type: String,
     /// `Insert`, `Update`, `Delete`, `Merge` for a `ModifyTable` node.
     pub operation: Option<String>,
+    /// `Plain`, `Sorted`, `Hashed`, `Mixed` for an `Aggregate` or `SetOp` node.
+    pub strategy: Option<String>,
     /// `Outer`, `Inner`, `InitPlan`, `SubPlan`, ...: the role under its parent.
     #[serde(rename = "Parent Relationship")]
     pub parent_relationship: Option<String>,
@@ -390,8 +392,7 @@ impl Node {
             Some(join) if join != "Inner" && raw.node_type == "Nested Loop" => {
                 label.push_str(&format!("Nested Loop {join} Join"));
             }
-            // PostgreSQL's text format names a ModifyTable by its operation.
-            _ => label.push_str(raw.operation.as_deref().unwrap_or(&raw.node_type)),
+            _ => label.push_str(&text_format_name(raw)),
         }
         if let Some(index) = &raw.index_name {
             let using = if raw.node_type.starts_with("Bitmap Index") {
@@ -419,6 +420,22 @@ impl Node {
             label = format!("{label} ({subplan})");
         }
         label
+    }
+}
+
+/// The name PostgreSQL's text format gives the node where it differs from
+/// `Node Type`: `Delete`, `HashAggregate`, `GroupAggregate`, `HashSetOp`.
+fn text_format_name(raw: &RawNode) -> String {
+    match (raw.node_type.as_str(), raw.strategy.as_deref()) {
+        ("ModifyTable", _) => raw
+            .operation
+            .clone()
+            .unwrap_or_else(|| raw.node_type.clone()),
+        ("Aggregate", Some("Hashed")) => "HashAggregate".to_owned(),
+        ("Aggregate", Some("Sorted")) => "GroupAggregate".to_owned(),
+        ("Aggregate", Some("Mixed")) => "MixedAggregate".to_owned(),
+        ("SetOp", Some("Hashed")) => "HashSetOp".to_owned(),
+        (node_type, _) => node_type.to_owned(),
     }
 }
 
@@ -573,6 +590,13 @@ pub(crate) mod tests {
             0.1,
         );
         assert_eq!(delete.nodes[0].label(), "Delete on t");
+        let hashed = analysed(
+            json!({"Node Type": "Aggregate", "Strategy": "Hashed", "Total Cost": 1.0,
+                   "Plan Rows": 1}),
+            0.1,
+            0.1,
+        );
+        assert_eq!(hashed.nodes[0].label(), "HashAggregate");
     }
 
     #[test]
