@@ -1,6 +1,8 @@
 //! Rendering: tables for people, JSON for pipelines. Rendering never
 //! computes; it only formats what the analysis produced.
 
+pub mod explain;
+
 use std::io::Write;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
