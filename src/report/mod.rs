@@ -2,6 +2,7 @@
 //! computes; it only formats what the analysis produced.
 
 pub mod advise;
+pub mod explain;
 
 use std::io::Write;
 
