@@ -18,6 +18,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
+use crate::explain::plan::Plan as PlanModel;
+use crate::explain::run::JsonText;
 use crate::interrupt::Interrupt;
 
 /// How long planning may wait for a table lock (another session's `ALTER
@@ -233,10 +235,8 @@ impl<'c> Session<'c> {
         // once per statement and candidate.
         match self.client.query_typed_one(sql, &[]).await {
             Ok(row) => {
-                let json: serde_json::Value = row.get(0);
-                Ok(summarize(&json).ok_or_else(|| {
-                    "the server's EXPLAIN output has no plan perfaudit can read".to_owned()
-                }))
+                let document: JsonText = row.get(0);
+                Ok(summarize(&document.0))
             }
             Err(error) => statement_refusal(error, "running EXPLAIN"),
         }
@@ -312,26 +312,18 @@ fn missing_hypopg_message(database: String, major: i32, available: bool) -> Erro
     })
 }
 
-/// The cost and the indexes of an `EXPLAIN (FORMAT JSON)` document.
-pub fn summarize(explain: &serde_json::Value) -> Option<Plan> {
-    let root = explain.get(0)?.get("Plan")?;
-    let mut indexes = Vec::new();
-    // Breadth first, so the indexes come in plan order, top down.
-    let mut nodes = vec![root];
-    let mut next = 0;
-    while let Some(node) = nodes.get(next).copied() {
-        next += 1;
-        if let Some(name) = node.get("Index Name").and_then(|n| n.as_str())
-            && !indexes.iter().any(|i| i == name)
-        {
-            indexes.push(name.to_owned());
-        }
-        if let Some(children) = node.get("Plans").and_then(|p| p.as_array()) {
-            nodes.extend(children);
+/// The cost and the indexes of an `EXPLAIN (FORMAT JSON)` document, read
+/// with explain's plan model.
+fn summarize(document: &str) -> Result<Plan, Refusal> {
+    let model = PlanModel::from_json(document).map_err(|e| e.to_string())?;
+    let mut indexes: Vec<String> = Vec::new();
+    for name in model.nodes.iter().filter_map(|n| n.raw.index_name.as_ref()) {
+        if !indexes.contains(name) {
+            indexes.push(name.clone());
         }
     }
-    Some(Plan {
-        cost: root.get("Total Cost")?.as_f64()?,
+    Ok(Plan {
+        cost: model.root().raw.total_cost,
         indexes,
     })
 }
@@ -368,12 +360,12 @@ mod tests {
             ]
         }}]);
         assert_eq!(
-            summarize(&explain),
-            Some(Plan {
+            summarize(&explain.to_string()),
+            Ok(Plan {
                 cost: 120.5,
                 indexes: vec!["<1>btree_payments_user_id".into(), "users_pkey".into()]
             })
         );
-        assert_eq!(summarize(&serde_json::json!([])), None);
+        assert!(summarize("[]").is_err());
     }
 }
