@@ -628,7 +628,7 @@ async fn the_pooled_session_is_reset_after_advise() {
 }
 
 #[tokio::test]
-async fn an_interrupt_stops_advise_and_still_resets_the_session() {
+async fn an_interrupt_stops_advise_and_closes_its_session() {
     let db = hypopg_db().await;
     let database = one_connection(&db);
     let before = session_state(&database.connection().await.unwrap()).await;
@@ -658,9 +658,34 @@ async fn an_interrupt_stops_advise_and_still_resets_the_session() {
         "{result:?}"
     );
     assert_eq!(steps, 2, "advise went on after the interrupt");
+    // The cancelled session was closed, not returned: the pool opens a
+    // fresh one, and the old server process goes away.
+    let after = session_state(&database.connection().await.unwrap()).await;
+    assert_ne!(after.0, before.0, "the interrupted session was reused");
     assert_eq!(
-        session_state(&database.connection().await.unwrap()).await,
-        before
+        (&after.1, &after.2, after.3, after.4),
+        (&before.1, &before.2, 0, 0)
+    );
+    let client = db.client().await;
+    let mut gone = false;
+    for _ in 0..100 {
+        let alive: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                &[&before.0],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if !alive {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        gone,
+        "the interrupted session's server process is still there"
     );
     assert_eq!(all_indexes(&db).await, indexes);
 }

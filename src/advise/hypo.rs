@@ -6,9 +6,10 @@
 //! only by `EXPLAIN` without `ANALYZE` in the same session: no other
 //! session, no real query, no catalog ever sees them. The session also
 //! changes `plan_cache_mode` and `lock_timeout` and prepares statements;
-//! [`with_session`] undoes all of it on every way out — success, error,
-//! Ctrl-C — and when it cannot, closes the connection instead of returning
-//! it to the pool.
+//! [`with_session`] undoes all of it before the connection returns to the
+//! pool, after success and after an error; after Ctrl-C, or when the reset
+//! fails, it closes the connection instead, which ends the server process
+//! and everything the session held.
 
 use deadpool_postgres::Object;
 use tokio_postgres::Client;
@@ -67,9 +68,15 @@ pub struct Session<'c> {
 
 /// Runs `work` on a session pinned to `connection`, then resets the
 /// session; the connection goes back to the pool only when the reset
-/// succeeded. A signal stops `work` at its next step: the statement in
-/// flight is cancelled (`tls` reaches the server for that) and the session
-/// reset before `Err(Interrupted)` returns.
+/// succeeded, and is closed otherwise (the server process ends, and all the
+/// session held with it).
+///
+/// A signal stops `work` at its next step: the statement in flight is
+/// cancelled (`tls` reaches the server for that) and the connection closed
+/// rather than reset. A cancel request reaches the server process
+/// asynchronously and could strike whatever the session ran next — the
+/// reset, or the next user of a pooled connection — so a cancelled session
+/// is never reused.
 pub async fn with_session<T>(
     connection: Object,
     tls: MakeRustlsConnect,
@@ -78,6 +85,7 @@ pub async fn with_session<T>(
     work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T>,
 ) -> Result<T> {
     let client: &Client = &connection;
+    let cancel = client.cancel_token();
     let mut session = match interrupt
         .guard(Session::open(client, create_extension))
         .await
@@ -89,21 +97,20 @@ pub async fn with_session<T>(
             return Err(error);
         }
     };
-    let result = tokio::select! {
+    let outcome = tokio::select! {
         biased;
-        signal = interrupt.wait() => {
-            let _ = client.cancel_token().cancel_query(tls).await;
-            Err(Error::Interrupted(signal))
+        signal = interrupt.wait() => Err(signal),
+        result = work(&mut session) => Ok(result),
+    };
+    let result = match outcome {
+        Err(signal) => {
+            let _ = cancel.cancel_query(tls).await;
+            drop(Object::take(connection));
+            return Err(Error::Interrupted(signal));
         }
-        result = work(&mut session) => result,
+        Ok(result) => result,
     };
-    let clean = match session.reset().await {
-        Ok(()) => true,
-        // The cancel may have landed on the reset rather than on the
-        // statement it was meant for; once more, then give up.
-        Err(_) => session.reset().await.is_ok(),
-    };
-    if !clean {
+    if session.reset().await.is_err() {
         drop(Object::take(connection));
     }
     result
