@@ -1,6 +1,8 @@
 //! Rendering: tables for people, JSON for pipelines. Rendering never
 //! computes; it only formats what the analysis produced.
 
+pub mod indexes;
+
 use std::io::Write;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
