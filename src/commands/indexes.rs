@@ -11,6 +11,12 @@ use crate::report;
 
 /// Runs `perfaudit indexes`.
 pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
+    let report = report(context, args).await?;
+    report::indexes::print(&context.ui, &report)
+}
+
+/// Does the work of `perfaudit indexes` and returns what happened, unprinted.
+pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     let spec = Spec::load(args.spec.as_deref())?;
     let database = context.database().await?;
     // The catalog is read on one connection, given back before any build:
@@ -43,6 +49,5 @@ pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
         .map(|b| b.as_ref().map(|b| b.size_bytes))
         .collect();
     let findings = plan::findings(&catalog, &plan, &sizes);
-    let report = Report::new(&plan, &built, findings, args.dry_run);
-    report::indexes::print(&context.ui, &report)
+    Ok(Report::new(&plan, &built, findings, args.dry_run))
 }

@@ -164,21 +164,15 @@ fn first_error(
     if errors.len() > 1 {
         message.push_str(&format!(" ({} other builds failed too)", errors.len() - 1));
     }
+    if !built.is_empty() {
+        message.push_str(&format!("; built and kept: {}", built.join(", ")));
+    }
     let rest = jobs.len() - built.len() - errors.len();
+    if rest > 0 {
+        message.push_str(&format!("; {rest} more not attempted"));
+    }
     if !built.is_empty() || rest > 0 {
-        message.push_str(&format!(
-            "; {} built and kept{}; run again to build the rest",
-            if built.is_empty() {
-                "none".to_owned()
-            } else {
-                built.join(", ")
-            },
-            if rest > 0 {
-                format!(", {rest} not attempted")
-            } else {
-                String::new()
-            }
-        ));
+        message.push_str("; run again to build the rest");
     }
     Some(match first {
         Error::Input(_) => Error::Input(message),
@@ -389,7 +383,9 @@ impl Runner<'_> {
                          DROP INDEX CONCURRENTLY {index}",
                         index.display()
                     );
-                    self.progress.warn(&advice);
+                    if matches!(error, Error::Interrupted(_)) {
+                        self.progress.warn(&advice);
+                    }
                     return with_note(error, &advice);
                 }
             }
@@ -402,6 +398,9 @@ impl Runner<'_> {
                 dropped.join(", ")
             ),
         };
+        if matches!(error, Error::Interrupted(_)) {
+            self.progress.note(&note);
+        }
         with_note(error, &note)
     }
 
@@ -549,7 +548,7 @@ impl Runner<'_> {
 }
 
 /// `error` with `note` added to its message; an interruption stays as it is
-/// (its cleanup is told on stderr).
+/// (the caller tells its cleanup on stderr).
 fn with_note(error: Error, note: &str) -> Error {
     match error {
         Error::Input(message) => Error::Input(format!("{message}; {note}")),

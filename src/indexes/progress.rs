@@ -41,22 +41,26 @@ pub struct ProgressRow {
     pub tuples: (i64, i64),
     /// Partitions to build, and built (a plain build on a partitioned table).
     pub partitions: (i64, i64),
+    /// Transactions to wait for, and waited for (the waiting phases).
+    pub lockers: (i64, i64),
 }
 
 impl ProgressRow {
     /// The bar's `(done, total)`: the blocks while the table is scanned, the
-    /// tuples while they are sorted, loaded or validated, else nothing.
-    pub fn position(&self) -> (u64, u64) {
-        let (total, done) = if self.blocks.0 > 0 && self.phase.contains("scanning table") {
-            self.blocks
-        } else if self.tuples.0 > 0 {
-            self.tuples
-        } else if self.blocks.0 > 0 {
-            self.blocks
-        } else {
-            (0, 0)
-        };
-        (done.max(0) as u64, total.max(0) as u64)
+    /// tuples while they are sorted, loaded or validated, the transactions
+    /// waited for in the waiting phases; `None` when the phase counts nothing.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        let scanning = self.phase.contains("scanning table");
+        let (total, done) = [
+            (self.blocks, scanning),
+            (self.tuples, true),
+            (self.blocks, true),
+            (self.lockers, true),
+        ]
+        .into_iter()
+        .find(|((total, _), applies)| *applies && *total > 0)?
+        .0;
+        Some((done.clamp(0, total) as u64, total as u64))
     }
 
     /// The phase, with the partition count when there is one.
@@ -96,7 +100,7 @@ impl Progress {
             };
         };
         let bar = multi.add(
-            ProgressBar::new(0)
+            ProgressBar::new(1)
                 .with_prefix(label.to_owned())
                 .with_message("starting"),
         );
@@ -140,7 +144,7 @@ impl Progress {
     /// if the server cannot be asked, the bars just stop moving.
     pub async fn poll(&self, client: &Client) -> Infallible {
         let query = "SELECT pid, phase, blocks_total, blocks_done, tuples_total, tuples_done, \
-                            partitions_total, partitions_done \
+                            partitions_total, partitions_done, lockers_total, lockers_done \
                      FROM pg_stat_progress_create_index WHERE pid = ANY($1)";
         match client.prepare(query).await {
             Ok(statement) => loop {
@@ -155,6 +159,7 @@ impl Progress {
                                     blocks: (row.get(2), row.get(3)),
                                     tuples: (row.get(4), row.get(5)),
                                     partitions: (row.get(6), row.get(7)),
+                                    lockers: (row.get(8), row.get(9)),
                                 };
                                 self.update(pid, &progress);
                             }
@@ -174,7 +179,8 @@ impl Progress {
 
     fn update(&self, pid: i32, row: &ProgressRow) {
         if let Some((_, bar)) = self.bars.borrow().iter().find(|(p, _)| *p == pid) {
-            let (done, total) = row.position();
+            // A phase that counts nothing shows an empty bar, not a full one.
+            let (done, total) = row.position().unwrap_or((0, 1));
             bar.set_length(total);
             bar.set_position(done);
             bar.set_message(row.describe());
@@ -210,34 +216,32 @@ mod tests {
             phase: phase.into(),
             blocks,
             tuples,
-            partitions: (0, 0),
+            ..ProgressRow::default()
         }
     }
 
     #[test]
     fn the_bar_follows_blocks_while_scanning_then_tuples() {
         assert_eq!(
-            row("building index: scanning table", (100, 40), (0, 0)).position(),
-            (40, 100)
+            row("building index: scanning table", (100, 40), (500, 7)).position(),
+            Some((40, 100))
         );
+        let loading = row(
+            "building index: loading tuples in tree",
+            (100, 100),
+            (500, 20),
+        );
+        assert_eq!(loading.position(), Some((20, 500)));
         assert_eq!(
-            row(
-                "building index: loading tuples in tree",
-                (100, 100),
-                (500, 20)
-            )
-            .position(),
-            (20, 500)
+            row("index validation: scanning index", (80, 10), (0, 0)).position(),
+            Some((10, 80))
         );
-        assert_eq!(
-            row("index validation: scanning table", (80, 10), (0, 0)).position(),
-            (10, 80)
-        );
-        assert_eq!(
-            row("waiting for writers before build", (0, 0), (0, 0)).position(),
-            (0, 0)
-        );
-        assert_eq!(row("odd", (-1, -5), (0, 0)).position(), (0, 0));
+        let mut waiting = row("waiting for writers before build", (0, 0), (0, 0));
+        assert_eq!(waiting.position(), None);
+        waiting.lockers = (3, 1);
+        assert_eq!(waiting.position(), Some((1, 3)));
+        assert_eq!(row("odd", (-1, -5), (0, 0)).position(), None);
+        assert_eq!(row("odd", (10, 12), (0, 0)).position(), Some((10, 10)));
     }
 
     #[test]
