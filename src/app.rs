@@ -27,6 +27,7 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<()> {
         Command::Indexes(args) => commands::indexes::run(&context, args).await,
         Command::Rewrite(args) => commands::rewrite::run(&context, args).await,
         Command::Explain(args) => commands::explain::run(&context, args).await,
+        Command::Advise(args) => commands::advise::run(&context, args).await,
         Command::Completions { .. } => unreachable!("handled above"),
     }
 }

@@ -14,6 +14,7 @@ pub mod indexes;
 pub mod input;
 pub mod interrupt;
 pub mod report;
+pub mod sql;
 pub mod ui;
 
 pub use error::{Error, Result};

@@ -139,12 +139,11 @@ fn a_failing_command_still_removes_the_cluster() {
     assert_nothing_left(tmp.path());
 }
 
-#[test]
-fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
-    let tmp = private_tmpdir();
-    open_to_server(tmp.path());
+/// Starts `perfaudit --scratch` with a seed large enough to take a while, in
+/// a private TMPDIR, and returns once it is seeding.
+fn spawn_seeding(tmp: &Path) -> std::process::Child {
     let child = common::perfaudit()
-        .env("TMPDIR", tmp.path())
+        .env("TMPDIR", tmp)
         .args([
             "--scratch",
             "--scratch-rows",
@@ -157,18 +156,26 @@ fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
         .unwrap();
     // Seeding has begun once a backend shows INSERT in its process title.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !processes_under(tmp.path())
+    while !processes_under(tmp)
         .iter()
         .any(|(_, cmdline)| cmdline.contains("INSERT"))
     {
         assert!(Instant::now() < deadline, "the scratch server never seeded");
         std::thread::sleep(Duration::from_millis(20));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child
+}
+
+fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+#[test]
+fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
+    let tmp = private_tmpdir();
+    open_to_server(tmp.path());
+    let child = spawn_seeding(tmp.path());
+    send(&child, nix::sys::signal::Signal::SIGINT);
     let interrupted = Instant::now();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{output:?}");
@@ -183,6 +190,21 @@ fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
 }
 
 #[test]
+fn a_killed_perfaudit_takes_its_server_down_with_it() {
+    let tmp = private_tmpdir();
+    open_to_server(tmp.path());
+    let mut child = spawn_seeding(tmp.path());
+    send(&child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+    // No cleanup code ran; the postmaster's parent-death signal stops it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_under(tmp.path()).is_empty() {
+        assert!(Instant::now() < deadline, "the server outlived perfaudit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn missing_server_binaries_say_how_to_install_them() {
     let empty = private_tmpdir();
     let output = common::perfaudit()
@@ -193,4 +215,32 @@ fn missing_server_binaries_say_how_to_install_them() {
     assert_eq!(output.status.code(), Some(3), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+}
+
+#[test]
+fn a_panic_still_removes_the_cluster() {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let cluster = ScratchCluster::start(&ScratchOptions::default())
+                    .await
+                    .unwrap();
+                sender
+                    .send((cluster.dir().to_path_buf(), cluster.pid()))
+                    .unwrap();
+                panic!("a bug in the middle of a command");
+            })
+    })
+    .join();
+    assert!(result.is_err(), "the thread panicked");
+    let (dir, pid) = receiver.recv().unwrap();
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "postmaster {pid} still runs"
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! Each command's options live in a file of their own under `cli/`.
 
+mod advise;
 mod explain;
 mod indexes;
 mod rewrite;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use advise::AdviseArgs;
 pub use explain::ExplainArgs;
 pub use indexes::IndexesArgs;
 pub use rewrite::RewriteArgs;
@@ -106,6 +108,8 @@ pub enum Command {
     Rewrite(RewriteArgs),
     /// Rewrite, then run EXPLAIN (ANALYZE, BUFFERS) without changing data, and report
     Explain(ExplainArgs),
+    /// Recommend the indexes a workload needs, tested with hypothetical indexes (HypoPG)
+    Advise(AdviseArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for

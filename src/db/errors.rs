@@ -6,47 +6,23 @@ use std::error::Error as _;
 use std::io;
 use std::time::Duration;
 
-use tokio_postgres::error::SqlState;
+use rustls::CertificateError;
+use tokio_postgres::error::{DbError, SqlState};
 
 use super::settings::{ConnectionSettings, sslmode_keyword};
 use crate::error::Error;
 
 /// An error from establishing a session.
 pub fn connect_error(settings: &ConnectionSettings, error: &tokio_postgres::Error) -> Error {
-    let target = settings.describe();
     let reason = if let Some(db) = error.as_db_error() {
-        match *db.code() {
-            SqlState::INVALID_PASSWORD => format!(
-                "password authentication failed for user \"{}\"; check the password \
-                 (in the connection string, PGPASSWORD or ~/.pgpass)",
-                settings.user
-            ),
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
-                "the server refused the login: {}; check the role exists and that \
-                 pg_hba.conf admits it from here",
-                db.message()
-            ),
-            SqlState::INVALID_CATALOG_NAME => format!(
-                "database \"{}\" does not exist; check the database name",
-                settings.dbname
-            ),
-            SqlState::TOO_MANY_CONNECTIONS => format!(
-                "the server has no free connection slots ({}); lower --pool-size or raise max_connections",
-                db.message()
-            ),
-            SqlState::CANNOT_CONNECT_NOW => format!(
-                "the server is not accepting connections yet ({}); try again shortly",
-                db.message()
-            ),
-            _ => format!("the server said: {}", server_message(db)),
-        }
-    } else if let Some(io) = io_source(error) {
-        io_reason(settings, io)
+        login_reason(settings, db)
+    } else if let Some(tls) = find_source::<rustls::Error>(error) {
+        tls_reason(settings, tls)
+    } else if let Some(io) = find_source::<io::Error>(error) {
+        io_reason(io)
     } else {
-        let text = error.to_string();
-        if let Some(tls) = tls_reason(settings, &text) {
-            tls
-        } else if text.contains("server does not support TLS") {
+        let text = with_sources(error);
+        if text.contains("server does not support TLS") {
             format!(
                 "the server does not offer TLS but sslmode={} requires it; enable ssl on the \
                  server or use sslmode=prefer",
@@ -61,7 +37,8 @@ pub fn connect_error(settings: &ConnectionSettings, error: &tokio_postgres::Erro
         }
     };
     Error::database(format!(
-        "could not connect to PostgreSQL at {target}: {reason}"
+        "could not connect to PostgreSQL at {}: {reason}",
+        settings.describe()
     ))
 }
 
@@ -84,17 +61,17 @@ pub fn query_error(context: &str, error: &tokio_postgres::Error) -> Error {
             db.message()
         ),
         Some(db) => server_message(db),
-        None if error.is_closed() || io_source(error).is_some() => {
+        None if error.is_closed() || find_source::<io::Error>(error).is_some() => {
             "the connection to the server was lost (the server closed it, crashed or was shut down)"
                 .to_owned()
         }
-        None => error.to_string(),
+        None => with_sources(error),
     };
     Error::database(format!("{context} failed: {reason}"))
 }
 
-/// `ERROR: message (SQLSTATE xxxxx). DETAIL: ... HINT: ...` on one line.
-pub fn server_message(db: &tokio_postgres::error::DbError) -> String {
+/// `ERROR: message (SQLSTATE xxxxx); detail: ...; hint: ...` on one line.
+pub fn server_message(db: &DbError) -> String {
     let mut text = format!(
         "{}: {} (SQLSTATE {})",
         db.severity(),
@@ -110,22 +87,38 @@ pub fn server_message(db: &tokio_postgres::error::DbError) -> String {
     text
 }
 
-fn io_source(error: &tokio_postgres::Error) -> Option<&io::Error> {
-    let mut source = error.source();
-    while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        source = current.source();
+/// Why the server refused the session.
+fn login_reason(settings: &ConnectionSettings, db: &DbError) -> String {
+    match *db.code() {
+        SqlState::INVALID_PASSWORD => format!(
+            "password authentication failed for user \"{}\"; check the password \
+             (in the connection string, PGPASSWORD or ~/.pgpass)",
+            settings.user
+        ),
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "the server refused the login: {}; check the role exists and that \
+             pg_hba.conf admits it from here",
+            db.message()
+        ),
+        SqlState::INVALID_CATALOG_NAME => format!(
+            "database \"{}\" does not exist; check the database name",
+            settings.dbname
+        ),
+        SqlState::TOO_MANY_CONNECTIONS => format!(
+            "the server has no free connection slots ({}); lower --pool-size or raise \
+             max_connections",
+            db.message()
+        ),
+        SqlState::CANNOT_CONNECT_NOW => format!(
+            "the server is not accepting connections yet ({}); try again shortly",
+            db.message()
+        ),
+        _ => format!("the server said: {}", server_message(db)),
     }
-    None
 }
 
-fn io_reason(settings: &ConnectionSettings, io: &io::Error) -> String {
+fn io_reason(io: &io::Error) -> String {
     let text = io.to_string();
-    if let Some(tls) = tls_reason(settings, &text) {
-        return tls;
-    }
     match io.kind() {
         io::ErrorKind::ConnectionRefused => {
             "connection refused; is the server running and accepting connections there?".into()
@@ -147,24 +140,52 @@ fn io_reason(settings: &ConnectionSettings, io: &io::Error) -> String {
     }
 }
 
-fn tls_reason(settings: &ConnectionSettings, text: &str) -> Option<String> {
+fn tls_reason(settings: &ConnectionSettings, error: &rustls::Error) -> String {
     let mode = sslmode_keyword(settings.sslmode);
-    if text.contains("NotValidForName") {
-        Some(format!(
-            "the server's TLS certificate is not valid for the host name \"{}\" (sslmode={mode}); \
-             connect with a name the certificate lists, or use sslmode=verify-ca",
+    match error {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's TLS certificate is not valid for the host name \"{}\" \
+             (sslmode={mode}); connect with a name the certificate lists, or use sslmode=verify-ca",
             settings.hosts.join(",")
-        ))
-    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
-        Some(format!(
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!(
             "the server's TLS certificate is not signed by a trusted root (sslmode={mode}); \
              set sslrootcert to the CA that signed it"
-        ))
-    } else if text.contains("invalid peer certificate") {
-        Some(format!(
-            "the server's TLS certificate was rejected ({text}, sslmode={mode})"
-        ))
-    } else {
-        None
+        ),
+        other => format!("the TLS handshake failed: {other} (sslmode={mode})"),
     }
+}
+
+/// The first error of type `E` among the sources of `error`, looking inside
+/// `io::Error`s too (TLS errors travel wrapped in one).
+fn find_source<E: std::error::Error + 'static>(error: &tokio_postgres::Error) -> Option<&E> {
+    let mut source = error.source();
+    while let Some(current) = source {
+        if let Some(found) = current.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = match current
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+/// The error and its sources: `outer: inner: innermost`.
+fn with_sources(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(current) = source {
+        text.push_str(&format!(": {current}"));
+        source = current.source();
+    }
+    text
 }

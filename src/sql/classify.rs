@@ -1,0 +1,289 @@
+//! What running a statement would do: read, write, or something EXPLAIN
+//! must not run at all. `explain` decides from this how to run a statement
+//! (a READ ONLY transaction, plain EXPLAIN for writes, or a refusal).
+
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+use sqlparser::ast::{Expr, Query, Select, SetExpr, Statement, Visit, Visitor};
+
+/// Functions that act outside the transaction, so a rollback does not undo
+/// them, with what they do.
+const OUTLIVING_FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "nextval",
+        "advances a sequence, which a rollback does not undo",
+    ),
+    ("setval", "sets a sequence, which a rollback does not undo"),
+    (
+        "pg_advisory_lock",
+        "takes a session advisory lock, which outlives the rollback",
+    ),
+    (
+        "pg_advisory_lock_shared",
+        "takes a session advisory lock, which outlives the rollback",
+    ),
+    (
+        "pg_try_advisory_lock",
+        "takes a session advisory lock, which outlives the rollback",
+    ),
+    (
+        "pg_try_advisory_lock_shared",
+        "takes a session advisory lock, which outlives the rollback",
+    ),
+    ("dblink", "runs SQL on another server, outside the rollback"),
+    (
+        "dblink_exec",
+        "runs SQL on another server, outside the rollback",
+    ),
+];
+
+/// What running a statement would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Class {
+    /// Reads only: it may run in a `READ ONLY` transaction.
+    Read,
+    /// Changes data, takes row locks, or has effects a rollback does not
+    /// undo; each reason says which.
+    Write {
+        /// Why it counts as a write, one sentence each.
+        reasons: Vec<String>,
+    },
+    /// Not a statement EXPLAIN can run inside a transaction block.
+    Refused {
+        /// Why, and what to do instead.
+        reason: String,
+    },
+}
+
+/// Classifies one parsed statement.
+pub fn classify(statement: &Statement) -> Class {
+    match statement {
+        Statement::Query(_)
+        | Statement::Insert(_)
+        | Statement::Update(_)
+        | Statement::Delete(_)
+        | Statement::Merge(_) => {
+            let mut finder = WriteFinder::default();
+            let _ = statement.visit(&mut finder);
+            if finder.reasons.is_empty() {
+                Class::Read
+            } else {
+                Class::Write {
+                    reasons: finder.reasons,
+                }
+            }
+        }
+        other => Class::Refused {
+            reason: refusal(other),
+        },
+    }
+}
+
+/// Why a statement that is not a query or DML is refused.
+fn refusal(statement: &Statement) -> String {
+    match statement {
+        Statement::Explain { .. } | Statement::ExplainTable { .. } => {
+            "it is already an EXPLAIN; give perfaudit the statement itself".into()
+        }
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => {
+            "transaction control has no plan; perfaudit runs each statement in a transaction of \
+             its own and rolls it back"
+                .into()
+        }
+        Statement::CreateIndex(index) if index.concurrently => {
+            "CREATE INDEX CONCURRENTLY cannot run inside a transaction block and has no plan; \
+             build indexes safely with `perfaudit indexes`"
+                .into()
+        }
+        Statement::Vacuum(_) => {
+            "VACUUM cannot run inside a transaction block and has no plan".into()
+        }
+        Statement::Copy { .. } => {
+            "COPY has no plan EXPLAIN can show; explain the query or INSERT behind it".into()
+        }
+        Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
+            "prepared statements are perfaudit's job: give the statement itself with $1, $2, ... \
+             and their values with --param"
+                .into()
+        }
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
+            "cursors have no plan of their own; explain the cursor's query".into()
+        }
+        other => format!(
+            "{} is not a query or a DML statement, so EXPLAIN cannot run it",
+            leading_keywords(other)
+        ),
+    }
+}
+
+/// `DROP TABLE`, `VACUUM`, `SET`: the words that name the statement.
+fn leading_keywords(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let mut words = text.split_whitespace();
+    let first = words.next().unwrap_or_default().to_uppercase();
+    match (first.as_str(), words.next()) {
+        ("CREATE" | "ALTER" | "DROP", Some(second)) => format!("{first} {}", second.to_uppercase()),
+        _ => first,
+    }
+}
+
+/// Collects the reasons a query or DML statement counts as a write.
+#[derive(Default)]
+struct WriteFinder {
+    reasons: Vec<String>,
+}
+
+impl WriteFinder {
+    fn add(&mut self, reason: String) {
+        if !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
+}
+
+impl Visitor for WriteFinder {
+    type Break = ();
+
+    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<()> {
+        let verb = match statement {
+            Statement::Insert(_) => "INSERT",
+            Statement::Update(_) => "UPDATE",
+            Statement::Delete(_) => "DELETE",
+            Statement::Merge(_) => "MERGE",
+            _ => return ControlFlow::Continue(()),
+        };
+        self.add(format!("{verb} changes rows"));
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        for cte in query.with.iter().flat_map(|with| &with.cte_tables) {
+            if matches!(
+                *cte.query.body,
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+            ) {
+                self.add(format!(
+                    "the WITH query \"{}\" is data-modifying",
+                    cte.alias.name.value
+                ));
+            }
+        }
+        if let Some(lock) = query.locks.first() {
+            self.add(format!("{lock} takes row locks"));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        if select.into.is_some() {
+            self.add("SELECT INTO creates a table".into());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(function) = expr {
+            let name = function.name.to_string().to_lowercase();
+            let name = name.rsplit('.').next().unwrap_or_default();
+            if let Some((name, effect)) = OUTLIVING_FUNCTIONS.iter().find(|(f, _)| *f == name) {
+                self.add(format!("{name}() {effect}"));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse_statements;
+
+    fn class(sql: &str) -> Class {
+        parse_statements(sql).unwrap().remove(0).class
+    }
+
+    fn reasons(sql: &str) -> Vec<String> {
+        match class(sql) {
+            Class::Write { reasons } => reasons,
+            other => panic!("{sql}: expected a write, got {other:?}"),
+        }
+    }
+
+    fn refusal(sql: &str) -> String {
+        match class(sql) {
+            Class::Refused { reason } => reason,
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_are_reads() {
+        for sql in [
+            "SELECT * FROM payments WHERE user_id = $1",
+            "VALUES (1), (2)",
+            "SELECT 1 UNION SELECT 2",
+            "WITH recent AS (SELECT * FROM payments) SELECT count(*) FROM recent",
+            "SELECT 'nextval(1)', \"nextval\" FROM t",
+        ] {
+            assert_eq!(class(sql), Class::Read, "{sql}");
+        }
+    }
+
+    #[test]
+    fn dml_and_its_disguises_are_writes() {
+        assert_eq!(reasons("DELETE FROM payments"), ["DELETE changes rows"]);
+        assert_eq!(
+            reasons("UPDATE payments SET amount = 1"),
+            ["UPDATE changes rows"]
+        );
+        assert_eq!(reasons("INSERT INTO t VALUES (1)"), ["INSERT changes rows"]);
+        assert_eq!(
+            reasons("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE"),
+            ["MERGE changes rows"]
+        );
+        assert_eq!(
+            reasons("WITH d AS (DELETE FROM payments RETURNING *) SELECT count(*) FROM d"),
+            [
+                "the WITH query \"d\" is data-modifying",
+                "DELETE changes rows"
+            ]
+        );
+        assert_eq!(
+            reasons("SELECT * INTO copy FROM payments"),
+            ["SELECT INTO creates a table"]
+        );
+        assert_eq!(
+            reasons("SELECT * FROM payments FOR UPDATE SKIP LOCKED"),
+            ["FOR UPDATE SKIP LOCKED takes row locks"]
+        );
+        assert_eq!(
+            reasons("SELECT (SELECT nextval('s')), public.setval('s', 1)"),
+            [
+                "nextval() advances a sequence, which a rollback does not undo",
+                "setval() sets a sequence, which a rollback does not undo"
+            ]
+        );
+    }
+
+    #[test]
+    fn everything_else_is_refused_with_a_reason() {
+        assert!(refusal("VACUUM payments").contains("VACUUM cannot run inside a transaction"));
+        assert!(
+            refusal("CREATE INDEX CONCURRENTLY i ON payments (user_id)")
+                .contains("perfaudit indexes")
+        );
+        assert!(refusal("DROP TABLE payments").starts_with("DROP TABLE is not a query"));
+        assert!(refusal("SET work_mem = '1GB'").starts_with("SET is not a query"));
+        assert!(refusal("BEGIN").contains("transaction control"));
+        assert!(refusal("EXPLAIN SELECT 1").contains("already an EXPLAIN"));
+        assert!(refusal("COPY payments TO STDOUT").contains("COPY"));
+        assert!(refusal("EXECUTE q(1)").contains("--param"));
+        assert!(refusal("CREATE TABLE t AS SELECT 1").starts_with("CREATE TABLE is not"));
+    }
+}

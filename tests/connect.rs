@@ -1,0 +1,357 @@
+//! Connecting: errors that name where and why (never the password), TLS in
+//! every sslmode against a server with a certificate made here, and a pool
+//! that opens connections only when asked.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use perfaudit::Error;
+use perfaudit::db::{
+    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, ScratchTls, Sources,
+};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+const PASSWORD: &str = "Correct-Horse-7";
+const WRONG_PASSWORD: &str = "Wrong-Battery-9";
+
+/// Settings from a conninfo string alone, as `--database-url` would give.
+fn settings(conninfo: &str) -> ConnectionSettings {
+    ConnectionSettings::resolve(&Sources {
+        connection_string: Some(conninfo),
+        env: &|_| None,
+        connect_timeout: None,
+    })
+    .unwrap()
+}
+
+async fn connect(settings: ConnectionSettings) -> Result<(), Error> {
+    let db = Database::new(settings, PoolOptions::default())?;
+    db.connection().await.map(drop)
+}
+
+/// The error's message, after checking it is a database error (exit 3) that
+/// names the endpoint and hides the password.
+fn database_error(result: Result<(), Error>, endpoint: &str, secret: &str) -> String {
+    let error = result.expect_err("the connection should fail");
+    assert_eq!(error.exit_code(), 3, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(endpoint),
+        "{message} should name {endpoint}"
+    );
+    assert!(!message.contains(secret), "{message} leaks the password");
+    message
+}
+
+/// A port on which nothing listens.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A cluster with a TCP listener where `alice` logs in with [`PASSWORD`].
+async fn tcp_cluster(tls: Option<ScratchTls>) -> ScratchCluster {
+    let cluster = ScratchCluster::start(&ScratchOptions {
+        tcp: true,
+        tls,
+        ..ScratchOptions::default()
+    })
+    .await
+    .unwrap();
+    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).unwrap();
+    db.connection()
+        .await
+        .unwrap()
+        .batch_execute(&format!("CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'"))
+        .await
+        .unwrap();
+    cluster
+}
+
+#[tokio::test]
+async fn refused_connection_names_host_port_user_and_database() {
+    let port = closed_port();
+    let message = database_error(
+        connect(settings(&format!(
+            "postgresql://alice:{PASSWORD}@127.0.0.1:{port}/payments"
+        )))
+        .await,
+        &format!("host \"127.0.0.1\" port {port}, user \"alice\", database \"payments\""),
+        PASSWORD,
+    );
+    assert!(message.contains("connection refused"), "{message}");
+}
+
+#[tokio::test]
+async fn unknown_host_is_reported_as_such() {
+    // A label longer than 63 characters fails inside the resolver without
+    // sending a DNS query anywhere.
+    let host = format!("{}.invalid", "a".repeat(64));
+    let message = database_error(
+        connect(settings(&format!(
+            "host={host} port=5432 user=u password={PASSWORD}"
+        )))
+        .await,
+        &format!("host \"{host}\" port 5432"),
+        PASSWORD,
+    );
+    assert!(message.contains("could not be resolved"), "{message}");
+}
+
+#[tokio::test]
+async fn a_silent_server_hits_the_connect_timeout() {
+    // Accepts TCP connections (the kernel does) but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let message = database_error(
+        connect(settings(&format!(
+            "host=127.0.0.1 port={port} user=u password={PASSWORD} connect_timeout=2"
+        )))
+        .await,
+        &format!("host \"127.0.0.1\" port {port}"),
+        PASSWORD,
+    );
+    let waited = started.elapsed();
+    assert!(message.contains("no answer within 2s"), "{message}");
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(4)).contains(&waited),
+        "waited {waited:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn wrong_password_is_reported_without_the_password() {
+    let cluster = tcp_cluster(None).await;
+    let port = cluster.tcp_port().unwrap();
+    let base = format!("host=127.0.0.1 port={port} user=alice dbname=postgres sslmode=disable");
+    let message = database_error(
+        connect(settings(&format!("{base} password={WRONG_PASSWORD}"))).await,
+        &format!("host \"127.0.0.1\" port {port}, user \"alice\", database \"postgres\""),
+        WRONG_PASSWORD,
+    );
+    assert!(
+        message.contains("password authentication failed for user \"alice\""),
+        "{message}"
+    );
+    connect(settings(&format!("{base} password={PASSWORD}")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn password_comes_from_the_password_file() {
+    let cluster = tcp_cluster(None).await;
+    let port = cluster.tcp_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(&passfile, format!("127.0.0.1:{port}:*:alice:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(
+        &passfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let passfile = passfile.display().to_string();
+    let env = move |name: &str| (name == "PGPASSFILE").then(|| passfile.clone());
+    let settings = ConnectionSettings::resolve(&Sources {
+        connection_string: Some(&format!(
+            "host=127.0.0.1 port={port} user=alice dbname=postgres"
+        )),
+        env: &env,
+        connect_timeout: None,
+    })
+    .unwrap();
+    assert!(settings.password.is_some());
+    connect(settings).await.unwrap();
+}
+
+/// A CA, and a server certificate for `localhost` signed by it.
+struct Certificates {
+    ca_pem: String,
+    server: ScratchTls,
+}
+
+fn make_certificates() -> Certificates {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    Certificates {
+        ca_pem: ca.pem(),
+        server: ScratchTls {
+            certificate_pem: server.pem(),
+            key_pem: server_key.serialize_pem(),
+        },
+    }
+}
+
+/// Connects with `conninfo` and says whether the session uses TLS.
+async fn uses_tls(conninfo: &str) -> Result<bool, Error> {
+    let db = Database::new(settings(conninfo), PoolOptions::default())?;
+    let client = db.connection().await?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn tls_follows_every_sslmode() {
+    let certificates = make_certificates();
+    let cluster = tcp_cluster(Some(certificates.server.clone())).await;
+    let port = cluster.tcp_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.crt");
+    std::fs::write(&root, &certificates.ca_pem).unwrap();
+    let other_root = dir.path().join("other.crt");
+    std::fs::write(&other_root, make_certificates().ca_pem).unwrap();
+    let conninfo = |host: &str, mode: &str, root: &Path| {
+        format!(
+            "host={host} port={port} user=alice password={PASSWORD} dbname=postgres \
+             sslmode={mode} sslrootcert={}",
+            root.display()
+        )
+    };
+    let no_root = Path::new("/nonexistent/root.crt");
+
+    assert!(
+        !uses_tls(&conninfo("localhost", "disable", no_root))
+            .await
+            .unwrap()
+    );
+    assert!(
+        uses_tls(&conninfo("localhost", "prefer", no_root))
+            .await
+            .unwrap()
+    );
+    assert!(uses_tls(&format!(
+        "host=127.0.0.1 port={port} user=alice password={PASSWORD} dbname=postgres sslmode=require"
+    ))
+    .await
+    .unwrap());
+    assert!(
+        uses_tls(&conninfo("localhost", "verify-full", &root))
+            .await
+            .unwrap()
+    );
+    // verify-ca checks the chain, not the name.
+    assert!(
+        uses_tls(&conninfo("127.0.0.1", "verify-ca", &root))
+            .await
+            .unwrap()
+    );
+
+    let message = database_error(
+        uses_tls(&conninfo("127.0.0.1", "verify-full", &root))
+            .await
+            .map(drop),
+        &format!("host \"127.0.0.1\" port {port}"),
+        PASSWORD,
+    );
+    assert!(
+        message.contains("not valid for the host name \"127.0.0.1\""),
+        "{message}"
+    );
+
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let message = database_error(
+            uses_tls(&conninfo("localhost", mode, &other_root))
+                .await
+                .map(drop),
+            &format!("host \"localhost\" port {port}"),
+            PASSWORD,
+        );
+        assert!(
+            message.contains("not signed by a trusted root"),
+            "{mode}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_required_from_a_server_without_it_is_refused() {
+    let cluster = tcp_cluster(None).await;
+    let port = cluster.tcp_port().unwrap();
+    let message = database_error(
+        uses_tls(&format!(
+            "host=127.0.0.1 port={port} user=alice password={PASSWORD} dbname=postgres sslmode=require"
+        ))
+        .await
+        .map(drop),
+        &format!("host \"127.0.0.1\" port {port}"),
+        PASSWORD,
+    );
+    assert!(message.contains("does not offer TLS"), "{message}");
+}
+
+#[tokio::test]
+async fn the_pool_opens_connections_lazily_and_sets_up_each_session() {
+    let test_db = common::TestDb::empty().await;
+    let db = Database::new(
+        test_db.settings.clone(),
+        PoolOptions {
+            max_size: 8,
+            statement_timeout: Some(Duration::from_millis(1500)),
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        db.open_connections(),
+        0,
+        "building the pool connects to nothing"
+    );
+    let client = db.connection().await.unwrap();
+    assert_eq!(db.open_connections(), 1, "one connection for one user");
+    let row = client
+        .query_one(
+            "SELECT current_setting('statement_timeout'), current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "1500ms");
+    assert_eq!(row.get::<_, String>(1), "perfaudit");
+    drop(client);
+    let _again = db.connection().await.unwrap();
+    assert_eq!(db.open_connections(), 1, "a returned connection is reused");
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_waits_then_fails_clearly() {
+    let test_db = common::TestDb::empty().await;
+    let db = Database::new(
+        test_db.settings.clone(),
+        PoolOptions {
+            max_size: 1,
+            wait_timeout: Duration::from_millis(300),
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
+    let held = db.connection().await.unwrap();
+    let error = db.connection().await.map(drop).unwrap_err();
+    assert_eq!(error.exit_code(), 3);
+    assert!(
+        error
+            .to_string()
+            .contains("all 1 pooled connections stayed busy"),
+        "{error}"
+    );
+    drop(held);
+    let _free_again = db.connection().await.unwrap();
+}
