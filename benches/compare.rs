@@ -81,7 +81,9 @@ fn hyperfine(runs: u32, prepare: Option<&str>, commands: &[(&str, String)]) -> V
     for (name, command) in commands {
         hyperfine.args(["--command-name", name]).arg(command);
     }
-    let status = hyperfine.status().expect("hyperfine runs (apt-get install hyperfine)");
+    let status = hyperfine
+        .status()
+        .expect("hyperfine runs (apt-get install hyperfine)");
     assert!(status.success(), "hyperfine failed");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(export.path()).expect("hyperfine's export"))
@@ -115,7 +117,10 @@ struct Bench {
 
 impl Bench {
     fn perfaudit(&self, args: &str) -> String {
-        format!("{PERFAUDIT} --no-progress -d {} {args}", quote(&self.conninfo))
+        format!(
+            "{PERFAUDIT} --no-progress -d {} {args}",
+            quote(&self.conninfo)
+        )
     }
 
     fn psql(&self, args: &str) -> String {
@@ -140,7 +145,10 @@ impl Bench {
             &[
                 (
                     "perfaudit",
-                    self.perfaudit(&format!("explain --no-rewrite --format json {}", quote(sql))),
+                    self.perfaudit(&format!(
+                        "explain --no-rewrite --format json {}",
+                        quote(sql)
+                    )),
                 ),
                 (
                     "psql",
@@ -183,7 +191,12 @@ impl Bench {
             .collect();
         let prepare = self.psql(&format!("-c {}", quote(&drop.join(" "))));
         for (flag, keyword, target, what) in [
-            ("", "CONCURRENTLY ", "≤ 1.05", "`indexes` (four payment indexes, concurrently)"),
+            (
+                "",
+                "CONCURRENTLY ",
+                "≤ 1.05",
+                "`indexes` (four payment indexes, concurrently)",
+            ),
             (
                 " --no-concurrently",
                 "",
@@ -203,7 +216,10 @@ impl Bench {
                 self.runs.min(5),
                 Some(&prepare),
                 &[
-                    ("perfaudit", self.perfaudit(&format!("--format json indexes{flag}"))),
+                    (
+                        "perfaudit",
+                        self.perfaudit(&format!("--format json indexes{flag}")),
+                    ),
                     ("psql", self.psql(&format!("-f {}", script_path.display()))),
                 ],
             );
@@ -275,7 +291,12 @@ fn varied_statements(count: usize) -> String {
         "SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY created_at) FROM payments WHERE user_id = {n}",
     ];
     (0..count)
-        .map(|i| format!("{};\n", SHAPES[i % SHAPES.len()].replace("{n}", &(i * 7919 % 100_000).to_string())))
+        .map(|i| {
+            format!(
+                "{};\n",
+                SHAPES[i % SHAPES.len()].replace("{n}", &(i * 7919 % 100_000).to_string())
+            )
+        })
         .collect()
 }
 

@@ -372,10 +372,15 @@ async fn missing_tables_and_columns_and_bad_specs_are_refused_with_exit_2() {
     for (spec, expected) in cases {
         let file = spec_file(spec);
         let run = indexes(&db, &["--spec", file.path().to_str().unwrap()]);
-        assert_eq!(run.code, 2, "{spec}: {}", run.stderr);
-        assert!(run.stderr.contains(expected), "{spec}\n{}", run.stderr);
+        run.assert_failed(2, &[expected]);
         assert!(run.stdout.is_empty());
     }
+    let run = indexes(&db, &["--maintenance-work-mem", "10kB"]);
+    run.assert_failed(
+        2,
+        &["--maintenance-work-mem 10kB is refused: ERROR: 10 kB is outside the valid range"],
+    );
+    assert!(!run.stderr.contains("not attempted"), "{}", run.stderr);
     let run = indexes(&db, &["--spec", "/nonexistent.toml"]);
     assert_eq!(run.code, 2);
     assert!(

@@ -54,19 +54,19 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
     let run = indexes(&db, &["--lock-timeout", "200ms", "--lock-retries", "2"]);
     let elapsed = started.elapsed();
 
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    for expected in [
-        "building index idx_payments_user_id on public.payments failed",
-        "canceling statement due to lock timeout (SQLSTATE 55P03)",
-        "3 attempts, each waiting up to 200ms",
-        "another session holds a conflicting lock",
-        "--lock-timeout",
-        "no index was left behind",
-        "attempt 1 of 3",
-        "attempt 2 of 3",
-    ] {
-        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
-    }
+    run.assert_failed(
+        3,
+        &[
+            "building index idx_payments_user_id on public.payments failed",
+            "canceling statement due to lock timeout (SQLSTATE 55P03)",
+            "3 attempts, each waiting up to 200ms",
+            "another session holds a conflicting lock",
+            "--lock-timeout",
+            "no index was left behind",
+            "attempt 1 of 3",
+            "attempt 2 of 3",
+        ],
+    );
     // Three waits of 200ms, with pauses of 0.5s and 1s between them.
     assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
@@ -134,15 +134,15 @@ async fn a_failed_unique_build_leaves_no_invalid_index() {
 
     let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
 
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    for expected in [
-        "building index idx_unique_status on public.payments failed",
-        "could not create unique index \"idx_unique_status\" (SQLSTATE 23505)",
-        "is duplicated",
-        "the unfinished index public.idx_unique_status was dropped again",
-    ] {
-        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
-    }
+    run.assert_failed(
+        3,
+        &[
+            "building index idx_unique_status on public.payments failed",
+            "could not create unique index \"idx_unique_status\" (SQLSTATE 23505)",
+            "is duplicated",
+            "the unfinished index public.idx_unique_status was dropped again",
+        ],
+    );
     assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
     assert_eq!(definition(&client, "idx_unique_status").await, None);
 }

@@ -86,14 +86,18 @@ pub async fn execute(
     if jobs.is_empty() {
         return Ok(vec![None; plan.indexes.len()]);
     }
-    // Plain drops lock the whole table: they go before the parallel builds.
+    // A first session checks the settings before anything is built (the
+    // server refuses a bad --maintenance-work-mem), and runs the drops of
+    // plain rebuilds: they lock the whole table, so they go before the
+    // parallel builds.
     let drops_first = !plan.concurrently;
-    if drops_first && jobs.iter().any(|&n| plan.indexes[n].drop.is_some()) {
-        let (client, _) = runner.session().await?;
+    let (client, _) = runner.session().await?;
+    if drops_first {
         for &n in &jobs {
             runner.drop_broken(&client, &plan.indexes[n]).await?;
         }
     }
+    drop(client);
     let poller = if progress.drawing() && database.options().max_size > 1 {
         Some(database.connection().await?)
     } else {
@@ -203,15 +207,6 @@ fn backoff(attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// `lock_timeout` in milliseconds, never rounded down to 0 (which would
-/// mean no timeout at all).
-fn millis(timeout: Duration) -> u128 {
-    match timeout.as_millis() {
-        0 if !timeout.is_zero() => 1,
-        ms => ms,
-    }
-}
-
 struct Runner<'a> {
     database: &'a Database,
     interrupt: &'a Interrupt,
@@ -230,7 +225,7 @@ impl Runner<'_> {
         let client = self.database.connection().await?;
         let mut setup = format!(
             "SET lock_timeout = {}; SET statement_timeout = 0",
-            millis(self.settings.lock_timeout)
+            sql::milliseconds(self.settings.lock_timeout)
         );
         if let Some(memory) = &self.settings.maintenance_work_mem {
             setup.push_str(&format!(
@@ -567,13 +562,6 @@ mod tests {
         let pauses: Vec<u64> = (1..=7).map(|a| backoff(a).as_millis() as u64).collect();
         assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
-    }
-
-    #[test]
-    fn lock_timeouts_never_round_down_to_no_timeout() {
-        assert_eq!(millis(Duration::from_secs(5)), 5000);
-        assert_eq!(millis(Duration::from_micros(10)), 1);
-        assert_eq!(millis(Duration::ZERO), 0);
     }
 
     #[test]

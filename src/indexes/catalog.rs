@@ -272,7 +272,7 @@ pub async fn read(
     client
         .batch_execute(&format!(
             "BEGIN; SET LOCAL lock_timeout = {}",
-            lock_timeout.as_millis()
+            sql::milliseconds(lock_timeout)
         ))
         .await
         .map_err(|e| query_error("reading the catalog", &e))?;

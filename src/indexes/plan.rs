@@ -627,19 +627,17 @@ mod tests {
         plan.indexes.iter().map(|p| &p.action).collect()
     }
 
+    fn sql_of<'a>(statements: impl IntoIterator<Item = &'a Statement>) -> Vec<&'a str> {
+        statements.into_iter().map(|s| s.sql.as_str()).collect()
+    }
+
     #[test]
     fn on_a_bare_table_everything_is_created_concurrently() {
         let spec = default_spec();
         let plan = plan(&spec, &catalog(&spec, vec![]), true).unwrap();
         assert_eq!(actions(&plan), [&Action::Create; 4]);
-        let sql: Vec<&str> = plan
-            .indexes
-            .iter()
-            .flat_map(|p| p.statements())
-            .map(|s| s.sql.as_str())
-            .collect();
         assert_eq!(
-            sql,
+            sql_of(plan.indexes.iter().flat_map(|p| p.statements())),
             [
                 r#"CREATE INDEX CONCURRENTLY "idx_payments_user_id" ON "public"."payments" ("user_id")"#,
                 r#"CREATE INDEX CONCURRENTLY "idx_payments_status" ON "public"."payments" ("status")"#,
@@ -886,13 +884,8 @@ mod tests {
             ]
         );
         let plan = plan(&spec, &catalog_on(&spec, table.clone(), vec![]), true).unwrap();
-        let sql: Vec<&str> = plan.indexes[0]
-            .build
-            .iter()
-            .map(|s| s.sql.as_str())
-            .collect();
         assert_eq!(
-            sql,
+            sql_of(&plan.indexes[0].build),
             [
                 r#"CREATE INDEX "idx_at" ON ONLY "public"."payments" ("created_at")"#,
                 r#"CREATE INDEX CONCURRENTLY "idx_at_1" ON "public"."p2023" ("created_at")"#,
@@ -916,13 +909,8 @@ mod tests {
             "a partitioned index cannot be dropped concurrently"
         );
         let plain = super::plan(&spec, &catalog_on(&spec, table, vec![]), false).unwrap();
-        let sql: Vec<&str> = plain.indexes[0]
-            .build
-            .iter()
-            .map(|s| s.sql.as_str())
-            .collect();
         assert_eq!(
-            sql,
+            sql_of(&plain.indexes[0].build),
             [r#"CREATE INDEX "idx_at" ON "public"."payments" ("created_at")"#]
         );
     }

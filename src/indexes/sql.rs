@@ -3,6 +3,7 @@
 //! name can change what a statement does.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
 
@@ -134,6 +135,15 @@ pub fn attach_partition(parent: &QualifiedName, child: &QualifiedName) -> String
     format!("ALTER INDEX {parent} ATTACH PARTITION {child}")
 }
 
+/// A timeout setting (`lock_timeout`) in milliseconds, never rounded down
+/// to 0, which PostgreSQL reads as no timeout at all.
+pub fn milliseconds(timeout: Duration) -> u128 {
+    match timeout.as_millis() {
+        0 if !timeout.is_zero() => 1,
+        ms => ms,
+    }
+}
+
 /// `ANALYZE` of one table.
 pub fn analyze(table: &QualifiedName) -> String {
     format!("ANALYZE {table}")
@@ -223,6 +233,13 @@ mod tests {
             r#"ALTER INDEX "s"."i" ATTACH PARTITION "s"."i_1""#
         );
         assert_eq!(analyze(&index), r#"ANALYZE "s"."i""#);
+    }
+
+    #[test]
+    fn timeouts_never_round_down_to_no_timeout() {
+        assert_eq!(milliseconds(Duration::from_secs(5)), 5000);
+        assert_eq!(milliseconds(Duration::from_micros(10)), 1);
+        assert_eq!(milliseconds(Duration::ZERO), 0);
     }
 
     #[test]

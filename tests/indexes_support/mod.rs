@@ -40,6 +40,19 @@ impl Run {
             .unwrap_or_else(|e| panic!("{e}: {}\nstderr: {}", self.stdout, self.stderr))
     }
 
+    /// Asserts the run exited with `code` and said each of `expected` on
+    /// stderr.
+    pub fn assert_failed(&self, code: i32, expected: &[&str]) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        for expected in expected {
+            assert!(
+                self.stderr.contains(expected),
+                "{expected}: {}",
+                self.stderr
+            );
+        }
+    }
+
     /// The `action` of each index in the JSON report.
     pub fn actions(&self) -> Vec<String> {
         self.json()["indexes"]
