@@ -26,6 +26,7 @@ pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
         .guard(async {
             let client = database.connection().await?;
             let tables = catalog::tables(&client, &spec).await?;
+            plan::check_server_version(tables.server_version)?;
             plan::check_tables(&spec, &tables)?;
             let names = plan::wanted_names(&spec, &tables);
             let catalog = catalog::read(&client, &spec, tables, &names, args.lock_timeout).await?;

@@ -11,6 +11,10 @@ use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build, QualifiedName};
 use crate::error::{Error, Result};
 
+/// The oldest server perfaudit builds indexes on: 12 brought
+/// `pg_stat_progress_create_index` and `pg_partition_tree`.
+const MIN_SERVER_VERSION: i32 = 120_000;
+
 /// PostgreSQL 14.0 to 14.3 could corrupt indexes built or rebuilt
 /// concurrently (fixed in 14.4, June 2022).
 const CORRUPTING_CONCURRENT_BUILDS: std::ops::Range<i32> = 140_000..140_004;
@@ -101,6 +105,27 @@ pub struct Plan {
     pub concurrently: bool,
 }
 
+/// Checks that the server is recent enough for `perfaudit indexes`.
+pub fn check_server_version(server_version: i32) -> Result<()> {
+    if server_version < MIN_SERVER_VERSION {
+        return Err(Error::database(format!(
+            "perfaudit indexes needs PostgreSQL 12 or later, and the server is {}",
+            version_name(server_version)
+        )));
+    }
+    Ok(())
+}
+
+/// `14.3` for 140003; `9.6.24` for 90624 (before 10, three numbers).
+fn version_name(server_version: i32) -> String {
+    let (major, rest) = (server_version / 10_000, server_version % 10_000);
+    if major >= 10 {
+        format!("{major}.{rest}")
+    } else {
+        format!("{major}.{}.{}", rest / 100, rest % 100)
+    }
+}
+
 /// Checks that every table of the spec exists, can be indexed, and has the
 /// columns the spec names.
 pub fn check_tables(spec: &Spec, tables: &Tables) -> Result<()> {
@@ -176,10 +201,10 @@ fn partition_index_names<'a>(
 pub fn concurrent_builds_refused(server_version: i32) -> Option<String> {
     CORRUPTING_CONCURRENT_BUILDS.contains(&server_version).then(|| {
         format!(
-            "refusing to build indexes concurrently on PostgreSQL 14.{}: releases 14.0 to 14.3 can \
+            "refusing to build indexes concurrently on PostgreSQL {}: releases 14.0 to 14.3 can \
              silently corrupt indexes built with CONCURRENTLY (fixed in 14.4); upgrade to 14.4 or \
              later, or use --no-concurrently if the tables can stop taking writes during the builds",
-            server_version % 100
+            version_name(server_version)
         )
     })
 }
@@ -797,6 +822,16 @@ mod tests {
                 && message.contains("its columns are id, user_id, created_at, amount"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn servers_older_than_12_are_refused() {
+        let error = check_server_version(110_022).unwrap_err();
+        assert!(matches!(error, Error::Database(_)));
+        assert!(error.to_string().contains("the server is 11.22"), "{error}");
+        assert_eq!(version_name(90_624), "9.6.24");
+        assert!(check_server_version(120_000).is_ok());
+        assert!(check_server_version(180_001).is_ok());
     }
 
     #[test]
