@@ -287,7 +287,11 @@ fn decide(
     catalog: &Catalog,
     planned: &[PlannedIndex],
 ) -> Result<Action> {
-    if let Some(same) = catalog.existing.iter().find(|e| &e.name == name) {
+    let same_name = catalog
+        .existing
+        .iter()
+        .find(|e| &e.name == name && e.table == table.oid);
+    if let Some(same) = same_name {
         return if !same.usable {
             Ok(Action::Rebuild)
         } else if satisfies(&same.shape, shape) {
@@ -785,15 +789,26 @@ mod tests {
                 && message.contains("btree (user_id)"),
             "{message}"
         );
-        let mut catalog = catalog(&spec, vec![]);
-        catalog.taken.push(TakenName {
-            name: QualifiedName::new("public", "idx_payments_status"),
-            holder: "a table".into(),
-            index_of: None,
-        });
-        let error = plan(&spec, &catalog, true).unwrap_err();
+        let refused = |holder: &str, index_of: Option<u32>, existing: Vec<ExistingIndex>| {
+            let mut catalog = catalog(&spec, existing);
+            catalog.taken.push(TakenName {
+                name: QualifiedName::new("public", "idx_payments_status"),
+                holder: holder.into(),
+                index_of,
+            });
+            plan(&spec, &catalog, true).unwrap_err()
+        };
+        let error = refused("a table", None, vec![]);
         assert!(matches!(error, Error::Input(_)));
         assert!(error.to_string().contains("taken by a table"), "{error}");
+        // An index of that name on another of the spec's tables is no match.
+        let mut elsewhere = existing("idx_payments_status", shape(&["status"]), true);
+        elsewhere.table = TABLE + 1;
+        let error = refused("an index on orders", Some(TABLE + 1), vec![elsewhere]);
+        assert!(
+            error.to_string().contains("taken by an index on orders"),
+            "{error}"
+        );
     }
 
     #[test]
