@@ -7,7 +7,8 @@ mod indexes_support;
 use clap::Parser;
 use common::TestDb;
 use indexes_support::{
-    BIG, all_indexes, definition, indexes, invalid_indexes, make_invalid_index, spec_file,
+    BIG, EVENTS_SQL, all_indexes, definition, indexes, invalid_indexes, make_invalid_index,
+    spec_file,
 };
 use perfaudit::cli::{Cli, Command, Format};
 use perfaudit::context::Context;
@@ -403,22 +404,7 @@ async fn missing_tables_and_columns_and_bad_specs_are_refused_with_exit_2() {
 async fn a_partitioned_table_is_built_partition_by_partition_and_attached() {
     let db = TestDb::empty().await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE events (id bigint, at date NOT NULL, region text NOT NULL)
-                 PARTITION BY RANGE (at);
-             CREATE TABLE events_2023 PARTITION OF events
-                 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
-             CREATE TABLE events_2024 PARTITION OF events
-                 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY LIST (region);
-             CREATE TABLE events_2024_eu PARTITION OF events_2024 FOR VALUES IN ('eu');
-             CREATE TABLE events_2024_us PARTITION OF events_2024 FOR VALUES IN ('us');
-             INSERT INTO events
-             SELECT g, date '2023-01-01' + (g % 700), CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
-             FROM generate_series(1, 20000) g;",
-        )
-        .await
-        .unwrap();
+    client.batch_execute(EVENTS_SQL).await.unwrap();
     let spec = spec_file("[[index]]\nname = 'idx_events_at'\ntable = 'events'\ncolumns = ['at']\n");
     let path = spec.path().to_str().unwrap();
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use indexes_support::{
-    BIG, Run, all_indexes, builds_in_progress, definition, indexes, invalid_indexes, spec_file,
+    BIG, EVENTS_SQL, Run, all_indexes, builds_in_progress, definition, indexes, invalid_indexes,
+    spec_file,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -117,9 +118,11 @@ async fn sigint_during_a_build_cancels_it_and_leaves_no_invalid_index() {
     );
     let built = payment_indexes(&client).await;
     assert!(built.len() < 4, "the run stopped: {built:?}");
-    // The index being built is gone, unless it finished before the signal.
-    if built.contains(&building) {
-        assert!(definition(&client, &building).await.is_some());
+    // The index being built was cancelled and dropped, unless it finished
+    // before the signal arrived.
+    if !built.contains(&building) {
+        let dropped = format!("the unfinished index public.{building} was dropped again");
+        assert!(run.stderr.contains(&dropped), "{}", run.stderr);
     }
 }
 
@@ -145,6 +148,31 @@ async fn a_failed_unique_build_leaves_no_invalid_index() {
     );
     assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
     assert_eq!(definition(&client, "idx_unique_status").await, None);
+}
+
+#[tokio::test]
+async fn a_failed_build_on_a_partitioned_table_removes_every_part() {
+    let db = TestDb::empty().await;
+    let client = db.client().await;
+    client.batch_execute(EVENTS_SQL).await.unwrap();
+    // Unique per (day, region) fails: there are several events a day.
+    let spec = spec_file(
+        "[[index]]\nname = 'idx_events_day'\ntable = 'events'\ncolumns = ['at', 'region']\n\
+         unique = true\n",
+    );
+
+    let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
+
+    run.assert_failed(
+        3,
+        &[
+            "building index idx_events_day on public.events failed",
+            "could not create unique index \"idx_events_day_1\"",
+            "the unfinished indexes public.idx_events_day_1, public.idx_events_day were dropped \
+             again",
+        ],
+    );
+    assert_eq!(all_indexes(&client).await, Vec::new(), "nothing is left");
 }
 
 #[tokio::test]

@@ -13,6 +13,20 @@ use crate::common::TestDb;
 /// Payments in the databases where builds must take measurable time.
 pub const BIG: u64 = 500_000;
 
+/// A partitioned table two levels deep: `events` by year, 2024 by region.
+pub const EVENTS_SQL: &str = "
+    CREATE TABLE events (id bigint, at date NOT NULL, region text NOT NULL)
+        PARTITION BY RANGE (at);
+    CREATE TABLE events_2023 PARTITION OF events
+        FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+    CREATE TABLE events_2024 PARTITION OF events
+        FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY LIST (region);
+    CREATE TABLE events_2024_eu PARTITION OF events_2024 FOR VALUES IN ('eu');
+    CREATE TABLE events_2024_us PARTITION OF events_2024 FOR VALUES IN ('us');
+    INSERT INTO events
+    SELECT g, date '2023-01-01' + (g % 700), CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
+    FROM generate_series(1, 20000) g;";
+
 /// A finished run of the binary.
 pub struct Run {
     /// The exit code.
