@@ -22,9 +22,9 @@ use crate::error::{Error, Result};
 /// The default spec: the payment indexes of the design.
 pub const DEFAULT_SPEC: &str = include_str!("../../fixtures/indexes.toml");
 
-/// PostgreSQL silently truncates identifiers longer than this (NAMEDATALEN
-/// - 1 bytes). An index created under a truncated name would never be found
-///   again under the spec's name, so longer names are refused.
+/// PostgreSQL silently truncates identifiers longer than this many bytes
+/// (`NAMEDATALEN` minus one). An index created under a truncated name would
+/// never be found again under the spec's name, so longer names are refused.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// The access method of an index whose spec names none.
