@@ -10,6 +10,7 @@ pub mod commands;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod explain;
 pub mod indexes;
 pub mod input;
 pub mod interrupt;
