@@ -10,6 +10,7 @@ use super::catalog::{Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build, QualifiedName};
 use crate::error::{Error, Result};
+use crate::explain::findings::Severity;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
 /// `pg_stat_progress_create_index` and `pg_partition_tree`.
@@ -409,26 +410,6 @@ fn key_columns(shape: &Shape) -> String {
         .join(", ")
 }
 
-/// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth a look; may be deliberate.
-    Info,
-    /// Costs something for nothing; act on it.
-    Warning,
-}
-
-impl Severity {
-    /// The name used in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-        }
-    }
-}
-
 /// Something worth knowing about the indexes on the spec's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -442,8 +423,10 @@ pub struct Finding {
     pub table: String,
     /// What the index costs on disk, when known.
     pub size_bytes: Option<i64>,
-    /// What is wrong and what to do, in one sentence.
+    /// What is wrong.
     pub message: String,
+    /// What to do about it.
+    pub suggestion: String,
 }
 
 /// An index that will be on a table after the run.
@@ -515,13 +498,13 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
                 index: e.name.name.clone(),
                 table: table_name(e.table).display(),
                 size_bytes: Some(e.size_bytes),
-                message: format!(
-                    "{} is INVALID (left by a failed or cancelled concurrent build): queries never \
-                     use it, yet every write still updates it; drop it with DROP INDEX \
-                     CONCURRENTLY {}, or rebuild it with REINDEX INDEX CONCURRENTLY {}",
-                    e.name.display(),
-                    e.name,
-                    e.name
+                message: "INVALID (left by a failed or cancelled concurrent build): queries \
+                          never use it, yet every write still updates it"
+                    .to_owned(),
+                suggestion: format!(
+                    "drop it with DROP INDEX CONCURRENTLY {}, or rebuild it with REINDEX INDEX \
+                     CONCURRENTLY {}",
+                    e.name, e.name
                 ),
             }),
     );
@@ -546,21 +529,26 @@ fn redundant(a: &Present, b: &Present) -> bool {
 }
 
 fn redundant_finding(a: &Present, b: &Present) -> Finding {
-    let message = if a.shape.keys.len() == b.shape.keys.len() {
-        format!(
-            "{} duplicates {} ({}): one of them is enough; drop the other",
-            a.name.display(),
-            b.name.display(),
-            key_columns(a.shape)
+    let (message, suggestion) = if a.shape.keys.len() == b.shape.keys.len() {
+        (
+            format!(
+                "the same index as {} ({})",
+                b.name.name,
+                key_columns(a.shape)
+            ),
+            "one of them is enough: drop the other".to_owned(),
         )
     } else {
-        format!(
-            "{} ({}) is a leading prefix of {} ({}), which serves the same lookups; drop it \
-             unless lookups on its columns alone are hot enough to pay for a second index",
-            a.name.display(),
-            key_columns(a.shape),
-            b.name.display(),
-            key_columns(b.shape)
+        (
+            format!(
+                "its key ({}) is a leading prefix of {} ({}), which serves the same lookups",
+                key_columns(a.shape),
+                b.name.name,
+                key_columns(b.shape)
+            ),
+            "drop it, unless lookups on its columns alone are hot enough to pay for a second \
+             index on every write"
+                .to_owned(),
         )
     };
     Finding {
@@ -570,6 +558,7 @@ fn redundant_finding(a: &Present, b: &Present) -> Finding {
         table: a.table.display(),
         size_bytes: a.size_bytes,
         message,
+        suggestion,
     }
 }
 
@@ -993,19 +982,16 @@ mod tests {
                 ("invalid-index", "old_broken", Some(8192)),
             ]
         );
-        assert!(found[0].message.contains("duplicates public.payments_pkey"));
-        assert!(
-            found[1].message.contains(
-                "public.idx_payments_user_id (user_id) is a leading prefix of \
-                 public.idx_payments_user_status (user_id, status)"
-            ),
-            "{}",
-            found[1].message
+        assert_eq!(found[0].message, "the same index as payments_pkey (id)");
+        assert_eq!(
+            found[1].message,
+            "its key (user_id) is a leading prefix of idx_payments_user_status \
+             (user_id, status), which serves the same lookups"
         );
         assert_eq!(found[1].severity, Severity::Info);
         assert!(
             found[2]
-                .message
+                .suggestion
                 .contains(r#"DROP INDEX CONCURRENTLY "public"."old_broken""#)
         );
         assert_eq!(found[2].severity, Severity::Warning);

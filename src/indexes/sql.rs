@@ -6,27 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
+use crate::sql::ident;
 
 /// `name` as an SQL identifier: always double-quoted, inner quotes doubled.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `name` for people: as it is when SQL would read it unquoted the same
-/// way (lower case letters, digits, underscores), quoted otherwise.
-pub fn display_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_owned()
-    } else {
-        quote_ident(name)
-    }
 }
 
 /// A schema-qualified relation name.
@@ -47,13 +31,9 @@ impl QualifiedName {
         }
     }
 
-    /// `schema.name` for people (see [`display_ident`]).
+    /// `schema.name` for people, quoted only where SQL needs it.
     pub fn display(&self) -> String {
-        format!(
-            "{}.{}",
-            display_ident(&self.schema),
-            display_ident(&self.name)
-        )
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
     }
 }
 
@@ -187,9 +167,6 @@ mod tests {
         let table = QualifiedName::new("public", "Pay\"ments");
         assert_eq!(table.to_string(), "\"public\".\"Pay\"\"ments\"");
         assert_eq!(table.display(), "public.\"Pay\"\"ments\"");
-        assert_eq!(display_ident("user_id2"), "user_id2");
-        assert_eq!(display_ident("UserId"), "\"UserId\"");
-        assert_eq!(display_ident("2fa"), "\"2fa\"");
     }
 
     #[test]

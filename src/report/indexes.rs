@@ -10,10 +10,6 @@ use crate::error::Result;
 use crate::indexes::Report;
 use crate::ui::Ui;
 
-/// The width of the findings table where no terminal bounds it (pipes, CI
-/// logs): its messages are long sentences, better wrapped than on one line.
-const FINDINGS_WIDTH: u16 = 120;
-
 /// Prints `report` in the format the UI asks for.
 pub fn print(ui: &Ui, report: &Report) -> Result<()> {
     match ui.format() {
@@ -52,18 +48,16 @@ pub fn render(ui: &Ui, report: &Report) -> String {
     }
     let mut text = indexes.to_string();
     if !report.findings.is_empty() {
-        let mut findings = super::table(ui);
-        if findings.width().is_none() {
-            findings.set_width(FINDINGS_WIDTH);
-        }
-        findings.set_header(["severity", "finding", "index", "size", "what to do"]);
+        let mut findings = super::findings_table(ui);
+        findings.set_header(["severity", "finding", "index", "size", "what", "what to do"]);
         for finding in &report.findings {
             findings.add_row([
-                Cell::new(finding.severity.name()),
+                super::severity_cell(finding.severity),
                 Cell::new(finding.code),
                 Cell::new(&finding.index),
                 Cell::new(size(finding.size_bytes)),
                 Cell::new(&finding.message),
+                Cell::new(&finding.suggestion),
             ]);
         }
         text.push_str(&format!("\n\nFindings:\n{findings}"));
