@@ -12,6 +12,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod explain;
+pub mod indexes;
 pub mod input;
 pub mod interrupt;
 pub mod report;

@@ -6,7 +6,7 @@ use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::explain::findings::{Finding, Severity, count};
+use crate::explain::findings::{Finding, count};
 use crate::explain::plan::{Node, Plan};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
@@ -21,10 +21,6 @@ const MAX_INDENT: usize = 16;
 /// The smallest misestimate shown in the plan table: below 2x, the planner
 /// was close enough and the cell stays quiet.
 const SHOWN_MISESTIMATE: f64 = 2.0;
-
-/// The width of the findings table when the terminal's is unknown (a pipe,
-/// a CI log): its sentences wrap instead of running hundreds of columns wide.
-const FINDINGS_WIDTH: u16 = 120;
 
 /// The marker of the costliest node.
 const COSTLIEST: &str = "◀";
@@ -306,23 +302,15 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
     if findings.is_empty() {
         return "no findings".to_owned();
     }
-    let mut table = crate::report::table(ui);
-    if table.width().is_none() {
-        table.set_width(FINDINGS_WIDTH);
-    }
+    let mut table = crate::report::findings_table(ui);
     table.set_header(["severity", "finding", "node", "what", "what to do"]);
     for finding in findings {
-        let color = match finding.severity {
-            Severity::Critical => Color::Red,
-            Severity::Warning => Color::Yellow,
-            Severity::Info => Color::Blue,
-        };
         let node = match finding.node {
             Some(id) => format!("#{id} {}", plan.nodes[id].label()),
             None => "statement".to_owned(),
         };
         table.add_row([
-            Cell::new(finding.severity).fg(color),
+            crate::report::severity_cell(finding.severity),
             Cell::new(finding.code),
             Cell::new(node),
             Cell::new(&finding.message),

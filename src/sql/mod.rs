@@ -7,6 +7,7 @@
 //! perfaudit sends — one statement at a time, never the whole input.
 
 mod classify;
+mod ident;
 
 use std::ops::Range;
 
@@ -16,6 +17,7 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub use classify::{Class, classify};
+pub use ident::ident;
 
 use crate::error::{Error, Result};
 

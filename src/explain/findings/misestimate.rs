@@ -3,8 +3,9 @@
 //! order, scan type) was made for the wrong number of rows.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, owner, quote_ident};
+use super::{Check, Finding, Rule, Severity, count, owner};
 use crate::explain::plan::{Node, Plan};
+use crate::sql::ident;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -88,7 +89,7 @@ fn suggestion(node: &Node) -> String {
     };
     let columns = columns_of(node);
     let name = statistics_name(relation, &columns);
-    let relation = quote_ident(relation);
+    let relation = ident(relation);
     let mut advice = format!("refresh the statistics: ANALYZE {relation};");
     if columns.len() >= 2 {
         advice.push_str(&format!(
@@ -134,7 +135,7 @@ fn statistics_name(relation: &str, columns: &[String]) -> String {
     while name.len() > 63 {
         name.pop();
     }
-    quote_ident(&name)
+    ident(&name)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod sort_spill;
 use serde::Serialize;
 
 use super::plan::{Node, Plan};
+use crate::sql::ident;
 
 /// How much a finding matters; `--fail-on` compares against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
@@ -148,34 +149,9 @@ fn owner(node: &Node) -> Vec<&str> {
 fn create_index(relation: &str, columns: &[String]) -> String {
     format!(
         "CREATE INDEX CONCURRENTLY ON {} ({});",
-        quote_ident(relation),
+        ident(relation),
         columns.join(", ")
     )
-}
-
-/// PostgreSQL's reserved key words, which a table name must quote.
-const RESERVED: &str = "all analyse analyze and any array as asc asymmetric both case cast check \
-    collate column constraint create current_catalog current_date current_role current_time \
-    current_timestamp current_user default deferrable desc distinct do else end except false \
-    fetch for foreign from grant group having in initially intersect into lateral leading limit \
-    localtime localtimestamp not null offset on only or order placing primary references \
-    returning select session_user some symmetric system_user table then to trailing true union \
-    unique user using variadic when where window with";
-
-/// `payments`, `"Payments"`, `"user"`: an identifier as SQL must spell it.
-fn quote_ident(name: &str) -> String {
-    let simple = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if simple && !RESERVED.split_whitespace().any(|word| word == name) {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 /// A `work_mem` that would have held `kb` kilobytes in memory: twice the
@@ -246,11 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_quoted_only_when_needed() {
-        assert_eq!(quote_ident("payments"), "payments");
-        assert_eq!(quote_ident("user"), "\"user\"");
-        assert_eq!(quote_ident("Payments"), "\"Payments\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    fn index_advice_names_the_relation_as_sql_spells_it() {
         assert_eq!(
             create_index("payments", &["user_id".into(), "status".into()]),
             "CREATE INDEX CONCURRENTLY ON payments (user_id, status);"
