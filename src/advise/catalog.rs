@@ -9,10 +9,10 @@ use std::rc::Rc;
 use tokio_postgres::Client;
 
 use super::candidates::ExistingIndex;
-use super::ddl::{Partition, Qualified, quote};
 use super::extract::RelationName;
 use crate::db::errors::query_error;
 use crate::error::Result;
+use crate::indexes::sql::{QualifiedName, quote_ident};
 
 /// What a relation is, as far as indexing goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct Relation {
     /// Its object id.
     pub oid: u32,
     /// Its schema and name.
-    pub table: Qualified,
+    pub table: QualifiedName,
     /// `schema.name`, quoted only where SQL needs it (the server's
     /// `quote_ident`): how reports and specs name it.
     pub display: String,
@@ -78,7 +78,7 @@ impl<'c> Catalog<'c> {
     }
 
     async fn look_up(&self, name: &RelationName) -> Result<Option<Relation>> {
-        let regclass: Vec<String> = name.iter().map(|part| quote(part)).collect();
+        let regclass: Vec<String> = name.iter().map(|part| quote_ident(part)).collect();
         let row = match self
             .client
             .query_opt(
@@ -112,10 +112,7 @@ impl<'c> Catalog<'c> {
         let (columns, attnames) = self.columns(oid).await?;
         Ok(Some(Relation {
             oid,
-            table: Qualified {
-                schema: row.get(1),
-                name: row.get(2),
-            },
+            table: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
             display: row.get(3),
             kind,
             system: row.get(5),
@@ -193,36 +190,9 @@ impl<'c> Catalog<'c> {
             .collect())
     }
 
-    /// The partition tree under a partitioned table, root first, each
-    /// level before the next.
-    pub async fn partition_tree(&self, oid: u32) -> Result<Vec<Partition>> {
-        let rows = self
-            .client
-            .query(
-                "SELECT t.relid::oid, n.nspname::text, c.relname::text, \
-                        t.parentrelid::oid, t.isleaf \
-                 FROM pg_partition_tree($1::oid::regclass) t \
-                 JOIN pg_class c ON c.oid = t.relid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 ORDER BY t.level, n.nspname, c.relname",
-                &[&oid],
-            )
-            .await
-            .map_err(|e| query_error("reading a table's partitions", &e))?;
-        let oids: Vec<u32> = rows.iter().map(|row| row.get(0)).collect();
-        Ok(rows
-            .iter()
-            .map(|row| Partition {
-                table: Qualified {
-                    schema: row.get(1),
-                    name: row.get(2),
-                },
-                parent: row
-                    .get::<_, Option<u32>>(3)
-                    .and_then(|parent| oids.iter().position(|&o| o == parent)),
-                leaf: row.get(4),
-            })
-            .collect())
+    /// The connection it reads on.
+    pub fn client(&self) -> &'c Client {
+        self.client
     }
 
     /// The names of every relation in `schema` (an index name must not

@@ -1,55 +1,22 @@
 //! How a recommendation is written down: its index name, the statements
-//! that build it safely, and the spec `perfaudit indexes --spec` reads.
+//! that build it, and the spec `perfaudit indexes --spec` reads. The
+//! statements are the ones `perfaudit indexes` itself would run (its
+//! planner writes them), so the advice and the build never disagree.
 //! Pure.
-
-use std::collections::HashSet;
 
 use serde::Serialize;
 
-/// PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN
-/// - 1); a truncated name would not be the name we print, so names are kept
-///   within it.
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// A table or index in a schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Qualified {
-    /// The schema.
-    pub schema: String,
-    /// The relation's name.
-    pub name: String,
-}
-
-impl Qualified {
-    /// `"schema"."name"`.
-    pub fn quoted(&self) -> String {
-        format!("{}.{}", quote(&self.schema), quote(&self.name))
-    }
-}
-
-/// One table of a partition tree, for building an index on every level.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partition {
-    /// The table.
-    pub table: Qualified,
-    /// Its parent, by index into the tree; `None` for the root.
-    pub parent: Option<usize>,
-    /// Whether it holds rows (a leaf) rather than partitions.
-    pub leaf: bool,
-}
-
-/// An identifier in double quotes, embedded quotes doubled: always valid
-/// SQL, whatever the name holds.
-pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
+use crate::indexes::catalog::Table;
+use crate::indexes::plan::build_statements;
+use crate::indexes::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
+use crate::indexes::sql::{QualifiedName, partition_index_name, quote_ident};
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
-/// hash of the full name replaces what is cut), and made unique against
-/// `taken` with a numeric suffix.
-pub fn index_name(table: &str, columns: &[String], taken: &HashSet<String>) -> String {
+/// hash of the full name replaces what is cut), and made unique with a
+/// numeric suffix: `free` says whether a name may be used.
+pub fn index_name(table: &str, columns: &[String], free: impl Fn(&str) -> bool) -> String {
     let base = fit(&format!("idx_{table}_{}", columns.join("_")), 0);
-    if !taken.contains(&base) {
+    if free(&base) {
         return base;
     }
     (2..)
@@ -57,8 +24,20 @@ pub fn index_name(table: &str, columns: &[String], taken: &HashSet<String>) -> S
             let suffix = format!("_{n}");
             format!("{}{suffix}", fit(&base, suffix.len()))
         })
-        .find(|name| !taken.contains(name))
+        .find(|name| free(name))
         .expect("some suffix is free")
+}
+
+/// The names an index called `name` gives its parts on a partitioned
+/// table's partitions (none for a plain table), as `perfaudit indexes`
+/// names them.
+pub fn partition_names(name: &str, table: &Table) -> Vec<QualifiedName> {
+    (1..=table.partitions.len())
+        .zip(&table.partitions)
+        .map(|(n, partition)| {
+            QualifiedName::new(&partition.name.schema, partition_index_name(name, n))
+        })
+        .collect()
 }
 
 /// `name` within the identifier limit less `reserve` bytes.
@@ -82,78 +61,37 @@ fn fnv1a(text: &str) -> u32 {
     })
 }
 
-/// The key list: `("a", "b")`.
-fn key(columns: &[String]) -> String {
-    let quoted: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    format!("({})", quoted.join(", "))
-}
-
-/// `CREATE INDEX ON "schema"."table" USING btree (...)`: the statement
+/// `CREATE INDEX ON "schema"."table" USING btree ("a", "b")`: the statement
 /// HypoPG takes to create a hypothetical index.
-pub fn hypothetical(table: &Qualified, columns: &[String]) -> String {
+pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
+    let key: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     format!(
-        "CREATE INDEX ON {} USING btree {}",
-        table.quoted(),
-        key(columns)
+        "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
+        key.join(", ")
     )
 }
 
-/// `CREATE INDEX CONCURRENTLY "name" ON "schema"."table" USING btree (...);`
-/// — it builds without blocking writes.
-pub fn create_concurrently(table: &Qualified, name: &str, columns: &[String]) -> String {
-    format!(
-        "CREATE INDEX CONCURRENTLY {} ON {} USING btree {};",
-        quote(name),
-        table.quoted(),
-        key(columns)
-    )
-}
-
-/// The statements that build an index on a partitioned table without
-/// blocking writes: CONCURRENTLY is not supported on a partitioned table,
-/// so the partitioned levels get an index `ON ONLY` themselves (instant,
-/// invalid until complete), each leaf is built concurrently, and the leaf
-/// indexes are attached bottom-up, which makes the parents valid. `tree[0]`
-/// is the root; `names[i]` is the index name for `tree[i]`.
-pub fn create_partitioned(tree: &[Partition], names: &[String], columns: &[String]) -> String {
-    let mut statements = Vec::new();
-    for (partition, name) in tree.iter().zip(names) {
-        statements.push(if partition.leaf {
-            create_concurrently(&partition.table, name, columns)
-        } else {
-            format!(
-                "CREATE INDEX {} ON ONLY {} USING btree {};",
-                quote(name),
-                partition.table.quoted(),
-                key(columns)
-            )
-        });
-    }
-    let depth = |mut i: usize| {
-        let mut depth = 0;
-        while let Some(parent) = tree[i].parent {
-            depth += 1;
-            i = parent;
-        }
-        depth
+/// The statements, one per line, that build B-tree `name` on `table`
+/// without blocking writes, exactly as `perfaudit indexes` runs them:
+/// `CREATE INDEX CONCURRENTLY`; on a partitioned table, where that is not
+/// supported, an index `ON ONLY` each partitioned level, each partition's
+/// built concurrently and attached.
+pub fn build(table: &Table, name: &str, columns: &[String]) -> String {
+    let spec = IndexSpec {
+        name: name.to_owned(),
+        table: table.name.display(),
+        keys: columns.iter().cloned().map(Key::Column).collect(),
+        unique: false,
+        method: DEFAULT_METHOD.to_owned(),
+        predicate: None,
+        include: Vec::new(),
     };
-    let mut children: Vec<usize> = (0..tree.len())
-        .filter(|&i| tree[i].parent.is_some())
-        .collect();
-    children.sort_by_key(|&i| std::cmp::Reverse(depth(i)));
-    for child in children {
-        let parent = tree[child].parent.expect("children have a parent");
-        let index = |i: usize| Qualified {
-            schema: tree[i].table.schema.clone(),
-            name: names[i].clone(),
-        };
-        statements.push(format!(
-            "ALTER INDEX {} ATTACH PARTITION {};",
-            index(parent).quoted(),
-            index(child).quoted()
-        ));
-    }
-    statements.join("\n")
+    let index = QualifiedName::new(&table.name.schema, name);
+    build_statements(&spec, &index, table, true)
+        .iter()
+        .map(|statement| format!("{};", statement.sql))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One index of a spec file.
@@ -183,98 +121,112 @@ pub fn spec(indexes: &[SpecIndex<'_>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::indexes::catalog::{Partition, TableKind};
+    use crate::indexes::spec::Spec;
 
     fn columns(list: &[&str]) -> Vec<String> {
         list.iter().map(|c| c.to_string()).collect()
     }
 
-    fn table(schema: &str, name: &str) -> Qualified {
-        Qualified {
-            schema: schema.into(),
-            name: name.into(),
+    fn table(name: &str, kind: TableKind, partitions: Vec<Partition>) -> Table {
+        Table {
+            oid: 1,
+            name: QualifiedName::new("public", name),
+            kind,
+            columns: Vec::new(),
+            partitions,
         }
     }
 
     #[test]
     fn names_are_derived_bounded_and_unique() {
-        let none = HashSet::new();
+        let any = |_: &str| true;
         assert_eq!(
-            index_name("payments", &columns(&["user_id", "status"]), &none),
+            index_name("payments", &columns(&["user_id", "status"]), any),
             "idx_payments_user_id_status"
         );
-        let long = index_name(&"t".repeat(80), &columns(&["é"]), &none);
+        let long = index_name(&"t".repeat(80), &columns(&["é"]), any);
         assert!(long.len() <= MAX_IDENTIFIER_BYTES, "{long}");
         assert!(long.starts_with("idx_ttt"));
-        assert_ne!(long, index_name(&"t".repeat(81), &columns(&["é"]), &none));
-        let taken: HashSet<String> = ["idx_payments_status".to_string()].into();
+        assert_ne!(long, index_name(&"t".repeat(81), &columns(&["é"]), any));
         assert_eq!(
-            index_name("payments", &columns(&["status"]), &taken),
+            index_name("payments", &columns(&["status"]), |n| n
+                != "idx_payments_status"),
             "idx_payments_status_2"
         );
     }
 
     #[test]
     fn ddl_quotes_every_identifier() {
+        let odd = Table {
+            name: QualifiedName::new("Sales", "Order \"Lines\""),
+            ..table("x", TableKind::Table, Vec::new())
+        };
         assert_eq!(
-            create_concurrently(
-                &table("Sales", "Order \"Lines\""),
-                "idx_x",
-                &columns(&["Customer Id", "status"])
-            ),
+            build(&odd, "idx_x", &columns(&["Customer Id", "status"])),
             "CREATE INDEX CONCURRENTLY \"idx_x\" ON \"Sales\".\"Order \"\"Lines\"\"\" \
-             USING btree (\"Customer Id\", \"status\");"
+             (\"Customer Id\", \"status\");"
         );
-    }
-
-    #[test]
-    fn partitioned_tables_build_leaves_concurrently_and_attach_bottom_up() {
-        let tree = [
-            Partition {
-                table: table("public", "events"),
-                parent: None,
-                leaf: false,
-            },
-            Partition {
-                table: table("public", "events_2024"),
-                parent: Some(0),
-                leaf: false,
-            },
-            Partition {
-                table: table("public", "events_2024_01"),
-                parent: Some(1),
-                leaf: true,
-            },
-            Partition {
-                table: table("public", "events_2025"),
-                parent: Some(0),
-                leaf: true,
-            },
-        ];
-        let names = columns(&["i", "i24", "i2401", "i25"]);
         assert_eq!(
-            create_partitioned(&tree, &names, &columns(&["k"])),
-            "CREATE INDEX \"i\" ON ONLY \"public\".\"events\" USING btree (\"k\");\n\
-             CREATE INDEX \"i24\" ON ONLY \"public\".\"events_2024\" USING btree (\"k\");\n\
-             CREATE INDEX CONCURRENTLY \"i2401\" ON \"public\".\"events_2024_01\" USING btree (\"k\");\n\
-             CREATE INDEX CONCURRENTLY \"i25\" ON \"public\".\"events_2025\" USING btree (\"k\");\n\
-             ALTER INDEX \"public\".\"i24\" ATTACH PARTITION \"public\".\"i2401\";\n\
-             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i24\";\n\
-             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i25\";"
+            hypothetical(&odd.name, &columns(&["a"])),
+            "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree (\"a\")"
         );
     }
 
     #[test]
-    fn the_spec_is_toml_with_one_entry_per_index() {
+    fn partitioned_tables_build_each_partition_concurrently_and_attach_it() {
+        let partition = |oid: u32, name: &str, parent: u32, leaf: bool| Partition {
+            oid,
+            name: QualifiedName::new("public", name),
+            parent,
+            leaf,
+        };
+        let events = table(
+            "events",
+            TableKind::Partitioned,
+            vec![
+                partition(2, "events_2024", 1, false),
+                partition(3, "events_2025", 1, true),
+                partition(4, "events_2024_01", 2, true),
+            ],
+        );
+        assert_eq!(
+            partition_names("i", &events),
+            [
+                QualifiedName::new("public", "i_1"),
+                QualifiedName::new("public", "i_2"),
+                QualifiedName::new("public", "i_3"),
+            ]
+        );
+        assert_eq!(
+            build(&events, "i", &columns(&["k"])),
+            "CREATE INDEX \"i\" ON ONLY \"public\".\"events\" (\"k\");\n\
+             CREATE INDEX \"i_1\" ON ONLY \"public\".\"events_2024\" (\"k\");\n\
+             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i_1\";\n\
+             CREATE INDEX CONCURRENTLY \"i_2\" ON \"public\".\"events_2025\" (\"k\");\n\
+             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i_2\";\n\
+             CREATE INDEX CONCURRENTLY \"i_3\" ON \"public\".\"events_2024_01\" (\"k\");\n\
+             ALTER INDEX \"public\".\"i_1\" ATTACH PARTITION \"public\".\"i_3\";"
+        );
+    }
+
+    #[test]
+    fn the_spec_is_one_perfaudit_indexes_reads() {
         let cols = columns(&["user_id", "status"]);
         let text = spec(&[SpecIndex {
             name: "idx_payments_user_id_status",
             table: "public.payments",
             columns: &cols,
         }]);
-        let parsed: toml::Value = toml::from_str(&text).unwrap();
-        let index = &parsed["index"][0];
-        assert_eq!(index["name"].as_str(), Some("idx_payments_user_id_status"));
-        assert_eq!(index["table"].as_str(), Some("public.payments"));
-        assert_eq!(index["columns"].as_array().unwrap().len(), 2, "{text}");
+        let read = Spec::parse(&text, "advised").unwrap();
+        assert_eq!(read.indexes.len(), 1);
+        let index = &read.indexes[0];
+        assert_eq!(index.name, "idx_payments_user_id_status");
+        assert_eq!(index.table, "public.payments");
+        assert_eq!(
+            index.keys,
+            [Key::Column("user_id".into()), Key::Column("status".into())]
+        );
+        assert_eq!(index.method, DEFAULT_METHOD);
     }
 }

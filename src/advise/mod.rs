@@ -32,6 +32,9 @@ use self::select::{Shape, Trial};
 pub use self::workload::WorkloadStatement;
 use crate::db::Database;
 use crate::error::Result;
+use crate::indexes;
+use crate::indexes::catalog::{Table, TableKind};
+use crate::indexes::sql::QualifiedName;
 use crate::interrupt::Interrupt;
 use crate::sql::Class;
 
@@ -638,8 +641,8 @@ impl Advisor<'_, '_, '_> {
         Ok((uses, after))
     }
 
-    /// Names the chosen indexes (clear of every relation in their schema)
-    /// and writes their DDL.
+    /// Names the chosen indexes — clear of every relation in their schema,
+    /// their partitions' parts included — and writes their DDL.
     async fn write_down(
         &mut self,
         pool: &[Candidate],
@@ -650,34 +653,48 @@ impl Advisor<'_, '_, '_> {
         for &c in chosen {
             let candidate = &pool[c];
             let relation = &candidate.relation;
-            let tree = match relation.kind {
-                Kind::Partitioned => self.catalog.partition_tree(relation.oid).await?,
-                _ => Vec::new(),
+            let (kind, partitions) = match relation.kind {
+                Kind::Partitioned => (
+                    TableKind::Partitioned,
+                    indexes::catalog::partitions(self.catalog.client(), relation.oid).await?,
+                ),
+                _ => (TableKind::Table, Vec::new()),
             };
-            let mut names = Vec::new();
-            for table in
-                std::iter::once(&relation.table).chain(tree.iter().skip(1).map(|p| &p.table))
+            let table = Table {
+                oid: relation.oid,
+                name: relation.table.clone(),
+                kind,
+                columns: Vec::new(),
+                partitions,
+            };
+            for schema in std::iter::once(&table.name.schema)
+                .chain(table.partitions.iter().map(|p| &p.name.schema))
             {
-                if !taken.contains_key(&table.schema) {
-                    let existing = self.catalog.names_in(&table.schema).await?;
-                    taken.insert(table.schema.clone(), existing);
+                if !taken.contains_key(schema) {
+                    let names = self.catalog.names_in(schema).await?;
+                    taken.insert(schema.clone(), names);
                 }
-                let in_schema = taken.get_mut(&table.schema).expect("just filled");
-                let name = ddl::index_name(&table.name, &candidate.columns, in_schema);
-                in_schema.insert(name.clone());
-                names.push(name);
             }
-            let ddl = if tree.is_empty() {
-                ddl::create_concurrently(&relation.table, &names[0], &candidate.columns)
-            } else {
-                ddl::create_partitioned(&tree, &names, &candidate.columns)
+            let is_free = |name: &QualifiedName| {
+                !taken
+                    .get(&name.schema)
+                    .is_some_and(|names| names.contains(&name.name))
             };
+            let name = ddl::index_name(&table.name.name, &candidate.columns, |name| {
+                is_free(&QualifiedName::new(&table.name.schema, name))
+                    && ddl::partition_names(name, &table).iter().all(is_free)
+            });
+            for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
+                .chain(ddl::partition_names(&name, &table))
+            {
+                taken.entry(part.schema).or_default().insert(part.name);
+            }
             recommendations.push(Recommendation {
                 table: relation.display.clone(),
                 columns: candidate.columns.clone(),
-                ddl,
+                ddl: ddl::build(&table, &name, &candidate.columns),
                 size_bytes: candidate.size,
-                name: names.swap_remove(0),
+                name,
             });
         }
         Ok(recommendations)

@@ -146,7 +146,7 @@ mod tests {
         Recommendation {
             table: "public.payments".into(),
             columns: vec!["user_id".into(), "status".into()],
-            ddl: "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" USING btree (\"user_id\", \"status\");".into(),
+            ddl: "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" (\"user_id\", \"status\");".into(),
             size_bytes: 3_137_536,
             name: "idx_payments_user_id_status".into(),
         }
