@@ -4,6 +4,7 @@
 //! line, [`app::run`] dispatches it, and each module below does one job.
 //! See the README for the architecture picture.
 
+pub mod advise;
 pub mod app;
 pub mod cli;
 pub mod commands;

@@ -236,8 +236,9 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// A `json` value's text, as the server sent it.
-struct JsonText(String);
+/// A `json` value's text, as the server sent it (the column of `EXPLAIN
+/// (FORMAT JSON)`).
+pub struct JsonText(pub String);
 
 impl<'a> FromSql<'a> for JsonText {
     fn from_sql(

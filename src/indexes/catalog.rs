@@ -234,7 +234,8 @@ pub async fn tables(client: &Client, spec: &Spec) -> Result<Tables> {
     Ok(found)
 }
 
-async fn partitions(client: &Client, table: u32) -> Result<Vec<Partition>> {
+/// Every partition below `table`, parents before their children.
+pub async fn partitions(client: &Client, table: u32) -> Result<Vec<Partition>> {
     let rows = client
         .query_typed(
             "SELECT t.relid::oid, t.parentrelid::oid, t.isleaf, n.nspname::text, c.relname::text

@@ -347,7 +347,7 @@ fn decide(
 /// describes: an invalid index `ON ONLY` the parent, then each partition's
 /// index built concurrently and attached; the parent's index becomes valid
 /// when the last one is attached.
-fn build_statements(
+pub fn build_statements(
     index: &IndexSpec,
     name: &QualifiedName,
     table: &Table,

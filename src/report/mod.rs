@@ -1,6 +1,7 @@
 //! Rendering: tables for people, JSON for pipelines. Rendering never
 //! computes; it only formats what the analysis produced.
 
+pub mod advise;
 pub mod explain;
 pub mod indexes;
 
