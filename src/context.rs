@@ -113,6 +113,12 @@ impl Context {
             .await
     }
 
+    /// Whether the database is a scratch cluster perfaudit started (and
+    /// owns, so it may change it freely).
+    pub fn is_scratch(&self) -> bool {
+        self.scratch.is_some()
+    }
+
     /// Whether the user pointed perfaudit at a database (`--scratch`,
     /// `--database-url`, `DATABASE_URL` or a libpq variable). Commands that
     /// can work offline (`rewrite`) use a database only then.

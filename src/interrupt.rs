@@ -41,6 +41,17 @@ impl fmt::Display for Signal {
     }
 }
 
+/// Fires a [`Interrupt::manual`] interrupt.
+#[derive(Clone, Debug)]
+pub struct Trigger(std::sync::Arc<watch::Sender<Option<Signal>>>);
+
+impl Trigger {
+    /// Acts as if `signal` had been received.
+    pub fn fire(&self, signal: Signal) {
+        let _ = self.0.send(Some(signal));
+    }
+}
+
 /// A cheap, cloneable view of whether a stop was requested.
 #[derive(Clone, Debug)]
 pub struct Interrupt {
@@ -85,6 +96,18 @@ impl Interrupt {
             received,
             _sender: Some(std::sync::Arc::new(sender)),
         }
+    }
+
+    /// An interrupt fired by hand rather than by a signal: for tests of
+    /// cleanup paths, and for library users that stop work themselves.
+    pub fn manual() -> (Interrupt, Trigger) {
+        let (sender, received) = watch::channel(None);
+        let sender = std::sync::Arc::new(sender);
+        let interrupt = Interrupt {
+            received,
+            _sender: Some(sender.clone()),
+        };
+        (interrupt, Trigger(sender))
     }
 
     /// The signal received so far, if any.

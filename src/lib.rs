@@ -4,12 +4,15 @@
 //! line, [`app::run`] dispatches it, and each module below does one job.
 //! See the README for the architecture picture.
 
+pub mod advise;
 pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod explain;
+pub mod indexes;
 pub mod input;
 pub mod interrupt;
 pub mod report;

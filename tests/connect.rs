@@ -355,3 +355,77 @@ async fn an_exhausted_pool_waits_then_fails_clearly() {
     drop(held);
     let _free_again = db.connection().await.unwrap();
 }
+
+/// Runs `perfaudit explain "SELECT 1"` against `url` (with `PGPASSWORD` set
+/// too) and checks it exits 3 with a message naming `endpoint` and no secret.
+fn cli_database_error(url: &str, extra: &[&str], endpoint: &str) -> String {
+    let output = common::perfaudit()
+        .env("PGPASSWORD", WRONG_PASSWORD)
+        .args(["--database-url", url])
+        .args(extra)
+        .args(["explain", "SELECT 1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(endpoint), "{stderr} should name {endpoint}");
+    for secret in [PASSWORD, WRONG_PASSWORD] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "leaks: {stderr}{stdout}"
+        );
+    }
+    assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+    stderr
+}
+
+#[test]
+fn cli_connection_errors_exit_3_with_where_and_why() {
+    let port = closed_port();
+    let stderr = cli_database_error(
+        &format!("postgresql://alice:{PASSWORD}@127.0.0.1:{port}/payments"),
+        &[],
+        &format!("host \"127.0.0.1\" port {port}, user \"alice\", database \"payments\""),
+    );
+    assert!(stderr.contains("connection refused"), "{stderr}");
+
+    let host = format!("{}.invalid", "a".repeat(64));
+    let stderr = cli_database_error(
+        &format!("host={host} port=5433 user=alice"),
+        &[],
+        &format!("host \"{host}\" port 5433"),
+    );
+    assert!(stderr.contains("could not be resolved"), "{stderr}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let stderr = cli_database_error(
+        &format!("postgresql://alice:{PASSWORD}@127.0.0.1:{port}/db"),
+        &["--connect-timeout", "1s"],
+        &format!("host \"127.0.0.1\" port {port}"),
+    );
+    assert!(stderr.contains("no answer within 1s"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn cli_wrong_password_exits_3_without_the_password() {
+    let cluster = tcp_cluster(None).await;
+    let port = cluster.tcp_port().unwrap();
+    // The password comes from PGPASSWORD (set by the helper), the rest from the URL.
+    let stderr = cli_database_error(
+        &format!("postgresql://alice@127.0.0.1:{port}/postgres?sslmode=disable"),
+        &[],
+        &format!("host \"127.0.0.1\" port {port}, user \"alice\", database \"postgres\""),
+    );
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+}

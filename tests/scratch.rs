@@ -244,3 +244,26 @@ fn a_panic_still_removes_the_cluster() {
         "postmaster {pid} still runs"
     );
 }
+
+#[test]
+fn a_successful_run_removes_the_cluster() {
+    let tmp = private_tmpdir();
+    open_to_server(tmp.path());
+    let output = common::perfaudit()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "--scratch",
+            "--scratch-rows",
+            "1000",
+            "--format",
+            "json",
+            "explain",
+        ])
+        .arg("SELECT count(*) FROM payments")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["statements"][0]["plan"][0]["Plan"]["Actual Rows"], 1);
+    assert_nothing_left(tmp.path());
+}

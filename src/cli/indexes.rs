@@ -1,7 +1,68 @@
 //! Options of `perfaudit indexes`.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use clap::Args;
+
+use super::parse_duration;
 
 /// Options of `perfaudit indexes`.
 #[derive(Debug, Args)]
-pub struct IndexesArgs {}
+pub struct IndexesArgs {
+    /// The indexes to create, as TOML (default: the four payment indexes; see
+    /// fixtures/indexes.toml for the format)
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+
+    /// Print the plan and the exact DDL; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Build with plain CREATE INDEX, several at once: faster, but writes to the
+    /// table wait until the builds end (for empty or offline tables)
+    #[arg(long)]
+    pub no_concurrently: bool,
+
+    /// How long each statement may wait for a lock before it gives up (0: as long
+    /// as it takes)
+    #[arg(long, default_value = "5s", value_name = "DUR", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// How many times a statement whose lock was not granted is tried again
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub lock_retries: u32,
+
+    /// maintenance_work_mem for the builds (e.g. 512MB, 2GB); each parallel build
+    /// gets this much
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub maintenance_work_mem: Option<String>,
+}
+
+/// Accepts a size as PostgreSQL writes it: a whole number and an optional
+/// unit (`B`, `kB`, `MB`, `GB`, `TB`; kilobytes without one).
+fn parse_memory(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    let unit = text[digits..].trim_start();
+    if digits > 0 && ["", "B", "kB", "MB", "GB", "TB"].contains(&unit) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a size such as 512MB or 2GB (units: B, kB, MB, GB, TB)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_are_written_as_postgresql_writes_them() {
+        assert_eq!(parse_memory("512MB"), Ok("512MB".into()));
+        assert_eq!(parse_memory(" 2 GB "), Ok("2 GB".into()));
+        assert_eq!(parse_memory("65536"), Ok("65536".into()));
+        for bad in ["", "MB", "2gb", "1.5GB", "1GB'; DROP TABLE t; --", "-1MB"] {
+            assert!(parse_memory(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

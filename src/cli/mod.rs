@@ -69,7 +69,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DUR", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
 
-    /// Server-side statement_timeout for every session (0 or unset: the server's setting)
+    /// Server-side statement_timeout for every session [explain's runs default to 60s, or the
+    /// server's setting when stricter; 0 keeps the server's setting]
     #[arg(long, global = true, value_name = "DUR", value_parser = parse_duration)]
     pub statement_timeout: Option<Duration>,
 

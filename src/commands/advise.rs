@@ -1,10 +1,80 @@
 //! `perfaudit advise`.
 
-use crate::cli::AdviseArgs;
+use crate::advise::{self, Options, workload};
+use crate::cli::{AdviseArgs, Format};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::input::read_sql;
+use crate::report;
+
+/// How many `pg_stat_statements` entries `--from-stat-statements` takes
+/// unless `--top` says otherwise: the heaviest twenty are usually most of
+/// the time spent, and each costs a round of hypothetical plans.
+pub const DEFAULT_TOP: u32 = 20;
 
 /// Runs `perfaudit advise`.
-pub async fn run(_context: &Context, _args: AdviseArgs) -> Result<()> {
-    Err(Error::input("`perfaudit advise` is not implemented yet"))
+pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
+    // The SQL is read (and must parse) before anything connects.
+    let from_sql = match args.from_stat_statements {
+        true => None,
+        false => Some(workload::from_sql(&read_sql(&args.input)?)?),
+    };
+    let database = context.database().await?;
+    let workload = match from_sql {
+        Some(workload) => workload,
+        None => {
+            let client = database.connection().await?;
+            let top = args.top.unwrap_or(DEFAULT_TOP);
+            context
+                .interrupt
+                .guard(workload::from_stat_statements(&client, top))
+                .await?
+        }
+    };
+    let options = Options {
+        min_improvement: args.min_improvement,
+        min_cost: args.min_cost,
+        // Only a scratch cluster is perfaudit's to change.
+        create_extension: context.is_scratch(),
+    };
+    let bar = context.ui.bar(0, "trying hypothetical indexes");
+    let advice = advise::advise(
+        database,
+        &workload,
+        &options,
+        &context.interrupt,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let advice = advice?;
+
+    if let Some(path) = &args.write_spec {
+        if advice.indexes.is_empty() {
+            context.ui.status(format!(
+                "no index to recommend, so {} was not written",
+                path.display()
+            ));
+        } else {
+            std::fs::write(path, advice.spec()).map_err(|e| {
+                Error::input(format!(
+                    "cannot write the spec {}: {e}; check the path given to --write-spec",
+                    path.display()
+                ))
+            })?;
+            context.ui.status(format!(
+                "wrote {} index(es) to {}; build them with: perfaudit indexes --spec {}",
+                advice.indexes.len(),
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    match context.ui.format() {
+        Format::Json => report::print_json(&advice),
+        Format::Table => report::print(&report::advise::render(&advice, &context.ui)),
+    }
 }

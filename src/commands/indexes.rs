@@ -1,10 +1,54 @@
-//! `perfaudit indexes`.
+//! `perfaudit indexes`: spec -> catalog -> plan -> build -> report.
 
 use crate::cli::IndexesArgs;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::indexes::build::{self, Settings};
+use crate::indexes::progress::Progress;
+use crate::indexes::spec::Spec;
+use crate::indexes::{Report, catalog, plan};
+use crate::report;
 
 /// Runs `perfaudit indexes`.
-pub async fn run(_context: &Context, _args: IndexesArgs) -> Result<()> {
-    Err(Error::input("`perfaudit indexes` is not implemented yet"))
+pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
+    let report = report(context, args).await?;
+    report::indexes::print(&context.ui, &report)
+}
+
+/// Does the work of `perfaudit indexes` and returns what happened, unprinted.
+pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
+    let spec = Spec::load(args.spec.as_deref())?;
+    let database = context.database().await?;
+    // The catalog is read on one connection, given back before any build:
+    // a concurrent build waits for every open transaction, ours included.
+    let (catalog, plan) = context
+        .interrupt
+        .guard(async {
+            let client = database.connection().await?;
+            let tables = catalog::tables(&client, &spec).await?;
+            plan::check_server_version(tables.server_version)?;
+            plan::check_tables(&spec, &tables)?;
+            let names = plan::wanted_names(&spec, &tables);
+            let catalog = catalog::read(&client, &spec, tables, &names, args.lock_timeout).await?;
+            let plan = plan::plan(&spec, &catalog, !args.no_concurrently)?;
+            Ok((catalog, plan))
+        })
+        .await?;
+    let built = if args.dry_run {
+        vec![None; plan.indexes.len()]
+    } else {
+        let settings = Settings {
+            lock_timeout: args.lock_timeout,
+            lock_retries: args.lock_retries,
+            maintenance_work_mem: args.maintenance_work_mem,
+        };
+        let progress = Progress::new(&context.ui);
+        build::execute(database, &context.interrupt, &progress, &plan, &settings).await?
+    };
+    let sizes: Vec<Option<i64>> = built
+        .iter()
+        .map(|b| b.as_ref().map(|b| b.size_bytes))
+        .collect();
+    let findings = plan::findings(&catalog, &plan, &sizes);
+    Ok(Report::new(&plan, &built, findings, args.dry_run))
 }

@@ -1,16 +1,24 @@
 //! Rendering: tables for people, JSON for pipelines. Rendering never
 //! computes; it only formats what the analysis produced.
 
+pub mod advise;
+pub mod explain;
+pub mod indexes;
 pub mod rewrite;
 
 use std::io::Write;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::explain::findings::Severity;
 use crate::ui::Ui;
+
+/// The width of a findings table when the terminal's is unknown (a pipe, a
+/// CI log): its sentences wrap instead of running hundreds of columns wide.
+const FINDINGS_WIDTH: u16 = 120;
 
 /// A table in perfaudit's house style, coloured only when the UI allows.
 pub fn table(ui: &Ui) -> Table {
@@ -24,6 +32,25 @@ pub fn table(ui: &Ui) -> Table {
         table.force_no_tty();
     }
     table
+}
+
+/// A table for findings: house style, its sentences wrapped at the
+/// terminal's width, or at a readable width off a terminal.
+pub fn findings_table(ui: &Ui) -> Table {
+    let mut table = table(ui);
+    if table.width().is_none() {
+        table.set_width(FINDINGS_WIDTH);
+    }
+    table
+}
+
+/// A finding's severity, in its colour when the UI allows colour.
+pub fn severity_cell(severity: Severity) -> Cell {
+    Cell::new(severity).fg(match severity {
+        Severity::Critical => Color::Red,
+        Severity::Warning => Color::Yellow,
+        Severity::Info => Color::Blue,
+    })
 }
 
 /// Writes `text` and a newline to stdout. A closed pipe (`| head`) ends the

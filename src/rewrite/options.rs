@@ -8,6 +8,8 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
+use crate::sql::ident;
+
 /// The seed design's row limit for an ad-hoc query: enough rows to see
 /// what a query returns, few enough that it cannot swamp a client.
 pub const DEFAULT_LIMIT: u64 = 1000;
@@ -69,7 +71,7 @@ impl OrderBy {
         &self.name
     }
 
-    /// The column as the user wrote it, ready to put into SQL.
+    /// The column as SQL must spell it, quoted only where needed.
     pub fn spelling(&self) -> &str {
         &self.spelling
     }
@@ -131,17 +133,12 @@ impl FromStr for OrderBy {
         if words.next().is_some() {
             return Err(invalid());
         }
-        let (spelling, name) = match column.quote_style {
-            Some(_) => (column.to_string(), column.value.clone()),
-            // A keyword (`order`, `user`) names a column only when quoted.
-            None if column.keyword != Keyword::NoKeyword => {
-                let name = column.value.to_ascii_lowercase();
-                (format!("\"{name}\""), name)
-            }
-            None => (column.value.clone(), column.value.to_ascii_lowercase()),
+        let name = match column.quote_style {
+            Some(_) => column.value.clone(),
+            None => column.value.to_ascii_lowercase(),
         };
         Ok(OrderBy {
-            spelling,
+            spelling: ident(&name),
             name,
             direction,
         })
@@ -160,9 +157,9 @@ mod tests {
         let folded: OrderBy = "  Created_At asc ".parse().unwrap();
         assert_eq!(
             (folded.name(), folded.spelling()),
-            ("created_at", "Created_At")
+            ("created_at", "created_at")
         );
-        assert_eq!(folded.to_string(), "Created_At ASC");
+        assert_eq!(folded.to_string(), "created_at ASC");
         let quoted: OrderBy = "\"Created At\"".parse().unwrap();
         assert_eq!(
             (quoted.name(), quoted.spelling()),

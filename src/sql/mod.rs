@@ -9,6 +9,7 @@
 //! time, never the whole input.
 
 mod classify;
+mod ident;
 mod split;
 
 use std::collections::VecDeque;
@@ -22,6 +23,7 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify};
+pub use ident::ident;
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,184 @@
+//! Candidate indexes for one scan, and whether an existing index already
+//! gives them. Pure: the catalog facts come in as data.
+//!
+//! The shapes follow the usual B-tree rule — equality columns first, then
+//! one range or the sort — and the planner, with each candidate created as
+//! a hypothetical index, decides which of them pay.
+
+use super::extract::Scan;
+
+/// The widest index advise proposes. Each further column makes the index
+/// larger and every write slower, and past three equality or range columns
+/// the rows left to filter are rarely worth it.
+pub const MAX_INDEX_COLUMNS: usize = 3;
+
+/// An index that exists on a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingIndex {
+    /// Its name.
+    pub name: String,
+    /// Its leading key columns, up to the first expression.
+    pub columns: Vec<String>,
+    /// Whether the planner can use it for any query on these columns: a
+    /// valid, non-partial B-tree.
+    pub usable: bool,
+}
+
+/// The candidate indexes for `scan` (whose columns all exist): each column
+/// alone, the equality columns together — most distinct values first, so
+/// the index's prefixes serve the most lookups — with a range column or the
+/// sort after them, and the sort alone. `distinct` gives a column's number
+/// of distinct values (0 when unknown).
+pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>> {
+    let mut equality = scan.equality.clone();
+    // Stable: columns the statistics cannot tell apart keep query order.
+    equality.sort_by(|a, b| distinct(b).total_cmp(&distinct(a)));
+    let leading = &equality[..equality.len().min(MAX_INDEX_COLUMNS - 1)];
+
+    let mut shapes: Vec<Vec<String>> = Vec::new();
+    shapes.extend(
+        scan.equality
+            .iter()
+            .chain(&scan.range)
+            .map(|c| vec![c.clone()]),
+    );
+    for width in 2..=equality.len().min(MAX_INDEX_COLUMNS) {
+        shapes.push(equality[..width].to_vec());
+    }
+    if !leading.is_empty() {
+        for range in &scan.range {
+            shapes.push(leading.iter().chain([range]).cloned().collect());
+        }
+    }
+    if !scan.order.is_empty() {
+        shapes.push(scan.order.clone());
+        shapes.push(leading.iter().chain(&scan.order).cloned().collect());
+    }
+
+    let mut unique: Vec<Vec<String>> = Vec::new();
+    for shape in shapes {
+        let mut columns: Vec<String> = Vec::new();
+        for column in shape {
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        columns.truncate(MAX_INDEX_COLUMNS);
+        if !columns.is_empty() && !unique.contains(&columns) {
+            unique.push(columns);
+        }
+    }
+    unique
+}
+
+/// The existing index that already gives `candidate`: a usable index whose
+/// key starts with the candidate's columns, in order.
+pub fn already_given<'a>(
+    candidate: &[String],
+    existing: &'a [ExistingIndex],
+) -> Option<&'a ExistingIndex> {
+    existing
+        .iter()
+        .find(|index| index.usable && index.columns.starts_with(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(equality: &[&str], range: &[&str], order: &[&str]) -> Scan {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        Scan {
+            relation: vec!["payments".into()],
+            equality: strings(equality),
+            range: strings(range),
+            order: strings(order),
+        }
+    }
+
+    fn shapes(found: Vec<Vec<String>>) -> Vec<String> {
+        found.into_iter().map(|c| c.join(",")).collect()
+    }
+
+    fn distinct(column: &str) -> f64 {
+        match column {
+            "user_id" => 4000.0,
+            "status" => 4.0,
+            "currency" => 5.0,
+            _ => 0.0,
+        }
+    }
+
+    #[test]
+    fn equality_columns_go_first_most_selective_first() {
+        assert_eq!(
+            shapes(candidates(
+                &scan(&["status", "user_id"], &[], &[]),
+                distinct
+            )),
+            ["status", "user_id", "user_id,status"]
+        );
+        assert_eq!(
+            shapes(candidates(
+                &scan(&["status", "user_id", "currency"], &["created_at"], &[]),
+                distinct
+            )),
+            [
+                "status",
+                "user_id",
+                "currency",
+                "created_at",
+                "user_id,currency",
+                "user_id,currency,status",
+                "user_id,currency,created_at"
+            ]
+        );
+    }
+
+    #[test]
+    fn sorts_follow_the_equality_columns() {
+        assert_eq!(
+            shapes(candidates(&scan(&[], &[], &["created_at"]), distinct)),
+            ["created_at"]
+        );
+        assert_eq!(
+            shapes(candidates(
+                &scan(&["user_id"], &["created_at"], &["created_at"]),
+                distinct
+            )),
+            ["user_id", "created_at", "user_id,created_at"]
+        );
+    }
+
+    #[test]
+    fn nothing_asked_gives_no_candidate() {
+        assert!(candidates(&scan(&[], &[], &[]), distinct).is_empty());
+    }
+
+    #[test]
+    fn an_index_gives_the_prefixes_of_its_key() {
+        let existing = [
+            ExistingIndex {
+                name: "partial".into(),
+                columns: vec!["status".into()],
+                usable: false,
+            },
+            ExistingIndex {
+                name: "user_status".into(),
+                columns: vec!["user_id".into(), "status".into()],
+                usable: true,
+            },
+        ];
+        let given = |columns: &[&str]| {
+            let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            already_given(&columns, &existing).map(|i| i.name.clone())
+        };
+        assert_eq!(given(&["user_id"]).as_deref(), Some("user_status"));
+        assert_eq!(
+            given(&["user_id", "status"]).as_deref(),
+            Some("user_status")
+        );
+        assert_eq!(given(&["status"]), None);
+        assert_eq!(given(&["status", "user_id"]), None);
+    }
+}

@@ -1,0 +1,1109 @@
+//! What a statement asks of each table it reads, from its syntax tree: the
+//! columns it compares with a value or joins on (equality), the columns it
+//! bounds (range), and the columns it sorts by. Pure: no catalog, no server.
+//!
+//! Names are kept as written (normalized the way PostgreSQL folds them) and
+//! resolved later against the catalog. Columns are attributed generously —
+//! an unqualified column goes to every table in scope — because the catalog
+//! drops the ones a table does not have, and the planner, with hypothetical
+//! indexes, decides which candidates matter.
+//!
+//! CTEs and subqueries in FROM are inlined here: a predicate on one of their
+//! output columns reaches the table column it passes through. Views are
+//! inlined the same way by the caller, with [`Block::inline`], once the
+//! catalog has given their definition.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Delete, Expr, FromTable, Ident, Join, JoinConstraint, JoinOperator, Merge,
+    ObjectName, ObjectNamePart, OrderBy, OrderByKind, OrderBySort, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
+    Update, UpdateTableFromKind, Value, Visit, Visitor,
+};
+
+/// A relation's name as written, each part folded as PostgreSQL folds it
+/// (unquoted parts to lower case).
+pub type RelationName = Vec<String>;
+
+/// One scan of a relation: what the statement asks of its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scan {
+    /// The relation as written.
+    pub relation: RelationName,
+    /// Columns compared for equality with a value, another table's column
+    /// (a join key), an `IN` list or `IS NULL`.
+    pub equality: Vec<String>,
+    /// Columns bounded by `<`, `<=`, `>`, `>=` or `BETWEEN`.
+    pub range: Vec<String>,
+    /// The `ORDER BY` columns, when all of them are this scan's and sort the
+    /// same way (an index read forwards or backwards then gives the order).
+    pub order: Vec<String>,
+}
+
+impl Scan {
+    fn new(relation: RelationName) -> Scan {
+        Scan {
+            relation,
+            ..Scan::default()
+        }
+    }
+
+    fn add(&mut self, column: &str, kind: Kind) {
+        let list = match kind {
+            Kind::Equality => &mut self.equality,
+            Kind::Range => &mut self.range,
+        };
+        if !list.iter().any(|c| c == column) {
+            list.push(column.to_owned());
+        }
+    }
+}
+
+/// How a predicate uses a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Equality,
+    Range,
+}
+
+/// A column of one of a block's scans: the scan's index and the column.
+type Source = (usize, String);
+
+/// A query block (a SELECT, a set operation, a CTE or view body): its scans
+/// and what its output columns pass through.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// Every scan of a base relation (or a view, for the caller to inline).
+    pub scans: Vec<Scan>,
+    outputs: Vec<Output>,
+}
+
+/// An output column of a block.
+#[derive(Debug, Clone)]
+enum Output {
+    /// A named output and the scan columns it passes through unchanged
+    /// (none for a computed value).
+    Named { name: String, sources: Vec<Source> },
+    /// `*` or `t.*`: every column of this scan, under its own name.
+    AllOf(usize),
+}
+
+impl Block {
+    /// The scans a scan of this block (a view) amounts to: this block's own
+    /// scans, with the outer scan's predicates and order carried through the
+    /// output columns to the table columns they come from.
+    pub fn inline(&self, outer: &Scan) -> Vec<Scan> {
+        let mut scans = self.scans.clone();
+        for (columns, kind) in [
+            (&outer.equality, Kind::Equality),
+            (&outer.range, Kind::Range),
+        ] {
+            for column in columns {
+                for (scan, inner) in self.output_sources(column) {
+                    scans[scan].add(&inner, kind);
+                }
+            }
+        }
+        let keys: Vec<Vec<Source>> = outer
+            .order
+            .iter()
+            .map(|column| self.output_sources(column))
+            .collect();
+        apply_order(&mut scans, &keys);
+        scans
+    }
+
+    /// The scan columns output `name` passes through.
+    fn output_sources(&self, name: &str) -> Vec<Source> {
+        let mut sources = Vec::new();
+        for output in &self.outputs {
+            match output {
+                Output::Named {
+                    name: n,
+                    sources: s,
+                } if n == name => {
+                    sources.extend(s.iter().cloned());
+                }
+                Output::AllOf(scan) => sources.push((*scan, name.to_owned())),
+                Output::Named { .. } => {}
+            }
+        }
+        sources
+    }
+
+    /// Appends `other`'s scans; returns its outputs renumbered to match.
+    fn absorb(&mut self, other: Block) -> Vec<Output> {
+        let shift = self.scans.len();
+        self.scans.extend(other.scans);
+        other
+            .outputs
+            .into_iter()
+            .map(|output| match output {
+                Output::Named { name, sources } => Output::Named {
+                    name,
+                    sources: sources.into_iter().map(|(s, c)| (s + shift, c)).collect(),
+                },
+                Output::AllOf(scan) => Output::AllOf(scan + shift),
+            })
+            .collect()
+    }
+}
+
+/// The scans of one statement, CTEs and subqueries inlined. Statements that
+/// read no table (and those that are not queries or DML) have none.
+pub fn statement_scans(statement: &Statement) -> Vec<Scan> {
+    statement_block(statement, &Ctes::default()).scans
+}
+
+/// The block of a view's definition (`pg_get_viewdef`), for
+/// [`Block::inline`]; `None` when the definition is not a query.
+pub fn view_block(definition: &Statement) -> Option<Block> {
+    match definition {
+        Statement::Query(query) => Some(query_block(query, &Ctes::default())),
+        _ => None,
+    }
+}
+
+/// The largest `$n` in the statement: how many parameters it takes.
+pub fn parameter_count(statement: &Statement) -> usize {
+    struct Counter(usize);
+    impl Visitor for Counter {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Value(value) = expr
+                && let Value::Placeholder(text) = &value.value
+                && let Some(n) = text.strip_prefix('$').and_then(|n| n.parse().ok())
+            {
+                self.0 = self.0.max(n);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut counter = Counter(0);
+    let _ = statement.visit(&mut counter);
+    counter.0
+}
+
+/// The CTEs visible at a point of the query, innermost last.
+#[derive(Debug, Clone, Default)]
+struct Ctes(Vec<(String, Block)>);
+
+impl Ctes {
+    fn get(&self, name: &str) -> Option<&Block> {
+        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
+    }
+}
+
+fn statement_block(statement: &Statement, ctes: &Ctes) -> Block {
+    match statement {
+        Statement::Query(query) => query_block(query, ctes),
+        Statement::Insert(insert) => insert
+            .source
+            .as_ref()
+            .map(|source| query_block(source, ctes))
+            .unwrap_or_default(),
+        Statement::Update(update) => update_block(update, ctes),
+        Statement::Delete(delete) => delete_block(delete, ctes),
+        Statement::Merge(merge) => merge_block(merge, ctes),
+        _ => Block::default(),
+    }
+}
+
+fn query_block(query: &Query, outer: &Ctes) -> Block {
+    let mut ctes = outer.clone();
+    let mut definitions = Block::default();
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            let name = fold(&cte.alias.name);
+            if with.recursive {
+                // The recursive part reads the CTE itself: not a table.
+                ctes.0.push((name.clone(), Block::default()));
+            }
+            let mut block = query_block(&cte.query, &ctes);
+            rename_outputs(
+                &mut block.outputs,
+                cte.alias.columns.iter().map(|c| &c.name),
+            );
+            // The CTE's own scans count once even if it is never read (a
+            // data-modifying CTE runs regardless); each reference below adds
+            // a copy carrying the outer predicates.
+            definitions.absorb(Block {
+                scans: block.scans.clone(),
+                outputs: Vec::new(),
+            });
+            ctes.0.push((name, block));
+        }
+    }
+    let mut block = match query.body.as_ref() {
+        SetExpr::Select(select) => select_block(select, query.order_by.as_ref(), &ctes),
+        body => {
+            let mut block = set_expr_block(body, &ctes);
+            if let Some(order_by) = &query.order_by {
+                let keys = order_keys(order_by, |expr| match expr {
+                    Expr::Identifier(ident) => block.output_sources(&fold(ident)),
+                    _ => Vec::new(),
+                });
+                if let Some(keys) = keys {
+                    apply_order(&mut block.scans, &keys);
+                }
+            }
+            block
+        }
+    };
+    let outputs = std::mem::take(&mut block.outputs);
+    block.absorb(definitions);
+    block.outputs = outputs;
+    block
+}
+
+fn set_expr_block(body: &SetExpr, ctes: &Ctes) -> Block {
+    match body {
+        SetExpr::Select(select) => select_block(select, None, ctes),
+        SetExpr::Query(query) => query_block(query, ctes),
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut block = set_expr_block(left, ctes);
+            let right = set_expr_block(right, ctes);
+            let positional = block.outputs.len() == right.outputs.len()
+                && block
+                    .outputs
+                    .iter()
+                    .chain(&right.outputs)
+                    .all(|o| matches!(o, Output::Named { .. }));
+            let right_outputs = block.absorb(right);
+            if positional {
+                for (left, right) in block.outputs.iter_mut().zip(right_outputs) {
+                    if let (
+                        Output::Named { sources, .. },
+                        Output::Named {
+                            sources: right_sources,
+                            ..
+                        },
+                    ) = (left, right)
+                    {
+                        sources.extend(right_sources);
+                    }
+                }
+            }
+            block
+        }
+        SetExpr::Values(values) => {
+            let mut block = Block::default();
+            for expr in values.rows.iter().flat_map(|row| &row.content) {
+                for query in subqueries(expr) {
+                    block.absorb(query_block(&query, ctes));
+                }
+            }
+            block
+        }
+        SetExpr::Insert(statement)
+        | SetExpr::Update(statement)
+        | SetExpr::Delete(statement)
+        | SetExpr::Merge(statement) => {
+            let mut block = statement_block(statement, ctes);
+            block.outputs.clear();
+            block
+        }
+        SetExpr::Table(table) => match &table.table_name {
+            Some(name) => {
+                let mut builder = Builder::new(ctes);
+                let mut relation: RelationName = Vec::new();
+                if let Some(schema) = &table.schema_name {
+                    relation.push(fold(schema));
+                }
+                relation.push(fold(name));
+                let scan = builder.block.scans.len();
+                builder.block.scans.push(Scan::new(relation));
+                builder.block.outputs.push(Output::AllOf(scan));
+                builder.block
+            }
+            None => Block::default(),
+        },
+    }
+}
+
+fn select_block(select: &Select, order_by: Option<&OrderBy>, ctes: &Ctes) -> Block {
+    let mut builder = Builder::new(ctes);
+    for table in &select.from {
+        builder.table_with_joins(table);
+    }
+    if let Some(selection) = &select.selection {
+        builder.predicate(selection);
+    }
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                builder.subqueries_of(expr);
+            }
+            _ => {}
+        }
+    }
+    if let Some(having) = &select.having {
+        builder.subqueries_of(having);
+    }
+    builder.outputs(&select.projection);
+    if let Some(order_by) = order_by {
+        builder.order(order_by);
+    }
+    builder.block
+}
+
+fn update_block(update: &Update, ctes: &Ctes) -> Block {
+    let mut builder = Builder::new(ctes);
+    builder.table_with_joins(&update.table);
+    if let Some(UpdateTableFromKind::BeforeSet(from) | UpdateTableFromKind::AfterSet(from)) =
+        &update.from
+    {
+        for table in from {
+            builder.table_with_joins(table);
+        }
+    }
+    if let Some(selection) = &update.selection {
+        builder.predicate(selection);
+    }
+    for assignment in &update.assignments {
+        builder.subqueries_of(&assignment.value);
+    }
+    builder.block
+}
+
+fn delete_block(delete: &Delete, ctes: &Ctes) -> Block {
+    let mut builder = Builder::new(ctes);
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+    for table in from.iter().chain(delete.using.iter().flatten()) {
+        builder.table_with_joins(table);
+    }
+    if let Some(selection) = &delete.selection {
+        builder.predicate(selection);
+    }
+    builder.block
+}
+
+fn merge_block(merge: &Merge, ctes: &Ctes) -> Block {
+    let mut builder = Builder::new(ctes);
+    builder.factor(&merge.table);
+    builder.factor(&merge.source);
+    builder.predicate(&merge.on);
+    builder.block
+}
+
+/// A name in a block's FROM list and what it stands for.
+struct Binding {
+    name: Option<String>,
+    target: Target,
+}
+
+enum Target {
+    /// A scan of a relation (by index in the block).
+    Scan(usize),
+    /// An inlined subquery or CTE: its outputs.
+    Derived(Vec<Output>),
+    /// A function or anything else whose columns come from no table.
+    Opaque,
+}
+
+/// Builds one block: binds the FROM list, then reads predicates, outputs
+/// and order against those bindings.
+struct Builder<'a> {
+    ctes: &'a Ctes,
+    block: Block,
+    bindings: Vec<Binding>,
+    /// `IN (subquery)` queries already read as semi-joins.
+    semi_joins: Vec<Query>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(ctes: &'a Ctes) -> Builder<'a> {
+        Builder {
+            ctes,
+            block: Block::default(),
+            bindings: Vec::new(),
+            semi_joins: Vec::new(),
+        }
+    }
+
+    fn table_with_joins(&mut self, table: &TableWithJoins) {
+        self.factor(&table.relation);
+        for join in &table.joins {
+            self.join(join);
+        }
+    }
+
+    fn join(&mut self, join: &Join) {
+        self.factor(&join.relation);
+        match join_constraint(&join.join_operator) {
+            Some(JoinConstraint::On(expr)) => self.predicate(expr),
+            Some(JoinConstraint::Using(columns) | JoinConstraint::UsingAlias(columns, _)) => {
+                for column in columns {
+                    if let Some(ObjectNamePart::Identifier(ident)) = column.0.last() {
+                        for (scan, name) in self.resolve(None, &fold(ident)) {
+                            self.block.scans[scan].add(&name, Kind::Equality);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn factor(&mut self, factor: &TableFactor) {
+        match factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } if args.is_none() => {
+                let relation = fold_name(name);
+                let binding_name = alias
+                    .as_ref()
+                    .map(|a| fold(&a.name))
+                    .or_else(|| relation.last().cloned());
+                let cte = match relation.as_slice() {
+                    [single] => self.ctes.get(single),
+                    _ => None,
+                };
+                let target = match cte {
+                    Some(cte) => {
+                        let mut outputs = self.block.absorb(cte.clone());
+                        rename_outputs(&mut outputs, alias_columns(alias));
+                        Target::Derived(outputs)
+                    }
+                    None => {
+                        self.block.scans.push(Scan::new(relation));
+                        Target::Scan(self.block.scans.len() - 1)
+                    }
+                };
+                self.bindings.push(Binding {
+                    name: binding_name,
+                    target,
+                });
+            }
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let mut outputs = self.block.absorb(query_block(subquery, self.ctes));
+                rename_outputs(&mut outputs, alias_columns(alias));
+                self.bindings.push(Binding {
+                    name: alias.as_ref().map(|a| fold(&a.name)),
+                    target: Target::Derived(outputs),
+                });
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.table_with_joins(table_with_joins),
+            other => {
+                let alias = match other {
+                    TableFactor::Table { alias, .. }
+                    | TableFactor::Function { alias, .. }
+                    | TableFactor::TableFunction { alias, .. }
+                    | TableFactor::UNNEST { alias, .. } => alias.as_ref(),
+                    _ => None,
+                };
+                self.bindings.push(Binding {
+                    name: alias.map(|a| fold(&a.name)),
+                    target: Target::Opaque,
+                });
+            }
+        }
+    }
+
+    /// Reads one WHERE / ON condition: its conjuncts, and every subquery in it.
+    fn predicate(&mut self, expr: &Expr) {
+        self.conjunct(expr);
+        self.subqueries_of(expr);
+    }
+
+    fn conjunct(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Nested(inner) => self.conjunct(inner),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                self.conjunct(left);
+                self.conjunct(right);
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let Some(kind) = comparison(op) else { return };
+                match (self.column(left), self.column(right)) {
+                    (Some(columns), None) if self.is_value(right) => self.add(&columns, kind),
+                    (None, Some(columns)) if self.is_value(left) => self.add(&columns, kind),
+                    // A join key: an index on either side lets a nested loop
+                    // look rows up by the other side's value.
+                    (Some(left), Some(right)) if kind == Kind::Equality => {
+                        self.add(&left, kind);
+                        self.add(&right, kind);
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            } if self.is_value(low) && self.is_value(high) => {
+                if let Some(columns) = self.column(expr) {
+                    self.add(&columns, Kind::Range);
+                }
+            }
+            Expr::In {
+                expr,
+                target,
+                negated: false,
+                ..
+            } => {
+                let Some(columns) = self.column(expr) else {
+                    return;
+                };
+                match target {
+                    sqlparser::ast::InTarget::List(list)
+                        if list.iter().all(|e| self.is_value(e)) =>
+                    {
+                        self.add(&columns, Kind::Equality);
+                    }
+                    sqlparser::ast::InTarget::Subquery(query) => {
+                        // A semi-join: both its keys are join keys.
+                        self.add(&columns, Kind::Equality);
+                        self.semi_joins.push((**query).clone());
+                        let inner = query_block(query, self.ctes);
+                        let first = inner.outputs.first().cloned();
+                        let shift = self.block.scans.len();
+                        self.block.absorb(inner);
+                        if let Some(Output::Named { sources, .. }) = first {
+                            for (scan, column) in sources {
+                                self.block.scans[scan + shift].add(&column, Kind::Equality);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Expr::AnyOp {
+                left,
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            } if self.is_value(right) => {
+                if let Some(columns) = self.column(left) {
+                    self.add(&columns, Kind::Equality);
+                }
+            }
+            Expr::IsNull(inner) => {
+                if let Some(columns) = self.column(inner) {
+                    self.add(&columns, Kind::Equality);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, columns: &[Source], kind: Kind) {
+        for (scan, column) in columns {
+            self.block.scans[*scan].add(column, kind);
+        }
+    }
+
+    /// Appends the scans of every subquery directly inside `expr` (each is a
+    /// block of its own; references to this block's tables are values there).
+    fn subqueries_of(&mut self, expr: &Expr) {
+        for query in subqueries(expr) {
+            if !self.semi_joins.contains(&query) {
+                self.block.absorb(query_block(&query, self.ctes));
+            }
+        }
+    }
+
+    /// The scan columns `expr` is, when it is a plain column reference of
+    /// this block.
+    fn column(&self, expr: &Expr) -> Option<Vec<Source>> {
+        let sources = match expr {
+            Expr::Nested(inner) => return self.column(inner),
+            Expr::Identifier(ident) => self.resolve(None, &fold(ident)),
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let qualifier = fold(&parts[parts.len() - 2]);
+                self.resolve(Some(&qualifier), &fold(&parts[parts.len() - 1]))
+            }
+            _ => return None,
+        };
+        (!sources.is_empty()).then_some(sources)
+    }
+
+    /// Whether `expr` holds no column of this block: a literal, a
+    /// parameter, a function of those, or an outer query's column.
+    fn is_value(&self, expr: &Expr) -> bool {
+        struct Finder<'b, 'c> {
+            builder: &'b Builder<'c>,
+            depth: usize,
+            found: bool,
+        }
+        impl Visitor for Finder<'_, '_> {
+            type Break = ();
+            fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+                self.depth += 1;
+                ControlFlow::Continue(())
+            }
+            fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+                self.depth -= 1;
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+                if self.depth == 0
+                    && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                    && self.builder.column(expr).is_some()
+                {
+                    self.found = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut finder = Finder {
+            builder: self,
+            depth: 0,
+            found: false,
+        };
+        let _ = expr.visit(&mut finder);
+        !finder.found
+    }
+
+    /// The scan columns `qualifier.name` (or plain `name`) can mean here.
+    fn resolve(&self, qualifier: Option<&str>, name: &str) -> Vec<Source> {
+        let mut sources = Vec::new();
+        for binding in &self.bindings {
+            if qualifier.is_some() && binding.name.as_deref() != qualifier {
+                continue;
+            }
+            match &binding.target {
+                Target::Scan(scan) => sources.push((*scan, name.to_owned())),
+                Target::Derived(outputs) => {
+                    let view = Block {
+                        scans: Vec::new(),
+                        outputs: outputs.clone(),
+                    };
+                    sources.extend(view.output_sources(name));
+                }
+                Target::Opaque => {}
+            }
+        }
+        sources
+    }
+
+    fn outputs(&mut self, projection: &[SelectItem]) {
+        for item in projection {
+            match item {
+                SelectItem::UnnamedExpr(expr) => {
+                    let name = match expr {
+                        Expr::Identifier(ident) => fold(ident),
+                        Expr::CompoundIdentifier(parts) => {
+                            parts.last().map(fold).unwrap_or_default()
+                        }
+                        _ => "?column?".to_owned(),
+                    };
+                    let sources = self.column(expr).unwrap_or_default();
+                    self.block.outputs.push(Output::Named { name, sources });
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let sources = self.column(expr).unwrap_or_default();
+                    self.block.outputs.push(Output::Named {
+                        name: fold(alias),
+                        sources,
+                    });
+                }
+                SelectItem::ExprWithAliases { .. } => {}
+                SelectItem::Wildcard(_) => {
+                    let all = self.all_columns(None);
+                    self.block.outputs.extend(all);
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    if let SelectItemQualifiedWildcardKind::ObjectName(name) = kind
+                        && let Some(qualifier) = fold_name(name).last()
+                    {
+                        let all = self.all_columns(Some(qualifier));
+                        self.block.outputs.extend(all);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What `*` (or `qualifier.*`) expands to.
+    fn all_columns(&self, qualifier: Option<&str>) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        for binding in &self.bindings {
+            if qualifier.is_some() && binding.name.as_deref() != qualifier {
+                continue;
+            }
+            match &binding.target {
+                Target::Scan(scan) => outputs.push(Output::AllOf(*scan)),
+                Target::Derived(derived) => outputs.extend(derived.iter().cloned()),
+                Target::Opaque => {}
+            }
+        }
+        outputs
+    }
+
+    /// Reads ORDER BY: output names and positions first (as PostgreSQL
+    /// does), then columns of the FROM list.
+    fn order(&mut self, order_by: &OrderBy) {
+        let keys = order_keys(order_by, |expr| {
+            let by_output = match expr {
+                Expr::Identifier(ident) => self.block.output_sources(&fold(ident)),
+                Expr::Value(value) => match &value.value {
+                    Value::Number(n, _) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|i| self.block.outputs.get(i))
+                        .map(|output| match output {
+                            Output::Named { sources, .. } => sources.clone(),
+                            Output::AllOf(_) => Vec::new(),
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            if by_output.is_empty() {
+                self.column(expr).unwrap_or_default()
+            } else {
+                by_output
+            }
+        });
+        if let Some(keys) = keys {
+            apply_order(&mut self.block.scans, &keys);
+        }
+    }
+}
+
+/// The sources of each ORDER BY key, or `None` when the keys sort in mixed
+/// directions or with an operator (no plain index serves those).
+fn order_keys(
+    order_by: &OrderBy,
+    mut sources: impl FnMut(&Expr) -> Vec<Source>,
+) -> Option<Vec<Vec<Source>>> {
+    let OrderByKind::Expressions(exprs) = &order_by.kind else {
+        return None;
+    };
+    let descending = |e: &sqlparser::ast::OrderByExpr| match &e.options.sort {
+        None | Some(OrderBySort::Asc) => Some(false),
+        Some(OrderBySort::Desc) => Some(true),
+        Some(OrderBySort::Using(_)) => None,
+    };
+    let first = descending(exprs.first()?)?;
+    if exprs.iter().any(|e| descending(e) != Some(first)) {
+        return None;
+    }
+    Some(exprs.iter().map(|e| sources(&e.expr)).collect())
+}
+
+/// Records the sort on the one scan every key comes from.
+fn apply_order(scans: &mut [Scan], keys: &[Vec<Source>]) {
+    let Some(first) = keys.first() else { return };
+    for (scan, _) in first {
+        let columns: Option<Vec<String>> = keys
+            .iter()
+            .map(|key| key.iter().find(|(s, _)| s == scan).map(|(_, c)| c.clone()))
+            .collect();
+        if let Some(columns) = columns
+            && scans[*scan].order.is_empty()
+        {
+            scans[*scan].order = columns;
+        }
+    }
+}
+
+/// The subqueries directly inside `expr` (not those nested in them).
+fn subqueries(expr: &Expr) -> Vec<Query> {
+    struct Collector {
+        depth: usize,
+        found: Vec<Query>,
+    }
+    impl Visitor for Collector {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if self.depth == 0 {
+                self.found.push(query.clone());
+            }
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut collector = Collector {
+        depth: 0,
+        found: Vec::new(),
+    };
+    let _ = expr.visit(&mut collector);
+    collector.found
+}
+
+/// Renames outputs positionally, for `AS alias(a, b)` and `WITH c(a, b)`.
+fn rename_outputs<'i>(outputs: &mut [Output], names: impl Iterator<Item = &'i Ident>) {
+    if outputs.iter().any(|o| matches!(o, Output::AllOf(_))) {
+        return; // positions are unknown without the catalog
+    }
+    for (output, name) in outputs.iter_mut().zip(names) {
+        if let Output::Named { name: old, .. } = output {
+            *old = fold(name);
+        }
+    }
+}
+
+fn alias_columns(alias: &Option<TableAlias>) -> impl Iterator<Item = &Ident> {
+    alias.iter().flat_map(|a| a.columns.iter().map(|c| &c.name))
+}
+
+fn comparison(op: &BinaryOperator) -> Option<Kind> {
+    match op {
+        BinaryOperator::Eq => Some(Kind::Equality),
+        BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq => {
+            Some(Kind::Range)
+        }
+        _ => None,
+    }
+}
+
+fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
+    match operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c)
+        | JoinOperator::Semi(c)
+        | JoinOperator::LeftSemi(c)
+        | JoinOperator::RightSemi(c)
+        | JoinOperator::Anti(c)
+        | JoinOperator::LeftAnti(c)
+        | JoinOperator::RightAnti(c)
+        | JoinOperator::StraightJoin(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// An identifier as PostgreSQL stores it: unquoted ones fold to lower case
+/// (ASCII only, as in a UTF-8 database).
+pub fn fold(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+fn fold_name(name: &ObjectName) -> RelationName {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => fold(ident),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse_statements;
+
+    fn statement(sql: &str) -> Statement {
+        parse_statements(sql).unwrap().remove(0).ast
+    }
+
+    fn scans(sql: &str) -> Vec<Scan> {
+        statement_scans(&statement(sql))
+    }
+
+    fn scan(relation: &str, equality: &[&str], range: &[&str], order: &[&str]) -> Scan {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        Scan {
+            relation: relation.split('.').map(str::to_owned).collect(),
+            equality: strings(equality),
+            range: strings(range),
+            order: strings(order),
+        }
+    }
+
+    #[test]
+    fn equality_range_and_order_of_one_table() {
+        assert_eq!(
+            scans(
+                "SELECT * FROM payments WHERE user_id = $1 AND status = 'failed' \
+                 AND created_at >= now() - interval '1 day' ORDER BY created_at DESC LIMIT 10"
+            ),
+            [scan(
+                "payments",
+                &["user_id", "status"],
+                &["created_at"],
+                &["created_at"]
+            )]
+        );
+        assert_eq!(
+            scans(
+                "SELECT id FROM payments p WHERE $1 = p.user_id AND amount BETWEEN 1 AND 2 \
+                 AND currency IN ('EUR', 'USD') AND method = ANY($2) AND description IS NULL"
+            ),
+            [scan(
+                "payments",
+                &["user_id", "currency", "method", "description"],
+                &["amount"],
+                &[]
+            )]
+        );
+    }
+
+    #[test]
+    fn predicates_that_no_plain_index_serves_are_left_out() {
+        assert_eq!(
+            scans(
+                "SELECT * FROM payments WHERE (user_id = 1 OR status = 'x') \
+                 AND lower(currency) = 'eur' AND amount <> 3 AND user_id NOT IN (1, 2) \
+                 AND amount > amount * 2 ORDER BY user_id ASC, created_at DESC"
+            ),
+            [scan("payments", &[], &[], &[])]
+        );
+    }
+
+    #[test]
+    fn joins_give_keys_on_both_sides_and_quoted_names_keep_their_case() {
+        assert_eq!(
+            scans(
+                "SELECT * FROM \"Sales\".\"Orders\" o JOIN public.users u ON u.id = o.\"UserId\" \
+                 LEFT JOIN payments USING (user_id) WHERE u.country = 'NL'"
+            ),
+            [
+                scan("Sales.Orders", &["UserId", "user_id"], &[], &[]),
+                scan("public.users", &["id", "user_id", "country"], &[], &[]),
+                scan("payments", &["user_id"], &[], &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn ctes_and_derived_tables_carry_outer_predicates_to_their_tables() {
+        let found = scans(
+            "WITH recent AS MATERIALIZED (SELECT user_id AS uid, created_at FROM payments \
+             WHERE status = 'failed') \
+             SELECT * FROM recent r, (SELECT * FROM users) u \
+             WHERE r.uid = $1 AND u.country = 'NL' ORDER BY r.created_at LIMIT 5",
+        );
+        assert_eq!(
+            found,
+            [
+                scan("payments", &["status", "user_id"], &[], &["created_at"]),
+                scan("users", &["country"], &[], &[]),
+                // The CTE's definition, counted once on its own.
+                scan("payments", &["status"], &[], &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn recursive_ctes_do_not_read_themselves_as_tables() {
+        let found = scans(
+            "WITH RECURSIVE chain AS (SELECT id FROM users WHERE id = 1 \
+             UNION ALL SELECT u.id FROM users u JOIN chain c ON u.id = c.id + 1) \
+             SELECT * FROM chain",
+        );
+        assert!(found.iter().all(|s| s.relation == ["users"]), "{found:?}");
+    }
+
+    #[test]
+    fn subqueries_are_scanned_with_outer_references_as_values() {
+        assert_eq!(
+            scans(
+                "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM payments p \
+                 WHERE p.user_id = u.id AND p.status = 'failed') \
+                 AND u.id IN (SELECT user_id FROM payments WHERE amount > 100)"
+            ),
+            [
+                scan("users", &["id"], &[], &[]),
+                scan("payments", &["user_id"], &["amount"], &[]),
+                scan("payments", &["user_id", "status"], &[], &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn update_delete_merge_and_insert_select() {
+        assert_eq!(
+            scans("UPDATE payments SET status = 'failed' WHERE external_ref = $1"),
+            [scan("payments", &["external_ref"], &[], &[])]
+        );
+        assert_eq!(
+            scans("DELETE FROM payments p USING users u WHERE p.user_id = u.id AND u.country = $1"),
+            [
+                scan("payments", &["user_id"], &[], &[]),
+                scan("users", &["id", "country"], &[], &[])
+            ]
+        );
+        assert_eq!(
+            scans(
+                "MERGE INTO users t USING payments s ON t.id = s.user_id WHEN MATCHED THEN DELETE"
+            ),
+            [
+                scan("users", &["id"], &[], &[]),
+                scan("payments", &["user_id"], &[], &[])
+            ]
+        );
+        assert_eq!(
+            scans("INSERT INTO archive SELECT * FROM payments WHERE created_at < $1"),
+            [scan("payments", &[], &["created_at"], &[])]
+        );
+        assert!(scans("INSERT INTO t VALUES (1)").is_empty());
+        assert!(scans("SELECT 1").is_empty());
+        assert!(scans("SELECT * FROM generate_series(1, 3) g WHERE g = 1").is_empty());
+    }
+
+    #[test]
+    fn order_by_output_names_and_positions() {
+        assert_eq!(
+            scans("SELECT created_at AS at FROM payments ORDER BY at LIMIT 1"),
+            [scan("payments", &[], &[], &["created_at"])]
+        );
+        assert_eq!(
+            scans("SELECT user_id, created_at FROM payments ORDER BY 1, 2 LIMIT 1"),
+            [scan("payments", &[], &[], &["user_id", "created_at"])]
+        );
+    }
+
+    #[test]
+    fn views_inline_outer_predicates_through_their_outputs() {
+        let definition = statement(
+            "SELECT p.id, p.user_id AS customer, p.created_at FROM payments p \
+             WHERE p.status = 'pending'",
+        );
+        let view = view_block(&definition).unwrap();
+        let outer = scan("pending", &["customer", "id"], &[], &["created_at"]);
+        assert_eq!(
+            view.inline(&outer),
+            [scan(
+                "payments",
+                &["status", "user_id", "id"],
+                &[],
+                &["created_at"]
+            )]
+        );
+        let star = view_block(&statement("SELECT * FROM users")).unwrap();
+        assert_eq!(
+            star.inline(&scan("v", &["country"], &[], &[])),
+            [scan("users", &["country"], &[], &[])]
+        );
+    }
+
+    #[test]
+    fn parameters_are_counted_by_their_highest_number() {
+        assert_eq!(
+            parameter_count(&statement(
+                "SELECT * FROM t WHERE a = $2 AND b = '$9' AND c = $1"
+            )),
+            2
+        );
+        assert_eq!(parameter_count(&statement("SELECT 1")), 0);
+    }
+}

@@ -1,0 +1,780 @@
+//! `perfaudit advise`: the indexes a workload needs, each proven with a
+//! hypothetical index (HypoPG) before anything is built.
+//!
+//! For every statement: find the tables it reads ([`extract`], views
+//! inlined through the [`catalog`]), cost its plan as it is, and derive
+//! candidate indexes from its predicates, joins and sort ([`candidates`]),
+//! leaving out those an existing index already gives. Then, on one pinned
+//! session ([`hypo`]), create each candidate hypothetically and cost every
+//! statement on its table with it; choose the fewest, narrowest indexes
+//! that cut each statement's cost by the threshold ([`select`]); cost the
+//! workload once more with exactly that set; and write each index down
+//! ([`ddl`]). Nothing is executed and nothing is created for real.
+
+pub mod candidates;
+pub mod catalog;
+pub mod ddl;
+pub mod extract;
+pub mod hypo;
+pub mod select;
+pub mod workload;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use self::catalog::{Catalog, Kind, Relation};
+use self::extract::Scan;
+use self::hypo::{Hypothetical, Plan, Session};
+use self::select::{Shape, Trial};
+pub use self::workload::WorkloadStatement;
+use crate::db::Database;
+use crate::error::Result;
+use crate::indexes;
+use crate::indexes::catalog::{Table, TableKind};
+use crate::indexes::sql::QualifiedName;
+use crate::interrupt::Interrupt;
+use crate::sql::Class;
+
+/// The default `--min-improvement`: an index must halve a statement's
+/// cost. Smaller savings rarely outweigh what an index costs every write.
+pub const DEFAULT_MIN_IMPROVEMENT: f64 = 50.0;
+
+/// The default `--min-cost`: below 100 cost units (about a hundred pages
+/// read in sequence) a statement is cheap already, and an index would save
+/// little while slowing every write.
+pub const DEFAULT_MIN_COST: f64 = 100.0;
+
+/// How deep views over views are inlined. PostgreSQL forbids cycles; this
+/// only bounds the work on a pathological schema.
+pub const MAX_VIEW_DEPTH: usize = 16;
+
+/// How advise decides.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The percentage (0 to 100) by which an index must lower a
+    /// statement's cost to be recommended for it.
+    pub min_improvement: f64,
+    /// Statements whose plan costs less than this are left alone.
+    pub min_cost: f64,
+    /// Whether to run `CREATE EXTENSION hypopg` when it is missing (only in
+    /// a scratch cluster, which perfaudit owns).
+    pub create_extension: bool,
+}
+
+/// The advice for a workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Advice {
+    /// Per statement, in workload order.
+    pub statements: Vec<StatementAdvice>,
+    /// The minimal set of indexes serving the whole workload.
+    pub indexes: Vec<Recommendation>,
+    /// The workload in numbers.
+    pub summary: Summary,
+}
+
+/// The advice for one statement.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementAdvice {
+    /// The statement's text.
+    pub original: String,
+    /// The line it starts on in the input, from 1 (`None` for statements
+    /// from `pg_stat_statements`).
+    #[serde(skip)]
+    pub line: Option<usize>,
+    /// The plan cost without new indexes.
+    pub cost_before: Option<f64>,
+    /// The plan cost with the recommended set.
+    pub cost_after: Option<f64>,
+    /// The recommended indexes this statement's plan uses.
+    pub indexes: Vec<Recommendation>,
+    /// Why nothing is recommended for it.
+    pub reason: Option<String>,
+}
+
+/// One recommended index.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    /// The table, schema-qualified, quoted where SQL needs it.
+    pub table: String,
+    /// The key columns, in order.
+    pub columns: Vec<String>,
+    /// The statements that build it without blocking writes.
+    pub ddl: String,
+    /// HypoPG's estimate of its size.
+    pub size_bytes: i64,
+    /// The index name (also in the DDL).
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// The workload in numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Statements in the workload.
+    pub statements: usize,
+    /// Statements that have a plan (the others carry a reason).
+    pub planned: usize,
+    /// Statements the recommended indexes improve by the threshold.
+    pub improved: usize,
+    /// Indexes recommended.
+    pub indexes: usize,
+    /// Their estimated size together.
+    pub size_bytes: i64,
+    /// Sum of the planned statements' costs without new indexes.
+    pub cost_before: f64,
+    /// The same with the recommended set.
+    pub cost_after: f64,
+}
+
+/// Why nothing is recommended for a statement. Displayed as
+/// `<kind>: <detail>`, where the kind is stable for scripts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The text does not parse (only from `pg_stat_statements`).
+    CouldNotParse(String),
+    /// Not a query or DML statement.
+    NotAQuery,
+    /// It reads no table.
+    NoTables,
+    /// It reads system catalogs only.
+    SystemCatalogsOnly(Vec<String>),
+    /// It names a relation that does not exist.
+    TableMissing(String),
+    /// It reads foreign tables only.
+    ForeignTable(String),
+    /// The server would not plan it.
+    CouldNotPlan(String),
+    /// Its plan is cheap already.
+    LowCost {
+        /// The plan cost.
+        cost: f64,
+        /// `--min-cost`.
+        min_cost: f64,
+    },
+    /// Existing indexes already give every candidate.
+    AlreadyGiven(Vec<String>),
+    /// The plan uses existing indexes and no new one beats them enough.
+    AlreadyUsed {
+        /// The indexes the plan uses.
+        indexes: Vec<String>,
+        /// `--min-improvement`, when candidates were tried (not for a plan
+        /// below `--min-cost`).
+        min_improvement: Option<f64>,
+    },
+    /// It neither filters, joins nor sorts on a plain column.
+    NothingToIndex,
+    /// No candidate lowers the cost enough.
+    BelowThreshold {
+        /// The best candidate's columns and the fraction it saves.
+        best: Option<(Vec<String>, f64)>,
+        /// The candidates tried.
+        tried: Vec<Vec<String>>,
+        /// `--min-improvement`.
+        min_improvement: f64,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let shape = |columns: &[String]| format!("({})", columns.join(", "));
+        match self {
+            Reason::CouldNotParse(why) => write!(f, "could not parse: {why}"),
+            Reason::NotAQuery => write!(
+                f,
+                "not a query: only SELECT, INSERT, UPDATE, DELETE and MERGE have plans an index \
+                 can improve"
+            ),
+            Reason::NoTables => write!(f, "no tables: the statement reads no table"),
+            Reason::SystemCatalogsOnly(names) => write!(
+                f,
+                "system catalogs only: it reads {} only, which perfaudit does not index",
+                quoted(names)
+            ),
+            Reason::TableMissing(name) => {
+                write!(f, "table missing: relation \"{name}\" does not exist")
+            }
+            Reason::ForeignTable(name) => write!(
+                f,
+                "foreign table: \"{name}\" lives on another server, where its indexes belong"
+            ),
+            Reason::CouldNotPlan(why) => write!(f, "could not plan: {why}"),
+            Reason::LowCost { cost, min_cost } => write!(
+                f,
+                "low cost: the plan costs {cost:.1}, below --min-cost {min_cost}; an index would \
+                 save little and slow every write"
+            ),
+            Reason::AlreadyGiven(names) => write!(
+                f,
+                "already indexed: {} already gives every index this statement could use",
+                quoted(names)
+            ),
+            Reason::AlreadyUsed {
+                indexes,
+                min_improvement,
+            } => {
+                write!(f, "already indexed: the plan uses {}", quoted(indexes))?;
+                match min_improvement {
+                    Some(percent) => {
+                        write!(f, " and no new index lowers its cost by {percent}% or more")
+                    }
+                    None => write!(f, " and is cheap already"),
+                }
+            }
+            Reason::NothingToIndex => write!(
+                f,
+                "nothing to index: it neither filters, joins nor sorts on a plain column"
+            ),
+            Reason::BelowThreshold {
+                best: Some((columns, saving)),
+                min_improvement,
+                ..
+            } => write!(
+                f,
+                "below threshold: the best candidate, {}, lowers the cost by {:.0}%, less than \
+                 --min-improvement {min_improvement}%",
+                shape(columns),
+                saving * 100.0
+            ),
+            Reason::BelowThreshold {
+                best: None, tried, ..
+            } => write!(
+                f,
+                "below threshold: the planner would use none of the candidates ({}): reading \
+                 the table stays cheaper, or the plan cannot reach them",
+                tried
+                    .iter()
+                    .map(|c| shape(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl Advice {
+    /// The recommended indexes as a spec for `perfaudit indexes --spec`.
+    pub fn spec(&self) -> String {
+        let indexes: Vec<ddl::SpecIndex<'_>> = self
+            .indexes
+            .iter()
+            .map(|index| ddl::SpecIndex {
+                name: &index.name,
+                table: &index.table,
+                columns: &index.columns,
+            })
+            .collect();
+        ddl::spec(&indexes)
+    }
+}
+
+/// Advises on `workload`: see the module documentation. `progress` hears
+/// `(done, total)` as the hypothetical indexes are tried.
+pub async fn advise(
+    database: &Database,
+    workload: &[WorkloadStatement],
+    options: &Options,
+    interrupt: &Interrupt,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Advice> {
+    let connection = database.connection().await?;
+    let tls = crate::db::tls::connector(database.settings())?;
+    hypo::with_session(
+        connection,
+        tls,
+        interrupt,
+        options.create_extension,
+        async |session| {
+            let mut advisor = Advisor {
+                catalog: Catalog::new(session.client()),
+                session,
+                options,
+            };
+            advisor.run(workload, progress).await
+        },
+    )
+    .await
+}
+
+/// A statement with a plan, ready for trials.
+struct Planned {
+    before: Plan,
+    parameters: usize,
+    /// The columns it filters, joins or sorts on, per relation it reads
+    /// (by object id).
+    asked: HashMap<u32, HashSet<String>>,
+    /// Candidate ids (into the pool) it gave rise to; none below
+    /// `--min-cost`.
+    candidates: Vec<usize>,
+    /// Its candidates no existing index gives.
+    new_candidates: usize,
+    /// Existing indexes that already give some of its candidates.
+    given: Vec<String>,
+}
+
+/// A candidate index of the workload.
+struct Candidate {
+    relation: Rc<Relation>,
+    columns: Vec<String>,
+    size: i64,
+}
+
+/// One advise run on the pinned session.
+struct Advisor<'s, 'c, 'o> {
+    session: &'s mut Session<'c>,
+    catalog: Catalog<'c>,
+    options: &'o Options,
+}
+
+impl Advisor<'_, '_, '_> {
+    async fn run(
+        &mut self,
+        workload: &[WorkloadStatement],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Advice> {
+        let mut pool: Vec<Candidate> = Vec::new();
+        let mut prepared: Vec<std::result::Result<Planned, Reason>> = Vec::new();
+        for statement in workload {
+            prepared.push(self.prepare(statement, &mut pool).await?);
+        }
+        let trials = self
+            .trials(workload, &prepared, &mut pool, progress)
+            .await?;
+
+        let before: Vec<f64> = prepared
+            .iter()
+            .map(|p| p.as_ref().map_or(0.0, |p| p.before.cost))
+            .collect();
+        let shapes: Vec<Shape> = pool
+            .iter()
+            .map(|c| Shape {
+                width: c.columns.len(),
+                size: c.size,
+            })
+            .collect();
+        let threshold = self.options.min_improvement / 100.0;
+        let mut chosen = select::minimal_set(&before, &shapes, &trials, threshold);
+
+        // Cost the workload with exactly the chosen set; drop any index no
+        // statement ends up using, and cost again.
+        let (uses, after) = loop {
+            let (uses, after) = self.verify(workload, &prepared, &pool, &chosen).await?;
+            let needed: Vec<usize> = chosen
+                .iter()
+                .copied()
+                .filter(|c| uses.iter().any(|u| u.contains(c)))
+                .collect();
+            if needed.len() == chosen.len() {
+                break (uses, after);
+            }
+            chosen = needed;
+        };
+        self.session.drop_all().await?;
+
+        let recommendations = self.write_down(&pool, &chosen).await?;
+        let recommendation = |c: &usize| {
+            let at = chosen.iter().position(|x| x == c).expect("a chosen index");
+            recommendations[at].clone()
+        };
+        let mut statements = Vec::new();
+        for (s, statement) in workload.iter().enumerate() {
+            let (cost_before, cost_after, indexes, reason) = match &prepared[s] {
+                Err(reason) => (None, None, Vec::new(), Some(reason.to_string())),
+                Ok(planned) => {
+                    let indexes: Vec<Recommendation> = uses[s].iter().map(recommendation).collect();
+                    let reason = indexes
+                        .is_empty()
+                        .then(|| self.reason(planned, &pool, &trials, s).to_string());
+                    (Some(planned.before.cost), after[s], indexes, reason)
+                }
+            };
+            statements.push(StatementAdvice {
+                original: statement.text.clone(),
+                line: statement.line,
+                cost_before,
+                cost_after,
+                indexes,
+                reason,
+            });
+        }
+        let summary = summarize(&statements, &recommendations);
+        Ok(Advice {
+            statements,
+            indexes: recommendations,
+            summary,
+        })
+    }
+
+    /// Resolves a statement's tables, costs its plan and adds its
+    /// candidates to the pool; or says why there is nothing to do.
+    async fn prepare(
+        &mut self,
+        statement: &WorkloadStatement,
+        pool: &mut Vec<Candidate>,
+    ) -> Result<std::result::Result<Planned, Reason>> {
+        let ast = match &statement.parsed {
+            Ok(ast) => ast,
+            Err(why) => return Ok(Err(Reason::CouldNotParse(why.clone()))),
+        };
+        if matches!(crate::sql::classify(ast), Class::Refused { .. }) {
+            return Ok(Err(Reason::NotAQuery));
+        }
+        let scans = match self.resolve(extract::statement_scans(ast)).await? {
+            Ok(scans) => scans,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let parameters = extract::parameter_count(ast);
+        let before = match self.session.explain(&statement.text, parameters).await? {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Err(Reason::CouldNotPlan(why))),
+        };
+        let mut planned = Planned {
+            before,
+            parameters,
+            asked: asked_columns(&scans),
+            candidates: Vec::new(),
+            new_candidates: 0,
+            given: Vec::new(),
+        };
+        let worth_trying = planned.before.cost >= self.options.min_cost;
+        for (relation, scan) in &scans {
+            let distinct = |column: &str| relation.columns.get(column).copied().unwrap_or(0.0);
+            for columns in candidates::candidates(scan, distinct) {
+                if let Some(index) = candidates::already_given(&columns, &relation.indexes) {
+                    if !planned.given.contains(&index.name) {
+                        planned.given.push(index.name.clone());
+                    }
+                    continue;
+                }
+                planned.new_candidates += 1;
+                if !worth_trying {
+                    continue;
+                }
+                let id = match pool
+                    .iter()
+                    .position(|c| c.relation.oid == relation.oid && c.columns == columns)
+                {
+                    Some(id) => id,
+                    None => {
+                        pool.push(Candidate {
+                            relation: relation.clone(),
+                            columns,
+                            size: 0,
+                        });
+                        pool.len() - 1
+                    }
+                };
+                if !planned.candidates.contains(&id) {
+                    planned.candidates.push(id);
+                }
+            }
+        }
+        Ok(Ok(planned))
+    }
+
+    /// The indexable relations behind `scans`, views inlined, each scan's
+    /// columns narrowed to those its table has.
+    async fn resolve(
+        &mut self,
+        scans: Vec<Scan>,
+    ) -> Result<std::result::Result<Vec<(Rc<Relation>, Scan)>, Reason>> {
+        let mut pending: Vec<(Scan, usize)> = scans.into_iter().map(|s| (s, 0)).collect();
+        let mut resolved = Vec::new();
+        let (mut system, mut foreign) = (Vec::new(), Vec::new());
+        while let Some((mut scan, depth)) = pending.pop() {
+            let Some(relation) = self.catalog.relation(&scan.relation).await? else {
+                return Ok(Err(Reason::TableMissing(scan.relation.join("."))));
+            };
+            if relation.system {
+                system.push(relation.display.clone());
+                continue;
+            }
+            match relation.kind {
+                Kind::Table | Kind::Partitioned => {
+                    let exists = |c: &String| relation.columns.contains_key(c);
+                    scan.equality.retain(exists);
+                    scan.range.retain(exists);
+                    if !scan.order.iter().all(exists) {
+                        scan.order.clear();
+                    }
+                    resolved.push((relation, scan));
+                }
+                Kind::View if depth < MAX_VIEW_DEPTH => {
+                    let block = relation
+                        .view_definition
+                        .as_deref()
+                        .and_then(|text| crate::sql::parse_statements(text).ok())
+                        .and_then(|mut parsed| (parsed.len() == 1).then(|| parsed.remove(0)))
+                        .and_then(|parsed| extract::view_block(&parsed.ast));
+                    if let Some(block) = block {
+                        pending.extend(block.inline(&scan).into_iter().map(|s| (s, depth + 1)));
+                    }
+                }
+                Kind::Foreign => foreign.push(relation.display.clone()),
+                Kind::View | Kind::Other => {}
+            }
+        }
+        resolved.reverse(); // back to statement order
+        if !resolved.is_empty() {
+            return Ok(Ok(resolved));
+        }
+        Ok(Err(if let Some(name) = foreign.pop() {
+            Reason::ForeignTable(name)
+        } else if !system.is_empty() {
+            system.dedup();
+            Reason::SystemCatalogsOnly(system)
+        } else {
+            Reason::NoTables
+        }))
+    }
+
+    /// Each candidate alone, hypothetically, against every statement worth
+    /// indexing that filters, joins or sorts on its leading column (a
+    /// B-tree serves a query only through its leading column: PostgreSQL
+    /// before 18 has no skip scan): the costs of the plans that use it.
+    async fn trials(
+        &mut self,
+        workload: &[WorkloadStatement],
+        prepared: &[std::result::Result<Planned, Reason>],
+        pool: &mut [Candidate],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Trial>> {
+        let min_cost = self.options.min_cost;
+        let readers = |candidate: &Candidate| -> Vec<(usize, &Planned)> {
+            prepared
+                .iter()
+                .enumerate()
+                .filter_map(|(s, p)| p.as_ref().ok().map(|p| (s, p)))
+                .filter(|(_, p)| {
+                    p.before.cost >= min_cost
+                        && p.asked
+                            .get(&candidate.relation.oid)
+                            .is_some_and(|columns| columns.contains(&candidate.columns[0]))
+                })
+                .collect()
+        };
+        let total: usize = pool.iter().map(|c| readers(c).len()).sum();
+        let mut done = 0;
+        progress(done, total);
+        let mut trials = Vec::new();
+        for (id, candidate) in pool.iter_mut().enumerate() {
+            let statements = readers(candidate);
+            let ddl = ddl::hypothetical(&candidate.relation.table, &candidate.columns);
+            let Ok(index) = self.session.create_index(&ddl).await? else {
+                // A column type without a B-tree operator class, say.
+                done += statements.len();
+                progress(done, total);
+                continue;
+            };
+            candidate.size = index.size;
+            for (s, planned) in statements {
+                let plan = self
+                    .session
+                    .explain(&workload[s].text, planned.parameters)
+                    .await?;
+                if let Ok(plan) = plan
+                    && plan.indexes.contains(&index.name)
+                {
+                    trials.push(Trial {
+                        statement: s,
+                        candidate: id,
+                        cost: plan.cost,
+                    });
+                }
+                done += 1;
+                progress(done, total);
+            }
+            self.session.drop_index(&index).await?;
+        }
+        Ok(trials)
+    }
+
+    /// Costs every planned statement with exactly `chosen` in place: per
+    /// statement, the chosen indexes its plan uses (only where they save
+    /// the threshold), and its cost.
+    async fn verify(
+        &mut self,
+        workload: &[WorkloadStatement],
+        prepared: &[std::result::Result<Planned, Reason>],
+        pool: &[Candidate],
+        chosen: &[usize],
+    ) -> Result<(Vec<Vec<usize>>, Vec<Option<f64>>)> {
+        self.session.drop_all().await?;
+        let mut created: Vec<(usize, Hypothetical)> = Vec::new();
+        for &c in chosen {
+            let ddl = ddl::hypothetical(&pool[c].relation.table, &pool[c].columns);
+            if let Ok(index) = self.session.create_index(&ddl).await? {
+                created.push((c, index));
+            }
+        }
+        let threshold = self.options.min_improvement / 100.0;
+        let mut uses = vec![Vec::new(); workload.len()];
+        let mut after = vec![None; workload.len()];
+        for (s, planned) in prepared.iter().enumerate() {
+            let Ok(planned) = planned else { continue };
+            let Ok(plan) = self
+                .session
+                .explain(&workload[s].text, planned.parameters)
+                .await?
+            else {
+                continue;
+            };
+            let before = planned.before.cost;
+            if before >= self.options.min_cost && plan.cost <= before * (1.0 - threshold) {
+                uses[s] = created
+                    .iter()
+                    .filter(|(_, index)| plan.indexes.contains(&index.name))
+                    .map(|(c, _)| *c)
+                    .collect();
+            }
+            after[s] = Some(plan.cost);
+        }
+        Ok((uses, after))
+    }
+
+    /// Names the chosen indexes — clear of every relation in their schema,
+    /// their partitions' parts included — and writes their DDL.
+    async fn write_down(
+        &mut self,
+        pool: &[Candidate],
+        chosen: &[usize],
+    ) -> Result<Vec<Recommendation>> {
+        let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut recommendations = Vec::new();
+        for &c in chosen {
+            let candidate = &pool[c];
+            let relation = &candidate.relation;
+            let (kind, partitions) = match relation.kind {
+                Kind::Partitioned => (
+                    TableKind::Partitioned,
+                    indexes::catalog::partitions(self.catalog.client(), relation.oid).await?,
+                ),
+                _ => (TableKind::Table, Vec::new()),
+            };
+            let table = Table {
+                oid: relation.oid,
+                name: relation.table.clone(),
+                kind,
+                columns: Vec::new(),
+                partitions,
+            };
+            for schema in std::iter::once(&table.name.schema)
+                .chain(table.partitions.iter().map(|p| &p.name.schema))
+            {
+                if !taken.contains_key(schema) {
+                    let names = self.catalog.names_in(schema).await?;
+                    taken.insert(schema.clone(), names);
+                }
+            }
+            let is_free = |name: &QualifiedName| {
+                !taken
+                    .get(&name.schema)
+                    .is_some_and(|names| names.contains(&name.name))
+            };
+            let name = ddl::index_name(&table.name.name, &candidate.columns, |name| {
+                is_free(&QualifiedName::new(&table.name.schema, name))
+                    && ddl::partition_names(name, &table).iter().all(is_free)
+            });
+            for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
+                .chain(ddl::partition_names(&name, &table))
+            {
+                taken.entry(part.schema).or_default().insert(part.name);
+            }
+            recommendations.push(Recommendation {
+                table: relation.display.clone(),
+                columns: candidate.columns.clone(),
+                ddl: ddl::build(&table, &name, &candidate.columns),
+                size_bytes: candidate.size,
+                name,
+            });
+        }
+        Ok(recommendations)
+    }
+
+    /// Why a planned statement gets no index.
+    fn reason(&self, planned: &Planned, pool: &[Candidate], trials: &[Trial], s: usize) -> Reason {
+        let before = planned.before.cost;
+        let min_improvement = self.options.min_improvement;
+        let low_cost = before < self.options.min_cost;
+        if planned.new_candidates == 0 && !planned.given.is_empty() {
+            return Reason::AlreadyGiven(planned.given.clone());
+        }
+        if !planned.before.indexes.is_empty() {
+            return Reason::AlreadyUsed {
+                indexes: planned.before.indexes.clone(),
+                min_improvement: (!low_cost).then_some(min_improvement),
+            };
+        }
+        if low_cost {
+            return Reason::LowCost {
+                cost: before,
+                min_cost: self.options.min_cost,
+            };
+        }
+        if planned.new_candidates == 0 {
+            return Reason::NothingToIndex;
+        }
+        let best = trials
+            .iter()
+            .filter(|t| t.statement == s)
+            .min_by(|a, b| a.cost.total_cmp(&b.cost))
+            .map(|t| (pool[t.candidate].columns.clone(), 1.0 - t.cost / before));
+        Reason::BelowThreshold {
+            best,
+            tried: planned
+                .candidates
+                .iter()
+                .map(|&c| pool[c].columns.clone())
+                .collect(),
+            min_improvement,
+        }
+    }
+}
+
+/// The columns each relation is asked for, across the scans.
+fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>> {
+    let mut asked: HashMap<u32, HashSet<String>> = HashMap::new();
+    for (relation, scan) in scans {
+        asked.entry(relation.oid).or_default().extend(
+            scan.equality
+                .iter()
+                .chain(&scan.range)
+                .chain(&scan.order)
+                .cloned(),
+        );
+    }
+    asked
+}
+
+/// The workload in numbers.
+fn summarize(statements: &[StatementAdvice], indexes: &[Recommendation]) -> Summary {
+    let planned: Vec<&StatementAdvice> = statements
+        .iter()
+        .filter(|s| s.cost_before.is_some())
+        .collect();
+    Summary {
+        statements: statements.len(),
+        planned: planned.len(),
+        improved: statements.iter().filter(|s| !s.indexes.is_empty()).count(),
+        indexes: indexes.len(),
+        size_bytes: indexes.iter().map(|i| i.size_bytes).sum(),
+        // (A fold from 0.0: an empty float sum is -0.0.)
+        cost_before: planned
+            .iter()
+            .filter_map(|s| s.cost_before)
+            .fold(0.0, |a, b| a + b),
+        cost_after: planned
+            .iter()
+            .filter_map(|s| s.cost_after.or(s.cost_before))
+            .fold(0.0, |a, b| a + b),
+    }
+}

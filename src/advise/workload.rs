@@ -1,0 +1,170 @@
+//! Where a workload comes from: SQL the user gave (an argument, a file,
+//! stdin), or the statements `pg_stat_statements` saw run the longest.
+
+use sqlparser::ast::Statement;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use crate::db::errors::query_error;
+use crate::error::{Error, Result};
+use crate::sql::{Class, parse_statements};
+
+/// One statement of a workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadStatement {
+    /// Its text, as sent to the server.
+    pub text: String,
+    /// The line it starts on in the input, from 1; `None` when it comes
+    /// from `pg_stat_statements`.
+    pub line: Option<usize>,
+    /// Its syntax tree, or why it does not parse.
+    pub parsed: std::result::Result<Statement, String>,
+}
+
+/// The statements of SQL the user gave. Like every command, advise refuses
+/// input it cannot parse, naming the place (exit 2): a typo in a workload
+/// file should fail a pipeline, not vanish from its report.
+pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
+    let statements = parse_statements(input)?;
+    if statements.is_empty() {
+        return Err(Error::input(
+            "the input holds no SQL statement; give the statements to advise on",
+        ));
+    }
+    Ok(statements
+        .into_iter()
+        .map(|s| WorkloadStatement {
+            text: s.text,
+            line: Some(s.line),
+            parsed: Ok(s.ast),
+        })
+        .collect())
+}
+
+/// The `top` statements of this database by total execution time in
+/// `pg_stat_statements`. Utility statements (`SET`, `BEGIN`, `EXPLAIN`...)
+/// are left out: they have no plan an index improves; so are HypoPG's
+/// calls, advise's own footprint. Texts sqlparser
+/// cannot read stay in, with the reason, since the server ran them.
+pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<WorkloadStatement>> {
+    let schema = client
+        .query_opt(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = 'pg_stat_statements'",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("looking for pg_stat_statements", &e))?;
+    let Some(schema) = schema.map(|row| row.get::<_, String>(0)) else {
+        let database: String = client
+            .query_one("SELECT current_database()", &[])
+            .await
+            .map_err(|e| query_error("looking for pg_stat_statements", &e))?
+            .get(0);
+        return Err(Error::database(format!(
+            "the pg_stat_statements extension is not created in database \"{database}\"; add \
+             pg_stat_statements to shared_preload_libraries (a restart), run CREATE EXTENSION \
+             pg_stat_statements; there, let the workload run, then run advise again \
+             (or give the SQL with -f FILE)"
+        )));
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT s.query FROM {schema}.pg_stat_statements s \
+                 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND s.query IS NOT NULL \
+                   AND s.query NOT LIKE '%hypopg%' \
+                 ORDER BY s.total_exec_time DESC LIMIT $1"
+            ),
+            &[&i64::from(top)],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => Error::database(
+                "pg_stat_statements is created but not loaded; add it to \
+                 shared_preload_libraries and restart the server, then run advise again",
+            ),
+            _ => query_error("reading pg_stat_statements", &e),
+        })?;
+    let mut workload = Vec::new();
+    for row in rows {
+        let text: String = row.get(0);
+        workload.extend(entry(&text));
+    }
+    Ok(workload)
+}
+
+/// The first words of statements that have a plan an index can improve;
+/// a text sqlparser cannot read is kept only if it starts with one (or a
+/// parenthesis), so that utility statements it cannot read are dropped too.
+const PLANNABLE_KEYWORDS: [&str; 8] = [
+    "select", "with", "insert", "update", "delete", "merge", "values", "table",
+];
+
+/// The statements of one `pg_stat_statements` entry.
+fn entry(text: &str) -> Vec<WorkloadStatement> {
+    match parse_statements(text) {
+        Ok(statements) => statements
+            .into_iter()
+            .filter(|s| !matches!(s.class, Class::Refused { .. }))
+            .map(|s| WorkloadStatement {
+                text: s.text,
+                line: None,
+                parsed: Ok(s.ast),
+            })
+            .collect(),
+        Err(_) if !plannable(text) => Vec::new(),
+        Err(error) => vec![WorkloadStatement {
+            text: text.trim().to_owned(),
+            line: None,
+            parsed: Err(error.to_string()),
+        }],
+    }
+}
+
+fn plannable(text: &str) -> bool {
+    let text = text.trim_start();
+    let word: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    text.starts_with('(') || PLANNABLE_KEYWORDS.contains(&word.to_ascii_lowercase().as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_sql_must_parse_and_hold_a_statement() {
+        let workload = from_sql("SELECT 1;\n  SELECT * FROM payments").unwrap();
+        assert_eq!(workload.len(), 2);
+        assert_eq!(workload[1].line, Some(2));
+        assert!(matches!(from_sql("SELEC 1"), Err(Error::Input(_))));
+        assert!(matches!(from_sql(" -- nothing"), Err(Error::Input(_))));
+    }
+
+    #[test]
+    fn stat_entries_drop_utilities_and_keep_what_does_not_parse() {
+        assert!(entry("SET search_path = public").is_empty());
+        assert!(entry("EXPLAIN SELECT 1").is_empty());
+        assert!(
+            entry("ANALYZE users, payments").is_empty(),
+            "unparsed utility"
+        );
+        let kept = entry("SELECT * FROM t WHERE a = $1");
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].parsed.is_ok());
+        let odd = entry("SELECT * FROM t WHERE a OPERATOR(pg_catalog.=) $1 ((");
+        assert_eq!(odd.len(), 1);
+        assert!(
+            odd[0]
+                .parsed
+                .as_ref()
+                .unwrap_err()
+                .starts_with("the SQL does not parse")
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Findings: diagnostics computed from an analysed plan, each with a
+//! severity, the node it points to, what is wrong and what to do.
+//!
+//! One rule per file, Squawk style: a stable kebab-case code, the check,
+//! its thresholds as named constants saying why, and its tests. Pure logic:
+//! a rule sees the plan and nothing else.
+
+mod disk_reads;
+mod hash_spill;
+mod index_filter;
+mod lossy_bitmap;
+mod misestimate;
+mod nested_loop;
+mod planning;
+pub mod predicates;
+mod seq_scan;
+mod sort_spill;
+
+use serde::Serialize;
+
+use super::plan::{Node, Plan};
+use crate::sql::ident;
+
+/// How much a finding matters; `--fail-on` compares against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; often expected (a cold cache, a fast query's planning).
+    Info,
+    /// Likely costs time now or as the data grows.
+    Warning,
+    /// Costs a lot of time already.
+    Critical,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// One diagnostic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The rule's stable kebab-case code.
+    pub code: &'static str,
+    /// How much it matters.
+    pub severity: Severity,
+    /// The id of the node it points to; `None` for the statement as a whole.
+    pub node: Option<usize>,
+    /// What is wrong, with the numbers that show it.
+    pub message: String,
+    /// What to do about it, concretely.
+    pub suggestion: String,
+}
+
+/// A rule: its code and its check.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Stable kebab-case code, as shown in reports and matched by pipelines.
+    pub code: &'static str,
+    /// Finds what the rule is about.
+    pub check: Check,
+}
+
+/// How a rule looks at a plan.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// Each node on its own.
+    EachNode(fn(&Node) -> Option<Finding>),
+    /// The plan as a whole (nodes in their context, statement-wide numbers).
+    Plan(fn(&Plan) -> Vec<Finding>),
+}
+
+impl Rule {
+    /// The rule's findings in `plan`.
+    pub fn findings(&self, plan: &Plan) -> Vec<Finding> {
+        match self.check {
+            Check::EachNode(check) => plan.nodes.iter().filter_map(check).collect(),
+            Check::Plan(check) => check(plan),
+        }
+    }
+}
+
+/// Every rule, in the order their findings are listed at equal severity.
+pub const RULES: &[Rule] = &[
+    seq_scan::RULE,
+    index_filter::RULE,
+    nested_loop::RULE,
+    misestimate::RULE,
+    sort_spill::RULE,
+    hash_spill::RULE,
+    lossy_bitmap::RULE,
+    disk_reads::RULE,
+    planning::RULE,
+];
+
+/// Every finding of every rule, the most severe first.
+pub fn check(plan: &Plan) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| rule.findings(plan)).collect();
+    // Stable: at equal severity, rule order then node order.
+    findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+    findings
+}
+
+/// `100,000`; fractions (averages per loop) keep one decimal.
+pub fn count(n: f64) -> String {
+    if n.fract() != 0.0 && n.abs() < 1e15 {
+        return format!("{n:.1}");
+    }
+    let digits = format!("{:.0}", n.abs());
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if n < 0.0 {
+        grouped.insert(0, '-');
+    }
+    grouped
+}
+
+/// `0.02%`, `45%`: enough digits to tell small shares apart.
+pub fn percent(fraction: f64) -> String {
+    let percent = fraction * 100.0;
+    if percent < 1.0 {
+        format!("{percent:.2}%")
+    } else {
+        format!("{percent:.0}%")
+    }
+}
+
+/// The names a node's own columns are qualified with in its conditions.
+fn owner(node: &Node) -> Vec<&str> {
+    [&node.raw.alias, &node.raw.relation_name]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect()
+}
+
+/// The DDL that builds an index on a live table without blocking writes.
+fn create_index(relation: &str, columns: &[String]) -> String {
+    format!(
+        "CREATE INDEX CONCURRENTLY ON {} ({});",
+        ident(relation),
+        columns.join(", ")
+    )
+}
+
+/// A `work_mem` that would have held `kb` kilobytes in memory: twice the
+/// spilled size, because rows take more room in memory than in temporary
+/// files, rounded up to a power of two megabytes, at least 8MB.
+fn work_mem_for(kb: f64) -> String {
+    let megabytes = (kb * 2.0 / 1024.0).max(8.0);
+    format!("{}MB", 2f64.powf(megabytes.log2().ceil()) as u64)
+}
+
+/// `SET LOCAL work_mem = '64MB'`, with why it is per query.
+fn work_mem_advice(kb: f64) -> String {
+    format!(
+        "give this query more work_mem, about SET LOCAL work_mem = '{}' in its transaction \
+         (work_mem is per operation and per connection: raise it for this query or role, not \
+         server-wide)",
+        work_mem_for(kb)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::plan::tests::analysed;
+    use serde_json::json;
+
+    #[test]
+    fn codes_are_unique_and_kebab_case() {
+        let mut codes: Vec<_> = RULES.iter().map(|rule| rule.code).collect();
+        for code in &codes {
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    && !code.starts_with('-')
+                    && !code.ends_with('-'),
+                "{code}"
+            );
+        }
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), RULES.len());
+    }
+
+    #[test]
+    fn findings_come_most_severe_first() {
+        // A cold, slow, selective scan: info (disk reads) and critical (seq scan).
+        let plan = analysed(
+            json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
+                   "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 900.0,
+                   "Actual Rows": 1, "Actual Loops": 1, "Filter": "(user_id = 1)",
+                   "Rows Removed by Filter": 2000000, "Shared Hit Blocks": 0,
+                   "Shared Read Blocks": 30000}),
+            0.1,
+            900.0,
+        );
+        let severities: Vec<_> = check(&plan).iter().map(|f| f.severity).collect();
+        assert_eq!(severities, [Severity::Critical, Severity::Info]);
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(count(100000.0), "100,000");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(1234567.0), "1,234,567");
+        assert_eq!(count(10.5), "10.5");
+        assert_eq!(count(0.0), "0");
+        assert_eq!(percent(0.00023), "0.02%");
+        assert_eq!(percent(0.456), "46%");
+    }
+
+    #[test]
+    fn index_advice_names_the_relation_as_sql_spells_it() {
+        assert_eq!(
+            create_index("payments", &["user_id".into(), "status".into()]),
+            "CREATE INDEX CONCURRENTLY ON payments (user_id, status);"
+        );
+    }
+
+    #[test]
+    fn work_mem_is_a_power_of_two_with_headroom() {
+        assert_eq!(work_mem_for(100.0), "8MB");
+        assert_eq!(work_mem_for(20_000.0), "64MB");
+        assert_eq!(work_mem_for(600_000.0), "2048MB");
+    }
+}

@@ -1,0 +1,260 @@
+//! Which columns a plan node's condition constrains, read from the text
+//! PostgreSQL prints (`Filter`, `Index Cond`, `Join Filter`), so that a
+//! finding can name them and suggest the index that serves them.
+//!
+//! The text is parsed with sqlparser. Only conjunctions of simple
+//! comparisons count (`col = value`, `col > value`, `col IN (...)`,
+//! `col = ANY (...)`, `col IS NULL`, `BETWEEN`): an `OR`, a function of a
+//! column or anything unparsable names no column rather than a wrong one.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{BinaryOperator, Expr, Ident, InTarget, visit_expressions};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+/// The columns of one table a condition constrains, split by how a B-tree
+/// index uses them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constrained {
+    /// Compared for equality (`=`, `IN`, `= ANY`, `IS NULL`), in the order
+    /// they appear.
+    pub equality: Vec<String>,
+    /// Compared by range (`<`, `<=`, `>`, `>=`, `BETWEEN`).
+    pub range: Vec<String>,
+}
+
+impl Constrained {
+    /// Reads `condition` for the columns of the table known in the plan as
+    /// `owner` (its alias or name): unqualified columns and those qualified
+    /// by it count, when compared with something that does not involve the
+    /// same table. `None` when nothing usable was found.
+    pub fn parse(condition: &str, owner: &[&str]) -> Option<Constrained> {
+        let expr = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(condition)
+            .ok()?
+            .parse_expr()
+            .ok()?;
+        let mut found = Constrained::default();
+        found.collect(&expr, owner);
+        (!found.is_empty()).then_some(found)
+    }
+
+    /// Whether no column was found.
+    pub fn is_empty(&self) -> bool {
+        self.equality.is_empty() && self.range.is_empty()
+    }
+
+    /// The key of the B-tree index that serves the condition best: the
+    /// equality columns, then one range column (an index can seek on
+    /// equalities and then scan one range; columns after a range only filter).
+    pub fn index_key(&self) -> Vec<String> {
+        let mut key = self.equality.clone();
+        if let Some(range) = self.range.iter().find(|c| !key.contains(c)) {
+            key.push(range.clone());
+        }
+        key
+    }
+
+    /// Every column found, equality first, each once.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns = self.equality.clone();
+        for column in &self.range {
+            if !columns.contains(column) {
+                columns.push(column.clone());
+            }
+        }
+        columns
+    }
+
+    /// Adds `other`'s columns after this one's.
+    pub fn extend(&mut self, other: Constrained) {
+        for column in other.equality {
+            push_once(&mut self.equality, column);
+        }
+        for column in other.range {
+            push_once(&mut self.range, column);
+        }
+    }
+
+    fn collect(&mut self, expr: &Expr, owner: &[&str]) {
+        match expr {
+            Expr::Nested(inner) => self.collect(inner, owner),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                self.collect(left, owner);
+                self.collect(right, owner);
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let kind = match op {
+                    BinaryOperator::Eq => Kind::Equality,
+                    BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq => Kind::Range,
+                    _ => return,
+                };
+                // Either side may hold the column: `(42 = user_id)` happens.
+                if !self.compare(left, right, kind, owner) {
+                    self.compare(right, left, kind, owner);
+                }
+            }
+            Expr::AnyOp {
+                left,
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            } => {
+                self.compare(left, right, Kind::Equality, owner);
+            }
+            Expr::In {
+                expr,
+                target: InTarget::List(list),
+                negated: false,
+                ..
+            } => {
+                if let Some(column) = own_column(expr, owner)
+                    && !list.iter().any(|item| involves(item, owner))
+                {
+                    push_once(&mut self.equality, column);
+                }
+            }
+            Expr::IsNull(inner) => {
+                if let Some(column) = own_column(inner, owner) {
+                    push_once(&mut self.equality, column);
+                }
+            }
+            Expr::Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            } if !involves(high, owner) => {
+                self.compare(expr, low, Kind::Range, owner);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records `column` when it is one of the owner's columns and `value`
+    /// does not involve the owner; says whether it did.
+    fn compare(&mut self, column: &Expr, value: &Expr, kind: Kind, owner: &[&str]) -> bool {
+        let Some(column) = own_column(column, owner) else {
+            return false;
+        };
+        if involves(value, owner) {
+            return false;
+        }
+        match kind {
+            Kind::Equality => push_once(&mut self.equality, column),
+            Kind::Range => push_once(&mut self.range, column),
+        }
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Equality,
+    Range,
+}
+
+fn push_once(columns: &mut Vec<String>, column: String) {
+    if !columns.contains(&column) {
+        columns.push(column);
+    }
+}
+
+/// The column `expr` names, when it is a column of the owner (casts such as
+/// `(status)::text` are looked through: PostgreSQL adds them itself).
+fn own_column(expr: &Expr, owner: &[&str]) -> Option<String> {
+    match expr {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => own_column(inner, owner),
+        Expr::Identifier(ident) => Some(ident.to_string()),
+        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [qualifier, column] if owns(owner, qualifier) => Some(column.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn owns(owner: &[&str], qualifier: &Ident) -> bool {
+    owner.iter().any(|name| *name == qualifier.value)
+}
+
+/// Whether `expr` refers to a column of the owner.
+fn involves(expr: &Expr, owner: &[&str]) -> bool {
+    visit_expressions(expr, |e| match e {
+        Expr::Identifier(_) => ControlFlow::Break(()),
+        Expr::CompoundIdentifier(parts) if parts.first().is_some_and(|q| owns(owner, q)) => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(condition: &str) -> Option<Constrained> {
+        Constrained::parse(condition, &["p", "payments"])
+    }
+
+    fn key(condition: &str) -> Vec<String> {
+        parse(condition).map(|c| c.index_key()).unwrap_or_default()
+    }
+
+    #[test]
+    fn reads_postgresql_filters() {
+        assert_eq!(key("(user_id = 42)"), ["user_id"]);
+        assert_eq!(
+            key(
+                "((created_at > (now() - '7 days'::interval)) AND (user_id = 42) AND ((status)::text = 'completed'::text))"
+            ),
+            ["user_id", "status", "created_at"]
+        );
+        assert_eq!(key("(user_id = ANY ('{1,2,3}'::bigint[]))"), ["user_id"]);
+        assert_eq!(key("((amount >= 10.00) AND (amount <= 20.00))"), ["amount"]);
+        assert_eq!(key("(description IS NULL)"), ["description"]);
+        assert_eq!(key("(42 = user_id)"), ["user_id"]);
+        assert_eq!(key("(user_id = $1)"), ["user_id"]);
+        assert_eq!(key("(\"Weird Col\" = 1)"), ["\"Weird Col\""]);
+    }
+
+    #[test]
+    fn join_conditions_name_the_owners_side() {
+        assert_eq!(key("(p.user_id = u.id)"), ["user_id"]);
+        assert_eq!(key("(u.id = p.user_id)"), ["user_id"]);
+        assert_eq!(
+            Constrained::parse("(p.user_id = u.id)", &["u", "users"])
+                .unwrap()
+                .index_key(),
+            ["id"]
+        );
+        // Both sides on the owner: no index seek serves it.
+        assert_eq!(parse("(p.created_at > p.updated_at)"), None);
+    }
+
+    #[test]
+    fn what_an_index_cannot_serve_names_nothing() {
+        assert_eq!(parse("((user_id = 1) OR (user_id = 2))"), None);
+        assert_eq!(parse("(lower(currency) = 'usd'::text)"), None);
+        assert_eq!(parse("(hashed SubPlan 1)"), None);
+        assert_eq!(parse("(NOT (user_id = 1))"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn equality_columns_come_before_one_range_column() {
+        let found = parse("((created_at > now()) AND (amount < 5) AND (currency = 'USD'::bpchar))")
+            .unwrap();
+        assert_eq!(found.index_key(), ["currency", "created_at"]);
+        assert_eq!(found.columns(), ["currency", "created_at", "amount"]);
+    }
+}

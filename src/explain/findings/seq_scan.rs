@@ -1,0 +1,139 @@
+//! `selective-seq-scan`: a sequential scan of a large table that keeps few
+//! of the rows it reads. An index on the filter's columns would read only
+//! the rows kept.
+
+use super::predicates::Constrained;
+use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
+use crate::explain::plan::Node;
+
+/// The rule.
+pub const RULE: Rule = Rule {
+    code: "selective-seq-scan",
+    check: Check::EachNode(finding),
+};
+
+/// Rows read below which a sequential scan costs well under a millisecond,
+/// and the planner is usually right to prefer it to an index.
+const LARGE_TABLE_ROWS: f64 = 10_000.0;
+
+/// The largest share of the rows read a filter may keep for an index to
+/// pay off: above about 10%, fetching rows one by one through an index
+/// costs more than reading the whole table in order.
+const SELECTIVE_SHARE: f64 = 0.10;
+
+/// Rows read from which the scan is critical: a million rows per execution
+/// is tens of milliseconds of CPU even from cache, on every call.
+const CRITICAL_ROWS: f64 = 1_000_000.0;
+
+fn finding(node: &Node) -> Option<Finding> {
+    if node.raw.node_type != "Seq Scan" {
+        return None;
+    }
+    let filter = node.raw.filter.as_deref()?;
+    let relation = node.raw.relation_name.as_deref()?;
+    let kept = node.rows_returned()?;
+    let read = kept + node.rows_removed_by_filter()?;
+    if read < LARGE_TABLE_ROWS || kept > read * SELECTIVE_SHARE {
+        return None;
+    }
+    let suggestion = match Constrained::parse(filter, &owner(node)) {
+        Some(columns) => format!(
+            "an index on the filtered column{} ({}) reads only the rows kept: {}",
+            if columns.columns().len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            columns.columns().join(", "),
+            create_index(relation, &columns.index_key())
+        ),
+        None => format!(
+            "rewrite the filter as comparisons of {relation}'s columns with values, joined by \
+             AND, and index those columns, so that PostgreSQL can read only the rows kept"
+        ),
+    };
+    Some(Finding {
+        code: RULE.code,
+        severity: if read >= CRITICAL_ROWS {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        node: Some(node.id),
+        message: format!(
+            "{} read {} rows and kept {} ({}): the filter {filter} threw the rest away",
+            node.label(),
+            count(read),
+            count(kept),
+            percent(kept / read)
+        ),
+        suggestion,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::plan::Plan;
+    use crate::explain::plan::tests::analysed;
+    use serde_json::json;
+
+    fn scan(filter: &str, kept: f64, removed: f64) -> Plan {
+        analysed(
+            json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
+                   "Total Cost": 3000.0, "Plan Rows": 25, "Actual Total Time": 8.0,
+                   "Actual Rows": kept, "Actual Loops": 1, "Filter": filter,
+                   "Rows Removed by Filter": removed}),
+            0.1,
+            8.0,
+        )
+    }
+
+    #[test]
+    fn names_the_filter_columns_and_the_index() {
+        let findings = RULE.findings(&scan(
+            "((status = 'failed'::text) AND (user_id = 42))",
+            23.0,
+            99_977.0,
+        ));
+        assert_eq!(findings.len(), 1);
+        let finding = &findings[0];
+        assert_eq!(
+            (finding.code, finding.severity),
+            ("selective-seq-scan", Severity::Warning)
+        );
+        assert_eq!(
+            finding.message,
+            "Seq Scan on payments read 100,000 rows and kept 23 (0.02%): the filter \
+             ((status = 'failed'::text) AND (user_id = 42)) threw the rest away"
+        );
+        assert_eq!(
+            finding.suggestion,
+            "an index on the filtered columns (status, user_id) reads only the rows kept: \
+             CREATE INDEX CONCURRENTLY ON payments (status, user_id);"
+        );
+    }
+
+    #[test]
+    fn small_tables_and_unselective_filters_are_fine() {
+        assert!(
+            RULE.findings(&scan("(user_id = 42)", 1.0, 5_000.0))
+                .is_empty()
+        );
+        assert!(
+            RULE.findings(&scan("(status = 'completed'::text)", 90_000.0, 10_000.0))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn huge_scans_are_critical_and_odd_filters_still_get_advice() {
+        let findings = RULE.findings(&scan("(lower(currency) = 'usd'::text)", 10.0, 2_000_000.0));
+        assert_eq!(findings[0].severity, Severity::Critical);
+        assert!(
+            findings[0].suggestion.contains("joined by AND"),
+            "{:?}",
+            findings[0]
+        );
+    }
+}

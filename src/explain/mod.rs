@@ -1,0 +1,347 @@
+//! `perfaudit explain`'s engine: decide how each statement may run, run
+//! EXPLAIN on it without changing data, and analyse the plan.
+//!
+//! - [`mode`]: executed or only planned, READ ONLY or not (pure);
+//! - [`params`]: `--param` values bound on the server;
+//! - [`run`]: the rolled-back runs on one connection (I/O);
+//! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
+//! - [`timing`]: min / median / p95 / max over runs, cold against warm (pure);
+//! - [`findings`]: diagnostics, one rule per file (pure);
+//! - [`gate`]: `--max-ms` and `--fail-on` (pure).
+
+pub mod findings;
+pub mod gate;
+pub mod mode;
+pub mod params;
+pub mod plan;
+pub mod run;
+pub mod timing;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+use crate::sql::SqlStatement;
+use findings::Finding;
+use mode::{Mode, ModeFlags};
+use params::TextParam;
+use plan::{Plan, RunSummary};
+use run::{Prepared, Runner, Timeout};
+use timing::{CacheComparison, RunMeasurement, Timing};
+
+/// One change the rewriter made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewriteChange {
+    /// The rule's name.
+    pub rule: String,
+    /// What it changed.
+    pub detail: String,
+}
+
+/// One rule the rewriter did not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewriteSkip {
+    /// The rule's name.
+    pub rule: String,
+    /// Why it was not safe to apply.
+    pub reason: String,
+}
+
+/// What the rewrite step did to a statement before it was explained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RewriteSummary {
+    /// Whether the rewriter ran (`false` with `--no-rewrite`).
+    pub enabled: bool,
+    /// The changes made; the executed SQL differs from the original when
+    /// there are any.
+    pub changes: Vec<RewriteChange>,
+    /// The rules skipped, with the reason.
+    pub skipped: Vec<RewriteSkip>,
+}
+
+/// One statement, ready to explain.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its position in the input, from 1.
+    pub number: usize,
+    /// The statement as the user wrote it.
+    pub statement: SqlStatement,
+    /// The SQL sent inside the EXPLAIN (the rewritten statement).
+    pub executed: String,
+    /// What the rewrite step did.
+    pub rewrite: RewriteSummary,
+    /// How it runs.
+    pub mode: Mode,
+    /// The values of its placeholders `$1..$n`.
+    pub params: Vec<TextParam>,
+}
+
+impl Job {
+    /// `statement 2 (line 3, column 1)`, for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "statement {} (line {}, column {})",
+            self.number, self.statement.line, self.statement.column
+        )
+    }
+}
+
+/// What decides how the statements of one input run.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// `--no-analyze` and `--analyze-writes`.
+    pub flags: ModeFlags,
+    /// The `--param` values, for `$1..$n` of every statement.
+    pub params: Vec<String>,
+    /// Whether a gate needs every statement executed (`--max-ms`).
+    pub needs_execution: bool,
+}
+
+/// Checks every statement before anything runs (a refusal, a missing
+/// `--param`, a gate that cannot be measured fail the whole input) and
+/// prepares each. `rewrite` is the rewrite step: the SQL to execute and
+/// what changed.
+pub fn jobs(
+    statements: Vec<SqlStatement>,
+    options: &JobOptions,
+    mut rewrite: impl FnMut(&SqlStatement) -> (String, RewriteSummary),
+) -> Result<Vec<Job>> {
+    if statements.is_empty() {
+        return Err(Error::input(
+            "there is no SQL statement to explain: the input holds only whitespace and comments",
+        ));
+    }
+    let mut jobs = Vec::with_capacity(statements.len());
+    let mut most_placeholders = 0;
+    for (index, statement) in statements.into_iter().enumerate() {
+        let (executed, rewrite) = rewrite(&statement);
+        let mut job = Job {
+            number: index + 1,
+            mode: Mode {
+                analyze: false,
+                read_only: true,
+                notes: Vec::new(),
+            },
+            params: Vec::new(),
+            statement,
+            executed,
+            rewrite,
+        };
+        job.mode = mode::decide(&job.statement.class, options.flags).map_err(|reason| {
+            Error::input(format!(
+                "{} is refused, so nothing was run: {reason}",
+                job.label()
+            ))
+        })?;
+        let needed = params::placeholders(&job.statement.ast);
+        if needed > options.params.len() {
+            return Err(Error::input(format!(
+                "{} uses ${needed} but {}; pass one --param per placeholder, in order \
+                 ($1 first)",
+                job.label(),
+                values_given(options.params.len())
+            )));
+        }
+        if options.needs_execution && !job.mode.analyze {
+            return Err(Error::input(format!(
+                "--max-ms needs every statement executed, but {} is only planned ({}); add \
+                 --analyze-writes or leave it out of the gated input",
+                job.label(),
+                job.mode.notes.join("; ")
+            )));
+        }
+        most_placeholders = most_placeholders.max(needed);
+        job.params = options.params[..needed]
+            .iter()
+            .map(|value| TextParam(value.clone()))
+            .collect();
+        jobs.push(job);
+    }
+    if options.params.len() > most_placeholders {
+        return Err(Error::input(format!(
+            "{} but the SQL uses {}; drop the extra values",
+            values_given(options.params.len()),
+            match most_placeholders {
+                0 => "no placeholder".to_owned(),
+                n => format!("only ${n}"),
+            }
+        )));
+    }
+    Ok(jobs)
+}
+
+/// `1 --param value was given`, `2 --param values were given`.
+fn values_given(count: usize) -> String {
+    match count {
+        1 => "1 --param value was given".to_owned(),
+        n => format!("{n} --param values were given"),
+    }
+}
+
+/// How many times each statement runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Repetition {
+    /// Runs measured (`--runs`), at least 1.
+    pub runs: usize,
+    /// Runs before those, not measured (`--warmup`).
+    pub warmup: usize,
+    /// The statement timeout of each run.
+    pub timeout: Timeout,
+}
+
+/// The outcome for one statement.
+#[derive(Debug)]
+pub struct Explained {
+    /// What was explained and how.
+    pub job: Job,
+    /// Runs measured.
+    pub runs: usize,
+    /// Runs before those.
+    pub warmup: usize,
+    /// Planning, execution and round trip over the measured runs.
+    pub timing: Timing,
+    /// Shared buffers of the first measured run against the later ones.
+    pub cache: Option<CacheComparison>,
+    /// PostgreSQL's own plan document of the representative run, untouched.
+    pub document: Box<RawValue>,
+    /// That plan, analysed.
+    pub plan: Plan,
+    /// What the plan shows is wrong.
+    pub findings: Vec<Finding>,
+}
+
+/// Runs `job` `warmup + runs` times, each rolled back, and analyses the
+/// plan of the representative (median) run. `progress` advances per run.
+pub async fn explain(
+    runner: &Runner<'_>,
+    job: Job,
+    repetition: Repetition,
+    progress: &ProgressBar,
+) -> Result<Explained> {
+    let label = job.label();
+    let prepared = Prepared::new(
+        &job.mode,
+        &job.executed,
+        job.params.clone(),
+        repetition.timeout,
+    );
+    for _ in 0..repetition.warmup {
+        runner.run(&prepared, &label).await?;
+        progress.inc(1);
+    }
+    let runs = repetition.runs.max(1);
+    let mut documents = Vec::with_capacity(runs);
+    let mut measurements = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let output = runner.run(&prepared, &label).await?;
+        measurements.push(RunMeasurement {
+            summary: RunSummary::from_json(&output.document)?,
+            // Microseconds: the clock says no more, and JSON stays readable.
+            round_trip_ms: output.round_trip.as_micros() as f64 / 1000.0,
+        });
+        documents.push(output.document);
+        progress.inc(1);
+    }
+    let representative = timing::representative_run(&measurements);
+    let document = documents.swap_remove(representative);
+    let plan = Plan::from_json(&document)?;
+    let findings = findings::check(&plan);
+    Ok(Explained {
+        runs,
+        warmup: repetition.warmup,
+        timing: Timing::of(&measurements),
+        cache: CacheComparison::of(&measurements),
+        document: RawValue::from_string(document)
+            .map_err(|e| Error::database(format!("cannot keep the plan document: {e}")))?,
+        plan,
+        findings,
+        job,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse_statements;
+
+    fn options(params: &[&str]) -> JobOptions {
+        JobOptions {
+            params: params.iter().map(|p| p.to_string()).collect(),
+            ..JobOptions::default()
+        }
+    }
+
+    fn unchanged(statement: &SqlStatement) -> (String, RewriteSummary) {
+        (statement.text.clone(), RewriteSummary::default())
+    }
+
+    fn prepare(sql: &str, options: &JobOptions) -> Result<Vec<Job>> {
+        jobs(parse_statements(sql).unwrap(), options, unchanged)
+    }
+
+    #[test]
+    fn a_refused_statement_stops_everything_before_it_runs() {
+        let err = prepare("SELECT 1; DROP TABLE payments", &options(&[])).unwrap_err();
+        assert!(matches!(err, Error::Input(_)));
+        assert_eq!(
+            err.to_string(),
+            "statement 2 (line 1, column 11) is refused, so nothing was run: DROP TABLE is not \
+             a query or a DML statement, so EXPLAIN cannot run it"
+        );
+    }
+
+    #[test]
+    fn each_statement_takes_the_params_it_uses() {
+        let jobs = prepare(
+            "SELECT * FROM t WHERE a = $1 AND b = $2; SELECT $1::int",
+            &options(&["1", "x"]),
+        )
+        .unwrap();
+        assert_eq!(jobs[0].params.len(), 2);
+        assert_eq!(jobs[1].params, [TextParam("1".into())]);
+        assert_eq!(jobs[1].label(), "statement 2 (line 1, column 42)");
+    }
+
+    #[test]
+    fn missing_and_extra_params_are_input_errors() {
+        let err = prepare("SELECT $2::int", &options(&["1"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "statement 1 (line 1, column 1) uses $2 but 1 --param value was given; pass one \
+             --param per placeholder, in order ($1 first)"
+        );
+        let err = prepare("SELECT 1", &options(&["1"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1 --param value was given but the SQL uses no placeholder; drop the extra values"
+        );
+    }
+
+    #[test]
+    fn a_time_budget_needs_writes_executed() {
+        let gated = JobOptions {
+            needs_execution: true,
+            ..JobOptions::default()
+        };
+        let err = prepare("DELETE FROM t", &gated).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--max-ms needs every statement executed")
+        );
+        let executed = JobOptions {
+            flags: ModeFlags {
+                analyze_writes: true,
+                no_analyze: false,
+            },
+            ..gated
+        };
+        assert!(prepare("DELETE FROM t", &executed).unwrap()[0].mode.analyze);
+    }
+
+    #[test]
+    fn empty_input_is_an_input_error() {
+        let err = prepare("-- nothing", &options(&[])).unwrap_err();
+        assert!(err.to_string().starts_with("there is no SQL statement"));
+    }
+}

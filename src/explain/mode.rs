@@ -1,0 +1,154 @@
+//! How a statement is explained, decided from what running it would do
+//! (its [`Class`]) and the flags: executed or not, in a READ ONLY
+//! transaction or not, and what the report must say about it.
+
+use crate::sql::Class;
+
+/// The flags that decide how statements run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModeFlags {
+    /// `--no-analyze`: execute nothing.
+    pub no_analyze: bool,
+    /// `--analyze-writes`: execute writes too, inside the rolled-back transaction.
+    pub analyze_writes: bool,
+}
+
+/// How one statement is explained. Every run is rolled back, whatever the mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode {
+    /// `EXPLAIN ANALYZE`, which executes the statement; otherwise plain
+    /// `EXPLAIN`, which only plans it.
+    pub analyze: bool,
+    /// `BEGIN READ ONLY`: for everything that is not an executed write
+    /// (plain EXPLAIN of a write is allowed in a read-only transaction).
+    pub read_only: bool,
+    /// What the report says about how it ran, one sentence each.
+    pub notes: Vec<String>,
+}
+
+impl Mode {
+    /// The EXPLAIN statement to send for `statement` (one statement's text).
+    /// `SUMMARY` makes plain EXPLAIN report its planning time too.
+    pub fn explain_sql(&self, statement: &str) -> String {
+        let options = if self.analyze {
+            "ANALYZE, BUFFERS, FORMAT JSON"
+        } else {
+            "SUMMARY, FORMAT JSON"
+        };
+        format!("EXPLAIN ({options}) {statement}")
+    }
+}
+
+/// Decides how to explain a statement of class `class`; `Err` holds the
+/// reason a statement is refused.
+pub fn decide(class: &Class, flags: ModeFlags) -> Result<Mode, String> {
+    match class {
+        Class::Refused { reason } => Err(reason.clone()),
+        Class::Read if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
+        Class::Read => Ok(Mode {
+            analyze: true,
+            read_only: true,
+            notes: Vec::new(),
+        }),
+        Class::Write { .. } if flags.no_analyze => {
+            Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()]))
+        }
+        Class::Write { reasons } if !flags.analyze_writes => Ok(plain(vec![format!(
+            "not executed because it writes ({}): the plan shows the planner's estimates only; \
+             --analyze-writes executes it inside a transaction that is rolled back",
+            reasons.join("; ")
+        )])),
+        Class::Write { reasons } => Ok(Mode {
+            analyze: true,
+            read_only: false,
+            notes: vec![
+                format!(
+                    "executed because of --analyze-writes ({}), inside a transaction that was \
+                     rolled back",
+                    reasons.join("; ")
+                ),
+                "while it ran it held its row locks and fired its triggers (foreign key checks \
+                 included): other sessions writing the same rows waited for it"
+                    .to_owned(),
+                "the rollback does not undo sequences it advanced (identity and serial columns, \
+                 nextval): they stay advanced"
+                    .to_owned(),
+            ],
+        }),
+    }
+}
+
+const NOT_EXECUTED_NO_ANALYZE: &str =
+    "not executed (--no-analyze): the plan shows the planner's estimates only";
+
+fn plain(notes: Vec<String>) -> Mode {
+    Mode {
+        analyze: false,
+        read_only: true,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write() -> Class {
+        Class::Write {
+            reasons: vec!["DELETE changes rows".into()],
+        }
+    }
+
+    const ANALYZE_WRITES: ModeFlags = ModeFlags {
+        no_analyze: false,
+        analyze_writes: true,
+    };
+    const NO_ANALYZE: ModeFlags = ModeFlags {
+        no_analyze: true,
+        analyze_writes: true,
+    };
+
+    #[test]
+    fn reads_are_executed_read_only() {
+        let mode = decide(&Class::Read, ModeFlags::default()).unwrap();
+        assert!(mode.analyze && mode.read_only && mode.notes.is_empty());
+        assert_eq!(
+            mode.explain_sql("SELECT 1"),
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT 1"
+        );
+    }
+
+    #[test]
+    fn writes_are_planned_only_unless_asked() {
+        let mode = decide(&write(), ModeFlags::default()).unwrap();
+        assert!(!mode.analyze && mode.read_only);
+        assert!(mode.notes[0].contains("(DELETE changes rows)"), "{mode:?}");
+        assert_eq!(
+            mode.explain_sql("DELETE FROM t"),
+            "EXPLAIN (SUMMARY, FORMAT JSON) DELETE FROM t"
+        );
+        let mode = decide(&write(), ANALYZE_WRITES).unwrap();
+        assert!(mode.analyze && !mode.read_only);
+        assert!(mode.notes.iter().any(|n| n.contains("row locks")));
+        assert!(mode.notes.iter().any(|n| n.contains("sequences")));
+    }
+
+    #[test]
+    fn no_analyze_wins_over_everything() {
+        for class in [Class::Read, write()] {
+            let mode = decide(&class, NO_ANALYZE).unwrap();
+            assert!(!mode.analyze && mode.read_only, "{class:?}");
+        }
+    }
+
+    #[test]
+    fn refused_statements_carry_their_reason() {
+        let class = Class::Refused {
+            reason: "VACUUM cannot run inside a transaction block".into(),
+        };
+        assert_eq!(
+            decide(&class, ModeFlags::default()).unwrap_err(),
+            "VACUUM cannot run inside a transaction block"
+        );
+    }
+}

@@ -1,0 +1,641 @@
+//! The plan model: PostgreSQL's JSON plan document read with serde, turned
+//! into a flat list of nodes with what each measured and what perfaudit
+//! derives from it (inclusive and exclusive time, share, misestimate).
+//!
+//! Every key but `Node Type` is optional, and numbers are read as `f64`:
+//! keys come and go between PostgreSQL versions and options (`ANALYZE`,
+//! `BUFFERS`, parallel workers), and PostgreSQL 18 prints `Actual Rows` and
+//! `Rows Removed by Filter` with decimals.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// One node as PostgreSQL prints it: the keys perfaudit reads, under their
+/// PostgreSQL names (the whole document is kept untouched elsewhere). Rows,
+/// times and removed rows are averages per loop, as PostgreSQL reports them;
+/// times are milliseconds, blocks are 8 kB, memory and disk are kB.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct RawNode {
+    /// `Seq Scan`, `Hash Join`, `ModifyTable`, ...
+    #[serde(rename = "Node Type")]
+    pub node_type: String,
+    /// `Insert`, `Update`, `Delete`, `Merge` for a `ModifyTable` node.
+    pub operation: Option<String>,
+    /// `Plain`, `Sorted`, `Hashed`, `Mixed` for an `Aggregate` or `SetOp` node.
+    pub strategy: Option<String>,
+    /// `Outer`, `Inner`, `InitPlan`, `SubPlan`, ...: the role under its parent.
+    #[serde(rename = "Parent Relationship")]
+    pub parent_relationship: Option<String>,
+    /// The table scanned or modified.
+    #[serde(rename = "Relation Name")]
+    pub relation_name: Option<String>,
+    /// The name the query gave the table (its own name without an alias).
+    pub alias: Option<String>,
+    /// The index used.
+    #[serde(rename = "Index Name")]
+    pub index_name: Option<String>,
+    /// `Inner`, `Left`, `Full`, `Right`, `Semi`, `Anti`.
+    #[serde(rename = "Join Type")]
+    pub join_type: Option<String>,
+    /// The CTE a `CTE Scan` reads.
+    #[serde(rename = "CTE Name")]
+    pub cte_name: Option<String>,
+    /// The function a `Function Scan` calls.
+    #[serde(rename = "Function Name")]
+    pub function_name: Option<String>,
+    /// `SubPlan 1`, `InitPlan 2`, ...
+    #[serde(rename = "Subplan Name")]
+    pub subplan_name: Option<String>,
+    /// Whether parallel workers share the node's work.
+    #[serde(rename = "Parallel Aware")]
+    pub parallel_aware: Option<bool>,
+    /// The planner's cost of the node and everything below it.
+    #[serde(rename = "Total Cost")]
+    pub total_cost: f64,
+    /// The planner's estimate of the rows returned per loop.
+    #[serde(rename = "Plan Rows")]
+    pub plan_rows: f64,
+    /// Time to the last row, per loop.
+    #[serde(rename = "Actual Total Time")]
+    pub actual_total_time: Option<f64>,
+    /// Rows returned, per loop.
+    #[serde(rename = "Actual Rows")]
+    pub actual_rows: Option<f64>,
+    /// Times the node ran; 0 when it never did.
+    #[serde(rename = "Actual Loops")]
+    pub actual_loops: Option<f64>,
+    /// The condition rows are filtered with after they are read.
+    pub filter: Option<String>,
+    /// The condition an index scan seeks with.
+    #[serde(rename = "Index Cond")]
+    pub index_cond: Option<String>,
+    /// The condition a bitmap heap scan rechecks.
+    #[serde(rename = "Recheck Cond")]
+    pub recheck_cond: Option<String>,
+    /// The condition a join filters its pairs with.
+    #[serde(rename = "Join Filter")]
+    pub join_filter: Option<String>,
+    /// Rows `filter` threw away, per loop.
+    #[serde(rename = "Rows Removed by Filter")]
+    pub rows_removed_by_filter: Option<f64>,
+    /// Rows the recheck of a lossy bitmap threw away, per loop.
+    #[serde(rename = "Rows Removed by Index Recheck")]
+    pub rows_removed_by_index_recheck: Option<f64>,
+    /// The sort's key expressions.
+    #[serde(rename = "Sort Key")]
+    pub sort_key: Option<Vec<String>>,
+    /// `quicksort`, `top-N heapsort`, `external merge`, ...
+    #[serde(rename = "Sort Method")]
+    pub sort_method: Option<String>,
+    /// kB the sort used, in memory or on disk.
+    #[serde(rename = "Sort Space Used")]
+    pub sort_space_used: Option<f64>,
+    /// `Memory` or `Disk`.
+    #[serde(rename = "Sort Space Type")]
+    pub sort_space_type: Option<String>,
+    /// Batches a hash join's table was split into (1 when it fit in memory).
+    #[serde(rename = "Hash Batches")]
+    pub hash_batches: Option<f64>,
+    /// Batches the planner expected.
+    #[serde(rename = "Original Hash Batches")]
+    pub original_hash_batches: Option<f64>,
+    /// kB of memory a hash table or hash aggregate used at its peak.
+    #[serde(rename = "Peak Memory Usage")]
+    pub peak_memory_usage: Option<f64>,
+    /// Batches a hash aggregate was split into (1 when it fit in memory).
+    #[serde(rename = "HashAgg Batches")]
+    pub hashagg_batches: Option<f64>,
+    /// kB a hash aggregate wrote to disk.
+    #[serde(rename = "Disk Usage")]
+    pub disk_usage: Option<f64>,
+    /// Heap pages a bitmap scan knew the matching rows of.
+    #[serde(rename = "Exact Heap Blocks")]
+    pub exact_heap_blocks: Option<f64>,
+    /// Heap pages a bitmap scan knew only to hold matches somewhere.
+    #[serde(rename = "Lossy Heap Blocks")]
+    pub lossy_heap_blocks: Option<f64>,
+    /// Blocks found in shared buffers, by the node and below.
+    #[serde(rename = "Shared Hit Blocks")]
+    pub shared_hit_blocks: Option<f64>,
+    /// Blocks read from outside shared buffers, by the node and below.
+    #[serde(rename = "Shared Read Blocks")]
+    pub shared_read_blocks: Option<f64>,
+    /// Workers a Gather actually started.
+    #[serde(rename = "Workers Launched")]
+    pub workers_launched: Option<f64>,
+    /// The children.
+    pub plans: Vec<RawNode>,
+}
+
+/// A trigger that fired while the statement ran (`--analyze-writes`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trigger {
+    /// Its name (foreign keys show as `RI_ConstraintTrigger_...`).
+    #[serde(rename = "Trigger Name")]
+    pub name: String,
+    /// The table it is defined on.
+    #[serde(rename = "Relation", default)]
+    pub relation: Option<String>,
+    /// Milliseconds spent in it, all calls together.
+    #[serde(rename = "Time")]
+    pub time_ms: f64,
+    /// How many times it fired.
+    #[serde(rename = "Calls")]
+    pub calls: f64,
+}
+
+/// The top level of one explained statement.
+#[derive(Debug, Deserialize)]
+struct Document {
+    #[serde(rename = "Plan")]
+    plan: RawNode,
+    #[serde(rename = "Planning Time")]
+    planning_time: Option<f64>,
+    #[serde(rename = "Execution Time")]
+    execution_time: Option<f64>,
+    #[serde(rename = "Triggers", default)]
+    triggers: Vec<Trigger>,
+}
+
+/// The few numbers every run contributes to the timing table; cheaper to
+/// read than the whole plan, which is analysed for one run only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    /// `Planning Time`, in milliseconds.
+    pub planning_ms: Option<f64>,
+    /// `Execution Time`, in milliseconds (absent without ANALYZE).
+    pub execution_ms: Option<f64>,
+    /// The root node's shared buffer hits and reads (absent without BUFFERS).
+    pub buffers: Option<Buffers>,
+}
+
+/// Shared buffer blocks (8 kB each) found in the cache and read from disk.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Buffers {
+    /// Blocks found in shared buffers.
+    pub hit: f64,
+    /// Blocks read from the operating system (its cache or the disk).
+    pub read: f64,
+}
+
+impl RunSummary {
+    /// Reads the summary of PostgreSQL's `FORMAT JSON` output.
+    pub fn from_json(document: &str) -> Result<RunSummary> {
+        #[derive(Deserialize)]
+        struct Root {
+            #[serde(rename = "Shared Hit Blocks")]
+            hit: Option<f64>,
+            #[serde(rename = "Shared Read Blocks")]
+            read: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        struct Summary {
+            #[serde(rename = "Plan")]
+            plan: Root,
+            #[serde(rename = "Planning Time")]
+            planning_time: Option<f64>,
+            #[serde(rename = "Execution Time")]
+            execution_time: Option<f64>,
+        }
+        let summary: Summary = only_document(document)?;
+        Ok(RunSummary {
+            planning_ms: summary.planning_time,
+            execution_ms: summary.execution_time,
+            buffers: match (summary.plan.hit, summary.plan.read) {
+                (Some(hit), Some(read)) => Some(Buffers { hit, read }),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// One node of the plan, with what perfaudit derived for it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Position in pre-order (the order PostgreSQL prints); 0 is the root.
+    pub id: usize,
+    /// The parent's id.
+    pub parent: Option<usize>,
+    /// The children's ids, in PostgreSQL's order (outer before inner).
+    pub children: Vec<usize>,
+    /// Depth in the tree; the root is 0.
+    pub depth: usize,
+    /// What PostgreSQL printed for it (children moved to `children`).
+    pub raw: RawNode,
+    /// Milliseconds spent in it and below, all loops together (wall clock
+    /// for nodes run by parallel workers). `None` when not executed.
+    pub total_ms: Option<f64>,
+    /// Milliseconds spent in it alone: `total_ms` minus the children's.
+    pub self_ms: Option<f64>,
+    /// `self_ms` as a fraction (0 to 1) of the execution time.
+    pub self_share: Option<f64>,
+}
+
+/// An analysed plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Every node, in pre-order; `nodes[0]` is the root.
+    pub nodes: Vec<Node>,
+    /// `Planning Time`, in milliseconds.
+    pub planning_ms: Option<f64>,
+    /// `Execution Time`, in milliseconds; `None` when nothing was executed.
+    pub execution_ms: Option<f64>,
+    /// Triggers that fired.
+    pub triggers: Vec<Trigger>,
+    /// The node that cost the most: most self time when executed, most self
+    /// cost (the planner's estimate) otherwise.
+    pub costliest: Option<usize>,
+}
+
+/// Nodes that hand work to parallel workers: below them, a node's loops
+/// are spread over processes running at the same time.
+const GATHER_NODES: [&str; 2] = ["Gather", "Gather Merge"];
+
+impl Plan {
+    /// Reads and analyses PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
+    pub fn from_json(document: &str) -> Result<Plan> {
+        let document: Document = only_document(document)?;
+        let mut nodes = Vec::new();
+        flatten(document.plan, None, 0, 1.0, &mut nodes);
+        let mut plan = Plan {
+            nodes,
+            planning_ms: document.planning_time,
+            execution_ms: document.execution_time,
+            triggers: document.triggers,
+            costliest: None,
+        };
+        plan.derive_times();
+        plan.costliest = plan.find_costliest();
+        Ok(plan)
+    }
+
+    /// Whether the plan carries what running it measured (EXPLAIN ANALYZE).
+    pub fn analyzed(&self) -> bool {
+        self.nodes
+            .first()
+            .is_some_and(|root| root.raw.actual_loops.is_some())
+    }
+
+    /// The root node.
+    pub fn root(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// The node's children.
+    pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Node> + 'a {
+        node.children.iter().map(|&id| &self.nodes[id])
+    }
+
+    /// The node and everything below it.
+    pub fn subtree<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Node> + 'a {
+        // Pre-order: a subtree is the run of nodes deeper than its root.
+        self.nodes[node.id..]
+            .iter()
+            .take_while(move |n| n.id == node.id || n.depth > node.depth)
+    }
+
+    fn derive_times(&mut self) {
+        let whole = self
+            .execution_ms
+            .or_else(|| self.nodes.first().and_then(|root| root.total_ms));
+        for id in 0..self.nodes.len() {
+            let Some(total) = self.nodes[id].total_ms else {
+                continue;
+            };
+            let children: f64 = self.nodes[id]
+                .children
+                .iter()
+                .filter_map(|&child| self.nodes[child].total_ms)
+                .sum();
+            // Clamped: InitPlans and CTEs can be counted under two parents.
+            let own = (total - children).max(0.0);
+            let node = &mut self.nodes[id];
+            node.self_ms = Some(own);
+            node.self_share = whole
+                .filter(|w| *w > 0.0)
+                .map(|w| (own / w).clamp(0.0, 1.0));
+        }
+    }
+
+    fn find_costliest(&self) -> Option<usize> {
+        let weight = |node: &Node| match node.self_ms {
+            Some(ms) => ms,
+            None if self.analyzed() => 0.0,
+            None => {
+                let children: f64 = self.children(node).map(|c| c.raw.total_cost).sum();
+                (node.raw.total_cost - children).max(0.0)
+            }
+        };
+        self.nodes
+            .iter()
+            .map(|node| (node.id, weight(node)))
+            .filter(|(_, weight)| *weight > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id)
+    }
+}
+
+impl Node {
+    /// Whether the node ran at least once.
+    pub fn executed(&self) -> bool {
+        self.raw.actual_loops.is_some_and(|loops| loops > 0.0)
+    }
+
+    /// Times the node ran (`Actual Loops`), 0 when not executed.
+    pub fn loops(&self) -> f64 {
+        self.raw.actual_loops.unwrap_or(0.0)
+    }
+
+    /// Rows it returned, all loops together.
+    pub fn rows_returned(&self) -> Option<f64> {
+        Some(self.raw.actual_rows? * self.loops())
+    }
+
+    /// Rows its filter threw away, all loops together (PostgreSQL prints
+    /// the average per loop).
+    pub fn rows_removed_by_filter(&self) -> Option<f64> {
+        Some(self.raw.rows_removed_by_filter? * self.loops())
+    }
+
+    /// How far the row estimate was off: at least 1, with `true` when
+    /// PostgreSQL expected fewer rows than came. Both sides count per loop,
+    /// and at least one row, so that "expected 1, got 0" is not a misestimate.
+    pub fn misestimate(&self) -> Option<(f64, bool)> {
+        if !self.executed() {
+            return None;
+        }
+        let actual = self.raw.actual_rows?.max(1.0);
+        let estimated = self.raw.plan_rows.max(1.0);
+        Some(if actual >= estimated {
+            (actual / estimated, true)
+        } else {
+            (estimated / actual, false)
+        })
+    }
+
+    /// `Seq Scan on payments p`, `Index Scan using idx on payments`,
+    /// `Hash Left Join`, `CTE Scan on recent`: the node as PostgreSQL's text
+    /// format names it.
+    pub fn label(&self) -> String {
+        let raw = &self.raw;
+        let mut label = String::new();
+        if raw.parallel_aware == Some(true) {
+            label.push_str("Parallel ");
+        }
+        match raw.join_type.as_deref() {
+            Some(join) if join != "Inner" && raw.node_type.ends_with("Join") => {
+                let (kind, _) = raw.node_type.split_at(raw.node_type.len() - "Join".len());
+                label.push_str(&format!("{kind}{join} Join"));
+            }
+            Some(join) if join != "Inner" && raw.node_type == "Nested Loop" => {
+                label.push_str(&format!("Nested Loop {join} Join"));
+            }
+            _ => label.push_str(&text_format_name(raw)),
+        }
+        if let Some(index) = &raw.index_name {
+            let using = if raw.node_type.starts_with("Bitmap Index") {
+                " on "
+            } else {
+                " using "
+            };
+            label.push_str(using);
+            label.push_str(index);
+        }
+        let target = raw
+            .relation_name
+            .as_ref()
+            .or(raw.cte_name.as_ref())
+            .or(raw.function_name.as_ref());
+        if let Some(target) = target {
+            label.push_str(" on ");
+            label.push_str(target);
+            if let Some(alias) = raw.alias.as_ref().filter(|alias| *alias != target) {
+                label.push(' ');
+                label.push_str(alias);
+            }
+        }
+        if let Some(subplan) = &raw.subplan_name {
+            label = format!("{label} ({subplan})");
+        }
+        label
+    }
+}
+
+/// The name PostgreSQL's text format gives the node where it differs from
+/// `Node Type`: `Delete`, `HashAggregate`, `GroupAggregate`, `HashSetOp`.
+fn text_format_name(raw: &RawNode) -> String {
+    match (raw.node_type.as_str(), raw.strategy.as_deref()) {
+        ("ModifyTable", _) => raw
+            .operation
+            .clone()
+            .unwrap_or_else(|| raw.node_type.clone()),
+        ("Aggregate", Some("Hashed")) => "HashAggregate".to_owned(),
+        ("Aggregate", Some("Sorted")) => "GroupAggregate".to_owned(),
+        ("Aggregate", Some("Mixed")) => "MixedAggregate".to_owned(),
+        ("SetOp", Some("Hashed")) => "HashSetOp".to_owned(),
+        (node_type, _) => node_type.to_owned(),
+    }
+}
+
+/// Moves `raw` and its children into `nodes` in pre-order. `workers` is the
+/// number of processes sharing the loops below a Gather (1 elsewhere).
+fn flatten(
+    mut raw: RawNode,
+    parent: Option<usize>,
+    depth: usize,
+    workers: f64,
+    nodes: &mut Vec<Node>,
+) -> usize {
+    let id = nodes.len();
+    let loops = raw.actual_loops.unwrap_or(0.0);
+    // Per-loop average times the loops, divided over the processes that ran
+    // those loops side by side (the leader takes part, hence the + 1).
+    let total_ms = raw
+        .actual_total_time
+        .filter(|_| loops > 0.0)
+        .map(|time| time * loops / workers.min(loops).max(1.0));
+    let children = std::mem::take(&mut raw.plans);
+    let below = if GATHER_NODES.contains(&raw.node_type.as_str()) {
+        raw.workers_launched.unwrap_or(0.0) + 1.0
+    } else {
+        workers
+    };
+    nodes.push(Node {
+        id,
+        parent,
+        children: Vec::new(),
+        depth,
+        raw,
+        total_ms,
+        self_ms: None,
+        self_share: None,
+    });
+    for child in children {
+        let child_id = flatten(child, Some(id), depth + 1, below, nodes);
+        nodes[id].children.push(child_id);
+    }
+    id
+}
+
+/// PostgreSQL prints a one-element array per explained statement.
+fn only_document<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    let mut documents: Vec<T> = serde_json::from_str(text).map_err(|e| {
+        Error::database(format!(
+            "cannot read the plan PostgreSQL returned ({e}); please report this with the \
+             PostgreSQL version"
+        ))
+    })?;
+    match documents.len() {
+        1 => Ok(documents.remove(0)),
+        n => Err(Error::database(format!(
+            "PostgreSQL returned {n} plans for one statement; expected exactly one"
+        ))),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A plan document around `root`, as EXPLAIN (ANALYZE, FORMAT JSON) prints it.
+    pub fn document(root: Value, planning: f64, execution: f64) -> String {
+        json!([{"Plan": root, "Planning Time": planning, "Triggers": [], "Execution Time": execution}])
+            .to_string()
+    }
+
+    /// An analysed plan around `root`.
+    pub fn analysed(root: Value, planning: f64, execution: f64) -> Plan {
+        Plan::from_json(&document(root, planning, execution)).unwrap()
+    }
+
+    fn join_plan() -> Value {
+        json!({
+            "Node Type": "Hash Join", "Join Type": "Left", "Total Cost": 100.0,
+            "Plan Rows": 10, "Actual Total Time": 10.0, "Actual Rows": 12, "Actual Loops": 1,
+            "Plans": [
+                {"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "p",
+                 "Total Cost": 50.0, "Plan Rows": 1000, "Actual Total Time": 6.0,
+                 "Actual Rows": 10.5, "Actual Loops": 1, "Parent Relationship": "Outer"},
+                {"Node Type": "Hash", "Total Cost": 30.0, "Plan Rows": 5,
+                 "Actual Total Time": 1.0, "Actual Rows": 5, "Actual Loops": 1,
+                 "Plans": [{"Node Type": "Index Scan", "Index Name": "users_pkey",
+                            "Relation Name": "users", "Alias": "users", "Total Cost": 30.0,
+                            "Plan Rows": 5, "Actual Total Time": 0.5, "Actual Rows": 5,
+                            "Actual Loops": 2}]}
+            ]
+        })
+    }
+
+    #[test]
+    fn flattens_in_pre_order_with_depths_and_labels() {
+        let plan = analysed(join_plan(), 0.2, 10.5);
+        let labels: Vec<_> = plan.nodes.iter().map(|n| (n.depth, n.label())).collect();
+        assert_eq!(
+            labels,
+            [
+                (0, "Hash Left Join".to_owned()),
+                (1, "Seq Scan on payments p".to_owned()),
+                (1, "Hash".to_owned()),
+                (2, "Index Scan using users_pkey on users".to_owned()),
+            ]
+        );
+        assert_eq!(plan.nodes[3].parent, Some(2));
+        assert_eq!(plan.nodes[0].children, [1, 2]);
+        assert_eq!(plan.subtree(&plan.nodes[2]).count(), 2);
+        assert!(plan.analyzed());
+    }
+
+    #[test]
+    fn self_time_is_total_minus_children_over_all_loops() {
+        let plan = analysed(join_plan(), 0.2, 10.0);
+        let self_ms: Vec<_> = plan.nodes.iter().map(|n| n.self_ms.unwrap()).collect();
+        // Index scan: 0.5 ms x 2 loops; the hash: 1.0 - 1.0; the join: 10 - 6 - 1.
+        assert_eq!(self_ms, [3.0, 6.0, 0.0, 1.0]);
+        assert_eq!(plan.nodes[1].self_share, Some(0.6));
+        assert_eq!(plan.costliest, Some(1));
+    }
+
+    #[test]
+    fn decimal_rows_and_missing_keys_are_read() {
+        let plan = analysed(join_plan(), 0.2, 10.0);
+        assert_eq!(plan.nodes[1].raw.actual_rows, Some(10.5));
+        // 1000 expected, 10.5 came: over-estimated about 95x.
+        let (factor, under) = plan.nodes[1].misestimate().unwrap();
+        assert!((factor - 95.238).abs() < 0.01 && !under, "{factor}");
+        assert!(plan.nodes[1].raw.filter.is_none());
+    }
+
+    #[test]
+    fn parallel_loops_count_as_wall_time() {
+        let plan = analysed(
+            json!({"Node Type": "Gather", "Workers Launched": 2, "Total Cost": 10.0,
+                   "Plan Rows": 1, "Actual Total Time": 30.0, "Actual Rows": 3, "Actual Loops": 1,
+                   "Plans": [{"Node Type": "Seq Scan", "Parallel Aware": true,
+                              "Relation Name": "payments", "Alias": "payments",
+                              "Total Cost": 9.0, "Plan Rows": 1, "Actual Total Time": 28.0,
+                              "Actual Rows": 1, "Actual Loops": 3}]}),
+            0.1,
+            30.0,
+        );
+        assert_eq!(plan.nodes[1].total_ms, Some(28.0));
+        assert_eq!(plan.nodes[0].self_ms, Some(2.0));
+        assert_eq!(plan.nodes[1].label(), "Parallel Seq Scan on payments");
+        let delete = analysed(
+            json!({"Node Type": "ModifyTable", "Operation": "Delete", "Relation Name": "t",
+                   "Alias": "t", "Total Cost": 1.0, "Plan Rows": 0}),
+            0.1,
+            0.1,
+        );
+        assert_eq!(delete.nodes[0].label(), "Delete on t");
+        let hashed = analysed(
+            json!({"Node Type": "Aggregate", "Strategy": "Hashed", "Total Cost": 1.0,
+                   "Plan Rows": 1}),
+            0.1,
+            0.1,
+        );
+        assert_eq!(hashed.nodes[0].label(), "HashAggregate");
+    }
+
+    #[test]
+    fn plain_explain_picks_the_costliest_by_self_cost() {
+        let plan = Plan::from_json(
+            &json!([{"Plan": {"Node Type": "Sort", "Total Cost": 120.0, "Plan Rows": 10,
+                     "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t",
+                                "Total Cost": 100.0, "Plan Rows": 10}]},
+                     "Planning Time": 0.1}])
+            .to_string(),
+        )
+        .unwrap();
+        assert!(!plan.analyzed());
+        assert_eq!(plan.costliest, Some(1));
+        assert_eq!(plan.nodes[0].total_ms, None);
+        assert_eq!(plan.nodes[0].misestimate(), None);
+    }
+
+    #[test]
+    fn never_executed_nodes_have_no_times() {
+        let plan = analysed(
+            json!({"Node Type": "Append", "Total Cost": 1.0, "Plan Rows": 1,
+                   "Actual Total Time": 0.1, "Actual Rows": 0, "Actual Loops": 1,
+                   "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t", "Total Cost": 1.0,
+                              "Plan Rows": 1, "Actual Total Time": 0.0, "Actual Rows": 0,
+                              "Actual Loops": 0}]}),
+            0.1,
+            0.1,
+        );
+        assert!(!plan.nodes[1].executed());
+        assert_eq!(plan.nodes[1].total_ms, None);
+        assert_eq!(plan.nodes[0].self_ms, Some(0.1));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Plan::from_json("[]").is_err());
+        assert!(Plan::from_json("{").is_err());
+        assert!(Plan::from_json(r#"[{"Plan": {"Node Type": 3}}]"#).is_err());
+        assert!(RunSummary::from_json("[1]").is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! `perfaudit indexes`: create the indexes a spec wants, safely, on a live
+//! database.
+//!
+//! The flow, one module per step:
+//! [`spec`] (what is wanted) -> [`catalog`] (what is there, read once) ->
+//! [`plan`] (pure decisions, the exact SQL, findings) -> [`build`] (safe
+//! execution: concurrent builds, lock timeouts, retries, cancel and
+//! cleanup; [`progress`] shows it) -> [`Report`] (what happened, for the
+//! renderer in `report::indexes`). [`sql`] writes the statements.
+
+pub mod build;
+pub mod catalog;
+pub mod plan;
+pub mod progress;
+pub mod spec;
+pub mod sql;
+
+use serde::Serialize;
+
+use build::Built;
+use plan::{Action, Finding, Plan};
+
+/// What a run did (or, in a dry run, would do) about one wanted index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Built.
+    Created,
+    /// Already there and valid.
+    Exists,
+    /// Was there INVALID: dropped and built again.
+    Rebuilt,
+    /// Another index serves the same queries; nothing was built.
+    EquivalentExists,
+    /// Dry run: would be built.
+    WouldCreate,
+    /// Dry run: would be dropped and built again.
+    WouldRebuild,
+}
+
+impl Outcome {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Exists => "exists",
+            Outcome::Rebuilt => "rebuilt",
+            Outcome::EquivalentExists => "equivalent_exists",
+            Outcome::WouldCreate => "would_create",
+            Outcome::WouldRebuild => "would_rebuild",
+        }
+    }
+}
+
+/// One wanted index in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexReport {
+    /// The index name (in its table's schema).
+    pub name: String,
+    /// The table, `schema.name`.
+    pub table: String,
+    /// The key: column names and expressions, as the spec gives them.
+    pub columns: Vec<String>,
+    /// What was done.
+    pub action: Outcome,
+    /// Whether the index is valid and ready; unknown (`null`) before a
+    /// build.
+    pub valid: Option<bool>,
+    /// Its size on disk, when it exists.
+    pub size_bytes: Option<i64>,
+    /// How long its build took, when it was built.
+    pub duration_ms: Option<u64>,
+    /// The statements run (or, in a dry run, that would run), each ending
+    /// with `;`; `null` when there is nothing to do.
+    pub ddl: Option<String>,
+    /// For `equivalent_exists`: the index that serves instead.
+    pub equivalent: Option<String>,
+}
+
+/// What a run of `perfaudit indexes` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// One entry per spec index, in spec order.
+    pub indexes: Vec<IndexReport>,
+    /// Redundant and INVALID indexes on the spec's tables.
+    pub findings: Vec<Finding>,
+    /// Whether nothing was changed because the run was a dry run.
+    #[serde(skip)]
+    pub dry_run: bool,
+}
+
+impl Report {
+    /// The report of `plan`, given what was built (nothing in a dry run).
+    pub fn new(
+        plan: &Plan,
+        built: &[Option<Built>],
+        findings: Vec<Finding>,
+        dry_run: bool,
+    ) -> Report {
+        let size_of = |name: &sql::QualifiedName| {
+            plan.indexes
+                .iter()
+                .zip(built)
+                .find(|(p, _)| &p.name == name)
+                .and_then(|(_, b)| b.as_ref().map(|b| b.size_bytes))
+        };
+        let indexes = plan
+            .indexes
+            .iter()
+            .zip(built)
+            .map(|(planned, built)| {
+                let (action, size_bytes, equivalent) = match &planned.action {
+                    Action::Exists { size_bytes } => (Outcome::Exists, Some(*size_bytes), None),
+                    Action::EquivalentExists { index, size_bytes } => (
+                        Outcome::EquivalentExists,
+                        size_bytes.or_else(|| size_of(index)),
+                        Some(index.name.clone()),
+                    ),
+                    Action::Create if dry_run => (Outcome::WouldCreate, None, None),
+                    Action::Rebuild if dry_run => (Outcome::WouldRebuild, None, None),
+                    Action::Create => {
+                        (Outcome::Created, built.as_ref().map(|b| b.size_bytes), None)
+                    }
+                    Action::Rebuild => {
+                        (Outcome::Rebuilt, built.as_ref().map(|b| b.size_bytes), None)
+                    }
+                };
+                let ddl: Vec<String> = planned
+                    .statements()
+                    .map(|statement| format!("{};", statement.sql))
+                    .collect();
+                IndexReport {
+                    name: planned.name.name.clone(),
+                    table: planned.table.display(),
+                    columns: planned
+                        .spec
+                        .keys
+                        .iter()
+                        .map(|k| k.text().to_owned())
+                        .collect(),
+                    action,
+                    valid: (!dry_run || !planned.action.builds()).then_some(true),
+                    size_bytes,
+                    duration_ms: built.as_ref().map(|b| b.duration.as_millis() as u64),
+                    ddl: (!ddl.is_empty()).then(|| ddl.join("\n")),
+                    equivalent,
+                }
+            })
+            .collect();
+        Report {
+            indexes,
+            findings,
+            dry_run,
+        }
+    }
+
+    /// One sentence on what the run did, for people.
+    pub fn summary(&self) -> String {
+        let count = |outcome: Outcome| self.indexes.iter().filter(|i| i.action == outcome).count();
+        let there = count(Outcome::Exists) + count(Outcome::EquivalentExists);
+        let built: Vec<String> = [
+            (Outcome::Created, "created"),
+            (Outcome::Rebuilt, "rebuilt"),
+            (Outcome::WouldCreate, "would create"),
+            (Outcome::WouldRebuild, "would rebuild"),
+        ]
+        .into_iter()
+        .filter(|(outcome, _)| count(*outcome) > 0)
+        .map(|(outcome, verb)| format!("{verb} {}", count(outcome)))
+        .collect();
+        let mut text = if built.is_empty() {
+            format!(
+                "Nothing to build: all {} indexes are already there",
+                self.indexes.len()
+            )
+        } else {
+            let mut text = built.join(", ");
+            text[..1].make_ascii_uppercase();
+            if there > 0 {
+                text.push_str(&format!("; {there} already there"));
+            }
+            text
+        };
+        text.push_str(if self.dry_run {
+            " (dry run: nothing was changed)."
+        } else {
+            "."
+        });
+        text
+    }
+}

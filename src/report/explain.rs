@@ -1,0 +1,668 @@
+//! The `explain` report: per statement, a header, the plan as an indented
+//! tree table, the timing and cache tables and the findings; or one JSON
+//! document. Only formatting: every number was computed by `explain`.
+
+use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::explain::findings::{Finding, count};
+use crate::explain::plan::{Node, Plan};
+use crate::explain::timing::{Spread, Timing};
+use crate::explain::{Explained, RewriteSummary};
+use crate::sql::Class;
+use crate::ui::Ui;
+
+/// Levels of indentation drawn in the plan tree; deeper nodes are drawn at
+/// this depth with their real depth shown, so that a deep plan stays
+/// readable in a terminal.
+const MAX_INDENT: usize = 16;
+
+/// The smallest misestimate shown in the plan table: below 2x, the planner
+/// was close enough and the cell stays quiet.
+const SHOWN_MISESTIMATE: f64 = 2.0;
+
+/// The marker of the costliest node.
+const COSTLIEST: &str = "◀";
+
+/// The tables for people.
+pub fn render(results: &[Explained], ui: &Ui) -> String {
+    results
+        .iter()
+        .map(|result| statement(result, ui))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn statement(result: &Explained, ui: &Ui) -> String {
+    let job = &result.job;
+    let mut out = vec![format!(
+        "{}: {}",
+        capitalized(&job.label()),
+        how_it_ran(result)
+    )];
+    out.push(indented(&job.statement.text));
+    if job.executed != job.statement.text {
+        out.push("executed:".to_owned());
+        out.push(indented(&job.executed));
+    }
+    out.push(rewrite_line(&job.rewrite));
+    out.extend(job.mode.notes.iter().map(|note| format!("note: {note}")));
+    out.push(String::new());
+    out.push(plan_table(&result.plan, ui).to_string());
+    if let Some(legend) = costliest_legend(&result.plan) {
+        out.push(legend);
+    }
+    for trigger in &result.plan.triggers {
+        out.push(format!(
+            "trigger {}{}: {} calls, {} ms",
+            trigger.name,
+            trigger
+                .relation
+                .as_ref()
+                .map(|r| format!(" on {r}"))
+                .unwrap_or_default(),
+            count(trigger.calls),
+            ms(trigger.time_ms)
+        ));
+    }
+    out.push(String::new());
+    out.push(timing_table(result, ui).to_string());
+    if let Some(cache) = cache_table(result, ui) {
+        out.push(cache.to_string());
+    }
+    out.push(String::new());
+    out.push(findings_table(&result.findings, &result.plan, ui));
+    out.join("\n")
+}
+
+fn how_it_ran(result: &Explained) -> String {
+    let runs = match (result.runs, result.warmup) {
+        (1, 0) => "1 run".to_owned(),
+        (runs, 0) => format!("{runs} runs"),
+        (runs, warmup) => format!("{runs} runs after {warmup} warmup"),
+    };
+    let mode = &result.job.mode;
+    let what = match (mode.analyze, mode.read_only) {
+        (true, true) => "executed (EXPLAIN ANALYZE) in a READ ONLY transaction",
+        (true, false) => "executed (EXPLAIN ANALYZE, --analyze-writes) in a transaction",
+        (false, _) => "planned only (EXPLAIN) in a READ ONLY transaction",
+    };
+    let class = match result.job.statement.class {
+        Class::Read => "a read",
+        Class::Write { .. } => "a write",
+        Class::Refused { .. } => "refused",
+    };
+    format!("{class}, {what}, rolled back; {runs}")
+}
+
+fn rewrite_line(rewrite: &RewriteSummary) -> String {
+    if !rewrite.enabled {
+        return "rewrite: off (--no-rewrite)".to_owned();
+    }
+    let mut parts: Vec<String> = rewrite
+        .changes
+        .iter()
+        .map(|change| format!("{}: {}", change.rule, change.detail))
+        .collect();
+    parts.extend(
+        rewrite
+            .skipped
+            .iter()
+            .map(|skip| format!("{} skipped: {}", skip.rule, skip.reason)),
+    );
+    if rewrite.changes.is_empty() {
+        parts.insert(0, "no changes".to_owned());
+    }
+    format!("rewrite: {}", parts.join("; "))
+}
+
+fn plan_table(plan: &Plan, ui: &Ui) -> Table {
+    let mut table = crate::report::table(ui);
+    let analyzed = plan.analyzed();
+    let header: &[&str] = if analyzed {
+        &[
+            "#",
+            "node",
+            "rows est.",
+            "rows",
+            "misest.",
+            "loops",
+            "total ms",
+            "self ms",
+            "self %",
+            "hit",
+            "read",
+            "removed",
+        ]
+    } else {
+        &["#", "node", "rows est.", "cost"]
+    };
+    table.set_header(header.iter().copied());
+    for node in &plan.nodes {
+        let costliest = plan.costliest == Some(node.id);
+        let mut label = format!("{}{}", indent(node.depth), node.label());
+        if costliest {
+            label.push(' ');
+            label.push_str(COSTLIEST);
+        }
+        let mut cells = vec![node.id.to_string(), label, count(node.raw.plan_rows)];
+        if analyzed {
+            cells.extend(measured_cells(node));
+        } else {
+            cells.push(format!("{:.2}", node.raw.total_cost));
+        }
+        let row: Vec<Cell> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(column, text)| {
+                let cell = Cell::new(text);
+                let cell = if column == 1 {
+                    cell
+                } else {
+                    cell.set_alignment(CellAlignment::Right)
+                };
+                if costliest {
+                    cell.fg(Color::Red).add_attribute(Attribute::Bold)
+                } else {
+                    cell
+                }
+            })
+            .collect();
+        table.add_row(row);
+    }
+    table
+}
+
+fn measured_cells(node: &Node) -> Vec<String> {
+    if !node.executed() {
+        let mut cells = vec!["never executed".to_owned()];
+        cells.resize(9, String::new());
+        return cells;
+    }
+    let misestimate = match node.misestimate() {
+        Some((factor, under)) if factor >= SHOWN_MISESTIMATE => {
+            format!("{factor:.0}x {}", if under { "under" } else { "over" })
+        }
+        _ => String::new(),
+    };
+    let optional =
+        |value: Option<f64>, format: fn(f64) -> String| value.map(format).unwrap_or_default();
+    vec![
+        optional(node.raw.actual_rows, count),
+        misestimate,
+        count(node.loops()),
+        optional(node.total_ms, ms),
+        optional(node.self_ms, ms),
+        optional(node.self_share, share),
+        optional(node.raw.shared_hit_blocks, count),
+        optional(node.raw.shared_read_blocks, count),
+        optional(node.rows_removed_by_filter(), count),
+    ]
+}
+
+/// `    → `: two spaces per level below the root, capped at [`MAX_INDENT`].
+fn indent(depth: usize) -> String {
+    match depth {
+        0 => String::new(),
+        d if d <= MAX_INDENT => format!("{}→ ", "  ".repeat(d - 1)),
+        d => format!("{}→ [{d}] ", "  ".repeat(MAX_INDENT - 1)),
+    }
+}
+
+fn costliest_legend(plan: &Plan) -> Option<String> {
+    let node = &plan.nodes[plan.costliest?];
+    Some(match node.self_share {
+        Some(share) => format!(
+            "{COSTLIEST} costliest node: #{} {}, {} of the execution time on its own",
+            node.id,
+            node.label(),
+            self::share(share)
+        ),
+        None => format!(
+            "{COSTLIEST} costliest node by the planner's estimate: #{} {}",
+            node.id,
+            node.label()
+        ),
+    })
+}
+
+fn timing_table(result: &Explained, ui: &Ui) -> Table {
+    let mut table = crate::report::table(ui);
+    let runs = if result.runs == 1 {
+        "1 run".to_owned()
+    } else {
+        format!("{} runs", result.runs)
+    };
+    table.set_header([runs.as_str(), "min", "median", "p95", "max"]);
+    let Timing {
+        planning_ms,
+        execution_ms,
+        round_trip_ms,
+    } = result.timing;
+    for (name, spread) in [
+        ("planning ms", planning_ms),
+        ("execution ms", execution_ms),
+        ("round trip ms", round_trip_ms),
+    ] {
+        if let Some(Spread {
+            min,
+            median,
+            p95,
+            max,
+        }) = spread
+        {
+            table.add_row(
+                std::iter::once(Cell::new(name)).chain(
+                    [min, median, p95, max]
+                        .into_iter()
+                        .map(|v| Cell::new(ms(v)).set_alignment(CellAlignment::Right)),
+                ),
+            );
+        }
+    }
+    table
+}
+
+fn cache_table(result: &Explained, ui: &Ui) -> Option<Table> {
+    let cache = result.cache?;
+    let mut table = crate::report::table(ui);
+    table.set_header(["shared buffers", "hit", "read", "hit ratio"]);
+    let mut rows = vec![("first run".to_owned(), cache.first_run)];
+    if let Some(later) = cache.later_runs {
+        let name = match result.runs {
+            2 => "run 2".to_owned(),
+            runs => format!("runs 2-{runs} (mean)"),
+        };
+        rows.push((name, later));
+    }
+    for (name, buffers) in rows {
+        let total = buffers.hit + buffers.read;
+        let ratio = if total > 0.0 {
+            share(buffers.hit / total)
+        } else {
+            "-".to_owned()
+        };
+        table.add_row(
+            std::iter::once(Cell::new(name)).chain(
+                [
+                    count(buffers.hit.round()),
+                    count(buffers.read.round()),
+                    ratio,
+                ]
+                .into_iter()
+                .map(|v| Cell::new(v).set_alignment(CellAlignment::Right)),
+            ),
+        );
+    }
+    Some(table)
+}
+
+fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
+    if findings.is_empty() {
+        return "no findings".to_owned();
+    }
+    let mut table = crate::report::findings_table(ui);
+    table.set_header(["severity", "finding", "node", "what", "what to do"]);
+    for finding in findings {
+        let node = match finding.node {
+            Some(id) => format!("#{id} {}", plan.nodes[id].label()),
+            None => "statement".to_owned(),
+        };
+        table.add_row([
+            crate::report::severity_cell(finding.severity),
+            Cell::new(finding.code),
+            Cell::new(node),
+            Cell::new(&finding.message),
+            Cell::new(&finding.suggestion),
+        ]);
+    }
+    table.to_string()
+}
+
+/// `0.042`, `12.35`, `1234.5`: about four significant digits.
+fn ms(value: f64) -> String {
+    if value < 1.0 {
+        format!("{value:.3}")
+    } else if value < 100.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// `93.1%`.
+fn share(fraction: f64) -> String {
+    format!("{:.1}%", fraction * 100.0)
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn indented(sql: &str) -> String {
+    sql.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The JSON document: `{"statements": [...]}`, as the README documents it.
+pub fn json(results: &[Explained]) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        statements: Vec<StatementJson<'a>>,
+    }
+    Document {
+        statements: results.iter().map(StatementJson::new).collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct StatementJson<'a> {
+    line: usize,
+    column: usize,
+    original: &'a str,
+    executed: &'a str,
+    rewrite: &'a RewriteSummary,
+    class: &'a Class,
+    analyzed: bool,
+    read_only: bool,
+    notes: &'a [String],
+    runs: usize,
+    warmup: usize,
+    timing: &'a Timing,
+    buffers: Option<crate::explain::timing::CacheComparison>,
+    plan: &'a RawValue,
+    nodes: Vec<NodeJson<'a>>,
+    costliest_node: Option<usize>,
+    findings: &'a [Finding],
+    rolled_back: bool,
+}
+
+impl<'a> StatementJson<'a> {
+    fn new(result: &'a Explained) -> Self {
+        let job = &result.job;
+        StatementJson {
+            line: job.statement.line,
+            column: job.statement.column,
+            original: &job.statement.text,
+            executed: &job.executed,
+            rewrite: &job.rewrite,
+            class: &job.statement.class,
+            analyzed: job.mode.analyze,
+            read_only: job.mode.read_only,
+            notes: &job.mode.notes,
+            runs: result.runs,
+            warmup: result.warmup,
+            timing: &result.timing,
+            buffers: result.cache,
+            plan: &result.document,
+            nodes: result.plan.nodes.iter().map(NodeJson::new).collect(),
+            costliest_node: result.plan.costliest,
+            findings: &result.findings,
+            // Every run ends in ROLLBACK; a failed one is an error, not a report.
+            rolled_back: true,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NodeJson<'a> {
+    id: usize,
+    parent: Option<usize>,
+    depth: usize,
+    label: String,
+    node_type: &'a str,
+    relation: Option<&'a str>,
+    alias: Option<&'a str>,
+    index: Option<&'a str>,
+    join_type: Option<&'a str>,
+    estimated_rows: f64,
+    actual_rows: Option<f64>,
+    loops: Option<f64>,
+    misestimate: Option<f64>,
+    total_ms: Option<f64>,
+    self_ms: Option<f64>,
+    self_share: Option<f64>,
+    shared_hit_blocks: Option<f64>,
+    shared_read_blocks: Option<f64>,
+    rows_removed_by_filter: Option<f64>,
+}
+
+impl<'a> NodeJson<'a> {
+    fn new(node: &'a Node) -> Self {
+        let raw = &node.raw;
+        NodeJson {
+            id: node.id,
+            parent: node.parent,
+            depth: node.depth,
+            label: node.label(),
+            node_type: &raw.node_type,
+            relation: raw.relation_name.as_deref(),
+            alias: raw.alias.as_deref(),
+            index: raw.index_name.as_deref(),
+            join_type: raw.join_type.as_deref(),
+            estimated_rows: raw.plan_rows,
+            actual_rows: raw.actual_rows,
+            loops: raw.actual_loops,
+            misestimate: node.misestimate().map(|(factor, _)| factor),
+            total_ms: node.total_ms,
+            self_ms: node.self_ms,
+            self_share: node.self_share,
+            shared_hit_blocks: raw.shared_hit_blocks,
+            shared_read_blocks: raw.shared_read_blocks,
+            rows_removed_by_filter: node.rows_removed_by_filter(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Format;
+    use crate::explain::mode::{ModeFlags, decide};
+    use crate::explain::plan::{Buffers, RunSummary};
+    use crate::explain::timing::{CacheComparison, RunMeasurement};
+    use crate::explain::{Job, findings};
+    use crate::sql::parse_statements;
+    use serde_json::{Value, json};
+
+    /// What `explain` would have produced for `sql` whose runs returned
+    /// `root` and took `executions` milliseconds.
+    fn explained(sql: &str, root: Value, executions: &[f64]) -> Explained {
+        let statement = parse_statements(sql).unwrap().remove(0);
+        let mode = decide(&statement.class, ModeFlags::default()).unwrap();
+        let document =
+            crate::explain::plan::tests::document(root, 0.25, executions[executions.len() / 2]);
+        let plan = Plan::from_json(&document).unwrap();
+        let measurements: Vec<RunMeasurement> = executions
+            .iter()
+            .enumerate()
+            .map(|(run, &ms)| RunMeasurement {
+                summary: RunSummary {
+                    planning_ms: Some(0.25),
+                    execution_ms: Some(ms),
+                    buffers: Some(if run == 0 {
+                        Buffers {
+                            hit: 3.0,
+                            read: 1500.0,
+                        }
+                    } else {
+                        Buffers {
+                            hit: 1503.0,
+                            read: 0.0,
+                        }
+                    }),
+                },
+                round_trip_ms: ms + 0.4,
+            })
+            .collect();
+        Explained {
+            job: Job {
+                number: 1,
+                executed: statement.text.clone(),
+                statement,
+                rewrite: RewriteSummary {
+                    enabled: true,
+                    ..RewriteSummary::default()
+                },
+                mode,
+                params: Vec::new(),
+            },
+            runs: executions.len(),
+            warmup: 0,
+            timing: Timing::of(&measurements),
+            cache: CacheComparison::of(&measurements),
+            document: RawValue::from_string(document).unwrap(),
+            findings: findings::check(&plan),
+            plan,
+        }
+    }
+
+    fn join() -> Value {
+        json!({
+            "Node Type": "Sort", "Total Cost": 3013.0, "Plan Rows": 19,
+            "Actual Total Time": 25.1, "Actual Rows": 90, "Actual Loops": 1,
+            "Sort Key": ["p.created_at"], "Sort Method": "quicksort", "Sort Space Type": "Memory",
+            "Shared Hit Blocks": 1510, "Shared Read Blocks": 0,
+            "Plans": [{
+                "Node Type": "Nested Loop", "Join Type": "Inner", "Total Cost": 3010.0,
+                "Plan Rows": 19, "Actual Total Time": 25.0, "Actual Rows": 90, "Actual Loops": 1,
+                "Shared Hit Blocks": 1507, "Shared Read Blocks": 0,
+                "Plans": [
+                    {"Node Type": "Index Scan", "Index Name": "users_pkey",
+                     "Relation Name": "users", "Alias": "u", "Total Cost": 8.3, "Plan Rows": 1,
+                     "Actual Total Time": 0.026, "Actual Rows": 1, "Actual Loops": 1,
+                     "Index Cond": "(id = 42)", "Shared Hit Blocks": 6, "Shared Read Blocks": 0},
+                    {"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "p",
+                     "Total Cost": 3001.0, "Plan Rows": 19, "Actual Total Time": 24.9,
+                     "Actual Rows": 90, "Actual Loops": 1,
+                     "Filter": "((user_id = 42) AND (status = 'completed'::text))",
+                     "Rows Removed by Filter": 99910, "Shared Hit Blocks": 1501,
+                     "Shared Read Blocks": 0},
+                    {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "u2",
+                     "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 0.0,
+                     "Actual Rows": 0, "Actual Loops": 0}
+                ]
+            }]
+        })
+    }
+
+    const JOIN_SQL: &str = "SELECT * FROM payments p JOIN users u ON u.id = p.user_id \
+                            WHERE p.user_id = 42 AND p.status = 'completed' ORDER BY p.created_at";
+
+    #[test]
+    fn renders_plan_timing_cache_and_findings() {
+        let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
+        insta::assert_snapshot!(render(&[result], &Ui::plain(Format::Table)));
+    }
+
+    #[test]
+    fn renders_a_plan_that_was_not_executed() {
+        let statement = "DELETE FROM payments WHERE user_id = 42";
+        let root = json!({"Node Type": "ModifyTable", "Operation": "Delete",
+                          "Relation Name": "payments", "Alias": "payments", "Total Cost": 2751.0,
+                          "Plan Rows": 0,
+                          "Plans": [{"Node Type": "Seq Scan", "Relation Name": "payments",
+                                     "Alias": "payments", "Total Cost": 2751.0, "Plan Rows": 22,
+                                     "Filter": "(user_id = 42)"}]});
+        let mut result = explained(statement, root, &[0.0]);
+        // Plain EXPLAIN measures no execution and no buffers.
+        result.plan.execution_ms = None;
+        for node in &mut result.plan.nodes {
+            node.raw.actual_loops = None;
+        }
+        result.timing.execution_ms = None;
+        result.cache = None;
+        insta::assert_snapshot!(render(&[result], &Ui::plain(Format::Table)));
+    }
+
+    #[test]
+    fn json_holds_the_documented_keys_and_the_plan_untouched() {
+        let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
+        let text = serde_json::to_string(&json(std::slice::from_ref(&result))).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let statement = &value["statements"][0];
+        let mut keys: Vec<_> = statement.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "analyzed",
+                "buffers",
+                "class",
+                "column",
+                "costliest_node",
+                "executed",
+                "findings",
+                "line",
+                "nodes",
+                "notes",
+                "original",
+                "plan",
+                "read_only",
+                "rewrite",
+                "rolled_back",
+                "runs",
+                "timing",
+                "warmup"
+            ]
+        );
+        assert_eq!(statement["timing"]["execution_ms"]["median"], 25.2);
+        assert_eq!(statement["plan"][0]["Plan"]["Node Type"], "Sort");
+        assert_eq!(statement["nodes"][3]["label"], "Seq Scan on payments p");
+        assert_eq!(statement["nodes"][3]["rows_removed_by_filter"], 99910.0);
+        assert_eq!(statement["findings"][0]["code"], "selective-seq-scan");
+        assert_eq!(statement["rolled_back"], true);
+        assert!(
+            text.contains(result.document.get()),
+            "the plan is embedded as sent"
+        );
+    }
+
+    /// A plan of `nodes` nodes: an Append over chains `depth` nodes deep.
+    fn wide_and_deep(nodes: usize, depth: usize) -> Value {
+        let chain = |length: usize| {
+            let mut node = json!({"Node Type": "Seq Scan", "Relation Name": "payments",
+                                  "Alias": "payments", "Total Cost": 1.0, "Plan Rows": 10,
+                                  "Actual Total Time": 0.01, "Actual Rows": 10,
+                                  "Actual Loops": 1});
+            for _ in 1..length {
+                node = json!({"Node Type": "Limit", "Total Cost": 1.0, "Plan Rows": 10,
+                              "Actual Total Time": 0.01, "Actual Rows": 10, "Actual Loops": 1,
+                              "Plans": [node]});
+            }
+            node
+        };
+        let mut children = Vec::new();
+        let mut left = nodes - 1;
+        while left > 0 {
+            let length = left.min(depth);
+            children.push(chain(length));
+            left -= length;
+        }
+        json!({"Node Type": "Append", "Total Cost": 1.0, "Plan Rows": 10,
+               "Actual Total Time": 10.0, "Actual Rows": 10, "Actual Loops": 1,
+               "Plans": children})
+    }
+
+    #[test]
+    fn a_thousand_node_plan_renders_every_node_with_bounded_indentation() {
+        let result = explained("SELECT 1", wide_and_deep(1000, 40), &[10.0]);
+        assert_eq!(result.plan.nodes.len(), 1000);
+        let text = plan_table(&result.plan, &Ui::plain(Format::Table)).to_string();
+        let rows: Vec<&str> = text.lines().filter(|line| line.starts_with("│")).collect();
+        assert_eq!(rows.len(), 1001, "a header and a row per node");
+        assert!(
+            rows.iter()
+                .any(|row| row.contains("→ [40] Seq Scan on payments"))
+        );
+        let widest = text.lines().map(|line| line.chars().count()).max().unwrap();
+        assert!(widest < 200, "{widest} columns wide");
+    }
+}

@@ -1,0 +1,608 @@
+//! `perfaudit explain` against a real PostgreSQL: it reports plans and
+//! findings, and whatever it is given, it changes nothing.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use serde_json::Value;
+
+/// Runs `command` and returns its output.
+fn run(command: &mut Command) -> Output {
+    command.output().expect("perfaudit runs")
+}
+
+/// `perfaudit --format json explain <args>` on `db`.
+fn explain_json(db: &TestDb, args: &[&str]) -> Output {
+    run(db
+        .perfaudit()
+        .args(["--format", "json", "explain"])
+        .args(args))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The JSON document on stdout, after checking the exit code.
+fn document(output: &Output, code: i32) -> Value {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn codes(statement: &Value) -> Vec<String> {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Runs `sql` on `db`.
+async fn execute(db: &TestDb, sql: &str) {
+    db.client()
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `ALTER DATABASE <db> SET <setting>`, for the sessions perfaudit opens.
+async fn set_for_database(db: &TestDb, setting: &str) {
+    execute(
+        db,
+        &format!("ALTER DATABASE {} SET {setting}", common::quote(&db.name)),
+    )
+    .await;
+}
+
+/// The row count and a checksum of every row of payments.
+async fn fingerprint(db: &TestDb) -> (i64, String) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*), md5(coalesce(string_agg(p::text, '|' ORDER BY id), '')) FROM payments p",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Backends other than the caller's that are running `fragment`.
+async fn running(db: &TestDb, fragment: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state = 'active'
+               AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+            &[&fragment],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
+    let db = TestDb::new().await;
+    let sql = "SELECT * FROM payments WHERE user_id = 42";
+    let before = document(&explain_json(&db, &[sql]), 0);
+    let statement = &before["statements"][0];
+    let finding = statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "selective-seq-scan")
+        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"));
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("(user_id = 42)"),
+        "{finding}"
+    );
+    assert!(
+        finding["suggestion"]
+            .as_str()
+            .unwrap()
+            .ends_with("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
+        "{finding}"
+    );
+    let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
+    assert_eq!(node["node_type"], "Seq Scan");
+
+    execute(
+        &db,
+        "CREATE INDEX idx_payments_user_id ON payments (user_id)",
+    )
+    .await;
+    let after = document(&explain_json(&db, &[sql]), 0);
+    let statement = &after["statements"][0];
+    assert!(
+        !codes(statement).contains(&"selective-seq-scan".to_owned()),
+        "{statement:#}"
+    );
+    let nodes = statement["nodes"].as_array().unwrap();
+    assert!(
+        nodes.iter().any(|n| n["index"] == "idx_payments_user_id"
+            && n["node_type"].as_str().unwrap().contains("Index Scan")),
+        "no index scan: {nodes:#?}"
+    );
+}
+
+const WRITES: [&str; 4] = [
+    "DELETE FROM payments WHERE user_id < 100",
+    "UPDATE payments SET amount = amount + 1, status = 'refunded' WHERE status = 'failed'",
+    "INSERT INTO payments (user_id, amount, currency, status, method, external_ref, created_at, updated_at)
+     SELECT user_id, amount, currency, status, method, gen_random_uuid(), now(), now()
+     FROM payments LIMIT 1000",
+    "WITH gone AS (DELETE FROM payments WHERE status = 'refunded' RETURNING *)
+     SELECT count(*) FROM gone",
+];
+
+#[tokio::test]
+async fn writes_change_nothing_with_or_without_analyze_writes() {
+    let db = TestDb::new().await;
+    let original = fingerprint(&db).await;
+    for sql in WRITES {
+        let planned = document(&explain_json(&db, &[sql]), 0);
+        let statement = &planned["statements"][0];
+        assert_eq!(statement["analyzed"], false, "{sql}");
+        assert_eq!(statement["read_only"], true, "{sql}");
+        assert!(
+            statement["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("not executed because it writes"),
+            "{statement:#}"
+        );
+        assert_eq!(fingerprint(&db).await, original, "plain EXPLAIN of {sql}");
+
+        let executed = document(&explain_json(&db, &["--analyze-writes", sql]), 0);
+        let statement = &executed["statements"][0];
+        assert_eq!(statement["analyzed"], true, "{sql}");
+        assert_eq!(statement["rolled_back"], true, "{sql}");
+        assert!(
+            statement["plan"][0]["Execution Time"].is_number(),
+            "{sql} was not executed: {statement:#}"
+        );
+        assert!(
+            statement["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("sequences")),
+            "{statement:#}"
+        );
+        assert_eq!(
+            fingerprint(&db).await,
+            original,
+            "--analyze-writes of {sql}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_statement_hidden_behind_the_first_never_runs() {
+    let db = TestDb::new().await;
+    let original = fingerprint(&db).await;
+    let inputs = [
+        "SELECT 1; DROP TABLE payments",
+        "SELECT 1;DROP TABLE payments;",
+        "SELECT 1 -- a comment; still a comment\n; DROP TABLE payments",
+        "SELECT /* ; */ 1; /* ; */ DROP TABLE payments",
+        "SELECT ';'; DROP TABLE payments",
+        "SELECT 'it''s; fine'; DROP TABLE payments",
+        "SELECT $$ ; $$; DROP TABLE payments",
+        "SELECT $tag$ ; $$ ; $tag$; DROP TABLE payments",
+        "SELECT E'\\'; DROP TABLE payments; --'; DROP TABLE payments",
+    ];
+    for sql in inputs {
+        let output = explain_json(&db, &[sql]);
+        assert_eq!(output.status.code(), Some(2), "{sql}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("is refused, so nothing was run"),
+            "{sql}: {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "{sql}");
+    }
+    // The same through a file and through stdin.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "SELECT 1;\nDROP TABLE payments;\n").unwrap();
+    let output = explain_json(&db, &["-f", file.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("statement 2 (line 2, column 1) is refused"),
+        "{}",
+        stderr(&output)
+    );
+    // A ';' inside a string is data, not a separator: this runs, harmlessly.
+    let output = explain_json(&db, &["SELECT 'x; DROP TABLE payments'"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(fingerprint(&db).await, original);
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_second_statement_even_if_the_splitter_missed_it() {
+    use perfaudit::explain::mode::Mode;
+    use perfaudit::explain::run::{Prepared, Runner, Timeout};
+    use perfaudit::interrupt::Interrupt;
+
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let interrupt = Interrupt::never();
+    let runner = Runner::new(&client, &db.settings, &interrupt);
+    let mode = Mode {
+        analyze: true,
+        read_only: true,
+        notes: Vec::new(),
+    };
+    let smuggled = Prepared::new(
+        &mode,
+        "SELECT 1; DROP TABLE payments",
+        Vec::new(),
+        Timeout::Server,
+    );
+    let err = runner.run(&smuggled, "the test").await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot insert multiple commands"),
+        "{err}"
+    );
+    // The connection is usable and out of any transaction afterwards.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('payments') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(exists);
+    let ok = Prepared::new(&mode, "SELECT 1", Vec::new(), Timeout::Server);
+    runner.run(&ok, "the test").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_query_that_writes_behind_a_select_is_stopped_by_read_only() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE FUNCTION sneaky() RETURNS bigint LANGUAGE sql
+             AS 'DELETE FROM payments WHERE id < 500 RETURNING id'",
+    )
+    .await;
+    let original = fingerprint(&db).await;
+    let output = explain_json(&db, &["SELECT sneaky()"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("reads like a query but tried to write"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fingerprint(&db).await, original);
+    // Seen only planned, it is fine.
+    let output = explain_json(&db, &["--no-analyze", "SELECT sneaky()"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn a_statement_timeout_cancels_the_query_on_the_server() {
+    let db = TestDb::new().await;
+    let started = Instant::now();
+    let output = run(db.perfaudit().args([
+        "--statement-timeout",
+        "1s",
+        "explain",
+        "SELECT pg_sleep(10)",
+    ]));
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .contains("ran longer than the statement timeout (1s) and the server cancelled it"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
+    assert_eq!(running(&db, "pg_sleep(10)").await, 0);
+}
+
+#[tokio::test]
+async fn a_stricter_server_timeout_is_kept_by_default() {
+    let db = TestDb::new().await;
+    set_for_database(&db, "statement_timeout = '1s'").await;
+    let output = run(db.perfaudit().args(["explain", "SELECT pg_sleep(10)"]));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("(the server's statement_timeout)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(running(&db, "pg_sleep(10)").await, 0);
+}
+
+#[tokio::test]
+async fn ctrl_c_cancels_the_query_on_the_server() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let db = TestDb::new().await;
+    let child = db
+        .perfaudit()
+        .args(["explain", "SELECT pg_sleep(30)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(&db, "pg_sleep(30)").await == 0 {
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(running(&db, "pg_sleep(30)").await, 0);
+}
+
+#[tokio::test]
+async fn params_are_bound_with_the_types_the_server_infers() {
+    let db = TestDb::new().await;
+    let sql = "SELECT * FROM payments
+               WHERE user_id = $1 AND status = $2 AND created_at > $3 AND amount > $4";
+    let output = explain_json(
+        &db,
+        &[
+            sql,
+            "--param",
+            "42",
+            "--param",
+            "completed",
+            "--param",
+            "2000-01-01 00:00:00+00",
+            "--param",
+            "1.50",
+        ],
+    );
+    let statement = &document(&output, 0)["statements"][0];
+    let filter = statement["plan"][0]["Plan"]["Filter"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let filter = if filter.is_empty() {
+        statement["plan"][0]["Plan"]["Plans"][0]["Filter"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    } else {
+        filter
+    };
+    for bound in [
+        "'42'::bigint",
+        "'completed'::text",
+        "timestamp with time zone",
+        "(amount > 1.50)",
+    ] {
+        assert!(filter.contains(bound), "{bound} not in {filter}");
+    }
+    assert!(statement["nodes"][0]["actual_rows"].as_f64().unwrap() > 0.0);
+
+    // A value is data, never SQL.
+    let original = fingerprint(&db).await;
+    let output = explain_json(
+        &db,
+        &[
+            "SELECT * FROM payments WHERE status = $1",
+            "--param",
+            "x'; DROP TABLE payments; --",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(fingerprint(&db).await, original);
+}
+
+#[tokio::test]
+async fn bad_params_are_input_errors() {
+    let db = TestDb::new().await;
+    let sql = "SELECT * FROM payments WHERE user_id = $1 AND created_at > $2";
+    let output = explain_json(&db, &[sql, "--param", "42", "--param", "last tuesday"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--param 2 (\"last tuesday\") does not fit $2 in statement 1"),
+        "{}",
+        stderr(&output)
+    );
+    let output = explain_json(&db, &[sql, "--param", "42"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("uses $2 but 1 --param value was given"),
+        "{}",
+        stderr(&output)
+    );
+    let output = explain_json(&db, &["SELECT 1", "--param", "42"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = explain_json(&db, &["SELECT $1 = $2"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn json_has_the_documented_shape() {
+    let db = TestDb::new().await;
+    let output = explain_json(
+        &db,
+        &[
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "SELECT count(*) FROM payments;\n  SELECT * FROM users WHERE id = 7",
+        ],
+    );
+    let document = document(&output, 0);
+    let statements = document["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 2);
+    let second = &statements[1];
+    assert_eq!(
+        (second["line"].as_u64(), second["column"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(second["original"], "SELECT * FROM users WHERE id = 7");
+    assert_eq!(second["executed"], second["original"]);
+    assert_eq!(second["rewrite"]["enabled"], true);
+    assert!(second["rewrite"]["changes"].as_array().unwrap().is_empty());
+    assert_eq!(second["class"]["kind"], "read");
+    assert_eq!(
+        (second["runs"].as_u64(), second["warmup"].as_u64()),
+        (Some(3), Some(1))
+    );
+    for key in ["planning_ms", "execution_ms", "round_trip_ms"] {
+        let spread = &second["timing"][key];
+        let values: Vec<f64> = ["min", "median", "p95", "max"]
+            .iter()
+            .map(|k| {
+                spread[k]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{key}.{k}: {spread}"))
+            })
+            .collect();
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{key}: {values:?}");
+    }
+    assert!(second["buffers"]["first_run"]["hit"].is_number());
+    assert!(second["buffers"]["later_runs"]["read"].is_number());
+    assert_eq!(second["plan"][0]["Plan"]["Node Type"], "Index Scan");
+    let node = &second["nodes"][0];
+    assert_eq!(node["label"], "Index Scan using users_pkey on users");
+    for key in [
+        "id",
+        "depth",
+        "estimated_rows",
+        "actual_rows",
+        "loops",
+        "total_ms",
+        "self_ms",
+        "self_share",
+    ] {
+        assert!(node[key].is_number(), "{key}: {node}");
+    }
+    assert_eq!(second["costliest_node"], 0);
+    assert_eq!(second["rolled_back"], true);
+    assert!(second["findings"].is_array());
+}
+
+#[tokio::test]
+async fn gates_fail_with_exit_1_and_still_print_the_report() {
+    let db = TestDb::new().await;
+    let sql = "SELECT * FROM payments WHERE user_id = 42";
+    let output = explain_json(&db, &["--max-ms", "0.0001", sql]);
+    let report = document(&output, 1);
+    assert_eq!(report["statements"][0]["original"], sql);
+    assert!(
+        stderr(&output)
+            .contains("gate failed: statement 1 (line 1, column 1): the median execution time"),
+        "{}",
+        stderr(&output)
+    );
+    document(&explain_json(&db, &["--max-ms", "60000", sql]), 0);
+
+    let output = explain_json(&db, &["--fail-on", "warning", sql]);
+    document(&output, 1);
+    assert!(
+        stderr(&output).contains("selective-seq-scan (warning) at or above --fail-on warning"),
+        "{}",
+        stderr(&output)
+    );
+    document(&explain_json(&db, &["--fail-on", "critical", sql]), 0);
+
+    let output = explain_json(&db, &["--max-ms", "5", "DELETE FROM payments"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a budget cannot gate what does not run"
+    );
+}
+
+#[tokio::test]
+async fn no_analyze_executes_nothing() {
+    let db = TestDb::new().await;
+    // Not folded by the planner: it fails only when executed.
+    let sql = "SELECT amount / 0 FROM payments";
+    let output = explain_json(&db, &["--no-analyze", sql]);
+    let statement = &document(&output, 0)["statements"][0];
+    assert_eq!(statement["analyzed"], false);
+    assert!(statement["timing"]["execution_ms"].is_null());
+    let output = explain_json(&db, &[sql]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("division by zero"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn refused_and_unparsable_statements_are_input_errors() {
+    let db = TestDb::new().await;
+    for (sql, expected) in [
+        (
+            "VACUUM payments",
+            "VACUUM cannot run inside a transaction block",
+        ),
+        (
+            "CREATE INDEX CONCURRENTLY i ON payments (status)",
+            "perfaudit indexes",
+        ),
+        ("SET work_mem = '1GB'", "SET is not a query"),
+        ("SELECT FROM WHERE", "does not parse at line 1, column 13"),
+        ("  -- nothing", "no SQL statement to explain"),
+    ] {
+        let output = explain_json(&db, &[sql]);
+        assert_eq!(output.status.code(), Some(2), "{sql}");
+        assert!(
+            stderr(&output).contains(expected),
+            "{sql}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_rendered_report_holds_plan_timing_cache_and_findings() {
+    let db = TestDb::new().await;
+    // The same plan on every run and machine: no parallel workers, and
+    // statistics from every row (ANALYZE otherwise samples at random).
+    set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    execute(
+        &db,
+        "ALTER TABLE payments ALTER COLUMN user_id SET STATISTICS 10000; ANALYZE payments",
+    )
+    .await;
+    let output = run(db.perfaudit().args([
+        "explain",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "SELECT * FROM payments WHERE user_id = 42 ORDER BY created_at",
+    ]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    // Times and shares change from run to run, and move the padding.
+    insta::with_settings!({filters => vec![
+        (r"\d+\.\d+%?", "#"),
+        (r"[─═┬┼┴╪]+", "─"),
+        (r" +", " "),
+    ]}, {
+        insta::assert_snapshot!(text);
+    });
+}
