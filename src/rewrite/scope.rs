@@ -12,10 +12,10 @@ use sqlparser::ast::{
     Cte, Distinct, DuplicateTreatment, Expr, FunctionArgumentClause, FunctionArguments,
     GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
-    Visit, Visitor,
 };
 
 use super::knowledge::{Knowledge, name_parts, names, normalize};
+use crate::sql::own_expressions;
 
 /// How deep the search for a column follows subqueries and WITH queries
 /// (`SELECT * FROM (SELECT * FROM ...)`): deeper nesting is rare, and
@@ -561,40 +561,6 @@ impl Uses {
         let _ = own_expressions(&select.named_window, &mut note);
         uses
     }
-}
-
-/// Calls `visit` on each expression in `node` that belongs to the query
-/// `node` is part of, not to a subquery in it, until it breaks.
-fn own_expressions(
-    node: &impl Visit,
-    visit: impl FnMut(&Expr) -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    struct OwnScope<F> {
-        /// Nesting of subqueries around the current expression.
-        depth: usize,
-        visit: F,
-    }
-    impl<F: FnMut(&Expr) -> ControlFlow<()>> Visitor for OwnScope<F> {
-        type Break = ();
-
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            match self.depth {
-                0 => (self.visit)(expr),
-                _ => ControlFlow::Continue(()),
-            }
-        }
-    }
-    node.visit(&mut OwnScope { depth: 0, visit })
 }
 
 /// Whether a SELECT aggregates without GROUP BY, which makes it one row:

@@ -11,6 +11,7 @@
 mod classify;
 mod ident;
 mod split;
+mod visit;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -24,6 +25,7 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify};
 pub use ident::ident;
+pub use visit::own_expressions;
 
 use crate::error::{Error, Result};
 
