@@ -17,6 +17,7 @@ pub mod input;
 pub mod interrupt;
 pub mod report;
 pub mod rewrite;
+pub mod severity;
 pub mod sql;
 pub mod ui;
 

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::SqlArgs;
-use crate::explain::findings::Severity;
+use crate::severity::Severity;
 
 /// Where `--help` lists the options below, apart from the global ones.
 const HEADING: &str = "Explain options";

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Object;
 use futures_util::stream::{self, StreamExt};
-use indicatif::HumanBytes;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -320,7 +319,7 @@ impl Runner<'_> {
                     },
                     planned.table.display(),
                     duration.as_secs_f64(),
-                    HumanBytes(size_bytes.max(0) as u64)
+                    crate::report::bytes(size_bytes)
                 ));
                 Ok(Built {
                     size_bytes,

@@ -10,7 +10,7 @@ use super::catalog::{Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build, QualifiedName};
 use crate::error::{Error, Result};
-use crate::explain::findings::Severity;
+use crate::severity::Severity;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
 /// `pg_stat_progress_create_index` and `pg_partition_tree`.

@@ -61,7 +61,7 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
                 index.name.clone(),
                 index.table.clone(),
                 index.columns.join(", "),
-                size(index.size_bytes),
+                super::bytes(index.size_bytes),
                 serves.join(", "),
             ]);
         }
@@ -84,7 +84,7 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
         summary.planned,
         summary.improved,
         summary.indexes,
-        size(summary.size_bytes),
+        super::bytes(summary.size_bytes),
         summary.cost_before,
         summary.cost_after,
         change(summary.cost_before, summary.cost_after),
@@ -119,21 +119,6 @@ fn change(before: f64, after: f64) -> String {
         return String::new();
     }
     format!(" ({:+.1}%)", (after - before) / before * 100.0)
-}
-
-/// A size as `pg_size_pretty` would round it, with one decimal.
-fn size(bytes: i64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -199,13 +184,5 @@ mod tests {
             },
         };
         insta::assert_snapshot!(render(&advice, &Ui::plain(Format::Table)));
-    }
-
-    #[test]
-    fn sizes_read_like_pg_size_pretty() {
-        assert_eq!(size(512), "512 bytes");
-        assert_eq!(size(8192), "8.0 kB");
-        assert_eq!(size(3_137_536), "3.0 MB");
-        assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GB");
     }
 }

@@ -3,7 +3,6 @@
 //! or the report as one JSON document.
 
 use comfy_table::Cell;
-use indicatif::HumanBytes;
 
 use crate::cli::Format;
 use crate::error::Result;
@@ -84,8 +83,5 @@ pub fn render(ui: &Ui, report: &Report) -> String {
 }
 
 fn size(bytes: Option<i64>) -> String {
-    bytes.map_or_else(
-        || "-".to_owned(),
-        |b| HumanBytes(b.max(0) as u64).to_string(),
-    )
+    bytes.map_or_else(|| "-".to_owned(), super::bytes)
 }

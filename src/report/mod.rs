@@ -13,7 +13,7 @@ use comfy_table::{Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::explain::findings::Severity;
+use crate::severity::Severity;
 use crate::ui::Ui;
 
 /// The width of a findings table when the terminal's is unknown (a pipe, a
@@ -32,6 +32,12 @@ pub fn table(ui: &Ui) -> Table {
         table.force_no_tty();
     }
     table
+}
+
+/// A size in bytes for people, e.g. `768.00 KiB` (a negative or unknown
+/// size, which the catalog never reports for a real relation, reads as 0).
+pub fn bytes(size: i64) -> String {
+    indicatif::HumanBytes(size.max(0) as u64).to_string()
 }
 
 /// A table for findings: house style, its sentences wrapped at the

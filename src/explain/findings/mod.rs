@@ -19,29 +19,8 @@ mod sort_spill;
 use serde::Serialize;
 
 use super::plan::{Node, Plan};
+pub use crate::severity::Severity;
 use crate::sql::ident;
-
-/// How much a finding matters; `--fail-on` compares against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; often expected (a cold cache, a fast query's planning).
-    Info,
-    /// Likely costs time now or as the data grows.
-    Warning,
-    /// Costs a lot of time already.
-    Critical,
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        })
-    }
-}
 
 /// One diagnostic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
