@@ -16,6 +16,7 @@ pub mod indexes;
 pub mod input;
 pub mod interrupt;
 pub mod report;
+pub mod rewrite;
 pub mod severity;
 pub mod sql;
 pub mod ui;

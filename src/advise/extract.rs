@@ -22,6 +22,8 @@ use sqlparser::ast::{
     Update, UpdateTableFromKind, Value, Visit, Visitor,
 };
 
+use crate::sql::own_expressions;
+
 /// A relation's name as written, each part folded as PostgreSQL folds it
 /// (unquoted parts to lower case).
 pub type RelationName = Vec<String>;
@@ -631,39 +633,16 @@ impl<'a> Builder<'a> {
     /// Whether `expr` holds no column of this block: a literal, a
     /// parameter, a function of those, or an outer query's column.
     fn is_value(&self, expr: &Expr) -> bool {
-        struct Finder<'b, 'c> {
-            builder: &'b Builder<'c>,
-            depth: usize,
-            found: bool,
-        }
-        impl Visitor for Finder<'_, '_> {
-            type Break = ();
-            fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-                self.depth += 1;
+        let column = |expr: &Expr| {
+            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && self.column(expr).is_some()
+            {
+                ControlFlow::Break(())
+            } else {
                 ControlFlow::Continue(())
             }
-            fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-                self.depth -= 1;
-                ControlFlow::Continue(())
-            }
-            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-                if self.depth == 0
-                    && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                    && self.builder.column(expr).is_some()
-                {
-                    self.found = true;
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            }
-        }
-        let mut finder = Finder {
-            builder: self,
-            depth: 0,
-            found: false,
         };
-        let _ = expr.visit(&mut finder);
-        !finder.found
+        own_expressions(expr, column).is_continue()
     }
 
     /// The scan columns `qualifier.name` (or plain `name`) can mean here.

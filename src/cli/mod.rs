@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use advise::AdviseArgs;
 pub use explain::ExplainArgs;
 pub use indexes::IndexesArgs;
-pub use rewrite::RewriteArgs;
+pub use rewrite::{RewriteArgs, RewriteFlags};
 
 /// A PostgreSQL performance auditor: is this query fast, and do its indexes exist?
 #[derive(Debug, Parser)]

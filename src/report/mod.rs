@@ -4,6 +4,7 @@
 pub mod advise;
 pub mod explain;
 pub mod indexes;
+pub mod rewrite;
 
 use std::io::Write;
 

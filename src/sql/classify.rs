@@ -2,6 +2,7 @@
 //! must not run at all. `explain` decides from this how to run a statement
 //! (a READ ONLY transaction, plain EXPLAIN for writes, or a refusal).
 
+use std::fmt;
 use std::ops::ControlFlow;
 
 use serde::Serialize;
@@ -123,14 +124,34 @@ fn refusal(statement: &Statement) -> String {
 }
 
 /// `DROP TABLE`, `VACUUM`, `SET`: the words that name the statement.
-fn leading_keywords(statement: &Statement) -> String {
-    let text = statement.to_string();
+pub(crate) fn leading_keywords(statement: &Statement) -> String {
+    let text = first_words(statement);
     let mut words = text.split_whitespace();
     let first = words.next().unwrap_or_default().to_uppercase();
     match (first.as_str(), words.next()) {
         ("CREATE" | "ALTER" | "DROP", Some(second)) => format!("{first} {}", second.to_uppercase()),
         _ => first,
     }
+}
+
+/// The first two words of the printed statement. Printing stops there: the
+/// rest may nest deeper than printing (which recurses) should follow.
+fn first_words(statement: &Statement) -> String {
+    struct FirstWords(String);
+    impl fmt::Write for FirstWords {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.push_str(s);
+            // Two words and the space after them: enough.
+            let words = self.0.split_whitespace().count();
+            if words > 2 || (words == 2 && self.0.ends_with(char::is_whitespace)) {
+                return Err(fmt::Error);
+            }
+            Ok(())
+        }
+    }
+    let mut words = FirstWords(String::new());
+    let _ = fmt::write(&mut words, format_args!("{statement}"));
+    words.0
 }
 
 /// Collects the reasons a query or DML statement counts as a write.

@@ -1,23 +1,31 @@
 //! Reading SQL text into statements: split, parse (sqlparser, PostgreSQL
 //! dialect) and classify, before anything reaches a server.
 //!
-//! The input is tokenized once and split at top-level semicolons: a `;`
-//! inside a string, a dollar-quoted body or a comment is part of a token, never
-//! a separator. Each statement keeps the user's exact text, which is what
-//! perfaudit sends — one statement at a time, never the whole input.
+//! The input is split at top-level semicolons: a `;` inside a string, a
+//! dollar-quoted body or a comment is part of a token, never a separator.
+//! Statements are read one at a time ([`statements`]), so a file of many
+//! statements streams through in little memory. Each statement keeps the
+//! user's exact text, which is what perfaudit sends — one statement at a
+//! time, never the whole input.
 
 mod classify;
 mod ident;
+mod split;
+mod visit;
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
+pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify};
 pub use ident::ident;
+pub use visit::own_expressions;
 
 use crate::error::{Error, Result};
 
@@ -26,6 +34,15 @@ use crate::error::{Error, Result};
 /// real generated SQL; its `recursive-protection` feature grows the stack
 /// as it recurses, so a deeper limit stays safe.
 pub const RECURSION_LIMIT: usize = 200;
+
+/// How many operators one expression may chain (`a + b + ...`,
+/// `x = 1 OR x = 2 OR ...`, `v::a::b...`) before perfaudit refuses it.
+/// sqlparser builds such a chain as a tree as deep as the chain is long,
+/// without counting it against [`RECURSION_LIMIT`], and freeing or walking
+/// the tree recurses once per level: ten thousand levels fit in a 2 MiB
+/// thread stack (a test thread's) with room to spare, a 1 MB chain would
+/// overflow even the main thread's.
+pub const MAX_OPERATOR_CHAIN: usize = 10_000;
 
 /// One statement of the input.
 #[derive(Debug, Clone)]
@@ -43,61 +60,272 @@ pub struct SqlStatement {
     pub ast: Statement,
     /// What running it would do.
     pub class: Class,
+    /// The statement's tokens as the parser saw them, whitespace and
+    /// comments included, with line and column in the whole input: the
+    /// rewriter finds its insertion points in them.
+    pub tokens: Vec<TokenWithSpan>,
+}
+
+impl SqlStatement {
+    /// The statement's first token's position, as sqlparser counts it.
+    pub fn location(&self) -> Location {
+        Location::new(self.line as u64, self.column as u64)
+    }
 }
 
 /// Splits, parses and classifies every statement of `input`. Fails on the
 /// first statement that does not parse, naming its line and column: nothing
 /// of a half-understood input should run.
 pub fn parse_statements(input: &str) -> Result<Vec<SqlStatement>> {
-    let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, input)
-        .tokenize_with_location()
-        .map_err(|e| {
-            Error::input(format!(
-                "the SQL does not parse at line {}, column {}: {}",
-                e.location.line, e.location.column, e.message
-            ))
-        })?;
-    let lines = LineIndex::new(input);
-    let mut statements = Vec::new();
-    for group in tokens.split(|t| t.token == Token::SemiColon) {
+    statements(input).collect()
+}
+
+/// The statements of `input`, read one at a time: each item is a statement,
+/// or the error of one that does not parse (line, column and the parser's
+/// reason). After a statement that does not parse, the next ones still
+/// come; after text that cannot even be split into tokens (an unterminated
+/// string, say), nothing more does, since where the next statement starts
+/// is unknown.
+pub fn statements(input: &str) -> Statements<'_> {
+    Statements {
+        input,
+        next_chunk: 0,
+        cursor: Cursor::new(input),
+        pending: VecDeque::new(),
+        finished: input.is_empty(),
+    }
+}
+
+/// The iterator of [`statements`].
+pub struct Statements<'a> {
+    input: &'a str,
+    /// Byte offset where the next chunk of text starts.
+    next_chunk: usize,
+    /// Translates positions to byte offsets, moving forward only.
+    cursor: Cursor<'a>,
+    /// Token groups already split off, one per statement (or per stretch of
+    /// comments), waiting to be parsed.
+    pending: VecDeque<Vec<TokenWithSpan>>,
+    finished: bool,
+}
+
+impl Iterator for Statements<'_> {
+    type Item = Result<SqlStatement>;
+
+    fn next(&mut self) -> Option<Result<SqlStatement>> {
+        loop {
+            if let Some(tokens) = self.pending.pop_front() {
+                match self.statement(tokens) {
+                    Some(item) => return Some(item),
+                    None => continue, // only whitespace and comments
+                }
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(error) = self.read_chunk() {
+                self.finished = true;
+                self.pending.clear();
+                return Some(Err(error));
+            }
+        }
+    }
+}
+
+impl Statements<'_> {
+    /// Tokenizes the text up to the next `;`, queueing its tokens.
+    fn read_chunk(&mut self) -> Result<()> {
+        let start = self.next_chunk;
+        let end = split::statement_end(self.input, start);
+        self.next_chunk = end + 1;
+        self.finished = self.next_chunk >= self.input.len();
+        let origin = self.cursor.location_of(start);
+        let tokens = match tokenize(&self.input[start..end], origin) {
+            // A COPY's inline data after its `;` belongs to it: only the
+            // whole rest of the input tokenizes it right.
+            Ok(tokens) if !starts_with_copy(&tokens) => tokens,
+            // The splitter ended the chunk inside what sqlparser reads as a
+            // string or comment: let sqlparser read the rest in one piece.
+            _ => {
+                self.finished = true;
+                tokenize(&self.input[start..], origin)?
+            }
+        };
+        if tokens.iter().any(|t| t.token == Token::SemiColon) {
+            self.pending.extend(
+                tokens
+                    .split(|t| t.token == Token::SemiColon)
+                    .map(<[TokenWithSpan]>::to_vec),
+            );
+        } else {
+            self.pending.push_back(tokens);
+        }
+        Ok(())
+    }
+
+    /// Parses and classifies the tokens of one statement; `None` when they
+    /// are only whitespace and comments.
+    fn statement(&mut self, tokens: Vec<TokenWithSpan>) -> Option<Result<SqlStatement>> {
         let significant =
             |t: &&TokenWithSpan| !matches!(t.token, Token::Whitespace(_) | Token::EOF);
-        let (Some(first), Some(last)) = (
-            group.iter().find(significant),
-            group.iter().rev().find(significant),
-        ) else {
-            continue; // only whitespace and comments
-        };
-        let range = lines.offset(first.span.start)..lines.offset(last.span.end);
-        let ast = parse_one(&dialect, group, first.span.start)?;
-        statements.push(SqlStatement {
-            text: input[range.clone()].to_owned(),
-            line: first.span.start.line as usize,
-            column: first.span.start.column as usize,
+        let first = tokens.iter().find(significant)?.span.start;
+        let last = tokens.iter().rev().find(significant)?.span.end;
+        let range = self.cursor.offset_of(first)..self.cursor.offset_of(last);
+        let parsed = check_operator_chains(&tokens, first).and_then(|()| parse_one(tokens, first));
+        Some(parsed.map(|(ast, tokens)| SqlStatement {
+            text: self.input[range.clone()].to_owned(),
+            line: first.line as usize,
+            column: first.column as usize,
             range,
             class: classify(&ast),
             ast,
-        });
+            tokens,
+        }))
     }
-    Ok(statements)
 }
 
+/// Tokenizes `text`, which starts at `origin` in the whole input; token
+/// positions and errors are given in the whole input.
+fn tokenize(text: &str, origin: Location) -> Result<Vec<TokenWithSpan>> {
+    let shift = |location: Location| {
+        if location.line == 1 {
+            Location::new(origin.line, origin.column + location.column - 1)
+        } else {
+            Location::new(origin.line + location.line - 1, location.column)
+        }
+    };
+    let mut tokens = Vec::new();
+    Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize_with_location_into_buf_with_mapper(&mut tokens, |mut token| {
+            token.span = Span::new(shift(token.span.start), shift(token.span.end));
+            token
+        })
+        .map_err(|e| {
+            let location = shift(e.location);
+            Error::input(format!(
+                "the SQL does not parse at line {}, column {}: {}",
+                location.line, location.column, e.message
+            ))
+        })?;
+    Ok(tokens)
+}
+
+fn starts_with_copy(tokens: &[TokenWithSpan]) -> bool {
+    tokens
+        .iter()
+        .find(|t| !matches!(t.token, Token::Whitespace(_)))
+        .is_some_and(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::COPY))
+}
+
+/// Refuses a statement with an expression chaining more than
+/// [`MAX_OPERATOR_CHAIN`] operators (see there why). Counts, per level of
+/// parentheses, the tokens that can continue an expression (everything but
+/// words, numbers, strings and parameters, plus the word operators), from
+/// the last comma or clause keyword.
+fn check_operator_chains(tokens: &[TokenWithSpan], start: Location) -> Result<()> {
+    let mut counts = vec![0usize];
+    for token in tokens {
+        let level = counts.len() - 1;
+        match &token.token {
+            Token::LParen => counts.push(0),
+            Token::LBracket => {
+                counts[level] += 1; // a subscript chains like an operator
+                counts.push(0);
+            }
+            Token::RParen | Token::RBracket if level > 0 => {
+                counts.pop();
+            }
+            Token::Comma => counts[level] = 0,
+            Token::Word(word) if CHAINING_KEYWORDS.contains(&word.keyword) => counts[level] += 1,
+            Token::Word(word) if CLAUSE_KEYWORDS.contains(&word.keyword) => counts[level] = 0,
+            Token::Word(_)
+            | Token::Number(..)
+            | Token::Placeholder(_)
+            | Token::Whitespace(_)
+            | Token::SingleQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::RParen
+            | Token::RBracket => {}
+            _ => counts[level] += 1,
+        }
+        if counts[counts.len() - 1] > MAX_OPERATOR_CHAIN {
+            return Err(Error::input(format!(
+                "the statement at line {}, column {} chains more than {MAX_OPERATOR_CHAIN} \
+                 operators in one expression, more than perfaudit follows safely; split it \
+                 (an IN list or VALUES list may hold any number of items)",
+                start.line, start.column
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Words that join two operands into one expression.
+const CHAINING_KEYWORDS: &[Keyword] = &[
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::IS,
+    Keyword::IN,
+    Keyword::NOT,
+    Keyword::LIKE,
+    Keyword::ILIKE,
+    Keyword::SIMILAR,
+    Keyword::BETWEEN,
+    Keyword::COLLATE,
+    Keyword::AT,
+    Keyword::OVERLAPS,
+    Keyword::OPERATOR,
+    Keyword::UNION,
+    Keyword::INTERSECT,
+    Keyword::EXCEPT,
+];
+
+/// Words that start a new clause or branch, and so a new expression.
+const CLAUSE_KEYWORDS: &[Keyword] = &[
+    Keyword::SELECT,
+    Keyword::FROM,
+    Keyword::WHERE,
+    Keyword::GROUP,
+    Keyword::HAVING,
+    Keyword::WINDOW,
+    Keyword::ORDER,
+    Keyword::LIMIT,
+    Keyword::OFFSET,
+    Keyword::FETCH,
+    Keyword::FOR,
+    Keyword::JOIN,
+    Keyword::ON,
+    Keyword::USING,
+    Keyword::CASE,
+    Keyword::WHEN,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::END,
+    Keyword::SET,
+    Keyword::VALUES,
+    Keyword::RETURNING,
+];
+
 /// Parses the tokens of one statement (positions stay those of the whole
-/// input, so errors point at the right place).
+/// input, so errors point at the right place), and hands the tokens back.
 fn parse_one(
-    dialect: &PostgreSqlDialect,
-    tokens: &[TokenWithSpan],
+    tokens: Vec<TokenWithSpan>,
     start: Location,
-) -> Result<Statement> {
-    let mut parser = Parser::new(dialect)
+) -> Result<(Statement, Vec<TokenWithSpan>)> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(tokens.to_vec());
+        .with_tokens_with_locations(tokens);
     let mut parsed = parser
         .parse_statements()
         .map_err(|e| parse_error(e, start))?;
     match parsed.len() {
-        1 => Ok(parsed.remove(0)),
+        1 => Ok((parsed.remove(0), parser.into_tokens())),
         _ => Err(Error::input(format!(
             "the SQL does not parse at line {}, column {}: expected one statement",
             start.line, start.column
@@ -131,27 +359,62 @@ fn parse_error(error: ParserError, start: Location) -> Error {
     }
 }
 
-/// Maps sqlparser's (line, column) positions, which count characters, to
-/// byte offsets.
-struct LineIndex<'a> {
-    input: &'a str,
-    line_starts: Vec<usize>,
+/// Translates sqlparser's (line, column) positions, which count characters,
+/// to byte offsets and back. It only moves forward, so translating every
+/// position of a text in order costs one pass over it.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    text: &'a str,
+    offset: usize,
+    location: Location,
 }
 
-impl<'a> LineIndex<'a> {
-    fn new(input: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(input.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { input, line_starts }
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text`, which is at line 1, column 1.
+    pub fn new(text: &'a str) -> Self {
+        Cursor::at(text, Location::new(1, 1))
     }
 
-    fn offset(&self, location: Location) -> usize {
-        let line_start = self.line_starts[location.line as usize - 1];
-        self.input[line_start..]
-            .char_indices()
-            .nth(location.column as usize - 1)
-            .map_or(self.input.len(), |(i, _)| line_start + i)
+    /// A cursor at the start of `text`, which is at `location`.
+    pub fn at(text: &'a str, location: Location) -> Self {
+        Cursor {
+            text,
+            offset: 0,
+            location,
+        }
+    }
+
+    /// The byte offset of `location`. Positions before the cursor's give
+    /// its current offset.
+    pub fn offset_of(&mut self, location: Location) -> usize {
+        self.advance_while(|cursor| cursor.location < location);
+        self.offset
+    }
+
+    /// The location of byte `offset`. Offsets before the cursor's give its
+    /// current location.
+    pub fn location_of(&mut self, offset: usize) -> Location {
+        self.advance_while(|cursor| cursor.offset < offset);
+        self.location
+    }
+
+    /// Steps over characters while `more` holds and text remains.
+    fn advance_while(&mut self, more: impl Fn(&Self) -> bool) {
+        while more(self) {
+            let Some(c) = self.text[self.offset..].chars().next() else {
+                break;
+            };
+            self.step(c);
+        }
+    }
+
+    fn step(&mut self, c: char) {
+        self.offset += c.len_utf8();
+        if c == '\n' {
+            self.location = Location::new(self.location.line + 1, 1);
+        } else {
+            self.location.column += 1;
+        }
     }
 }
 
@@ -220,5 +483,165 @@ mod tests {
         assert!(err.to_string().contains("nests deeper than"), "{err}");
         let fine = format!("SELECT {}1{}", "(".repeat(100), ")".repeat(100));
         assert_eq!(parse_statements(&fine).unwrap().len(), 1);
+    }
+
+    /// What each item of `statements` says: the text and position, or the
+    /// error message.
+    fn items(input: &str) -> Vec<Result<(String, usize, usize), String>> {
+        statements(input)
+            .map(|item| {
+                item.map(|s| (s.text, s.line, s.column))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// The same, from tokenizing the whole input at once: the reference the
+    /// streaming split must agree with.
+    fn whole_input_items(input: &str) -> Vec<Result<(String, usize, usize), String>> {
+        let tokens = match tokenize(input, Location::new(1, 1)) {
+            Ok(tokens) => tokens,
+            Err(e) => return vec![Err(e.to_string())],
+        };
+        let mut cursor = Cursor::new(input);
+        let mut out = Vec::new();
+        for group in tokens.split(|t| t.token == Token::SemiColon) {
+            let significant = |t: &&TokenWithSpan| !matches!(t.token, Token::Whitespace(_));
+            let (Some(first), Some(last)) = (
+                group.iter().find(significant),
+                group.iter().rev().find(significant),
+            ) else {
+                continue;
+            };
+            let (start, end) = (first.span.start, last.span.end);
+            let range = cursor.offset_of(start)..cursor.offset_of(end);
+            out.push(
+                parse_one(group.to_vec(), start)
+                    .map(|_| {
+                        (
+                            input[range].to_owned(),
+                            start.line as usize,
+                            start.column as usize,
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_statement_that_does_not_parse_does_not_stop_the_next() {
+        let three = items("SELECT 1;\nSELEC 2;\nSELECT 3");
+        assert_eq!(three[0], Ok(("SELECT 1".into(), 1, 1)));
+        assert!(
+            three[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("the SQL does not parse at line 2, column 1"),
+            "{three:?}"
+        );
+        assert_eq!(three[2], Ok(("SELECT 3".into(), 3, 1)));
+        // Text that cannot be tokenized ends the input: where the next
+        // statement starts is unknown.
+        let cut = items("SELECT 1; SELECT 'open; SELECT 2");
+        assert_eq!(cut.len(), 2, "{cut:?}");
+        assert_eq!(
+            cut[1],
+            Err("the SQL does not parse at line 1, column 18: Unterminated string literal".into())
+        );
+    }
+
+    #[test]
+    fn sqlparser_decides_where_the_splitter_disagrees() {
+        // sqlparser reads a backslash in X'' as an escape, PostgreSQL (and
+        // the splitter) do not; `$1$` opens a dollar quote for sqlparser.
+        for input in [
+            "SELECT X'\\'; SELECT 1'; SELECT 2",
+            "SELECT $1$ ; $1$; SELECT 3",
+            "SELECT 1; COPY t FROM STDIN;\n1\t2\n\\.\nSELECT 4",
+        ] {
+            assert_eq!(items(input), whole_input_items(input), "{input}");
+        }
+    }
+
+    #[test]
+    fn tokens_keep_positions_in_the_whole_input() {
+        let statement = parse_statements("SELECT 1;\n  SELECT 'é' ,\n x")
+            .unwrap()
+            .remove(1);
+        let x = statement.tokens.last().unwrap();
+        assert_eq!(x.token, Token::make_word("x", None));
+        assert_eq!(x.span, Span::new(Location::new(3, 2), Location::new(3, 3)));
+        let mut cursor = Cursor::at(&statement.text, statement.location());
+        assert_eq!(cursor.offset_of(x.span.start), statement.text.len() - 1);
+    }
+
+    #[test]
+    fn long_operator_chains_are_a_clean_error() {
+        // A 1 MB statement whose expression sqlparser would nest 250,000 deep.
+        let chain = format!("SELECT 1{}", " + 1".repeat(250_000));
+        let err = parse_statements(&chain).unwrap_err();
+        assert!(
+            err.to_string().contains("chains more than 10000 operators"),
+            "{err}"
+        );
+        let or_chain = (0..6_000)
+            .map(|i| format!("x = {i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        assert!(parse_statements(&format!("SELECT * FROM t WHERE {or_chain}")).is_err());
+        // Long but flat: lists, and chains cut by commas and clauses.
+        let list = (0..100_000).map(|i| i.to_string()).collect::<Vec<_>>();
+        let flat = format!(
+            "SELECT * FROM t WHERE x IN ({}) AND y = ANY(ARRAY[{}])",
+            list.join(","),
+            list.join(",")
+        );
+        assert!(flat.len() > 1_000_000);
+        assert_eq!(parse_statements(&flat).unwrap().len(), 1);
+        let sums = vec!["a + b + c + d"; 5_000].join(", ");
+        assert_eq!(
+            parse_statements(&format!("SELECT {sums} FROM t"))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn deep_statements_are_refused_without_printing_them_whole() {
+        let deep = format!("CREATE TABLE t AS SELECT 1{}", " + 1".repeat(9_000));
+        let statement = parse_statements(&deep).unwrap().remove(0);
+        assert!(
+            matches!(&statement.class, Class::Refused { reason } if reason.starts_with("CREATE TABLE is not")),
+            "{:?}",
+            statement.class
+        );
+    }
+
+    proptest::proptest! {
+        /// The streaming split agrees with tokenizing the whole input, on
+        /// soups of the constructs that can hide a `;`.
+        #[test]
+        fn streaming_split_agrees_with_whole_input_tokenizing(
+            pieces in proptest::collection::vec(proptest::sample::select(&[
+                "SELECT 1", "SELECT", " ", "\n", "x", "é", ";", "'a;b'", "'", "''",
+                "E'\\';'", "e'", "\\", "$$;$$", "$$", "$t$;$t$", "$t$", "$1", "a$b$",
+                "-- c;\n", "--", "/* ; */", "/*", "*/", "\"x;\"", "\"", "X'\\';'",
+                "U&'x'", "(", ")", "COPY t FROM STDIN;\n1\n\\.\n",
+            ][..]), 0..24)
+        ) {
+            let input = pieces.concat();
+            let ours = items(&input);
+            let reference = whole_input_items(&input);
+            if tokenize(&input, Location::new(1, 1)).is_ok() {
+                proptest::prop_assert_eq!(ours, reference, "{:?}", input);
+            } else {
+                // Text that does not tokenize: the same error ends both
+                // (streaming reports the statements before it too).
+                proptest::prop_assert_eq!(ours.last(), reference.last(), "{:?}", input);
+            }
+        }
     }
 }

@@ -1,0 +1,153 @@
+//! Rendering of `perfaudit rewrite`, written as each statement is done: one
+//! JSON document for pipelines (`{"statements":[...]}`, as design.md
+//! defines it), or for people each statement's SQL followed by a table of
+//! what each rule did and why.
+
+use std::io::{self, Write};
+
+use comfy_table::{Cell, Color};
+
+use crate::cli::Format;
+use crate::rewrite::{Rewrite, Rule};
+use crate::sql::SqlStatement;
+use crate::ui::Ui;
+
+/// Indentation of one statement inside the pretty-printed JSON document.
+const JSON_ELEMENT_INDENT: &str = "    ";
+
+/// The report of one run, written statement by statement to `out`.
+pub struct RewriteReport<W: Write> {
+    out: W,
+    ui: Ui,
+    statements: usize,
+    rewritten: usize,
+}
+
+impl<W: Write> RewriteReport<W> {
+    /// A report in the UI's format, written to `out`.
+    pub fn new(ui: &Ui, out: W) -> Self {
+        RewriteReport {
+            out,
+            ui: ui.clone(),
+            statements: 0,
+            rewritten: 0,
+        }
+    }
+
+    /// Writes one statement's rewrite.
+    pub fn statement(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
+        self.statements += 1;
+        self.rewritten += usize::from(rewrite.changed());
+        match self.ui.format() {
+            Format::Json => self.json_element(rewrite),
+            Format::Table => self.block(statement, rewrite),
+        }
+    }
+
+    /// Ends the report. `offline` says whether the rewrites were decided
+    /// without a database, which people are told (JSON carries it in each
+    /// rule's reason).
+    pub fn finish(mut self, offline: bool) -> io::Result<()> {
+        match self.ui.format() {
+            Format::Json if self.statements == 0 => {
+                writeln!(self.out, "{{\n  \"statements\": []\n}}")?
+            }
+            Format::Json => writeln!(self.out, "\n  ]\n}}")?,
+            Format::Table => {
+                writeln!(
+                    self.out,
+                    "{} statement{}: {} rewritten, {} unchanged.",
+                    self.statements,
+                    if self.statements == 1 { "" } else { "s" },
+                    self.rewritten,
+                    self.statements - self.rewritten
+                )?;
+                if offline {
+                    writeln!(
+                        self.out,
+                        "Offline: no database was asked, so ORDER BY was added only where the \
+                         SQL itself shows the column, and only PostgreSQL's built-in aggregates \
+                         were recognized; give --database-url or --scratch to check with a server."
+                    )?;
+                }
+            }
+        }
+        self.out.flush()
+    }
+
+    fn json_element(&mut self, rewrite: &Rewrite) -> io::Result<()> {
+        let opening = if self.statements == 1 {
+            "{\n  \"statements\": [\n"
+        } else {
+            ",\n"
+        };
+        self.out.write_all(opening.as_bytes())?;
+        self.out.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
+        serde_json::to_writer_pretty(Indented(&mut self.out), rewrite).map_err(io::Error::other)
+    }
+
+    fn block(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
+        if self.statements > 1 {
+            writeln!(self.out)?;
+        }
+        writeln!(
+            self.out,
+            "-- statement {} (line {}, column {}): {}",
+            self.statements,
+            statement.line,
+            statement.column,
+            if rewrite.changed() {
+                "rewritten"
+            } else {
+                "unchanged"
+            }
+        )?;
+        writeln!(self.out, "{}", rewrite.rewritten)?;
+        let mut table = super::table(&self.ui);
+        table.set_header(["rule", "result", "why"]);
+        let color = self.ui.color();
+        let result = |text: &str, fg: Color| {
+            let cell = Cell::new(text);
+            if color { cell.fg(fg) } else { cell }
+        };
+        for rule in [Rule::OrderBy, Rule::Limit] {
+            if let Some(change) = rewrite.changes.iter().find(|c| c.rule == rule) {
+                table.add_row([
+                    Cell::new(rule.name()),
+                    result("added", Color::Green),
+                    Cell::new(&change.detail),
+                ]);
+            }
+            if let Some(skip) = rewrite.skipped.iter().find(|s| s.rule == rule) {
+                table.add_row([
+                    Cell::new(rule.name()),
+                    result("skipped", Color::Yellow),
+                    Cell::new(&skip.reason),
+                ]);
+            }
+        }
+        writeln!(self.out, "{table}")
+    }
+}
+
+/// Writes through, indenting each new line by [`JSON_ELEMENT_INDENT`]:
+/// JSON strings escape their newlines, so this nests a pretty-printed
+/// value exactly as pretty-printing the whole document would.
+struct Indented<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(n) = rest.iter().position(|&b| b == b'\n') {
+            self.0.write_all(&rest[..=n])?;
+            self.0.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
+            rest = &rest[n + 1..];
+        }
+        self.0.write_all(rest)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}

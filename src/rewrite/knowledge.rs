@@ -1,0 +1,108 @@
+//! What is known about the objects a statement uses, beyond its own text:
+//! nothing offline, or what a server said (see [`super::server::learn`]).
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
+
+/// What the rewriter may rely on beyond the SQL text. Plain data: build it
+/// with [`Knowledge::offline`], from a server with
+/// [`super::server::learn`], or by hand in tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Knowledge {
+    /// Whether a server was asked. Offline, the rewriter adds only what the
+    /// SQL itself proves, and says so.
+    pub online: bool,
+    /// The names of the statement's result columns, in order, as the server
+    /// describes them; `None` when unknown.
+    pub result_columns: Option<Vec<String>>,
+    /// The columns of the tables and views the statement names in FROM.
+    pub tables: Vec<TableColumns>,
+    /// What could not be learned and why, one sentence each; reported with
+    /// the rewrite.
+    pub notes: Vec<String>,
+}
+
+/// The columns of one table or view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumns {
+    /// The name as the statement writes it, each part as PostgreSQL
+    /// resolves it: `["payments"]`, `["public", "payments"]`.
+    pub name: Vec<String>,
+    /// Its column names, in order.
+    pub columns: Vec<String>,
+}
+
+impl Knowledge {
+    /// Knowing nothing but the SQL.
+    pub fn offline() -> Knowledge {
+        Knowledge::default()
+    }
+
+    /// The columns of the table named `name` in a FROM clause, if known.
+    pub(crate) fn table_columns(&self, name: &ObjectName) -> Option<&[String]> {
+        let parts = name_parts(name)?;
+        self.tables
+            .iter()
+            .find(|table| table.name == parts)
+            .map(|table| table.columns.as_slice())
+    }
+}
+
+/// An identifier as PostgreSQL resolves it: unquoted names fold to lower
+/// case, quoted ones are exact.
+pub(crate) fn normalize(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+/// Whether `ident` names `name` (already normalized).
+pub(crate) fn names(ident: &Ident, name: &str) -> bool {
+    match ident.quote_style {
+        Some(_) => ident.value == name,
+        None => {
+            ident.value.eq_ignore_ascii_case(name) && !name.bytes().any(|b| b.is_ascii_uppercase())
+        }
+    }
+}
+
+/// The normalized parts of an object name; `None` for names built by
+/// functions (not PostgreSQL).
+pub(crate) fn name_parts(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Some(normalize(ident)),
+            ObjectNamePart::Function(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_resolve_like_postgresql() {
+        assert!(names(&Ident::new("Created_At"), "created_at"));
+        assert!(!names(&Ident::with_quote('"', "Created_At"), "created_at"));
+        assert!(names(&Ident::with_quote('"', "CreatedAt"), "CreatedAt"));
+        assert!(!names(&Ident::new("CreatedAt"), "CreatedAt"));
+        assert_eq!(normalize(&Ident::new("Payments")), "payments");
+    }
+
+    #[test]
+    fn tables_are_found_by_the_name_as_written() {
+        let knowledge = Knowledge {
+            tables: vec![TableColumns {
+                name: vec!["public".into(), "payments".into()],
+                columns: vec!["id".into()],
+            }],
+            ..Knowledge::offline()
+        };
+        let name = ObjectName::from(vec![Ident::new("PUBLIC"), Ident::new("payments")]);
+        assert_eq!(knowledge.table_columns(&name), Some(&["id".to_owned()][..]));
+        let other = ObjectName::from(vec![Ident::new("payments")]);
+        assert_eq!(knowledge.table_columns(&other), None);
+    }
+}

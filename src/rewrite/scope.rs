@@ -1,0 +1,780 @@
+//! What a query says about its own columns: the names of its result
+//! columns, the relations of its FROM clause and which of them has a given
+//! column, and whether it aggregates.
+//!
+//! Everything here walks the syntax tree with sqlparser's visitor (which
+//! guards its own recursion) or with loops, never with unbounded recursion:
+//! an expression may chain thousands of operators.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Cte, Distinct, DuplicateTreatment, Expr, FunctionArgumentClause, FunctionArguments,
+    GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
+};
+
+use super::knowledge::{Knowledge, name_parts, names, normalize};
+use crate::sql::own_expressions;
+
+/// How deep the search for a column follows subqueries and WITH queries
+/// (`SELECT * FROM (SELECT * FROM ...)`): deeper nesting is rare, and
+/// recursive WITH queries refer to themselves.
+const MAX_SUBQUERY_DEPTH: usize = 8;
+
+/// PostgreSQL's built-in aggregate functions. Offline, any other function
+/// is assumed not to aggregate (a server check catches user-defined ones).
+const AGGREGATES: &[&str] = &[
+    "any_value",
+    "array_agg",
+    "avg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "bool_and",
+    "bool_or",
+    "corr",
+    "count",
+    "covar_pop",
+    "covar_samp",
+    "cume_dist",
+    "dense_rank",
+    "every",
+    "json_agg",
+    "json_arrayagg",
+    "json_object_agg",
+    "json_objectagg",
+    "jsonb_agg",
+    "jsonb_object_agg",
+    "max",
+    "min",
+    "mode",
+    "percent_rank",
+    "percentile_cont",
+    "percentile_disc",
+    "range_agg",
+    "range_intersect_agg",
+    "rank",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_count",
+    "regr_intercept",
+    "regr_r2",
+    "regr_slope",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "string_agg",
+    "sum",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "xmlagg",
+];
+
+/// The name of one result column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Name {
+    /// Named so, as PostgreSQL names it (`?column?` for an unnamed one).
+    Known(String),
+    /// Named in a way perfaudit does not follow.
+    Unknown,
+    /// `*` (no qualifier) or `q.*`: all columns of the FROM clause or of
+    /// the relation `q`.
+    Wildcard(Option<Ident>),
+}
+
+/// The result column names of a query body: its first branch's, for a set
+/// operation.
+pub(crate) fn result_names(body: &SetExpr) -> Vec<Name> {
+    let mut body = body;
+    loop {
+        body = match body {
+            SetExpr::SetOperation { left, .. } => left,
+            SetExpr::Query(query) => &query.body,
+            SetExpr::Select(select) => {
+                return select.projection.iter().map(item_name).collect();
+            }
+            SetExpr::Values(values) => {
+                let width = values.rows.first().map_or(0, |row| row.content.len());
+                return (1..=width)
+                    .map(|n| Name::Known(format!("column{n}")))
+                    .collect();
+            }
+            SetExpr::Table(_) => return vec![Name::Wildcard(None)],
+            _ => return vec![Name::Unknown],
+        };
+    }
+}
+
+fn item_name(item: &SelectItem) -> Name {
+    match item {
+        SelectItem::UnnamedExpr(expr) => expr_name(expr),
+        SelectItem::ExprWithAlias { alias, .. } => Name::Known(normalize(alias)),
+        SelectItem::Wildcard(_) => Name::Wildcard(None),
+        SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+            match name.0.last() {
+                Some(ObjectNamePart::Identifier(ident)) => Name::Wildcard(Some(ident.clone())),
+                _ => Name::Unknown,
+            }
+        }
+        _ => Name::Unknown,
+    }
+}
+
+/// The name PostgreSQL gives the result column of an unaliased expression
+/// (its `FigureColname`), where perfaudit can tell.
+fn expr_name(expr: &Expr) -> Name {
+    let mut expr = expr;
+    let mut cast = false;
+    loop {
+        let name = match expr {
+            Expr::Identifier(ident) => normalize(ident),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(ident) => normalize(ident),
+                None => return Name::Unknown,
+            },
+            Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => {
+                expr = inner;
+                continue;
+            }
+            // A cast keeps its operand's name; a cast constant is named
+            // after the type, as written in the parse tree.
+            Expr::Cast { expr: inner, .. } => {
+                cast = true;
+                expr = inner;
+                continue;
+            }
+            Expr::Function(function) => match function.name.0.last() {
+                Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
+                _ => return Name::Unknown,
+            },
+            Expr::Case { .. } => "case".into(),
+            Expr::Exists { .. } => "exists".into(),
+            Expr::Value(_)
+            | Expr::BinaryOp { .. }
+            | Expr::UnaryOp { .. }
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsDistinctFrom(..)
+            | Expr::IsNotDistinctFrom(..)
+            | Expr::In { .. }
+            | Expr::Between { .. }
+            | Expr::Like { .. }
+            | Expr::ILike { .. }
+            | Expr::SimilarTo { .. }
+            | Expr::AnyOp { .. }
+            | Expr::AllOp { .. } => "?column?".into(),
+            _ => return Name::Unknown,
+        };
+        return match (cast, name.as_str()) {
+            (true, "?column?") => Name::Unknown,
+            _ => Name::Known(name),
+        };
+    }
+}
+
+/// The result's columns that could be named `column`: how many are, and
+/// whether others might be (unknown names, `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NameCount {
+    /// Columns known to be named `column`.
+    pub known: usize,
+    /// Columns that might be: unknown names, and one per relation a `*`
+    /// spans.
+    pub possible: usize,
+}
+
+impl NameCount {
+    /// Counts the result columns named `column`. A `*` spans
+    /// `relations` relations, each of which may have the column once.
+    pub fn of(names: &[Name], column: &str, relations: usize) -> NameCount {
+        let mut count = NameCount {
+            known: 0,
+            possible: 0,
+        };
+        for name in names {
+            match name {
+                Name::Known(name) if name == column => count.known += 1,
+                Name::Known(_) => {}
+                Name::Unknown | Name::Wildcard(Some(_)) => count.possible += 1,
+                Name::Wildcard(None) => count.possible += relations,
+            }
+        }
+        count
+    }
+
+    /// Whether exactly one result column is named `column`.
+    pub fn exactly_one(self) -> bool {
+        self.known == 1 && self.possible == 0
+    }
+
+    /// Whether at most one result column can be named `column`, so that a
+    /// bare `ORDER BY column` is not ambiguous.
+    pub fn at_most_one(self) -> bool {
+        self.known + self.possible <= 1
+    }
+}
+
+/// One relation of a FROM clause.
+#[derive(Debug, Clone)]
+pub(crate) struct FromItem<'a> {
+    /// The name that qualifies its columns: its alias, or the table's or
+    /// function's own name; `None` for a subquery without an alias.
+    pub refname: Option<&'a Ident>,
+    /// What it reads.
+    pub relation: Relation<'a>,
+    /// Column aliases (`AS p(a, b)`), which rename its first columns.
+    pub alias_columns: &'a [TableAliasColumnDef],
+}
+
+/// What a FROM item reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Relation<'a> {
+    /// A table or view.
+    Table(&'a ObjectName),
+    /// A subquery or a WITH query.
+    Query(&'a Query),
+    /// A function, a join with an alias, or anything else perfaudit does
+    /// not look into.
+    Other,
+}
+
+impl FromItem<'_> {
+    /// How the item reads in a message: `p (payments)`, `payments`.
+    pub fn describe(&self) -> String {
+        let refname = self.refname.map(|r| r.to_string());
+        match (&self.relation, refname) {
+            (Relation::Table(name), Some(refname)) if name.to_string() != refname => {
+                format!("{refname} ({name})")
+            }
+            (_, Some(refname)) => refname,
+            (_, None) => "a subquery without an alias".into(),
+        }
+    }
+}
+
+/// The relations of a query's FROM clause, joins flattened, with the WITH
+/// queries `ctes` in scope.
+pub(crate) fn from_items<'a>(select: &'a Select, ctes: &[&'a Cte]) -> Vec<FromItem<'a>> {
+    let mut items = Vec::new();
+    let mut pending: Vec<&TableWithJoins> = select.from.iter().rev().collect();
+    while let Some(table) = pending.pop() {
+        let factors =
+            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation));
+        let mut nested = Vec::new();
+        for factor in factors {
+            match factor {
+                TableFactor::NestedJoin {
+                    table_with_joins,
+                    alias: None,
+                } => nested.push(table_with_joins.as_ref()),
+                factor => items.push(from_item(factor, ctes)),
+            }
+        }
+        // Nested joins' relations come in place, in the order written.
+        pending.extend(nested.into_iter().rev());
+    }
+    items
+}
+
+fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
+    let alias = factor_alias(factor);
+    let alias_columns = alias.map_or(&[][..], |a| a.columns.as_slice());
+    match factor {
+        TableFactor::Table {
+            name, args: None, ..
+        } => {
+            let cte = match name.0.as_slice() {
+                [ObjectNamePart::Identifier(ident)] => ctes
+                    .iter()
+                    .rev()
+                    .find(|cte| names(&cte.alias.name, &normalize(ident))),
+                _ => None,
+            };
+            let own_name = match name.0.last() {
+                Some(ObjectNamePart::Identifier(ident)) => Some(ident),
+                _ => None,
+            };
+            FromItem {
+                refname: alias.map(|a| &a.name).or(own_name),
+                relation: cte.map_or(Relation::Table(name), |cte| Relation::Query(&cte.query)),
+                alias_columns: match (alias_columns, cte) {
+                    ([], Some(cte)) => &cte.alias.columns,
+                    (columns, _) => columns,
+                },
+            }
+        }
+        TableFactor::Table { name, .. } => FromItem {
+            refname: alias.map(|a| &a.name).or(match name.0.last() {
+                Some(ObjectNamePart::Identifier(ident)) => Some(ident),
+                _ => None,
+            }),
+            relation: Relation::Other,
+            alias_columns,
+        },
+        TableFactor::Derived { subquery, .. } => FromItem {
+            refname: alias.map(|a| &a.name),
+            relation: Relation::Query(subquery),
+            alias_columns,
+        },
+        _ => FromItem {
+            refname: alias.map(|a| &a.name),
+            relation: Relation::Other,
+            alias_columns,
+        },
+    }
+}
+
+fn factor_alias(factor: &TableFactor) -> Option<&sqlparser::ast::TableAlias> {
+    match factor {
+        TableFactor::Table { alias, .. }
+        | TableFactor::Derived { alias, .. }
+        | TableFactor::TableFunction { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::UNNEST { alias, .. }
+        | TableFactor::JsonTable { alias, .. }
+        | TableFactor::OpenJsonTable { alias, .. }
+        | TableFactor::NestedJoin { alias, .. }
+        | TableFactor::Pivot { alias, .. }
+        | TableFactor::Unpivot { alias, .. }
+        | TableFactor::MatchRecognize { alias, .. }
+        | TableFactor::XmlTable { alias, .. } => alias.as_ref(),
+        _ => None,
+    }
+}
+
+/// Whether a relation has a column, and how that is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Has {
+    /// It has: the server's catalog or the SQL's own result names say so.
+    Yes,
+    /// It has, as the statement's own use of the column shows.
+    Used,
+    /// It has not.
+    No,
+    /// Nobody knows.
+    Unknown,
+}
+
+impl Has {
+    /// Whether the relation has the column.
+    pub fn yes(self) -> bool {
+        matches!(self, Has::Yes | Has::Used)
+    }
+}
+
+/// Which relations of a query's FROM clause have a column.
+#[derive(Debug, Clone)]
+pub(crate) struct Owners<'a> {
+    /// The relations, in the order written.
+    pub items: Vec<FromItem<'a>>,
+    /// Whether each has the column.
+    pub has: Vec<Has>,
+    /// Whether the query uses the column unqualified (so that, if it is
+    /// valid, exactly one relation has it).
+    pub used_bare: bool,
+}
+
+/// Finds which relations of `select` (with the WITH queries `ctes` in
+/// scope) have `column`.
+pub(crate) struct Search<'k> {
+    /// What a server said, if anything.
+    pub knowledge: &'k Knowledge,
+    /// The column, as PostgreSQL resolves it.
+    pub column: &'k str,
+}
+
+impl Search<'_> {
+    /// Which relations of `select` have the column.
+    pub fn owners<'a>(&self, select: &'a Select, ctes: &[&'a Cte], depth: usize) -> Owners<'a> {
+        let items = from_items(select, ctes);
+        let mut has: Vec<Has> = items
+            .iter()
+            .map(|item| self.item_has(item, ctes, depth))
+            .collect();
+        let uses = Uses::find(select, self.column);
+        for qualifier in &uses.qualifiers {
+            if let Some(i) = items
+                .iter()
+                .position(|item| item.refname.is_some_and(|r| normalize(r) == *qualifier))
+                && has[i] == Has::Unknown
+            {
+                has[i] = Has::Used;
+            }
+        }
+        // Used unqualified: the one relation that may have it, has it.
+        let maybe: Vec<usize> = (0..items.len()).filter(|&i| has[i] != Has::No).collect();
+        if let ([only], true) = (maybe.as_slice(), uses.bare)
+            && has[*only] == Has::Unknown
+        {
+            has[*only] = Has::Used;
+        }
+        Owners {
+            items,
+            has,
+            used_bare: uses.bare,
+        }
+    }
+
+    /// Whether one FROM item has the column.
+    fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize) -> Has {
+        if item
+            .alias_columns
+            .iter()
+            .any(|c| names(&c.name, self.column))
+        {
+            return Has::Yes;
+        }
+        let renamed = item.alias_columns.len();
+        match item.relation {
+            Relation::Table(name) => match self.knowledge.table_columns(name) {
+                Some(columns) if columns.iter().skip(renamed).any(|c| c == self.column) => Has::Yes,
+                Some(_) => Has::No,
+                None => Has::Unknown,
+            },
+            Relation::Query(query) if renamed == 0 => self.result_has(query, ctes, depth + 1),
+            // The alias renames the first columns; the rest keep their names.
+            Relation::Query(query) => {
+                let names = result_names(&query.body);
+                if names.iter().any(|n| !matches!(n, Name::Known(_))) {
+                    Has::Unknown
+                } else if names
+                    .iter()
+                    .skip(renamed)
+                    .any(|n| *n == Name::Known(self.column.to_owned()))
+                {
+                    Has::Yes
+                } else {
+                    Has::No
+                }
+            }
+            Relation::Other => Has::Unknown,
+        }
+    }
+
+    /// Whether the result of `query` has the column.
+    pub fn result_has(&self, query: &Query, ctes: &[&Cte], depth: usize) -> Has {
+        if depth > MAX_SUBQUERY_DEPTH {
+            return Has::Unknown;
+        }
+        let names = result_names(&query.body);
+        if names
+            .iter()
+            .any(|n| *n == Name::Known(self.column.to_owned()))
+        {
+            return Has::Yes;
+        }
+        let wildcards = names.iter().any(|n| matches!(n, Name::Wildcard(_)));
+        let unknown = names.contains(&Name::Unknown);
+        let first = first_select(&query.body);
+        let (Some(select), true) = (first, wildcards) else {
+            return if unknown || wildcards {
+                Has::Unknown
+            } else {
+                Has::No
+            };
+        };
+        let mut scope: Vec<&Cte> = ctes.to_vec();
+        scope.extend(query.with.iter().flat_map(|with| &with.cte_tables));
+        let owners = self.owners(select, &scope, depth);
+        let mut expanded = Vec::new();
+        for name in &names {
+            match name {
+                Name::Wildcard(None) => expanded.extend(owners.has.iter().copied()),
+                Name::Wildcard(Some(qualifier)) => expanded.push(
+                    owners
+                        .items
+                        .iter()
+                        .position(|item| item.refname.is_some_and(|r| names_same(r, qualifier)))
+                        .map_or(Has::Unknown, |i| owners.has[i]),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(found) = expanded.iter().find(|h| h.yes()) {
+            *found
+        } else if unknown || expanded.contains(&Has::Unknown) {
+            Has::Unknown
+        } else {
+            Has::No
+        }
+    }
+}
+
+fn names_same(a: &Ident, b: &Ident) -> bool {
+    normalize(a) == normalize(b)
+}
+
+/// The first SELECT of a body: itself, or a set operation's first branch.
+pub(crate) fn first_select(body: &SetExpr) -> Option<&Select> {
+    let mut body = body;
+    loop {
+        body = match body {
+            SetExpr::Select(select) => return Some(select),
+            SetExpr::SetOperation { left, .. } => left,
+            SetExpr::Query(query) => &query.body,
+            _ => return None,
+        };
+    }
+}
+
+/// Where a query uses a column in its own scope (not in subqueries): in
+/// its select list, FROM clause, WHERE, HAVING, QUALIFY and windows.
+#[derive(Debug, Default)]
+struct Uses {
+    /// Used unqualified.
+    bare: bool,
+    /// The qualifiers it is used with (`p` for `p.created_at`), normalized.
+    qualifiers: Vec<String>,
+}
+
+impl Uses {
+    fn find(select: &Select, column: &str) -> Uses {
+        let mut uses = Uses::default();
+        let mut note = |expr: &Expr| {
+            match expr {
+                Expr::Identifier(ident) if names(ident, column) => uses.bare = true,
+                Expr::CompoundIdentifier(parts) => {
+                    if let [.., qualifier, last] = parts.as_slice()
+                        && names(last, column)
+                    {
+                        uses.qualifiers.push(normalize(qualifier));
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        };
+        let _ = own_expressions(&select.projection, &mut note);
+        let _ = own_expressions(&select.from, &mut note);
+        let _ = own_expressions(&select.selection, &mut note);
+        let _ = own_expressions(&select.having, &mut note);
+        let _ = own_expressions(&select.qualify, &mut note);
+        let _ = own_expressions(&select.named_window, &mut note);
+        uses
+    }
+}
+
+/// Whether a SELECT aggregates without GROUP BY, which makes it one row:
+/// it calls an aggregate in its select list or HAVING, or has a HAVING.
+pub(crate) fn aggregates_without_group_by(select: &Select) -> bool {
+    if grouped(select) {
+        return false;
+    }
+    select.having.is_some() || own_expressions(&select.projection, aggregate_call).is_break()
+}
+
+/// Whether a SELECT has a GROUP BY clause.
+pub(crate) fn grouped(select: &Select) -> bool {
+    match &select.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+    }
+}
+
+/// The GROUP BY item that is the column itself (`created_at`,
+/// `p.created_at`), if any.
+pub(crate) fn grouping_column<'a>(select: &'a Select, column: &str) -> Option<&'a Expr> {
+    let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+        return None;
+    };
+    exprs.iter().find(|expr| match expr {
+        Expr::Identifier(ident) => names(ident, column),
+        Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|last| names(last, column)),
+        _ => false,
+    })
+}
+
+/// Whether a SELECT is `DISTINCT` or `DISTINCT ON`.
+pub(crate) fn distinct(select: &Select) -> Option<&Distinct> {
+    select
+        .distinct
+        .as_ref()
+        .filter(|d| !matches!(d, Distinct::All))
+}
+
+/// Breaks at a call of an aggregate (not a window function).
+fn aggregate_call(expr: &Expr) -> ControlFlow<()> {
+    let Expr::Function(function) = expr else {
+        return ControlFlow::Continue(());
+    };
+    if function.over.is_some() {
+        return ControlFlow::Continue(());
+    }
+    let named = name_parts(&function.name)
+        .and_then(|parts| parts.last().cloned())
+        .is_some_and(|name| AGGREGATES.contains(&name.as_str()));
+    // Only aggregates take FILTER, WITHIN GROUP, DISTINCT or ORDER BY.
+    let shaped = function.filter.is_some()
+        || !function.within_group.is_empty()
+        || matches!(&function.args, FunctionArguments::List(list)
+            if list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+                || list.clauses.iter().any(|c| matches!(c, FunctionArgumentClause::OrderBy(_))));
+    if named || shaped {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::knowledge::TableColumns;
+    use crate::sql::parse_statements;
+    use sqlparser::ast::Statement;
+
+    fn query(sql: &str) -> Box<Query> {
+        match parse_statements(sql).unwrap().remove(0).ast {
+            Statement::Query(query) => query,
+            other => panic!("not a query: {other}"),
+        }
+    }
+
+    fn select(query: &Query) -> &Select {
+        first_select(&query.body).unwrap()
+    }
+
+    fn known(names: &[&str]) -> Vec<Name> {
+        names.iter().map(|n| Name::Known((*n).into())).collect()
+    }
+
+    #[test]
+    fn result_columns_are_named_like_postgresql_names_them() {
+        let q = query(
+            "SELECT id, p.Amount, \"Mixed\", x::date, (y), count(*), 1, $1, a = b, \
+             CASE WHEN true THEN 1 END, '1'::int, c AS \"Alias\", p.*, * FROM p",
+        );
+        let mut expected = known(&[
+            "id", "amount", "Mixed", "x", "y", "count", "?column?", "?column?", "?column?", "case",
+        ]);
+        expected.extend([
+            Name::Unknown,
+            Name::Known("Alias".into()),
+            Name::Wildcard(Some(Ident::new("p"))),
+            Name::Wildcard(None),
+        ]);
+        assert_eq!(result_names(&q.body), expected);
+        assert_eq!(
+            result_names(&query("SELECT a FROM t UNION SELECT b FROM u").body),
+            known(&["a"])
+        );
+        assert_eq!(
+            result_names(&query("VALUES (1, 2)").body),
+            known(&["column1", "column2"])
+        );
+    }
+
+    #[test]
+    fn names_are_counted_for_ambiguity() {
+        let names = result_names(&query("SELECT created_at, a AS created_at FROM t").body);
+        assert_eq!(NameCount::of(&names, "created_at", 1).known, 2);
+        let names = result_names(&query("SELECT * FROM t").body);
+        assert!(NameCount::of(&names, "created_at", 1).at_most_one());
+        assert!(!NameCount::of(&names, "created_at", 2).at_most_one());
+        assert!(!NameCount::of(&names, "created_at", 1).exactly_one());
+    }
+
+    #[test]
+    fn from_items_flatten_joins_and_see_with_queries() {
+        let q = query(
+            "WITH r AS (SELECT 1) SELECT * FROM public.payments, r AS x \
+             JOIN (users u JOIN LATERAL (SELECT 1) s ON true) ON true, generate_series(1, 2) g",
+        );
+        let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
+        let items = from_items(select(&q), &ctes);
+        let refnames: Vec<String> = items
+            .iter()
+            .map(|i| i.refname.map(|r| r.to_string()).unwrap_or_default())
+            .collect();
+        assert_eq!(refnames, ["payments", "x", "u", "s", "g"]);
+        assert!(matches!(items[0].relation, Relation::Table(_)));
+        assert!(matches!(items[1].relation, Relation::Query(_)));
+        assert!(matches!(items[4].relation, Relation::Other));
+        assert_eq!(items[0].describe(), "payments (public.payments)");
+    }
+
+    #[test]
+    fn owners_come_from_the_catalog_and_from_the_sql_itself() {
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "created_at",
+        };
+        let q = query("SELECT p.id FROM payments p JOIN users u ON u.created_at > p.id");
+        let owners = search.owners(select(&q), &[], 0);
+        assert_eq!(owners.has, [Has::Unknown, Has::Used]);
+        let q = query("SELECT id FROM payments WHERE created_at > now()");
+        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
+        // A subquery in WHERE is another scope.
+        let q = query("SELECT id FROM payments WHERE EXISTS (SELECT created_at FROM users)");
+        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Unknown]);
+
+        let server = Knowledge {
+            online: true,
+            tables: vec![
+                TableColumns {
+                    name: vec!["payments".into()],
+                    columns: vec!["id".into(), "created_at".into()],
+                },
+                TableColumns {
+                    name: vec!["users".into()],
+                    columns: vec!["id".into(), "email".into()],
+                },
+            ],
+            ..Knowledge::offline()
+        };
+        let search = Search {
+            knowledge: &server,
+            column: "created_at",
+        };
+        let q = query(
+            "WITH recent AS (SELECT * FROM payments) \
+             SELECT * FROM users u, recent r, (SELECT 1 AS x) s, payments AS p2(a, b)",
+        );
+        let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
+        let owners = search.owners(select(&q), &ctes, 0);
+        // p2 renames created_at to b.
+        assert_eq!(owners.has, [Has::No, Has::Yes, Has::No, Has::No]);
+    }
+
+    #[test]
+    fn aggregates_are_recognized_by_name_and_by_shape() {
+        for (sql, expected) in [
+            ("SELECT count(*) FROM t", true),
+            ("SELECT pg_catalog.max(x) FROM t", true),
+            ("SELECT my_agg(DISTINCT x) FROM t", true),
+            ("SELECT my_agg(x ORDER BY y) FROM t", true),
+            ("SELECT my_agg(x) FILTER (WHERE y) FROM t", true),
+            ("SELECT 1 FROM t HAVING true", true),
+            ("SELECT count(*) OVER () FROM t", false),
+            ("SELECT (SELECT max(x) FROM u) FROM t", false),
+            ("SELECT lower(x) FROM t", false),
+            ("SELECT count(*) FROM t GROUP BY x", false),
+        ] {
+            let q = query(sql);
+            assert_eq!(aggregates_without_group_by(select(&q)), expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn grouping_by_the_column_is_found() {
+        let q = query("SELECT count(*) FROM t p GROUP BY p.Created_At, x");
+        assert_eq!(
+            grouping_column(select(&q), "created_at")
+                .unwrap()
+                .to_string(),
+            "p.Created_At"
+        );
+        let q = query("SELECT count(*) FROM t GROUP BY date_trunc('day', created_at)");
+        assert!(grouping_column(select(&q), "created_at").is_none());
+    }
+}
