@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::SqlArgs;
+use super::{RewriteFlags, SqlArgs};
 use crate::severity::Severity;
 
 /// Where `--help` lists the options below, apart from the global ones.
@@ -36,6 +36,9 @@ pub struct ExplainArgs {
     /// Explain the statements as written, without the rewriter's LIMIT / ORDER BY
     #[arg(long, help_heading = HEADING)]
     pub no_rewrite: bool,
+
+    #[command(flatten)]
+    pub rewrite: RewriteFlags,
 
     /// The value of the next placeholder ($1, then $2, ...); repeat for each. The server
     /// parses it with the type it infers for the placeholder; it is never spliced into SQL

@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
-use crate::explain::{self, JobOptions, Repetition, RewriteSummary};
+use crate::explain::{self, JobOptions, Repetition};
 use crate::report;
-use crate::sql::{self, SqlStatement};
+use crate::rewrite;
+use crate::sql;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
@@ -26,14 +27,21 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     };
     // Everything is checked before connecting: a refused statement, a
     // missing --param or an unmeasurable gate runs nothing at all.
-    let jobs = explain::jobs(sql::parse_statements(&text)?, &options, |statement| {
-        rewrite(statement, !args.no_rewrite)
-    })?;
+    let mut jobs = explain::jobs(sql::parse_statements(&text)?, &options)?;
 
     let database = context.database().await?;
     let interrupt = &context.interrupt;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
     let client = interrupt.guard(database.connection()).await?;
+    if !args.no_rewrite {
+        // With the server at hand the rewriter resolves ORDER BY for
+        // `SELECT *` and has the server check what it produced.
+        let rewrite_options = args.rewrite.options();
+        for job in &mut jobs {
+            let rewritten = rewrite::server::rewrite(&client, &job.statement, &rewrite_options);
+            job.apply(interrupt.guard(rewritten).await?);
+        }
+    }
     let timeout = Timeout::from_flag(database.options().statement_timeout);
     let repetition = Repetition {
         runs: args.runs as usize,
@@ -73,17 +81,4 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     } else {
         Err(Error::Gate(format!("gate failed: {}", failures.join("; "))))
     }
-}
-
-/// The rewrite step: the SQL to execute and what the rewriter did. The
-/// rewriter (`perfaudit rewrite`) is not wired in yet, so every statement
-/// runs as written and the summary shows no change.
-fn rewrite(statement: &SqlStatement, enabled: bool) -> (String, RewriteSummary) {
-    (
-        statement.text.clone(),
-        RewriteSummary {
-            enabled,
-            ..RewriteSummary::default()
-        },
-    )
 }

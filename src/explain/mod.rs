@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+use crate::rewrite::{Change, Rewrite, Skip};
 use crate::sql::SqlStatement;
 use findings::Finding;
 use mode::{Mode, ModeFlags};
@@ -30,34 +31,16 @@ use plan::{Plan, RunSummary};
 use run::{Prepared, Runner, Timeout};
 use timing::{CacheComparison, RunMeasurement, Timing};
 
-/// One change the rewriter made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RewriteChange {
-    /// The rule's name.
-    pub rule: String,
-    /// What it changed.
-    pub detail: String,
-}
-
-/// One rule the rewriter did not apply, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RewriteSkip {
-    /// The rule's name.
-    pub rule: String,
-    /// Why it was not safe to apply.
-    pub reason: String,
-}
-
 /// What the rewrite step did to a statement before it was explained.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RewriteSummary {
     /// Whether the rewriter ran (`false` with `--no-rewrite`).
     pub enabled: bool,
-    /// The changes made; the executed SQL differs from the original when
+    /// The clauses added; the executed SQL differs from the original when
     /// there are any.
-    pub changes: Vec<RewriteChange>,
+    pub changes: Vec<Change>,
     /// The rules skipped, with the reason.
-    pub skipped: Vec<RewriteSkip>,
+    pub skipped: Vec<Skip>,
 }
 
 /// One statement, ready to explain.
@@ -78,6 +61,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// Takes the rewriter's result: its SQL is what runs from now on.
+    pub fn apply(&mut self, rewrite: Rewrite) {
+        self.executed = rewrite.rewritten;
+        self.rewrite = RewriteSummary {
+            enabled: true,
+            changes: rewrite.changes,
+            skipped: rewrite.skipped,
+        };
+    }
+
     /// `statement 2 (line 3, column 1)`, for messages.
     pub fn label(&self) -> String {
         format!(
@@ -100,13 +93,9 @@ pub struct JobOptions {
 
 /// Checks every statement before anything runs (a refusal, a missing
 /// `--param`, a gate that cannot be measured fail the whole input) and
-/// prepares each. `rewrite` is the rewrite step: the SQL to execute and
-/// what changed.
-pub fn jobs(
-    statements: Vec<SqlStatement>,
-    options: &JobOptions,
-    mut rewrite: impl FnMut(&SqlStatement) -> (String, RewriteSummary),
-) -> Result<Vec<Job>> {
+/// prepares each, to run as written until a rewrite is applied
+/// ([`Job::apply`]).
+pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<Job>> {
     if statements.is_empty() {
         return Err(Error::input(
             "there is no SQL statement to explain: the input holds only whitespace and comments",
@@ -115,7 +104,6 @@ pub fn jobs(
     let mut jobs = Vec::with_capacity(statements.len());
     let mut most_placeholders = 0;
     for (index, statement) in statements.into_iter().enumerate() {
-        let (executed, rewrite) = rewrite(&statement);
         let mut job = Job {
             number: index + 1,
             mode: Mode {
@@ -124,9 +112,9 @@ pub fn jobs(
                 notes: Vec::new(),
             },
             params: Vec::new(),
+            executed: statement.text.clone(),
             statement,
-            executed,
-            rewrite,
+            rewrite: RewriteSummary::default(),
         };
         job.mode = mode::decide(&job.statement.class, options.flags).map_err(|reason| {
             Error::input(format!(
@@ -272,12 +260,8 @@ mod tests {
         }
     }
 
-    fn unchanged(statement: &SqlStatement) -> (String, RewriteSummary) {
-        (statement.text.clone(), RewriteSummary::default())
-    }
-
     fn prepare(sql: &str, options: &JobOptions) -> Result<Vec<Job>> {
-        jobs(parse_statements(sql).unwrap(), options, unchanged)
+        jobs(parse_statements(sql).unwrap(), options)
     }
 
     #[test]

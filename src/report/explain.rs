@@ -103,13 +103,13 @@ fn rewrite_line(rewrite: &RewriteSummary) -> String {
     let mut parts: Vec<String> = rewrite
         .changes
         .iter()
-        .map(|change| format!("{}: {}", change.rule, change.detail))
+        .map(|change| format!("{}: {}", change.rule.name(), change.detail))
         .collect();
     parts.extend(
         rewrite
             .skipped
             .iter()
-            .map(|skip| format!("{} skipped: {}", skip.rule, skip.reason)),
+            .map(|skip| format!("{} skipped: {}", skip.rule.name(), skip.reason)),
     );
     if rewrite.changes.is_empty() {
         parts.insert(0, "no changes".to_owned());
