@@ -460,7 +460,7 @@ impl Runner<'_> {
         what: &str,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let attempts = self.settings.lock_retries + 1;
+        let attempts = self.settings.lock_retries.saturating_add(1);
         let mut attempt = 1;
         loop {
             let error = match self.run_once(client, &statement.sql, interruptible).await {
