@@ -215,7 +215,7 @@ async fn expressions_predicates_and_include_are_recognised_on_the_next_run() {
         [[index]]
         name = "idx_pending_descriptions"
         table = "public.payments"
-        columns = [{ expression = "lower(description)" }, "currency"]
+        columns = [{ expression = "lower(description) /* case-blind search */" }, "currency"]
         where = "status = 'pending'"
         include = ["amount"]
 
@@ -301,17 +301,43 @@ async fn hostile_identifiers_are_quoted_and_hostile_sql_refused() {
         "{index:?}"
     );
 
+    // sqlparser and PostgreSQL lex `X'\'` and `$1$` differently: text that
+    // sqlparser reads as one literal is several statements for the server.
+    // Every spec-derived statement goes through the extended protocol,
+    // where the server refuses a second statement, so nothing after the
+    // first `;` can run; a sequence advanced by a smuggled statement would
+    // survive the rollback of the catalog read.
+    let sequence = "SELECT last_value FROM payments_id_seq";
+    let before: i64 = client.query_one(sequence, &[]).await.unwrap().get(0);
+    let several = "cannot insert multiple commands into a prepared statement";
     for (field, value, refusal) in [
         (
             "columns",
             r#"[{ expression = "1); DROP TABLE users; --" }]"#,
-            "holds an SQL comment",
+            "syntax error at or near \";\"",
+        ),
+        ("where", r#""true); DROP TABLE users; (select 1""#, several),
+        (
+            "columns",
+            r#"[{ expression = '"Id")); SELECT setval($$payments_id_seq$$, 4242); --' }]"#,
+            several,
         ),
         (
-            "where",
-            r#""true); DROP TABLE users; (select 1""#,
-            "is not a single SQL expression",
+            "columns",
+            r#"[{ expression = "X'\\')); SELECT setval('payments_id_seq', 4242); --\\''" }]"#,
+            several,
         ),
+        (
+            "columns",
+            r#"[{ expression = "$1$)); SELECT setval('payments_id_seq', 4242); --$1$" }]"#,
+            "syntax error at or near \"$\"",
+        ),
+        (
+            "columns",
+            r#"[{ expression = '"Id"), ("Id"' }]"#,
+            "PostgreSQL reads 2 key columns where the spec lists 1",
+        ),
+        ("where", r#"'"Id" > 0) INCLUDE ("Id"'"#, "syntax error"),
     ] {
         let columns = if field == "columns" {
             String::new()
@@ -323,9 +349,16 @@ async fn hostile_identifiers_are_quoted_and_hostile_sql_refused() {
              {columns}{field} = {value}\n"
         ));
         let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
-        assert_eq!(run.code, 2, "{field}: {}", run.stderr);
-        assert!(run.stderr.contains(refusal), "{}", run.stderr);
+        assert_eq!(run.code, 2, "{field} = {value}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(refusal) && run.stderr.contains("index \"y\" of the spec"),
+            "{field} = {value}: {}",
+            run.stderr
+        );
     }
+    let after: i64 = client.query_one(sequence, &[]).await.unwrap().get(0);
+    assert_eq!(after, before, "no smuggled statement ran");
+    assert_eq!(definition(&client, "y").await, None);
     let users: i64 = client
         .query_one("SELECT count(*) FROM users", &[])
         .await

@@ -9,10 +9,19 @@
 //! whole spec (expressions, operator classes, methods) before anything is
 //! built, and deparses expressions and predicates exactly as it deparses
 //! those of the existing indexes, which makes them comparable.
+//!
+//! Every statement holding spec text goes through the extended protocol,
+//! where the server refuses more than one statement: no text in a spec can
+//! end the statement it is placed in, however a lexer other than the
+//! server's reads it. The server's description of each wanted index is
+//! then held against the spec (as many keys, `INCLUDE` columns and
+//! predicates), so that an expression cannot pass for something else by
+//! closing its parentheses early.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::spec::{IndexSpec, Spec};
@@ -316,11 +325,14 @@ fn shadow_index(n: usize) -> String {
 async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<Vec<Shape>> {
     for (n, table) in tables.tables.iter().enumerate() {
         client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE {} (LIKE {})",
-                sql::quote_ident(&shadow_table(n).name),
-                table.name
-            ))
+            .execute_typed(
+                &format!(
+                    "CREATE TEMP TABLE {} (LIKE {})",
+                    sql::quote_ident(&shadow_table(n).name),
+                    table.name
+                ),
+                &[],
+            )
             .await
             .map_err(|e| {
                 query_error(
@@ -333,7 +345,7 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
         let table = tables.of_index[n].expect("tables are checked before shapes are read");
         let ddl = sql::create_index(index, &shadow_index(n), &shadow_table(table), Build::Plain);
         client
-            .batch_execute(&ddl)
+            .execute_typed(&ddl, &[])
             .await
             .map_err(|e| spec_error(index, &tables.tables[table], &e))?;
     }
@@ -341,8 +353,10 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
         .map(|n| shadow_table(n).to_string())
         .collect();
     let mut described = indexes(client, &shadows).await?;
-    (0..spec.indexes.len())
-        .map(|n| {
+    spec.indexes
+        .iter()
+        .enumerate()
+        .map(|(n, index)| {
             let at = described
                 .iter()
                 .position(|index| index.name.name == shadow_index(n))
@@ -351,9 +365,35 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
                         "reading the shape of the spec's indexes failed: an index vanished",
                     )
                 })?;
-            Ok(described.swap_remove(at).shape)
+            let shape = described.swap_remove(at).shape;
+            check_shape(index, &shape)?;
+            Ok(shape)
         })
         .collect()
+}
+
+/// Checks that the server read `index` as the spec wrote it: as many keys,
+/// `INCLUDE` columns and predicates. An expression that closes its
+/// parentheses early (`a), (b`) would otherwise add keys or clauses.
+fn check_shape(index: &IndexSpec, shape: &Shape) -> Result<()> {
+    let counts = [
+        ("key columns", index.keys.len(), shape.keys.len()),
+        ("INCLUDE columns", index.include.len(), shape.include.len()),
+        (
+            "predicates",
+            usize::from(index.predicate.is_some()),
+            usize::from(shape.predicate.is_some()),
+        ),
+    ];
+    match counts.iter().find(|(_, spec, server)| spec != server) {
+        None => Ok(()),
+        Some((what, spec, server)) => Err(Error::input(format!(
+            "index \"{}\" of the spec is not what it says: PostgreSQL reads {server} {what} \
+             where the spec lists {spec}; write each expression and `where` as exactly one \
+             SQL expression",
+            index.name
+        ))),
+    }
 }
 
 /// A spec index the server would not create: the spec is at fault, unless
@@ -361,10 +401,15 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
 fn spec_error(index: &IndexSpec, table: &Table, error: &tokio_postgres::Error) -> Error {
     match error.as_db_error() {
         Some(db) => Error::input(format!(
-            "index \"{}\" of the spec cannot be created on {}: {}; fix it in the spec",
+            "index \"{}\" of the spec cannot be created on {}: {}; fix it in the spec{}",
             index.name,
             table.name.display(),
-            server_message(db)
+            server_message(db),
+            if *db.code() == SqlState::SYNTAX_ERROR {
+                " (each expression and `where` must be exactly one SQL expression)"
+            } else {
+                ""
+            }
         )),
         None => query_error("checking the spec's indexes", error),
     }
