@@ -181,6 +181,59 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_dry_run_where_temporary_tables_cannot_be_made_says_why() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let database = common::quote(&db.name);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE no_temp LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO no_temp;
+             REVOKE TEMP ON DATABASE {database} FROM PUBLIC"
+        ))
+        .await
+        .unwrap();
+    let mut no_temp = db.settings.clone();
+    no_temp.user = "no_temp".into();
+    let run: indexes_support::Run = common::perfaudit()
+        .args([
+            "--database-url",
+            &no_temp.to_conninfo(),
+            "indexes",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap()
+        .into();
+    run.assert_failed(
+        3,
+        &[
+            "the role may not create temporary tables",
+            "perfaudit describes each wanted index by creating it on an empty temporary copy",
+            &format!("GRANT TEMP ON DATABASE {} TO no_temp", db.name),
+        ],
+    );
+
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {database} SET default_transaction_read_only = on"
+        ))
+        .await
+        .unwrap();
+    let run = indexes(&db, &["--dry-run"]);
+    run.assert_failed(
+        3,
+        &["the session is read-only (default_transaction_read_only is on)"],
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let names: Vec<String> = all_indexes(&client)
+        .await
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["payments_pkey", "users_pkey"]);
+}
+
+#[tokio::test]
 async fn the_rendered_report_after_a_build() {
     let db = TestDb::new().await;
     let cli = Cli::parse_from(["perfaudit", "--database-url", &db.url(), "indexes"]);

@@ -303,6 +303,7 @@ async fn read_in_transaction(
     let relations: Vec<String> = tables.tables.iter().map(|t| t.name.to_string()).collect();
     let existing = indexes(client, &relations).await?;
     let taken = taken_names(client, names).await?;
+    check_shadows_allowed(client).await?;
     let wanted = wanted_shapes(client, spec, &tables).await?;
     Ok(Catalog {
         tables,
@@ -310,6 +311,76 @@ async fn read_in_transaction(
         wanted,
         taken,
     })
+}
+
+/// What the session may do that describing wanted indexes needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Session {
+    /// The server is a standby.
+    in_recovery: bool,
+    /// The transaction is read-only (`default_transaction_read_only`).
+    read_only: bool,
+    /// The role may create temporary tables in the database.
+    may_create_temp: bool,
+    /// The database, quoted for SQL.
+    database: String,
+    /// The role, quoted for SQL.
+    role: String,
+}
+
+/// Fails, saying why and what to do, where temporary tables cannot be made.
+async fn check_shadows_allowed(client: &Client) -> Result<()> {
+    let row = client
+        .query_typed_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool,
+                    has_database_privilege(current_database(), 'TEMP'),
+                    quote_ident(current_database()), quote_ident(current_user)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("checking the session's privileges", &e))?;
+    let session = Session {
+        in_recovery: row.get(0),
+        read_only: row.get(1),
+        may_create_temp: row.get(2),
+        database: row.get(3),
+        role: row.get(4),
+    };
+    match shadows_refused(&session) {
+        Some(reason) => Err(Error::database(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Why wanted indexes cannot be described in `session`, if they cannot.
+fn shadows_refused(session: &Session) -> Option<String> {
+    let (why, what_to_do) = if session.in_recovery {
+        (
+            "the server is a standby (in recovery)".to_owned(),
+            "point perfaudit at the primary".to_owned(),
+        )
+    } else if session.read_only {
+        (
+            "the session is read-only (default_transaction_read_only is on)".to_owned(),
+            "run it where transactions may write".to_owned(),
+        )
+    } else if !session.may_create_temp {
+        (
+            "the role may not create temporary tables (no TEMP privilege on the database)"
+                .to_owned(),
+            format!(
+                "GRANT TEMP ON DATABASE {} TO {}, or run it as a role that has it",
+                session.database, session.role
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(format!(
+        "perfaudit indexes cannot read the spec's indexes here: {why}; perfaudit describes each \
+         wanted index by creating it on an empty temporary copy of its table, in a transaction \
+         it rolls back, a dry run too; {what_to_do}"
+    ))
 }
 
 /// The name of the temporary copy of the `n`-th table.
@@ -511,4 +582,46 @@ async fn taken_names(client: &Client, names: &[QualifiedName]) -> Result<Vec<Tak
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_that_cannot_make_temporary_tables_are_told_why() {
+        let able = Session {
+            in_recovery: false,
+            read_only: false,
+            may_create_temp: true,
+            database: "payments".into(),
+            role: "\"App\"".into(),
+        };
+        assert_eq!(shadows_refused(&able), None);
+        let standby = Session {
+            in_recovery: true,
+            read_only: true,
+            ..able.clone()
+        };
+        let reason = shadows_refused(&standby).unwrap();
+        assert!(
+            reason.contains("the server is a standby (in recovery)")
+                && reason.ends_with("point perfaudit at the primary"),
+            "{reason}"
+        );
+        let read_only = Session {
+            read_only: true,
+            ..able.clone()
+        };
+        assert!(shadows_refused(&read_only).unwrap().contains("read-only"));
+        let no_temp = Session {
+            may_create_temp: false,
+            ..able
+        };
+        assert!(
+            shadows_refused(&no_temp)
+                .unwrap()
+                .contains("GRANT TEMP ON DATABASE payments TO \"App\"")
+        );
+    }
 }
