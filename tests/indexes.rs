@@ -260,6 +260,66 @@ async fn the_rendered_report_after_a_build() {
 }
 
 #[tokio::test]
+async fn pooled_sessions_keep_their_settings_after_the_builds() {
+    let db = TestDb::new().await;
+    for flags in [&[][..], &["--no-concurrently"][..]] {
+        let cli = Cli::parse_from(
+            [
+                "perfaudit",
+                "--database-url",
+                &db.url(),
+                "--statement-timeout",
+                "7s",
+                "indexes",
+                "--lock-timeout",
+                "3s",
+                "--maintenance-work-mem",
+                "100MB",
+            ]
+            .into_iter()
+            .chain(flags.iter().copied()),
+        );
+        let Command::Indexes(args) = cli.command else {
+            unreachable!("parsed as indexes")
+        };
+        let context = Context::open(&cli.global, Ui::plain(Format::Table), Interrupt::never())
+            .await
+            .unwrap();
+        perfaudit::commands::indexes::report(&context, args)
+            .await
+            .unwrap();
+        // Every session the pool holds, those the builds used included.
+        let database = context.database().await.unwrap();
+        let sessions = futures_util::future::try_join_all(
+            (0..database.options().max_size).map(|_| database.connection()),
+        )
+        .await
+        .unwrap();
+        for session in &sessions {
+            let row = session
+                .query_one(
+                    "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),
+                            setting = reset_val
+                     FROM pg_settings WHERE name = 'maintenance_work_mem'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let settings: (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(settings, ("7s".into(), "0".into(), true), "{flags:?}");
+        }
+        db.client()
+            .await
+            .batch_execute(
+                "DROP INDEX idx_payments_user_id, idx_payments_status, \
+                            idx_payments_created_at, idx_payments_user_status",
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
 async fn expressions_predicates_and_include_are_recognised_on_the_next_run() {
     let db = TestDb::new().await;
     let client = db.client().await;

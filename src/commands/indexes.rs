@@ -5,6 +5,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::indexes::build::{self, Settings};
 use crate::indexes::progress::Progress;
+use crate::indexes::session::SessionSettings;
 use crate::indexes::spec::Spec;
 use crate::indexes::{Report, catalog, plan};
 use crate::report;
@@ -38,9 +39,11 @@ pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
         vec![None; plan.indexes.len()]
     } else {
         let settings = Settings {
-            lock_timeout: args.lock_timeout,
+            session: SessionSettings {
+                lock_timeout: args.lock_timeout,
+                maintenance_work_mem: args.maintenance_work_mem,
+            },
             lock_retries: args.lock_retries,
-            maintenance_work_mem: args.maintenance_work_mem,
         };
         let progress = Progress::new(&context.ui);
         build::execute(database, &context.interrupt, &progress, &plan, &settings).await?

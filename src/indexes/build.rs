@@ -3,7 +3,8 @@
 //! - Each statement is sent alone on an autocommit session whose settings
 //!   were sent before it (`CREATE INDEX CONCURRENTLY` refuses to run in a
 //!   transaction block), through the extended protocol, which the server
-//!   refuses to run more than one statement through.
+//!   refuses to run more than one statement through. The session goes back
+//!   to the pool with its settings reset ([`super::session`]).
 //! - `lock_timeout` bounds every lock wait; a lock not granted (or a
 //!   deadlock) is retried a bounded number of times with a growing pause.
 //!   `statement_timeout` is off: a build cut short leaves an INVALID index.
@@ -18,7 +19,6 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Object;
 use futures_util::stream::{self, StreamExt};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -28,6 +28,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::progress::Progress;
+use super::session::{BuildSession, SessionSettings};
 use super::sql::{self, QualifiedName};
 use crate::db::Database;
 use crate::db::errors::{query_error, server_message};
@@ -45,12 +46,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `lock_timeout` of every statement (zero: wait as long as it takes).
-    pub lock_timeout: Duration,
+    /// The settings of the build sessions.
+    pub session: SessionSettings,
     /// How many times a statement is tried again when a lock is not granted.
     pub lock_retries: u32,
-    /// `maintenance_work_mem` for the builds, as PostgreSQL writes sizes.
-    pub maintenance_work_mem: Option<String>,
 }
 
 /// A finished build.
@@ -90,13 +89,13 @@ pub async fn execute(
     // plain rebuilds: they lock the whole table, so they go before the
     // parallel builds.
     let drops_first = !plan.concurrently;
-    let (client, _) = runner.session().await?;
+    let session = runner.session().await?;
     if drops_first {
         for &n in &jobs {
-            runner.drop_broken(&client, &plan.indexes[n]).await?;
+            runner.drop_broken(&session, &plan.indexes[n]).await?;
         }
     }
-    drop(client);
+    session.release().await;
     let poller = if progress.drawing() && database.options().max_size > 1 {
         Some(database.connection().await?)
     } else {
@@ -218,45 +217,9 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// A pooled session set up for builds, and its server process id when
-    /// progress is polled.
-    async fn session(&self) -> Result<(Object, Option<i32>)> {
-        let client = self.database.connection().await?;
-        let mut setup = format!(
-            "SET lock_timeout = {}; SET statement_timeout = 0",
-            sql::milliseconds(self.settings.lock_timeout)
-        );
-        if let Some(memory) = &self.settings.maintenance_work_mem {
-            setup.push_str(&format!(
-                "; SET maintenance_work_mem = '{}'",
-                memory.replace('\'', "''")
-            ));
-        }
-        client
-            .batch_execute(&setup)
-            .await
-            .map_err(|e| match e.code() {
-                Some(code) if *code == SqlState::INVALID_PARAMETER_VALUE => Error::input(format!(
-                    "--maintenance-work-mem {} is refused: {}; give a size such as 256MB or 2GB",
-                    self.settings
-                        .maintenance_work_mem
-                        .as_deref()
-                        .unwrap_or_default(),
-                    e.as_db_error()
-                        .map_or_else(|| e.to_string(), server_message)
-                )),
-                _ => query_error("setting up the session for index builds", &e),
-            })?;
-        let pid = if self.progress.drawing() {
-            let row = client
-                .query_typed_one("SELECT pg_backend_pid()", &[])
-                .await
-                .map_err(|e| query_error("setting up the session for index builds", &e))?;
-            Some(row.get(0))
-        } else {
-            None
-        };
-        Ok((client, pid))
+    /// A pooled session set up for builds.
+    async fn session(&self) -> Result<BuildSession> {
+        BuildSession::open(self.database, &self.settings.session).await
     }
 
     /// Drops the broken index a rebuild replaces, if there is one.
@@ -285,48 +248,59 @@ impl Runner<'_> {
     }
 
     async fn build(&self, planned: &PlannedIndex, with_drop: bool) -> Result<Built> {
-        let started = Instant::now();
         let label = &planned.name.name;
         let what = format!("building index {label} on {}", planned.table.display());
-        let (client, pid) = self.session().await?;
+        let session = self.session().await?;
+        let result = self.build_on(&session, planned, with_drop, &what).await;
+        session.release().await;
+        let built = result?;
+        self.progress.note(format!(
+            "{} {label} on {} in {:.2}s ({})",
+            if planned.drop.is_some() {
+                "rebuilt"
+            } else {
+                "created"
+            },
+            planned.table.display(),
+            built.duration.as_secs_f64(),
+            crate::report::bytes(built.size_bytes)
+        ));
+        Ok(built)
+    }
+
+    /// Builds `planned` on `client`, dropping what it created if it fails.
+    async fn build_on(
+        &self,
+        client: &BuildSession,
+        planned: &PlannedIndex,
+        with_drop: bool,
+        what: &str,
+    ) -> Result<Built> {
+        let started = Instant::now();
         if with_drop {
-            self.drop_broken(&client, planned).await?;
+            self.drop_broken(client, planned).await?;
         }
-        let bar = self.progress.start(label, pid);
+        let bar = self.progress.start(&planned.name.name, Some(client.pid()));
         let mut created = Vec::new();
         let mut result = Ok(());
         for statement in &planned.build {
             created.extend(statement.creates.clone());
-            result = self.run(&client, statement, &what, true).await;
+            result = self.run(client, statement, what, true).await;
             if result.is_err() {
                 break;
             }
         }
         let checked = match result {
-            Ok(()) => self.check(&client, &planned.name).await,
-            Err(failure) => Err(self.error(failure, &what)),
+            Ok(()) => self.check(client, &planned.name).await,
+            Err(failure) => Err(self.error(failure, what)),
         };
         drop(bar);
         match checked {
-            Ok(size_bytes) => {
-                let duration = started.elapsed();
-                self.progress.note(format!(
-                    "{} {label} on {} in {:.2}s ({})",
-                    if planned.drop.is_some() {
-                        "rebuilt"
-                    } else {
-                        "created"
-                    },
-                    planned.table.display(),
-                    duration.as_secs_f64(),
-                    crate::report::bytes(size_bytes)
-                ));
-                Ok(Built {
-                    size_bytes,
-                    duration,
-                })
-            }
-            Err(error) => Err(self.clean_up(&client, &created, error).await),
+            Ok(size_bytes) => Ok(Built {
+                size_bytes,
+                duration: started.elapsed(),
+            }),
+            Err(error) => Err(self.clean_up(client, &created, error).await),
         }
     }
 
@@ -433,15 +407,15 @@ impl Runner<'_> {
     }
 
     async fn analyze(&self, planned: &PlannedIndex, analyze: &Statement) -> Result<()> {
-        let (client, _) = self.session().await?;
+        let session = self.session().await?;
         let started = Instant::now();
         let what = format!(
             "analyzing {} for the statistics of its expression indexes (the indexes are built)",
             planned.table.display()
         );
-        self.run(&client, analyze, &what, true)
-            .await
-            .map_err(|failure| self.error(failure, &what))?;
+        let result = self.run(&session, analyze, &what, true).await;
+        session.release().await;
+        result.map_err(|failure| self.error(failure, &what))?;
         self.progress.note(format!(
             "analyzed {} for the statistics of its expression indexes in {:.2}s",
             planned.table.display(),
@@ -534,7 +508,7 @@ impl Runner<'_> {
                 error
                     .as_db_error()
                     .map_or_else(|| error.to_string(), server_message),
-                humantime::format_duration(self.settings.lock_timeout)
+                humantime::format_duration(self.settings.session.lock_timeout)
             )),
             Failure::Query(error, _) => query_error(what, &error),
         }
