@@ -126,6 +126,57 @@ async fn sigint_during_a_build_cancels_it_and_leaves_no_invalid_index() {
     }
 }
 
+/// The server processes of perfaudit in the database waiting for a lock.
+async fn perfaudit_waiting_for_a_lock(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'perfaudit'
+               AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn sigint_while_reading_the_catalog_leaves_no_server_process_waiting() {
+    let db = TestDb::new().await;
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let client = db.client().await;
+    // With no lock timeout, the catalog read waits for the table as long as
+    // the lock is held.
+    let child = spawn(&db, &["--lock-timeout", "0", "--dry-run"]);
+    let started = Instant::now();
+    while perfaudit_waiting_for_a_lock(&client).await == 0 {
+        assert!(started.elapsed() < PATIENCE, "perfaudit never waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let run = finish(child);
+
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interrupted by SIGINT"),
+        "{}",
+        run.stderr
+    );
+    let started = Instant::now();
+    while perfaudit_waiting_for_a_lock(&client).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "perfaudit's server process still waits for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failed_unique_build_leaves_no_invalid_index() {
     let db = TestDb::new().await;

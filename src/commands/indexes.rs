@@ -1,11 +1,13 @@
 //! `perfaudit indexes`: spec -> catalog -> plan -> build -> report.
 
+use deadpool_postgres::Object;
+
 use crate::cli::IndexesArgs;
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::indexes::build::{self, Settings};
 use crate::indexes::progress::Progress;
-use crate::indexes::session::SessionSettings;
+use crate::indexes::session::{SessionSettings, cancellable};
 use crate::indexes::spec::Spec;
 use crate::indexes::{Report, catalog, plan};
 use crate::report;
@@ -20,21 +22,31 @@ pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
 pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     let spec = Spec::load(args.spec.as_deref())?;
     let database = context.database().await?;
-    // The catalog is read on one connection, given back before any build:
-    // a concurrent build waits for every open transaction, ours included.
-    let (catalog, plan) = context
-        .interrupt
-        .guard(async {
-            let client = database.connection().await?;
-            let tables = catalog::tables(&client, &spec).await?;
-            plan::check_server_version(tables.server_version)?;
-            plan::check_tables(&spec, &tables)?;
-            let names = plan::wanted_names(&spec, &tables);
-            let catalog = catalog::read(&client, &spec, tables, &names, args.lock_timeout).await?;
-            let plan = plan::plan(&spec, &catalog, !args.no_concurrently)?;
-            Ok((catalog, plan))
-        })
-        .await?;
+    // The catalog is read on one connection, its transaction ended before
+    // any build: a concurrent build waits for every open transaction, ours
+    // included. On a signal the read is cancelled on the server, where it
+    // may be queued on a lock, and the session is closed, not pooled.
+    let client = database.connection().await?;
+    let tls = crate::db::tls::connector(database.settings())?;
+    let read = async {
+        let tables = catalog::tables(&client, &spec).await?;
+        plan::check_server_version(tables.server_version)?;
+        plan::check_tables(&spec, &tables)?;
+        let names = plan::wanted_names(&spec, &tables);
+        let catalog = catalog::read(&client, &spec, tables, &names, args.lock_timeout).await?;
+        let plan = plan::plan(&spec, &catalog, !args.no_concurrently)?;
+        Ok((catalog, plan))
+    };
+    let (catalog, plan) = match cancellable(&client, &tls, &context.interrupt, read).await {
+        Ok(read) => read,
+        Err(error) => {
+            if matches!(error, Error::Interrupted(_)) {
+                drop(Object::take(client));
+            }
+            return Err(error);
+        }
+    };
+    drop(client);
     let built = if args.dry_run {
         vec![None; plan.indexes.len()]
     } else {

@@ -28,7 +28,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::progress::Progress;
-use super::session::{BuildSession, SessionSettings};
+use super::session::{BuildSession, SessionSettings, cancel_until_done};
 use super::sql::{self, QualifiedName};
 use crate::db::Database;
 use crate::db::errors::{query_error, server_message};
@@ -488,11 +488,7 @@ impl Runner<'_> {
         } else {
             return query.await.map(drop).map_err(|e| Failure::Query(e, 1));
         };
-        if let Err(e) = client.cancel_token().cancel_query(self.tls.clone()).await {
-            self.progress
-                .warn(format!("could not cancel the statement on the server: {e}"));
-        }
-        let _ = query.await;
+        let _ = cancel_until_done(client, &self.tls, query).await;
         Err(Failure::Interrupted(signal))
     }
 
