@@ -177,6 +177,150 @@ async fn sigint_while_reading_the_catalog_leaves_no_server_process_waiting() {
     holder.batch_execute("ROLLBACK").await.unwrap();
 }
 
+/// A REPEATABLE READ transaction that has taken its snapshot: concurrent
+/// index builds started after it wait for it before they end.
+async fn old_snapshot(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+    let client = db.client().await;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users")
+        .await
+        .unwrap();
+    let pid = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    (client, pid)
+}
+
+/// Waits until server process `pid` is building an index in `phase`;
+/// returns the index's name.
+async fn building(client: &tokio_postgres::Client, pid: i32, phase: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT p.index_relid::regclass::text FROM pg_stat_progress_create_index p
+                 WHERE p.pid = $1 AND p.phase = $2",
+                &[&pid, &phase],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(started.elapsed() < PATIENCE, "{pid} never reached {phase}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_index_another_session_is_building_is_left_alone() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, _) = old_snapshot(&db).await;
+    // Another session builds one of the spec's indexes; the old snapshot
+    // holds it in its last phase, where its index is there and not valid.
+    let builder = db.client().await;
+    let builder_pid: i32 = builder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let build = tokio::spawn(async move {
+        builder
+            .batch_execute("CREATE INDEX CONCURRENTLY idx_payments_status ON payments (status)")
+            .await
+    });
+    building(&client, builder_pid, "waiting for old snapshots").await;
+    assert_eq!(invalid_indexes(&client).await, ["idx_payments_status"]);
+
+    for args in [&["--dry-run"][..], &[]] {
+        let run = indexes(&db, args);
+        run.assert_failed(
+            3,
+            &[
+                "index public.idx_payments_status on public.payments is not valid yet",
+                &format!(
+                    "server process {builder_pid} is building it right now (CREATE INDEX \
+                     CONCURRENTLY)"
+                ),
+                "perfaudit does not drop an index another session is working on",
+            ],
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    assert_eq!(payment_indexes(&client).await, ["idx_payments_status"]);
+
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    build
+        .await
+        .unwrap()
+        .expect("the other session's build ends well");
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_second_run_stops_at_once_while_another_builds() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, _) = old_snapshot(&db).await;
+    // The first run's first build waits for the old snapshot.
+    let first = spawn(&db, &["--lock-timeout", "0"]);
+    let first_pid: i32 = loop {
+        let row = client
+            .query_opt(
+                "SELECT p.pid FROM pg_stat_progress_create_index p
+                 WHERE p.datname = current_database() AND p.phase = 'waiting for old snapshots'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let holder: i32 = client
+        .query_one(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(holder, first_pid, "the lock is on the run's own session");
+
+    let second = indexes(&db, &[]);
+    second.assert_failed(
+        3,
+        &[
+            "another perfaudit indexes run is building indexes in this database",
+            &format!("(its session is server process {holder}, connected "),
+            "wait for it to end, then run again",
+        ],
+    );
+    let dry = indexes(&db, &["--dry-run"]);
+    dry.assert_failed(3, &["server process", "is building it right now"]);
+
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    let first = finish(first);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("Created 4."), "{}", first.stdout);
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    let locks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "the lock is given back");
+}
+
 #[tokio::test]
 async fn a_failed_unique_build_leaves_no_invalid_index() {
     let db = TestDb::new().await;

@@ -61,9 +61,15 @@ pub struct Built {
     pub duration: Duration,
 }
 
-/// Runs `plan`; returns, for each planned index, its build if it was built.
+/// The connections a run that builds needs at least: the run's own session
+/// (which holds the run lock and watches the builds) and one to build on.
+const MIN_CONNECTIONS: usize = 2;
+
+/// Runs `plan` on sessions of `database`, watching on `own`, the run's own
+/// session; returns, for each planned index, its build if it was built.
 pub async fn execute(
     database: &Database,
+    own: &Client,
     interrupt: &Interrupt,
     progress: &Progress,
     plan: &Plan,
@@ -84,6 +90,13 @@ pub async fn execute(
     if jobs.is_empty() {
         return Ok(vec![None; plan.indexes.len()]);
     }
+    let max_size = database.options().max_size;
+    if max_size < MIN_CONNECTIONS {
+        return Err(Error::input(format!(
+            "perfaudit indexes needs --pool-size {MIN_CONNECTIONS} or more to build: one session \
+             keeps other runs out and watches the builds, the others build"
+        )));
+    }
     // A first session checks the settings before anything is built (the
     // server refuses a bad --maintenance-work-mem), and runs the drops of
     // plain rebuilds: they lock the whole table, so they go before the
@@ -96,16 +109,11 @@ pub async fn execute(
         }
     }
     session.release().await;
-    let poller = if progress.drawing() && database.options().max_size > 1 {
-        Some(database.connection().await?)
-    } else {
-        None
-    };
     let workers = if plan.concurrently {
         1
     } else {
-        let free = database.options().max_size - usize::from(poller.is_some());
-        jobs.len().min(free).max(1)
+        // The run's own session is taken.
+        jobs.len().min(max_size - 1)
     };
     let runner = &runner;
     let builds = stream::iter(&jobs)
@@ -115,14 +123,14 @@ pub async fn execute(
         })
         .buffer_unordered(workers)
         .collect::<Vec<_>>();
-    let results = match &poller {
-        Some(client) => tokio::select! {
+    let results = if progress.drawing() {
+        tokio::select! {
             results = builds => results,
-            never = progress.poll(client) => match never {},
-        },
-        None => builds.await,
+            never = progress.poll(own) => match never {},
+        }
+    } else {
+        builds.await
     };
-    drop(poller);
     let mut outcome: Vec<Option<Built>> = vec![None; plan.indexes.len()];
     let mut errors = Vec::new();
     for (n, result) in results {

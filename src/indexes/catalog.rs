@@ -153,7 +153,64 @@ pub struct ExistingIndex {
     pub backs_constraint: bool,
     /// Its size on disk (all partitions' for a partitioned index).
     pub size_bytes: i64,
+    /// Another session working on it right now, if one is.
+    pub busy: Option<Busy>,
 }
+
+/// Another session working on an index right now: building it (an index
+/// under construction is not valid yet), rebuilding or dropping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Its server process.
+    pub pid: i32,
+    /// How it shows.
+    pub with: BusyWith,
+}
+
+/// How a session working on an index shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusyWith {
+    /// `pg_stat_progress_create_index` names the index: the command, e.g.
+    /// `CREATE INDEX CONCURRENTLY`.
+    Build(String),
+    /// It holds a lock on the index that only DDL takes (a concurrent drop
+    /// or `REINDEX` holds one for its whole length).
+    IndexLock,
+    /// The index is not valid and the session holds the lock on its table
+    /// that a concurrent build takes, while what it builds is hidden from
+    /// this role (progress of other roles' sessions needs
+    /// `pg_read_all_stats`).
+    TableLock,
+}
+
+/// Who is working on which index, read once per query: the builds in
+/// progress and the locks only DDL takes, held by other sessions in this
+/// database (OIDs are per database).
+const BUSY_CTES: &str = "WITH progress AS (
+         SELECT p.pid, p.relid, p.index_relid, p.command FROM pg_stat_progress_create_index p
+         WHERE p.pid <> pg_backend_pid()
+           AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ), ddl_locks AS (
+         SELECT l.pid, l.relation, l.mode FROM pg_locks l
+         WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock',
+                          'ExclusiveLock', 'AccessExclusiveLock')
+     )";
+
+/// The session working on index `i` (a `pg_index` row), most certain
+/// first, as `pid, kind, command` (kinds as in [`BusyWith`], from 1).
+const BUSY_SQL: &str = "SELECT b.pid, b.kind, b.command FROM (
+         SELECT p.pid, 1 AS kind, p.command FROM progress p WHERE p.index_relid = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 2, NULL FROM ddl_locks l WHERE l.relation = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 3, NULL FROM ddl_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
+           AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock'
+           AND a.backend_type = 'client backend'
+           AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.pid = l.pid AND p.relid IS NOT NULL)
+     ) b ORDER BY b.kind, b.pid LIMIT 1";
 
 /// A relation that already holds a name the plan would give an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,7 +548,8 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
     let rows = client
         .query_typed(
             &format!(
-                "SELECT i.indrelid, n.nspname::text, c.relname::text, am.amname::text,
+                "{BUSY_CTES}
+             SELECT i.indrelid, n.nspname::text, c.relname::text, am.amname::text,
                     i.indisunique, i.indisvalid AND i.indisready AND i.indislive,
                     i.indnkeyatts::int4,
                     ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
@@ -499,12 +557,14 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                     i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[],
                     pg_get_expr(i.indpred, i.indrelid, true),
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid),
-                    {INDEX_SIZE_SQL}
+                    {INDEX_SIZE_SQL},
+                    busy.pid, busy.kind, busy.command
              FROM unnest($1::text[]) AS r(name)
              JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
              JOIN pg_class c ON c.oid = i.indexrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_am am ON am.oid = c.relam
+             LEFT JOIN LATERAL ({BUSY_SQL}) busy ON true
              ORDER BY r.name, c.relname"
             ),
             &[(&relations, Type::TEXT_ARRAY)],
@@ -530,6 +590,14 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                     collation: collations.get(k).copied().unwrap_or_default(),
                 })
                 .collect();
+            let busy = row.get::<_, Option<i32>>(14).map(|pid| Busy {
+                pid,
+                with: match (row.get::<_, i32>(15), row.get::<_, Option<String>>(16)) {
+                    (1, Some(command)) => BusyWith::Build(command),
+                    (1 | 2, _) => BusyWith::IndexLock,
+                    _ => BusyWith::TableLock,
+                },
+            });
             ExistingIndex {
                 table: row.get(0),
                 name: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
@@ -543,6 +611,7 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                 usable: row.get(5),
                 backs_constraint: row.get(12),
                 size_bytes: row.get(13),
+                busy,
             }
         })
         .collect())

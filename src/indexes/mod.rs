@@ -12,6 +12,7 @@ pub mod build;
 pub mod catalog;
 pub mod plan;
 pub mod progress;
+pub mod run_lock;
 pub mod session;
 pub mod spec;
 pub mod sql;

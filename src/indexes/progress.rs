@@ -1,6 +1,6 @@
 //! What a person sees while indexes build: one bar per build on a terminal,
-//! driven by `pg_stat_progress_create_index` polled on a connection of its
-//! own; a summary line per build elsewhere; nothing with `--format json`.
+//! driven by `pg_stat_progress_create_index` polled on the run's own
+//! session; a summary line per build elsewhere; nothing with `--format json`.
 //!
 //! The server is asked only while bars are drawn, so that unattended runs
 //! pay nothing for progress.
