@@ -50,31 +50,192 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
         .batch_execute("BEGIN; LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE")
         .await
         .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // A concurrent build is watched, and told who holds the lock; a plain
+    // one has the server's lock_timeout.
+    let concurrent_holder = format!(
+        "server process {holder_pid} (perfaudit, idle in transaction, its transaction open for"
+    );
+    for (flags, expected) in [
+        (
+            &[][..],
+            [
+                "its lock on the table was not granted within 200ms in 3 attempts",
+                &concurrent_holder,
+                "holds a lock on it that conflicts; nothing was built",
+            ],
+        ),
+        (
+            &["--no-concurrently"][..],
+            [
+                "canceling statement due to lock timeout (SQLSTATE 55P03) in 3 attempts",
+                "each waiting up to 200ms",
+                "another session holds a lock on it that conflicts",
+            ],
+        ),
+    ] {
+        let started = Instant::now();
+        let run = indexes(
+            &db,
+            &[&["--lock-timeout", "200ms", "--lock-retries", "2"], flags].concat(),
+        );
+        let elapsed = started.elapsed();
+
+        run.assert_failed(
+            3,
+            &[
+                &["building index idx_payments_"][..],
+                &expected,
+                &[
+                    "on public.payments failed",
+                    "--lock-timeout and --lock-retries",
+                    "no index was left behind",
+                    "attempt 1 of 3",
+                    "attempt 2 of 3",
+                ],
+            ]
+            .concat(),
+        );
+        // Three waits of 200ms, with pauses of 0.5s and 1s between them.
+        assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+        let checker = db.client().await;
+        assert_eq!(invalid_indexes(&checker).await, Vec::<String>::new());
+        assert_eq!(payment_indexes(&checker).await, Vec::<String>::new());
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_old_transaction_holds_a_build_up_without_failing_it() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    // A REPEATABLE READ transaction on another table, started before the
+    // builds: each waits for it before it ends, much longer than the lock
+    // timeout.
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    let child = spawn(&db, &["--lock-timeout", "200ms", "--lock-retries", "0"]);
+    let builder: i32 = loop {
+        let row = client
+            .query_opt(
+                "SELECT pid FROM pg_stat_progress_create_index
+                 WHERE datname = current_database() AND phase = 'waiting for old snapshots'
+                   AND current_locker_pid = $1",
+                &[&i64::from(snapshot_pid)],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Past the lock timeout, and long enough for the wait to be reported.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_progress_create_index WHERE pid = $1",
+            &[&builder],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still, 1, "the build still waits");
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    let run = finish(child);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Created 4."), "{}", run.stdout);
+    let waiting = format!(
+        "idx_payments_user_id: waiting for server process {snapshot_pid} (perfaudit, idle in \
+         transaction, its transaction open for "
+    );
+    assert!(run.stderr.contains(&waiting), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("every transaction older than it; perfaudit keeps waiting"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("attempt"), "no retry: {}", run.stderr);
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    assert_eq!(payment_indexes(&client).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_removed() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
 
     let started = Instant::now();
-    let run = indexes(&db, &["--lock-timeout", "200ms", "--lock-retries", "2"]);
-    let elapsed = started.elapsed();
+    let run = indexes(&db, &["--transaction-wait-timeout", "1s"]);
 
     run.assert_failed(
         3,
         &[
-            "building index idx_payments_user_id on public.payments failed",
-            "canceling statement due to lock timeout (SQLSTATE 55P03)",
-            "3 attempts, each waiting up to 200ms",
-            "another session holds a conflicting lock",
-            "--lock-timeout",
-            "no index was left behind",
-            "attempt 1 of 3",
-            "attempt 2 of 3",
+            "building index idx_payments_user_id on public.payments stopped: it waited 1s for \
+             the transaction of server process",
+            &format!("server process {snapshot_pid} (perfaudit, idle in transaction"),
+            "(--transaction-wait-timeout)",
+            "the unfinished index public.idx_payments_user_id was dropped again",
+            "3 more not attempted",
         ],
     );
-    // Three waits of 200ms, with pauses of 0.5s and 1s between them.
-    assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
-    let checker = db.client().await;
-    assert_eq!(invalid_indexes(&checker).await, Vec::<String>::new());
-    assert_eq!(payment_indexes(&checker).await, Vec::<String>::new());
-    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert!(
+        !run.stderr.contains("attempt 1"),
+        "no retry: {}",
+        run.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    assert_eq!(payment_indexes(&client).await, Vec::<String>::new());
+    snapshot.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_build_that_can_no_longer_be_watched_is_stopped_and_removed() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    let child = spawn(&db, &[]);
+    while client
+        .query_opt(
+            "SELECT 1 FROM pg_stat_progress_create_index WHERE current_locker_pid = $1",
+            &[&i64::from(snapshot_pid)],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The run's own session (it holds the run lock) goes away.
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap();
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            "building index idx_payments_user_id on public.payments was stopped: the run's own \
+             session, which watches the builds, failed",
+            "the unfinished index public.idx_payments_user_id was dropped again",
+        ],
+    );
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    snapshot.batch_execute("COMMIT").await.unwrap();
 }
 
 #[tokio::test]

@@ -29,10 +29,16 @@ pub struct IndexesArgs {
     #[arg(long)]
     pub no_concurrently: bool,
 
-    /// How long each statement may wait for a lock before it gives up (0: as long
-    /// as it takes)
+    /// How long each statement may wait for a lock on its table before it gives up
+    /// and tries again (0: as long as it takes)
     #[arg(long, default_value = "5s", value_name = "DUR", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+
+    /// How long a concurrent build may wait for older transactions to end before
+    /// it is stopped and its unfinished index dropped (default, or 0: as long as
+    /// they take; the session it waits for is named meanwhile)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub transaction_wait_timeout: Option<Duration>,
 
     /// How many times a statement whose lock was not granted is tried again (at most
     /// 100)

@@ -75,6 +75,7 @@ async fn work(
                 maintenance_work_mem: args.maintenance_work_mem.clone(),
             },
             lock_retries: args.lock_retries,
+            transaction_wait_timeout: args.transaction_wait_timeout.filter(|t| !t.is_zero()),
         };
         let progress = Progress::new(&context.ui);
         build::execute(

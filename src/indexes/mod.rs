@@ -5,8 +5,10 @@
 //! [`spec`] (what is wanted) -> [`catalog`] (what is there, read once) ->
 //! [`plan`] (pure decisions, the exact SQL, findings) -> [`build`] (safe
 //! execution: concurrent builds, lock timeouts, retries, cancel and
-//! cleanup; [`progress`] shows it) -> [`Report`] (what happened, for the
-//! renderer in `report::indexes`). [`sql`] writes the statements.
+//! cleanup, on [`session`]s; [`watch`] bounds what `lock_timeout` cannot
+//! and names what a build waits for; [`progress`] shows it) -> [`Report`]
+//! (what happened, for the renderer in `report::indexes`). [`sql`] writes
+//! the statements; [`run_lock`] keeps building runs apart.
 
 pub mod build;
 pub mod catalog;
@@ -16,6 +18,7 @@ pub mod run_lock;
 pub mod session;
 pub mod spec;
 pub mod sql;
+pub mod watch;
 
 use serde::Serialize;
 

@@ -57,11 +57,20 @@ pub struct Statement {
     pub sql: String,
     /// The index it creates, to be removed if the build does not finish.
     pub creates: Option<QualifiedName>,
+    /// Whether it is a `CREATE INDEX CONCURRENTLY`, which waits for other
+    /// transactions after its build: only its first lock wait may be cut
+    /// short (see [`super::watch`]).
+    pub concurrent_build: bool,
 }
 
 impl Statement {
-    fn new(sql: String) -> Statement {
-        Statement { sql, creates: None }
+    /// A statement that creates nothing.
+    pub fn new(sql: String) -> Statement {
+        Statement {
+            sql,
+            creates: None,
+            concurrent_build: false,
+        }
     }
 }
 
@@ -364,6 +373,7 @@ pub fn build_statements(
     let create = |index_name: &QualifiedName, on: &QualifiedName, build: Build| Statement {
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
+        concurrent_build: build == Build::Concurrently,
     };
     if !concurrently {
         return vec![create(name, &table.name, Build::Plain)];
@@ -1019,6 +1029,12 @@ mod tests {
                 r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."idx_at_3""#,
             ]
         );
+        let concurrent: Vec<bool> = plan.indexes[0]
+            .build
+            .iter()
+            .map(|s| s.concurrent_build)
+            .collect();
+        assert_eq!(concurrent, [false, true, false, false, false, true, false]);
         let invalid = existing("idx_at", shape(&["created_at"]), false);
         let rebuild = super::plan(
             &spec,

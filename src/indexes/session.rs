@@ -11,6 +11,7 @@
 //! future: a dropped future leaves the server process running (or queued
 //! on a lock) until it finishes.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::{Pin, pin};
@@ -85,6 +86,8 @@ pub struct BuildSession {
     /// `None` once released.
     client: Option<Object>,
     pid: i32,
+    /// The session's `lock_timeout` now.
+    lock_timeout: Cell<Duration>,
 }
 
 impl BuildSession {
@@ -117,12 +120,27 @@ impl BuildSession {
         Ok(BuildSession {
             pid: row.get(0),
             client: Some(client),
+            lock_timeout: Cell::new(settings.lock_timeout),
         })
     }
 
     /// The server process id of the session.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Sets the session's `lock_timeout` for the statements that follow,
+    /// unless it is set so already.
+    pub async fn use_lock_timeout(&self, timeout: Duration) -> Result<(), tokio_postgres::Error> {
+        if self.lock_timeout.get() != timeout {
+            self.execute_typed(
+                "SELECT set_config('lock_timeout', $1, false)",
+                &[(&sql::milliseconds(timeout).to_string(), Type::TEXT)],
+            )
+            .await?;
+            self.lock_timeout.set(timeout);
+        }
+        Ok(())
     }
 
     /// Resets the build settings and gives the session back to the pool;
