@@ -542,6 +542,7 @@ async fn plain_builds_run_in_parallel_on_the_server() {
     while child.try_wait().unwrap().is_none() {
         most_at_once = most_at_once.max(builds_in_progress(&client).await);
         assert!(started.elapsed() < PATIENCE, "perfaudit did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let run = finish(child);
 
@@ -579,14 +580,16 @@ async fn json_runs_print_nothing_on_stderr() {
 #[tokio::test]
 async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let db = TestDb::with_rows(BIG).await;
-    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn.
-    let command = format!(
-        "{} --database-url '{}' indexes",
-        env!("CARGO_BIN_EXE_perfaudit"),
-        db.url()
-    );
+    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn;
+    // it hands its command to a shell, so every argument is quoted for one
+    // (the conninfo holds quotes of its own).
+    let command: Vec<String> = [env!("CARGO_BIN_EXE_perfaudit"), "--database-url", &db.url()]
+        .iter()
+        .chain(&["indexes"])
+        .map(|arg| shell_quote(arg))
+        .collect();
     let output = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
+        .args(["-qec", &command.join(" "), "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("SHELL", "/bin/sh")
@@ -597,9 +600,60 @@ async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("Created 4."), "{text}");
-    let phases = ["building index", "waiting for", "index validation"];
+
+    let frames = bar_frames(&text);
+    for index in ["user_id", "status", "created_at", "user_status"] {
+        let label = format!("idx_payments_{index}");
+        assert!(
+            frames.iter().any(|f| f.0 == label),
+            "no bar for {label}: {text}"
+        );
+    }
     assert!(
-        phases.iter().any(|phase| text.contains(phase)),
-        "no phase from pg_stat_progress_create_index in {text}"
+        frames.iter().any(|f| f.2.starts_with("building index")),
+        "no phase from pg_stat_progress_create_index: {frames:?}"
     );
+    // The server's counters move the bar: some build shows a share of its
+    // work done, and more than one.
+    let moving = frames.iter().any(|(label, percent, _)| {
+        (1..100).contains(percent)
+            && frames
+                .iter()
+                .any(|(other, p, _)| other == label && p != percent)
+    });
+    assert!(moving, "no bar moved: {frames:?}");
+}
+
+/// The frames the progress bars drew in `text` (a terminal's output):
+/// `(index, percent, message)`.
+fn bar_frames(text: &str) -> Vec<(String, u32, String)> {
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence ends with a letter.
+            chars.find(char::is_ascii_alphabetic);
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter_map(|line| {
+            let (label, rest) = line.trim().split_once(" [")?;
+            let (percent, rest) = rest.split_once("] ")?.1.trim_start().split_once('%')?;
+            // After the percentage: the elapsed time, then the message.
+            let message = rest.trim_start().split_once(' ')?.1.trim();
+            Some((
+                label.to_owned(),
+                percent.trim().parse().ok()?,
+                message.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// `text` as one word for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
