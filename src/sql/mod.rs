@@ -24,7 +24,7 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify};
-pub use ident::ident;
+pub use ident::{fold, fold_name, ident};
 pub use visit::own_expressions;
 
 use crate::error::{Error, Result};
