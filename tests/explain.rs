@@ -708,6 +708,33 @@ async fn json_has_the_documented_shape() {
 }
 
 #[tokio::test]
+async fn index_probes_on_the_join_key_pass_a_warning_gate() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE INDEX idx_payments_user_id ON payments (user_id); ANALYZE payments",
+    )
+    .await;
+    // A nested loop semi join probing that index once per user: the best
+    // plan, whose inner filter (amount > 0) is no join column.
+    let sql = "SELECT * FROM users u WHERE u.id < 3000 AND EXISTS \
+               (SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.amount > 0)";
+    let output = explain_json(&db, &["--no-rewrite", "--fail-on", "warning", sql]);
+    let statement = &document(&output, 0)["statements"][0];
+    let nodes = statement["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["node_type"] == "Nested Loop" && n["join_type"] == "Semi"),
+        "{statement:#}"
+    );
+    assert!(
+        statement["findings"].as_array().unwrap().is_empty(),
+        "{statement:#}"
+    );
+}
+
+#[tokio::test]
 async fn gates_fail_with_exit_1_and_still_print_the_report() {
     let db = TestDb::new().await;
     let sql = "SELECT * FROM payments WHERE user_id = 42";
