@@ -735,6 +735,42 @@ async fn index_probes_on_the_join_key_pass_a_warning_gate() {
 }
 
 #[tokio::test]
+async fn nodes_stopped_early_by_design_are_no_misestimate() {
+    let db = TestDb::new().await;
+    // Each inner run, or subplan run, stops at the first of the ~90,000
+    // completed payments it was estimated to read.
+    for (sql, stopping) in [
+        (
+            "SELECT * FROM users u WHERE u.id < 50 AND EXISTS (SELECT 1 FROM payments p \
+             WHERE p.status = 'completed' AND p.created_at > u.created_at)",
+            "Semi Join",
+        ),
+        (
+            "SELECT u.id, EXISTS (SELECT 1 FROM payments p WHERE p.status = 'completed' \
+             AND p.created_at > u.created_at) FROM users u WHERE u.id < 50",
+            "SubPlan",
+        ),
+    ] {
+        let output = explain_json(&db, &["--no-rewrite", "--fail-on", "warning", sql]);
+        let statement = &document(&output, 0)["statements"][0];
+        let labels: Vec<&str> = statement["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["label"].as_str().unwrap())
+            .collect();
+        assert!(
+            labels.iter().any(|label| label.contains(stopping)),
+            "{labels:?}"
+        );
+        assert!(
+            !codes(statement).contains(&"row-misestimate".to_owned()),
+            "{statement:#}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn gates_fail_with_exit_1_and_still_print_the_report() {
     let db = TestDb::new().await;
     let sql = "SELECT * FROM payments WHERE user_id = 42";
