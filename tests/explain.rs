@@ -78,19 +78,37 @@ async fn fingerprint(db: &TestDb) -> (i64, String) {
     (row.get(0), row.get(1))
 }
 
-/// Backends other than the caller's that are running `fragment`.
-async fn running(db: &TestDb, fragment: &str) -> i64 {
+/// The count `sql` (a `SELECT count(*)` taking `$1`) returns on `db`.
+async fn count(db: &TestDb, sql: &str, param: &str) -> i64 {
     db.client()
         .await
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND state = 'active'
-               AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
-            &[&fragment],
-        )
+        .query_one(sql, &[&param])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Backends other than the caller's that are running `fragment`.
+async fn running(db: &TestDb, fragment: &str) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'active'
+           AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+        fragment,
+    )
+    .await
+}
+
+/// A session of its own on `db`, and its server process id.
+async fn session(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+    let client = db.client().await;
+    let pid = client
+        .query_one("SELECT pg_backend_pid()", &[])
         .await
         .unwrap()
-        .get(0)
+        .get(0);
+    (client, pid)
 }
 
 #[tokio::test]
@@ -286,7 +304,7 @@ fn planned_because_of(output: &Output, function: &str) -> Value {
     statement
 }
 
-/// `pid`'s session is alive and answers.
+/// Whether the session is alive and answers.
 async fn answers(client: &tokio_postgres::Client) -> bool {
     client.simple_query("SELECT 1").await.is_ok()
 }
@@ -296,7 +314,7 @@ async fn an_advisory_lock_is_never_taken_however_the_name_is_written() {
     let db = TestDb::new().await;
     // Another session holds the lock: were the call executed, it would wait
     // for it until the statement timeout.
-    let holder = db.client().await;
+    let (holder, holder_pid) = session(&db).await;
     holder
         .batch_execute("SELECT pg_advisory_lock(42)")
         .await
@@ -320,18 +338,11 @@ async fn an_advisory_lock_is_never_taken_however_the_name_is_written() {
     let holders: Vec<i32> = db
         .client()
         .await
-        .query(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 42
+        .query_one(
+            "SELECT array_agg(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42
                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
         .await
         .unwrap()
         .get(0);
@@ -340,15 +351,12 @@ async fn an_advisory_lock_is_never_taken_however_the_name_is_written() {
 
 /// The replication slots named `name`.
 async fn slots(db: &TestDb, name: &str) -> i64 {
-    db.client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    count(
+        db,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+        name,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -406,12 +414,7 @@ async fn a_replication_slot_is_never_created_directly_or_through_a_volatile_func
 #[tokio::test]
 async fn another_session_is_never_terminated_or_cancelled() {
     let db = TestDb::new().await;
-    let other = db.client().await;
-    let pid: i32 = other
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let (other, pid) = session(&db).await;
     for (sql, function) in [
         (
             format!("SELECT pg_terminate_backend({pid})"),

@@ -171,29 +171,37 @@ mod tests {
         )
     }
 
+    /// The one finding of `plan`: critical, suggesting the index on
+    /// `payments (user_id)`.
+    fn critical_with_user_id_index(plan: &Plan) -> Finding {
+        let mut findings = check(plan);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let finding = findings.remove(0);
+        assert_eq!(finding.severity, Severity::Critical);
+        assert!(
+            finding
+                .suggestion
+                .contains("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
+            "{}",
+            finding.suggestion
+        );
+        finding
+    }
+
     #[test]
     fn a_scanned_inner_side_is_critical_and_gets_its_index() {
         let inner = json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "p",
                            "Parent Relationship": "Inner", "Total Cost": 1.0, "Plan Rows": 1,
                            "Actual Total Time": 0.02, "Actual Rows": 1, "Actual Loops": 4000,
                            "Filter": "(p.user_id = u.id)"});
-        let findings = check(&nested_loop(inner, 10));
-        assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].severity, Severity::Critical);
+        let finding = critical_with_user_id_index(&nested_loop(inner, 10));
         assert_eq!(
-            findings[0].message,
+            finding.message,
             "Nested Loop ran its inner side (Seq Scan on payments p) 4,000 times, 80.0 ms in \
              all (80% of the execution)"
         );
         assert!(
-            findings[0]
-                .suggestion
-                .contains("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
-            "{}",
-            findings[0].suggestion
-        );
-        assert!(
-            findings[0]
+            finding
                 .suggestion
                 .contains("expected 10 outer rows and got 4,000")
         );
@@ -257,17 +265,12 @@ mod tests {
             0.1,
             400.0,
         );
-        let findings = check(&plan);
-        assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].severity, Severity::Critical);
+        let finding = critical_with_user_id_index(&plan);
         assert!(
-            findings[0]
-                .suggestion
-                .contains("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
+            !finding.suggestion.contains("amount"),
             "{}",
-            findings[0].suggestion
+            finding.suggestion
         );
-        assert!(!findings[0].suggestion.contains("amount"));
     }
 
     #[test]
