@@ -76,7 +76,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
-    /// Say more about what is happening (on stderr); repeat for more
+    /// Say more about what is happening (on stderr)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
