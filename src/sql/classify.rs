@@ -37,8 +37,8 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
             "pg_drop_replication_slot",
             "pg_replication_slot_advance",
         ],
-        "creates, drops or moves a replication slot, which a rollback does not undo (a slot \
-         holds WAL on the server until it is dropped)",
+        "creates, drops or moves a replication slot, which a rollback does not undo; a slot \
+         holds WAL on the server until it is dropped",
     ),
     (
         &["pg_logical_emit_message"],
