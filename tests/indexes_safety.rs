@@ -45,16 +45,11 @@ async fn payment_indexes(client: &tokio_postgres::Client) -> Vec<String> {
 #[tokio::test]
 async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
     let db = TestDb::new().await;
-    let holder = db.client().await;
+    let (holder, holder_pid) = db.session().await;
     holder
         .batch_execute("BEGIN; LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE")
         .await
         .unwrap();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
 
     // A concurrent build is watched, and told who holds the lock; a plain
     // one has the server's lock_timeout.
@@ -104,9 +99,7 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
         // Three waits of 200ms, with pauses of 0.5s and 1s between them.
         assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
-        let checker = db.client().await;
-        assert_eq!(invalid_indexes(&checker).await, Vec::<String>::new());
-        assert_eq!(payment_indexes(&checker).await, Vec::<String>::new());
+        assert_no_payment_index(&db.client().await).await;
     }
     holder.batch_execute("ROLLBACK").await.unwrap();
 }
@@ -120,21 +113,7 @@ async fn an_old_transaction_holds_a_build_up_without_failing_it() {
     // timeout.
     let (snapshot, snapshot_pid) = old_snapshot(&db).await;
     let child = spawn(&db, &["--lock-timeout", "200ms", "--lock-retries", "0"]);
-    let builder: i32 = loop {
-        let row = client
-            .query_opt(
-                "SELECT pid FROM pg_stat_progress_create_index
-                 WHERE datname = current_database() AND phase = 'waiting for old snapshots'
-                   AND current_locker_pid = $1",
-                &[&i64::from(snapshot_pid)],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let builder = held_up_by(&client, snapshot_pid).await;
     // Past the lock timeout, and long enough for the wait to be reported.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let still: i64 = client
@@ -193,8 +172,7 @@ async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_remove
         run.stderr
     );
     assert!(started.elapsed() < Duration::from_secs(15));
-    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
-    assert_eq!(payment_indexes(&client).await, Vec::<String>::new());
+    assert_no_payment_index(&client).await;
     snapshot.batch_execute("COMMIT").await.unwrap();
 }
 
@@ -204,17 +182,7 @@ async fn a_build_that_can_no_longer_be_watched_is_stopped_and_removed() {
     let client = db.client().await;
     let (snapshot, snapshot_pid) = old_snapshot(&db).await;
     let child = spawn(&db, &[]);
-    while client
-        .query_opt(
-            "SELECT 1 FROM pg_stat_progress_create_index WHERE current_locker_pid = $1",
-            &[&i64::from(snapshot_pid)],
-        )
-        .await
-        .unwrap()
-        .is_none()
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    held_up_by(&client, snapshot_pid).await;
     // The run's own session (it holds the run lock) goes away.
     client
         .execute(
@@ -341,36 +309,41 @@ async fn sigint_while_reading_the_catalog_leaves_no_server_process_waiting() {
 /// A REPEATABLE READ transaction that has taken its snapshot: concurrent
 /// index builds started after it wait for it before they end.
 async fn old_snapshot(db: &TestDb) -> (deadpool_postgres::Object, i32) {
-    let client = db.client().await;
+    let (client, pid) = db.session().await;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users")
         .await
         .unwrap();
-    let pid = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
     (client, pid)
 }
 
-/// Waits until server process `pid` is building an index in `phase`;
-/// returns the index's name.
-async fn building(client: &tokio_postgres::Client, pid: i32, phase: &str) -> String {
+/// Asserts that no payment index, valid or not, is on the table.
+async fn assert_no_payment_index(client: &tokio_postgres::Client) {
+    assert_eq!(invalid_indexes(client).await, Vec::<String>::new());
+    assert_eq!(payment_indexes(client).await, Vec::<String>::new());
+}
+
+/// Waits until a build in the database is held up by the old snapshot of
+/// server process `snapshot`; returns the building server process.
+async fn held_up_by(client: &tokio_postgres::Client, snapshot: i32) -> i32 {
     let started = Instant::now();
     loop {
         let row = client
             .query_opt(
-                "SELECT p.index_relid::regclass::text FROM pg_stat_progress_create_index p
-                 WHERE p.pid = $1 AND p.phase = $2",
-                &[&pid, &phase],
+                "SELECT pid FROM pg_stat_progress_create_index
+                 WHERE datname = current_database() AND phase = 'waiting for old snapshots'
+                   AND current_locker_pid = $1",
+                &[&i64::from(snapshot)],
             )
             .await
             .unwrap();
         if let Some(row) = row {
             return row.get(0);
         }
-        assert!(started.elapsed() < PATIENCE, "{pid} never reached {phase}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no build waited for {snapshot}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -379,21 +352,16 @@ async fn building(client: &tokio_postgres::Client, pid: i32, phase: &str) -> Str
 async fn an_index_another_session_is_building_is_left_alone() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let (snapshot, _) = old_snapshot(&db).await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
     // Another session builds one of the spec's indexes; the old snapshot
     // holds it in its last phase, where its index is there and not valid.
-    let builder = db.client().await;
-    let builder_pid: i32 = builder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let (builder, builder_pid) = db.session().await;
     let build = tokio::spawn(async move {
         builder
             .batch_execute("CREATE INDEX CONCURRENTLY idx_payments_status ON payments (status)")
             .await
     });
-    building(&client, builder_pid, "waiting for old snapshots").await;
+    assert_eq!(held_up_by(&client, snapshot_pid).await, builder_pid);
     assert_eq!(invalid_indexes(&client).await, ["idx_payments_status"]);
 
     for args in [&["--dry-run"][..], &[]] {
@@ -425,23 +393,10 @@ async fn an_index_another_session_is_building_is_left_alone() {
 async fn a_second_run_stops_at_once_while_another_builds() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let (snapshot, _) = old_snapshot(&db).await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
     // The first run's first build waits for the old snapshot.
     let first = spawn(&db, &["--lock-timeout", "0"]);
-    let first_pid: i32 = loop {
-        let row = client
-            .query_opt(
-                "SELECT p.pid FROM pg_stat_progress_create_index p
-                 WHERE p.datname = current_database() AND p.phase = 'waiting for old snapshots'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let first_pid = held_up_by(&client, snapshot_pid).await;
     let holder: i32 = client
         .query_one(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
