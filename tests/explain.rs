@@ -100,17 +100,6 @@ async fn running(db: &TestDb, fragment: &str) -> i64 {
     .await
 }
 
-/// A session of its own on `db`, and its server process id.
-async fn session(db: &TestDb) -> (deadpool_postgres::Object, i32) {
-    let client = db.client().await;
-    let pid = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    (client, pid)
-}
-
 #[tokio::test]
 async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let db = TestDb::new().await;
@@ -314,7 +303,7 @@ async fn an_advisory_lock_is_never_taken_however_the_name_is_written() {
     let db = TestDb::new().await;
     // Another session holds the lock: were the call executed, it would wait
     // for it until the statement timeout.
-    let (holder, holder_pid) = session(&db).await;
+    let (holder, holder_pid) = db.session().await;
     holder
         .batch_execute("SELECT pg_advisory_lock(42)")
         .await
@@ -414,7 +403,7 @@ async fn a_replication_slot_is_never_created_directly_or_through_a_volatile_func
 #[tokio::test]
 async fn another_session_is_never_terminated_or_cancelled() {
     let db = TestDb::new().await;
-    let (other, pid) = session(&db).await;
+    let (other, pid) = db.session().await;
     for (sql, function) in [
         (
             format!("SELECT pg_terminate_backend({pid})"),

@@ -14,6 +14,7 @@ use perfaudit::cli::{Cli, Command, Format};
 use perfaudit::context::Context;
 use perfaudit::interrupt::Interrupt;
 use perfaudit::ui::Ui;
+use serde_json::json;
 
 /// The default spec: names, key as `pg_get_indexdef` prints it, key as
 /// perfaudit writes it.
@@ -176,8 +177,69 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
             "would_rebuild"
         ]
     );
-    assert_eq!(json.json()["indexes"][0]["valid"], serde_json::Value::Null);
+    // `valid` is what the server says of the index under that name: none
+    // yet, or the INVALID one a run would rebuild.
+    let valid: Vec<serde_json::Value> = json.json()["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["valid"].clone())
+        .collect();
+    assert_eq!(valid, [json!(null), json!(null), json!(null), json!(false)]);
     assert_eq!(all_indexes(&client).await, before);
+}
+
+#[tokio::test]
+async fn a_dry_run_where_temporary_tables_cannot_be_made_says_why() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let database = common::quote(&db.name);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE no_temp LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO no_temp;
+             REVOKE TEMP ON DATABASE {database} FROM PUBLIC"
+        ))
+        .await
+        .unwrap();
+    let mut no_temp = db.settings.clone();
+    no_temp.user = "no_temp".into();
+    let run: indexes_support::Run = common::perfaudit()
+        .args([
+            "--database-url",
+            &no_temp.to_conninfo(),
+            "indexes",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap()
+        .into();
+    run.assert_failed(
+        3,
+        &[
+            "the role may not create temporary tables",
+            "perfaudit describes each wanted index by creating it on an empty temporary copy",
+            &format!("GRANT TEMP ON DATABASE {} TO no_temp", db.name),
+        ],
+    );
+
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {database} SET default_transaction_read_only = on"
+        ))
+        .await
+        .unwrap();
+    let run = indexes(&db, &["--dry-run"]);
+    run.assert_failed(
+        3,
+        &["the session is read-only (default_transaction_read_only is on)"],
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let names: Vec<String> = all_indexes(&client)
+        .await
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["payments_pkey", "users_pkey"]);
 }
 
 #[tokio::test]
@@ -207,6 +269,66 @@ async fn the_rendered_report_after_a_build() {
 }
 
 #[tokio::test]
+async fn pooled_sessions_keep_their_settings_after_the_builds() {
+    let db = TestDb::new().await;
+    for flags in [&[][..], &["--no-concurrently"][..]] {
+        let cli = Cli::parse_from(
+            [
+                "perfaudit",
+                "--database-url",
+                &db.url(),
+                "--statement-timeout",
+                "7s",
+                "indexes",
+                "--lock-timeout",
+                "3s",
+                "--maintenance-work-mem",
+                "100MB",
+            ]
+            .into_iter()
+            .chain(flags.iter().copied()),
+        );
+        let Command::Indexes(args) = cli.command else {
+            unreachable!("parsed as indexes")
+        };
+        let context = Context::open(&cli.global, Ui::plain(Format::Table), Interrupt::never())
+            .await
+            .unwrap();
+        perfaudit::commands::indexes::report(&context, args)
+            .await
+            .unwrap();
+        // Every session the pool holds, those the builds used included.
+        let database = context.database().await.unwrap();
+        let sessions = futures_util::future::try_join_all(
+            (0..database.options().max_size).map(|_| database.connection()),
+        )
+        .await
+        .unwrap();
+        for session in &sessions {
+            let row = session
+                .query_one(
+                    "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),
+                            setting = reset_val
+                     FROM pg_settings WHERE name = 'maintenance_work_mem'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let settings: (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(settings, ("7s".into(), "0".into(), true), "{flags:?}");
+        }
+        db.client()
+            .await
+            .batch_execute(
+                "DROP INDEX idx_payments_user_id, idx_payments_status, \
+                            idx_payments_created_at, idx_payments_user_status",
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
 async fn expressions_predicates_and_include_are_recognised_on_the_next_run() {
     let db = TestDb::new().await;
     let client = db.client().await;
@@ -215,7 +337,7 @@ async fn expressions_predicates_and_include_are_recognised_on_the_next_run() {
         [[index]]
         name = "idx_pending_descriptions"
         table = "public.payments"
-        columns = [{ expression = "lower(description)" }, "currency"]
+        columns = [{ expression = "lower(description) /* case-blind search */" }, "currency"]
         where = "status = 'pending'"
         include = ["amount"]
 
@@ -301,17 +423,43 @@ async fn hostile_identifiers_are_quoted_and_hostile_sql_refused() {
         "{index:?}"
     );
 
+    // sqlparser and PostgreSQL lex `X'\'` and `$1$` differently: text that
+    // sqlparser reads as one literal is several statements for the server.
+    // Every spec-derived statement goes through the extended protocol,
+    // where the server refuses a second statement, so nothing after the
+    // first `;` can run; a sequence advanced by a smuggled statement would
+    // survive the rollback of the catalog read.
+    let sequence = "SELECT last_value FROM payments_id_seq";
+    let before: i64 = client.query_one(sequence, &[]).await.unwrap().get(0);
+    let several = "cannot insert multiple commands into a prepared statement";
     for (field, value, refusal) in [
         (
             "columns",
             r#"[{ expression = "1); DROP TABLE users; --" }]"#,
-            "holds an SQL comment",
+            "syntax error at or near \";\"",
+        ),
+        ("where", r#""true); DROP TABLE users; (select 1""#, several),
+        (
+            "columns",
+            r#"[{ expression = '"Id")); SELECT setval($$payments_id_seq$$, 4242); --' }]"#,
+            several,
         ),
         (
-            "where",
-            r#""true); DROP TABLE users; (select 1""#,
-            "is not a single SQL expression",
+            "columns",
+            r#"[{ expression = "X'\\')); SELECT setval('payments_id_seq', 4242); --\\''" }]"#,
+            several,
         ),
+        (
+            "columns",
+            r#"[{ expression = "$1$)); SELECT setval('payments_id_seq', 4242); --$1$" }]"#,
+            "syntax error at or near \"$\"",
+        ),
+        (
+            "columns",
+            r#"[{ expression = '"Id"), ("Id"' }]"#,
+            "PostgreSQL reads 2 key columns where the spec lists 1",
+        ),
+        ("where", r#"'"Id" > 0) INCLUDE ("Id"'"#, "syntax error"),
     ] {
         let columns = if field == "columns" {
             String::new()
@@ -323,9 +471,16 @@ async fn hostile_identifiers_are_quoted_and_hostile_sql_refused() {
              {columns}{field} = {value}\n"
         ));
         let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
-        assert_eq!(run.code, 2, "{field}: {}", run.stderr);
-        assert!(run.stderr.contains(refusal), "{}", run.stderr);
+        assert_eq!(run.code, 2, "{field} = {value}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(refusal) && run.stderr.contains("index \"y\" of the spec"),
+            "{field} = {value}: {}",
+            run.stderr
+        );
     }
+    let after: i64 = client.query_one(sequence, &[]).await.unwrap().get(0);
+    assert_eq!(after, before, "no smuggled statement ran");
+    assert_eq!(definition(&client, "y").await, None);
     let users: i64 = client
         .query_one("SELECT count(*) FROM users", &[])
         .await

@@ -45,36 +45,165 @@ async fn payment_indexes(client: &tokio_postgres::Client) -> Vec<String> {
 #[tokio::test]
 async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
     let db = TestDb::new().await;
-    let holder = db.client().await;
+    let (holder, holder_pid) = db.session().await;
     holder
         .batch_execute("BEGIN; LOCK TABLE payments IN SHARE ROW EXCLUSIVE MODE")
         .await
         .unwrap();
 
+    // A concurrent build is watched, and told who holds the lock; a plain
+    // one has the server's lock_timeout.
+    let concurrent_holder = format!(
+        "server process {holder_pid} (perfaudit, idle in transaction, its transaction open for"
+    );
+    for (flags, expected) in [
+        (
+            &[][..],
+            [
+                "its lock on the table was not granted within 200ms in 3 attempts",
+                &concurrent_holder,
+                "holds a lock on it that conflicts; nothing was built",
+            ],
+        ),
+        (
+            &["--no-concurrently"][..],
+            [
+                "canceling statement due to lock timeout (SQLSTATE 55P03) in 3 attempts",
+                "each waiting up to 200ms",
+                "another session holds a lock on it that conflicts",
+            ],
+        ),
+    ] {
+        let started = Instant::now();
+        let run = indexes(
+            &db,
+            &[&["--lock-timeout", "200ms", "--lock-retries", "2"], flags].concat(),
+        );
+        let elapsed = started.elapsed();
+
+        run.assert_failed(
+            3,
+            &[
+                &["building index idx_payments_"][..],
+                &expected,
+                &[
+                    "on public.payments failed",
+                    "--lock-timeout and --lock-retries",
+                    "no index was left behind",
+                    "attempt 1 of 3",
+                    "attempt 2 of 3",
+                ],
+            ]
+            .concat(),
+        );
+        // Three waits of 200ms, with pauses of 0.5s and 1s between them.
+        assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+        assert_no_payment_index(&db.client().await).await;
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_old_transaction_holds_a_build_up_without_failing_it() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    // A REPEATABLE READ transaction on another table, started before the
+    // builds: each waits for it before it ends, much longer than the lock
+    // timeout.
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    let child = spawn(&db, &["--lock-timeout", "200ms", "--lock-retries", "0"]);
+    let builder = held_up_by(&client, snapshot_pid).await;
+    // Past the lock timeout, and long enough for the wait to be reported.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_progress_create_index WHERE pid = $1",
+            &[&builder],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still, 1, "the build still waits");
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    let run = finish(child);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Created 4."), "{}", run.stdout);
+    let waiting = format!(
+        "idx_payments_user_id: waiting for server process {snapshot_pid} (perfaudit, idle in \
+         transaction, its transaction open for "
+    );
+    assert!(run.stderr.contains(&waiting), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("every transaction older than it; perfaudit keeps waiting"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("attempt"), "no retry: {}", run.stderr);
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    assert_eq!(payment_indexes(&client).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_removed() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+
     let started = Instant::now();
-    let run = indexes(&db, &["--lock-timeout", "200ms", "--lock-retries", "2"]);
-    let elapsed = started.elapsed();
+    let run = indexes(&db, &["--transaction-wait-timeout", "1s"]);
 
     run.assert_failed(
         3,
         &[
-            "building index idx_payments_user_id on public.payments failed",
-            "canceling statement due to lock timeout (SQLSTATE 55P03)",
-            "3 attempts, each waiting up to 200ms",
-            "another session holds a conflicting lock",
-            "--lock-timeout",
-            "no index was left behind",
-            "attempt 1 of 3",
-            "attempt 2 of 3",
+            "building index idx_payments_user_id on public.payments stopped: it waited 1s for \
+             the transaction of server process",
+            &format!("server process {snapshot_pid} (perfaudit, idle in transaction"),
+            "(--transaction-wait-timeout)",
+            "the unfinished index public.idx_payments_user_id was dropped again",
+            "3 more not attempted",
         ],
     );
-    // Three waits of 200ms, with pauses of 0.5s and 1s between them.
-    assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
-    let checker = db.client().await;
-    assert_eq!(invalid_indexes(&checker).await, Vec::<String>::new());
-    assert_eq!(payment_indexes(&checker).await, Vec::<String>::new());
-    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert!(
+        !run.stderr.contains("attempt 1"),
+        "no retry: {}",
+        run.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_no_payment_index(&client).await;
+    snapshot.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_build_that_can_no_longer_be_watched_is_stopped_and_removed() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    let child = spawn(&db, &[]);
+    held_up_by(&client, snapshot_pid).await;
+    // The run's own session (it holds the run lock) goes away.
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap();
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            "building index idx_payments_user_id on public.payments was stopped: the run's own \
+             session, which watches the builds, failed",
+            "the unfinished index public.idx_payments_user_id was dropped again",
+        ],
+    );
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    snapshot.batch_execute("COMMIT").await.unwrap();
 }
 
 #[tokio::test]
@@ -124,6 +253,188 @@ async fn sigint_during_a_build_cancels_it_and_leaves_no_invalid_index() {
         let dropped = format!("the unfinished index public.{building} was dropped again");
         assert!(run.stderr.contains(&dropped), "{}", run.stderr);
     }
+}
+
+/// The server processes of perfaudit in the database waiting for a lock.
+async fn perfaudit_waiting_for_a_lock(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'perfaudit'
+               AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn sigint_while_reading_the_catalog_leaves_no_server_process_waiting() {
+    let db = TestDb::new().await;
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let client = db.client().await;
+    // With no lock timeout, the catalog read waits for the table as long as
+    // the lock is held.
+    let child = spawn(&db, &["--lock-timeout", "0", "--dry-run"]);
+    let started = Instant::now();
+    while perfaudit_waiting_for_a_lock(&client).await == 0 {
+        assert!(started.elapsed() < PATIENCE, "perfaudit never waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let run = finish(child);
+
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interrupted by SIGINT"),
+        "{}",
+        run.stderr
+    );
+    let started = Instant::now();
+    while perfaudit_waiting_for_a_lock(&client).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "perfaudit's server process still waits for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// A REPEATABLE READ transaction that has taken its snapshot: concurrent
+/// index builds started after it wait for it before they end.
+async fn old_snapshot(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+    let (client, pid) = db.session().await;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users")
+        .await
+        .unwrap();
+    (client, pid)
+}
+
+/// Asserts that no payment index, valid or not, is on the table.
+async fn assert_no_payment_index(client: &tokio_postgres::Client) {
+    assert_eq!(invalid_indexes(client).await, Vec::<String>::new());
+    assert_eq!(payment_indexes(client).await, Vec::<String>::new());
+}
+
+/// Waits until a build in the database is held up by the old snapshot of
+/// server process `snapshot`; returns the building server process.
+async fn held_up_by(client: &tokio_postgres::Client, snapshot: i32) -> i32 {
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT pid FROM pg_stat_progress_create_index
+                 WHERE datname = current_database() AND phase = 'waiting for old snapshots'
+                   AND current_locker_pid = $1",
+                &[&i64::from(snapshot)],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no build waited for {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_index_another_session_is_building_is_left_alone() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    // Another session builds one of the spec's indexes; the old snapshot
+    // holds it in its last phase, where its index is there and not valid.
+    let (builder, builder_pid) = db.session().await;
+    let build = tokio::spawn(async move {
+        builder
+            .batch_execute("CREATE INDEX CONCURRENTLY idx_payments_status ON payments (status)")
+            .await
+    });
+    assert_eq!(held_up_by(&client, snapshot_pid).await, builder_pid);
+    assert_eq!(invalid_indexes(&client).await, ["idx_payments_status"]);
+
+    for args in [&["--dry-run"][..], &[]] {
+        let run = indexes(&db, args);
+        run.assert_failed(
+            3,
+            &[
+                "index public.idx_payments_status on public.payments is not valid yet",
+                &format!(
+                    "server process {builder_pid} is building it right now (CREATE INDEX \
+                     CONCURRENTLY)"
+                ),
+                "perfaudit does not drop an index another session is working on",
+            ],
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    assert_eq!(payment_indexes(&client).await, ["idx_payments_status"]);
+
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    build
+        .await
+        .unwrap()
+        .expect("the other session's build ends well");
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_second_run_stops_at_once_while_another_builds() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    // The first run's first build waits for the old snapshot.
+    let first = spawn(&db, &["--lock-timeout", "0"]);
+    let first_pid = held_up_by(&client, snapshot_pid).await;
+    let holder: i32 = client
+        .query_one(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(holder, first_pid, "the lock is on the run's own session");
+
+    let second = indexes(&db, &[]);
+    second.assert_failed(
+        3,
+        &[
+            "another perfaudit indexes run is building indexes in this database",
+            &format!("(its session is server process {holder}, connected "),
+            "wait for it to end, then run again",
+        ],
+    );
+    let dry = indexes(&db, &["--dry-run"]);
+    dry.assert_failed(3, &["server process", "is building it right now"]);
+
+    snapshot.batch_execute("COMMIT").await.unwrap();
+    let first = finish(first);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("Created 4."), "{}", first.stdout);
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    let locks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "the lock is given back");
 }
 
 #[tokio::test]
@@ -186,6 +497,7 @@ async fn plain_builds_run_in_parallel_on_the_server() {
     while child.try_wait().unwrap().is_none() {
         most_at_once = most_at_once.max(builds_in_progress(&client).await);
         assert!(started.elapsed() < PATIENCE, "perfaudit did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let run = finish(child);
 
@@ -223,14 +535,16 @@ async fn json_runs_print_nothing_on_stderr() {
 #[tokio::test]
 async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let db = TestDb::with_rows(BIG).await;
-    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn.
-    let command = format!(
-        "{} --database-url '{}' indexes",
-        env!("CARGO_BIN_EXE_perfaudit"),
-        db.url()
-    );
+    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn;
+    // it hands its command to a shell, so every argument is quoted for one
+    // (the conninfo holds quotes of its own).
+    let command: Vec<String> = [env!("CARGO_BIN_EXE_perfaudit"), "--database-url", &db.url()]
+        .iter()
+        .chain(&["indexes"])
+        .map(|arg| shell_quote(arg))
+        .collect();
     let output = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
+        .args(["-qec", &command.join(" "), "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("SHELL", "/bin/sh")
@@ -241,9 +555,60 @@ async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("Created 4."), "{text}");
-    let phases = ["building index", "waiting for", "index validation"];
+
+    let frames = bar_frames(&text);
+    for index in ["user_id", "status", "created_at", "user_status"] {
+        let label = format!("idx_payments_{index}");
+        assert!(
+            frames.iter().any(|f| f.0 == label),
+            "no bar for {label}: {text}"
+        );
+    }
     assert!(
-        phases.iter().any(|phase| text.contains(phase)),
-        "no phase from pg_stat_progress_create_index in {text}"
+        frames.iter().any(|f| f.2.starts_with("building index")),
+        "no phase from pg_stat_progress_create_index: {frames:?}"
     );
+    // The server's counters move the bar: some build shows a share of its
+    // work done, and more than one.
+    let moving = frames.iter().any(|(label, percent, _)| {
+        (1..100).contains(percent)
+            && frames
+                .iter()
+                .any(|(other, p, _)| other == label && p != percent)
+    });
+    assert!(moving, "no bar moved: {frames:?}");
+}
+
+/// The frames the progress bars drew in `text` (a terminal's output):
+/// `(index, percent, message)`.
+fn bar_frames(text: &str) -> Vec<(String, u32, String)> {
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence ends with a letter.
+            chars.find(char::is_ascii_alphabetic);
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter_map(|line| {
+            let (label, rest) = line.trim().split_once(" [")?;
+            let (percent, rest) = rest.split_once("] ")?.1.trim_start().split_once('%')?;
+            // After the percentage: the elapsed time, then the message.
+            let message = rest.trim_start().split_once(' ')?.1.trim();
+            Some((
+                label.to_owned(),
+                percent.trim().parse().ok()?,
+                message.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// `text` as one word for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }

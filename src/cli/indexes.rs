@@ -7,6 +7,11 @@ use clap::Args;
 
 use super::parse_duration;
 
+/// The most retries `--lock-retries` accepts: with pauses of up to 8s between
+/// attempts, 100 retries already keep a run trying for a quarter of an hour;
+/// a lock that stays taken longer needs a person, not more retries.
+const MAX_LOCK_RETRIES: i64 = 100;
+
 /// Options of `perfaudit indexes`.
 #[derive(Debug, Args)]
 pub struct IndexesArgs {
@@ -24,13 +29,21 @@ pub struct IndexesArgs {
     #[arg(long)]
     pub no_concurrently: bool,
 
-    /// How long each statement may wait for a lock before it gives up (0: as long
-    /// as it takes)
+    /// How long each statement may wait for a lock on its table before it gives up
+    /// and tries again (0: as long as it takes)
     #[arg(long, default_value = "5s", value_name = "DUR", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 
-    /// How many times a statement whose lock was not granted is tried again
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// How long a concurrent build may wait for older transactions to end before
+    /// it is stopped and its unfinished index dropped (default, or 0: as long as
+    /// they take; the session it waits for is named meanwhile)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub transaction_wait_timeout: Option<Duration>,
+
+    /// How many times a statement whose lock was not granted is tried again (at most
+    /// 100)
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=MAX_LOCK_RETRIES))]
     pub lock_retries: u32,
 
     /// maintenance_work_mem for the builds (e.g. 512MB, 2GB); each parallel build
@@ -54,7 +67,22 @@ fn parse_memory(text: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[test]
+    fn lock_retries_are_bounded() {
+        let parse = |retries: &str| {
+            crate::cli::Cli::try_parse_from(["perfaudit", "indexes", "--lock-retries", retries])
+        };
+        assert!(parse("0").is_ok());
+        assert!(parse("100").is_ok());
+        for refused in ["101", "4294967295"] {
+            let error = parse(refused).unwrap_err().to_string();
+            assert!(error.contains("--lock-retries"), "{refused}: {error}");
+        }
+    }
 
     #[test]
     fn memory_sizes_are_written_as_postgresql_writes_them() {

@@ -1,12 +1,18 @@
 //! `perfaudit indexes`: spec -> catalog -> plan -> build -> report.
 
+use deadpool_postgres::Object;
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
 use crate::cli::IndexesArgs;
 use crate::context::Context;
-use crate::error::Result;
+use crate::db::Database;
+use crate::error::{Error, Result};
 use crate::indexes::build::{self, Settings};
 use crate::indexes::progress::Progress;
+use crate::indexes::session::{SessionSettings, cancellable};
 use crate::indexes::spec::Spec;
-use crate::indexes::{Report, catalog, plan};
+use crate::indexes::{Report, catalog, plan, run_lock};
 use crate::report;
 
 /// Runs `perfaudit indexes`.
@@ -19,31 +25,68 @@ pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
 pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     let spec = Spec::load(args.spec.as_deref())?;
     let database = context.database().await?;
-    // The catalog is read on one connection, given back before any build:
-    // a concurrent build waits for every open transaction, ours included.
-    let (catalog, plan) = context
-        .interrupt
-        .guard(async {
-            let client = database.connection().await?;
-            let tables = catalog::tables(&client, &spec).await?;
-            plan::check_server_version(tables.server_version)?;
-            plan::check_tables(&spec, &tables)?;
-            let names = plan::wanted_names(&spec, &tables);
-            let catalog = catalog::read(&client, &spec, tables, &names, args.lock_timeout).await?;
-            let plan = plan::plan(&spec, &catalog, !args.no_concurrently)?;
-            Ok((catalog, plan))
-        })
-        .await?;
+    let tls = crate::db::tls::connector(database.settings())?;
+    // The run's own session: it holds the run lock (unless the run is dry),
+    // reads the catalog, then watches the builds. It goes back to the pool
+    // only once its lock is given back; after a signal it is closed, which
+    // ends whatever it still had on the server.
+    let own = database.connection().await?;
+    let locked = !args.dry_run;
+    if locked {
+        run_lock::acquire(&own).await?;
+    }
+    let result = work(context, &args, &spec, database, &own, &tls).await;
+    let clean = !matches!(result, Err(Error::Interrupted(_)))
+        && (!locked || run_lock::release(&own).await.is_ok());
+    if !clean {
+        drop(Object::take(own));
+    }
+    result
+}
+
+/// Reads the catalog on `own`, plans, builds unless the run is dry.
+async fn work(
+    context: &Context,
+    args: &IndexesArgs,
+    spec: &Spec,
+    database: &Database,
+    own: &Client,
+    tls: &MakeRustlsConnect,
+) -> Result<Report> {
+    // The catalog's transaction ends before any build: a concurrent build
+    // waits for every open transaction, ours included. On a signal the read
+    // is cancelled on the server, where it may be queued on a lock.
+    let read = async {
+        let tables = catalog::tables(own, spec).await?;
+        plan::check_server_version(tables.server_version)?;
+        plan::check_tables(spec, &tables)?;
+        let names = plan::wanted_names(spec, &tables);
+        let catalog = catalog::read(own, spec, tables, &names, args.lock_timeout).await?;
+        let plan = plan::plan(spec, &catalog, !args.no_concurrently)?;
+        Ok((catalog, plan))
+    };
+    let (catalog, plan) = cancellable(own, tls, &context.interrupt, read).await?;
     let built = if args.dry_run {
         vec![None; plan.indexes.len()]
     } else {
         let settings = Settings {
-            lock_timeout: args.lock_timeout,
+            session: SessionSettings {
+                lock_timeout: args.lock_timeout,
+                maintenance_work_mem: args.maintenance_work_mem.clone(),
+            },
             lock_retries: args.lock_retries,
-            maintenance_work_mem: args.maintenance_work_mem,
+            transaction_wait_timeout: args.transaction_wait_timeout.filter(|t| !t.is_zero()),
         };
         let progress = Progress::new(&context.ui);
-        build::execute(database, &context.interrupt, &progress, &plan, &settings).await?
+        build::execute(
+            database,
+            own,
+            &context.interrupt,
+            &progress,
+            &plan,
+            &settings,
+        )
+        .await?
     };
     let sizes: Vec<Option<i64>> = built
         .iter()

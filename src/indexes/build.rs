@@ -3,10 +3,15 @@
 //! - Each statement is sent alone on an autocommit session whose settings
 //!   were sent before it (`CREATE INDEX CONCURRENTLY` refuses to run in a
 //!   transaction block), through the extended protocol, which the server
-//!   refuses to run more than one statement through.
-//! - `lock_timeout` bounds every lock wait; a lock not granted (or a
-//!   deadlock) is retried a bounded number of times with a growing pause.
-//!   `statement_timeout` is off: a build cut short leaves an INVALID index.
+//!   refuses to run more than one statement through. The session goes back
+//!   to the pool with its settings reset ([`super::session`]).
+//! - A lock not granted in time (or a deadlock) is retried a bounded number
+//!   of times with a growing pause. `lock_timeout` bounds the lock waits of
+//!   every statement but `CREATE INDEX CONCURRENTLY`, which waits for other
+//!   transactions after its build: it runs with `lock_timeout = 0`, and
+//!   [`super::watch`] stops it only while it waits for its table, and
+//!   names what it waits for afterwards. `statement_timeout` is off: a
+//!   build cut short leaves an INVALID index.
 //! - Concurrent builds run one at a time (they conflict on their table, and
 //!   wait for each other's snapshots); plain builds run in parallel, each
 //!   on its own pooled connection (their SHARE locks do not conflict).
@@ -18,7 +23,6 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Object;
 use futures_util::stream::{self, StreamExt};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -28,7 +32,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::progress::Progress;
+use super::session::{BuildSession, SessionSettings, cancel_until_done};
 use super::sql::{self, QualifiedName};
+use super::watch::{Blocker, Limits, Verdict, Watch, Watched};
 use crate::db::Database;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
@@ -45,12 +51,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `lock_timeout` of every statement (zero: wait as long as it takes).
-    pub lock_timeout: Duration,
+    /// The settings of the build sessions; their `lock_timeout` also bounds
+    /// a concurrent build's wait for its table.
+    pub session: SessionSettings,
     /// How many times a statement is tried again when a lock is not granted.
     pub lock_retries: u32,
-    /// `maintenance_work_mem` for the builds, as PostgreSQL writes sizes.
-    pub maintenance_work_mem: Option<String>,
+    /// How long a concurrent build may wait for other transactions to end
+    /// (`None`: as long as they take).
+    pub transaction_wait_timeout: Option<Duration>,
 }
 
 /// A finished build.
@@ -62,18 +70,30 @@ pub struct Built {
     pub duration: Duration,
 }
 
-/// Runs `plan`; returns, for each planned index, its build if it was built.
+/// The connections a run that builds needs at least: the run's own session
+/// (which holds the run lock and watches the builds) and one to build on.
+const MIN_CONNECTIONS: usize = 2;
+
+/// Runs `plan` on sessions of `database`, watching on `own`, the run's own
+/// session; returns, for each planned index, its build if it was built.
 pub async fn execute(
     database: &Database,
+    own: &Client,
     interrupt: &Interrupt,
     progress: &Progress,
     plan: &Plan,
     settings: &Settings,
 ) -> Result<Vec<Option<Built>>> {
+    let limits = Limits {
+        lock: (!settings.session.lock_timeout.is_zero()).then_some(settings.session.lock_timeout),
+        transactions: settings.transaction_wait_timeout,
+    };
+    let watch = Watch::new(progress, limits);
     let runner = Runner {
         database,
         interrupt,
         progress,
+        watch: &watch,
         settings,
         concurrently: plan.concurrently,
         tls: crate::db::tls::connector(database.settings())?,
@@ -85,28 +105,30 @@ pub async fn execute(
     if jobs.is_empty() {
         return Ok(vec![None; plan.indexes.len()]);
     }
+    let max_size = database.options().max_size;
+    if max_size < MIN_CONNECTIONS {
+        return Err(Error::input(format!(
+            "perfaudit indexes needs --pool-size {MIN_CONNECTIONS} or more to build: one session \
+             keeps other runs out and watches the builds, the others build"
+        )));
+    }
     // A first session checks the settings before anything is built (the
     // server refuses a bad --maintenance-work-mem), and runs the drops of
     // plain rebuilds: they lock the whole table, so they go before the
     // parallel builds.
     let drops_first = !plan.concurrently;
-    let (client, _) = runner.session().await?;
+    let session = runner.session().await?;
     if drops_first {
         for &n in &jobs {
-            runner.drop_broken(&client, &plan.indexes[n]).await?;
+            runner.drop_broken(&session, &plan.indexes[n]).await?;
         }
     }
-    drop(client);
-    let poller = if progress.drawing() && database.options().max_size > 1 {
-        Some(database.connection().await?)
-    } else {
-        None
-    };
+    session.release().await;
     let workers = if plan.concurrently {
         1
     } else {
-        let free = database.options().max_size - usize::from(poller.is_some());
-        jobs.len().min(free).max(1)
+        // The run's own session is taken.
+        jobs.len().min(max_size - 1)
     };
     let runner = &runner;
     let builds = stream::iter(&jobs)
@@ -116,14 +138,16 @@ pub async fn execute(
         })
         .buffer_unordered(workers)
         .collect::<Vec<_>>();
-    let results = match &poller {
-        Some(client) => tokio::select! {
+    // Concurrent builds need the watcher to bound their table lock; plain
+    // ones are watched only for their progress bars.
+    let results = if plan.concurrently || progress.drawing() {
+        tokio::select! {
             results = builds => results,
-            never = progress.poll(client) => match never {},
-        },
-        None => builds.await,
+            never = watch.poll(own) => match never {},
+        }
+    } else {
+        builds.await
     };
-    drop(poller);
     let mut outcome: Vec<Option<Built>> = vec![None; plan.indexes.len()];
     let mut errors = Vec::new();
     for (n, result) in results {
@@ -189,11 +213,54 @@ enum Failure {
     Interrupted(Signal),
     /// The server or the connection failed it, after `attempts` tries.
     Query(tokio_postgres::Error, u32),
+    /// The watcher stopped it (and it was cancelled on the server), after
+    /// `attempts` tries.
+    Stopped(Verdict, u32),
 }
 
-/// Whether another attempt may succeed: a lock not granted in time, or a
-/// deadlock (PostgreSQL cancelled our side of it).
-fn retryable(error: &tokio_postgres::Error) -> bool {
+impl Failure {
+    /// Whether another attempt may succeed: a lock not granted in time,
+    /// or a deadlock (PostgreSQL cancelled our side of it).
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Query(error, _) => lock_failure(error),
+            Failure::Stopped(verdict, _) => matches!(verdict, Verdict::LockWait { .. }),
+            Failure::Interrupted(_) => false,
+        }
+    }
+
+    /// The failure after `attempts` tries.
+    fn after(self, attempts: u32) -> Failure {
+        match self {
+            Failure::Query(error, _) => Failure::Query(error, attempts),
+            Failure::Stopped(verdict, _) => Failure::Stopped(verdict, attempts),
+            interrupted => interrupted,
+        }
+    }
+
+    /// What went wrong, in the server's words when it said something.
+    fn reason(&self) -> String {
+        match self {
+            Failure::Query(error, _) => error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+            Failure::Stopped(Verdict::LockWait { .. }, _) => {
+                "the lock on the table was not granted in time".to_owned()
+            }
+            Failure::Stopped(Verdict::TransactionWait { .. }, _) => {
+                "other transactions did not end in time".to_owned()
+            }
+            Failure::Stopped(Verdict::Lost(reason), _) => {
+                format!("the builds could not be watched any more ({reason})")
+            }
+            Failure::Interrupted(signal) => format!("interrupted by {signal}"),
+        }
+    }
+}
+
+/// Whether the server gave up on a lock: not granted within `lock_timeout`,
+/// or a deadlock (PostgreSQL cancelled our side of it).
+fn lock_failure(error: &tokio_postgres::Error) -> bool {
     error.code().is_some_and(|code| {
         *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::T_R_DEADLOCK_DETECTED
     })
@@ -206,10 +273,29 @@ fn backoff(attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// Who holds the lock a statement waited for, in words.
+fn holder(blocker: Option<&Blocker>) -> String {
+    match blocker {
+        Some(blocker) => format!("{} holds a lock on it that conflicts", blocker.describe()),
+        None => "another session holds a lock on it that conflicts (a long transaction or DDL)"
+            .to_owned(),
+    }
+}
+
+/// ` in 3 attempts`, or nothing for one.
+fn in_attempts(attempts: u32) -> String {
+    if attempts == 1 {
+        String::new()
+    } else {
+        format!(" in {attempts} attempts")
+    }
+}
+
 struct Runner<'a> {
     database: &'a Database,
     interrupt: &'a Interrupt,
     progress: &'a Progress,
+    watch: &'a Watch<'a>,
     settings: &'a Settings,
     concurrently: bool,
     tls: MakeRustlsConnect,
@@ -218,54 +304,18 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// A pooled session set up for builds, and its server process id when
-    /// progress is polled.
-    async fn session(&self) -> Result<(Object, Option<i32>)> {
-        let client = self.database.connection().await?;
-        let mut setup = format!(
-            "SET lock_timeout = {}; SET statement_timeout = 0",
-            sql::milliseconds(self.settings.lock_timeout)
-        );
-        if let Some(memory) = &self.settings.maintenance_work_mem {
-            setup.push_str(&format!(
-                "; SET maintenance_work_mem = '{}'",
-                memory.replace('\'', "''")
-            ));
-        }
-        client
-            .batch_execute(&setup)
-            .await
-            .map_err(|e| match e.code() {
-                Some(code) if *code == SqlState::INVALID_PARAMETER_VALUE => Error::input(format!(
-                    "--maintenance-work-mem {} is refused: {}; give a size such as 256MB or 2GB",
-                    self.settings
-                        .maintenance_work_mem
-                        .as_deref()
-                        .unwrap_or_default(),
-                    e.as_db_error()
-                        .map_or_else(|| e.to_string(), server_message)
-                )),
-                _ => query_error("setting up the session for index builds", &e),
-            })?;
-        let pid = if self.progress.drawing() {
-            let row = client
-                .query_typed_one("SELECT pg_backend_pid()", &[])
-                .await
-                .map_err(|e| query_error("setting up the session for index builds", &e))?;
-            Some(row.get(0))
-        } else {
-            None
-        };
-        Ok((client, pid))
+    /// A pooled session set up for builds.
+    async fn session(&self) -> Result<BuildSession> {
+        BuildSession::open(self.database, &self.settings.session).await
     }
 
     /// Drops the broken index a rebuild replaces, if there is one.
-    async fn drop_broken(&self, client: &Client, planned: &PlannedIndex) -> Result<()> {
+    async fn drop_broken(&self, session: &BuildSession, planned: &PlannedIndex) -> Result<()> {
         let Some(drop) = &planned.drop else {
             return Ok(());
         };
         let what = format!("dropping the INVALID index {}", planned.name.display());
-        self.run(client, drop, &what, true)
+        self.run(session, None, drop, &what, true)
             .await
             .map_err(|failure| self.error(failure, &what))
     }
@@ -285,48 +335,62 @@ impl Runner<'_> {
     }
 
     async fn build(&self, planned: &PlannedIndex, with_drop: bool) -> Result<Built> {
-        let started = Instant::now();
         let label = &planned.name.name;
         let what = format!("building index {label} on {}", planned.table.display());
-        let (client, pid) = self.session().await?;
+        let session = self.session().await?;
+        let result = self.build_on(&session, planned, with_drop, &what).await;
+        session.release().await;
+        let built = result?;
+        self.progress.note(format!(
+            "{} {label} on {} in {:.2}s ({})",
+            if planned.drop.is_some() {
+                "rebuilt"
+            } else {
+                "created"
+            },
+            planned.table.display(),
+            built.duration.as_secs_f64(),
+            crate::report::bytes(built.size_bytes)
+        ));
+        Ok(built)
+    }
+
+    /// Builds `planned` on `session`, dropping what it created if it fails.
+    async fn build_on(
+        &self,
+        session: &BuildSession,
+        planned: &PlannedIndex,
+        with_drop: bool,
+        what: &str,
+    ) -> Result<Built> {
+        let started = Instant::now();
         if with_drop {
-            self.drop_broken(&client, planned).await?;
+            self.drop_broken(session, planned).await?;
         }
-        let bar = self.progress.start(label, pid);
+        let watched = self.watch.session(session.pid(), &planned.name.name);
+        let bar = self.progress.start(&planned.name.name, session.pid());
         let mut created = Vec::new();
         let mut result = Ok(());
         for statement in &planned.build {
             created.extend(statement.creates.clone());
-            result = self.run(&client, statement, &what, true).await;
+            result = self
+                .run(session, Some(&watched), statement, what, true)
+                .await;
             if result.is_err() {
                 break;
             }
         }
         let checked = match result {
-            Ok(()) => self.check(&client, &planned.name).await,
-            Err(failure) => Err(self.error(failure, &what)),
+            Ok(()) => self.check(session, &planned.name).await,
+            Err(failure) => Err(self.error(failure, what)),
         };
         drop(bar);
         match checked {
-            Ok(size_bytes) => {
-                let duration = started.elapsed();
-                self.progress.note(format!(
-                    "{} {label} on {} in {:.2}s ({})",
-                    if planned.drop.is_some() {
-                        "rebuilt"
-                    } else {
-                        "created"
-                    },
-                    planned.table.display(),
-                    duration.as_secs_f64(),
-                    crate::report::bytes(size_bytes)
-                ));
-                Ok(Built {
-                    size_bytes,
-                    duration,
-                })
-            }
-            Err(error) => Err(self.clean_up(&client, &created, error).await),
+            Ok(size_bytes) => Ok(Built {
+                size_bytes,
+                duration: started.elapsed(),
+            }),
+            Err(error) => Err(self.clean_up(session, &created, error).await),
         }
     }
 
@@ -359,23 +423,23 @@ impl Runner<'_> {
 
     /// Drops what a failed build created, newest first, and says so in the
     /// error. An index attached to a partitioned index goes with it.
-    async fn clean_up(&self, client: &Client, created: &[QualifiedName], error: Error) -> Error {
+    async fn clean_up(
+        &self,
+        session: &BuildSession,
+        created: &[QualifiedName],
+        error: Error,
+    ) -> Error {
         let mut dropped = Vec::new();
         for index in created.iter().rev() {
-            match self.drop_leftover(client, index).await {
+            match self.drop_leftover(session, index).await {
                 Ok(true) => dropped.push(index.display()),
                 Ok(false) => {}
                 Err(failure) => {
-                    let reason = match failure {
-                        Failure::Query(e, _) => e
-                            .as_db_error()
-                            .map_or_else(|| e.to_string(), server_message),
-                        Failure::Interrupted(signal) => format!("interrupted by {signal}"),
-                    };
                     let advice = format!(
-                        "the unfinished index {} could not be dropped ({reason}); drop it with \
+                        "the unfinished index {} could not be dropped ({}); drop it with \
                          DROP INDEX CONCURRENTLY {index}",
-                        index.display()
+                        index.display(),
+                        failure.reason()
                     );
                     if matches!(error, Error::Interrupted(_)) {
                         self.progress.warn(&advice);
@@ -402,10 +466,10 @@ impl Runner<'_> {
     /// parent's drop takes it along); whether it was dropped.
     async fn drop_leftover(
         &self,
-        client: &Client,
+        session: &BuildSession,
         index: &QualifiedName,
     ) -> std::result::Result<bool, Failure> {
-        let row = client
+        let row = session
             .query_typed_opt(
                 "SELECT c.relkind = 'I',
                         EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid)
@@ -421,27 +485,24 @@ impl Runner<'_> {
         if attached {
             return Ok(false);
         }
-        let drop = Statement {
-            sql: sql::drop_index(index, self.concurrently && !partitioned),
-            creates: None,
-        };
+        let drop = Statement::new(sql::drop_index(index, self.concurrently && !partitioned));
         // Not interruptible: the signal that may have brought us here
         // must not stop the cleanup (a second one exits at once).
         let what = format!("dropping the unfinished index {}", index.display());
-        self.run(client, &drop, &what, false).await?;
+        self.run(session, None, &drop, &what, false).await?;
         Ok(true)
     }
 
     async fn analyze(&self, planned: &PlannedIndex, analyze: &Statement) -> Result<()> {
-        let (client, _) = self.session().await?;
+        let session = self.session().await?;
         let started = Instant::now();
         let what = format!(
             "analyzing {} for the statistics of its expression indexes (the indexes are built)",
             planned.table.display()
         );
-        self.run(&client, analyze, &what, true)
-            .await
-            .map_err(|failure| self.error(failure, &what))?;
+        let result = self.run(&session, None, analyze, &what, true).await;
+        session.release().await;
+        result.map_err(|failure| self.error(failure, &what))?;
         self.progress.note(format!(
             "analyzed {} for the statistics of its expression indexes in {:.2}s",
             planned.table.display(),
@@ -452,35 +513,37 @@ impl Runner<'_> {
 
     /// Runs `statement`, trying again while a lock is not granted, up to
     /// the retries allowed; a leftover of a failed attempt is dropped
-    /// before the next.
+    /// before the next. A concurrent build runs guarded by the watcher of
+    /// its session, `watched`.
     async fn run(
         &self,
-        client: &Client,
+        session: &BuildSession,
+        watched: Option<&Watched<'_, '_>>,
         statement: &Statement,
         what: &str,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let attempts = self.settings.lock_retries + 1;
+        let attempts = self.settings.lock_retries.saturating_add(1);
         let mut attempt = 1;
         loop {
-            let error = match self.run_once(client, &statement.sql, interruptible).await {
+            let failure = match self
+                .run_once(session, watched, statement, interruptible)
+                .await
+            {
                 Ok(()) => return Ok(()),
-                Err(Failure::Query(error, _)) => error,
-                Err(interrupted) => return Err(interrupted),
+                Err(failure) => failure,
             };
-            if !retryable(&error) || attempt == attempts {
-                return Err(Failure::Query(error, attempt));
+            if !failure.retryable() || attempt == attempts {
+                return Err(failure.after(attempt));
             }
             if let Some(leftover) = &statement.creates {
                 // Boxed: the drop runs through `run` too.
-                Box::pin(self.drop_leftover(client, leftover)).await?;
+                Box::pin(self.drop_leftover(session, leftover)).await?;
             }
             let pause = backoff(attempt);
             self.progress.note(format!(
                 "{what}: {} (attempt {attempt} of {attempts}); trying again in {:.1}s",
-                error
-                    .as_db_error()
-                    .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+                failure.reason(),
                 pause.as_secs_f64()
             ));
             if interruptible {
@@ -495,46 +558,95 @@ impl Runner<'_> {
         }
     }
 
-    /// Sends `sql` once. On a signal, cancels it on the server and waits for
-    /// it to end, so that the session is free for the cleanup.
+    /// Sends `statement` once, with the session's `lock_timeout` off when
+    /// the watcher guards it (and on otherwise). On a signal or the
+    /// watcher's verdict, cancels it on the server and waits for it to end,
+    /// so that the session is free for the cleanup.
     async fn run_once(
         &self,
-        client: &Client,
-        sql: &str,
+        session: &BuildSession,
+        watched: Option<&Watched<'_, '_>>,
+        statement: &Statement,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let query = client.execute_typed(sql, &[]);
+        let mut guarded = watched
+            .filter(|_| statement.concurrent_build)
+            .map(Watched::guard);
+        let lock_timeout = match guarded {
+            Some(_) => Duration::ZERO,
+            None => self.settings.session.lock_timeout,
+        };
+        session
+            .use_lock_timeout(lock_timeout)
+            .await
+            .map_err(|e| Failure::Query(e, 1))?;
+        let query = session.execute_typed(&statement.sql, &[]);
         tokio::pin!(query);
-        let signal = if interruptible {
+        let verdict = async {
+            match &mut guarded {
+                Some(guarded) => guarded.verdict().await,
+                None => std::future::pending().await,
+            }
+        };
+        let failure = if interruptible {
             tokio::select! {
                 biased;
                 result = &mut query => return result.map(drop).map_err(|e| Failure::Query(e, 1)),
-                signal = self.interrupt.wait() => signal,
+                signal = self.interrupt.wait() => Failure::Interrupted(signal),
+                verdict = verdict => Failure::Stopped(verdict, 1),
             }
         } else {
-            return query.await.map(drop).map_err(|e| Failure::Query(e, 1));
+            tokio::select! {
+                biased;
+                result = &mut query => return result.map(drop).map_err(|e| Failure::Query(e, 1)),
+                verdict = verdict => Failure::Stopped(verdict, 1),
+            }
         };
-        if let Err(e) = client.cancel_token().cancel_query(self.tls.clone()).await {
-            self.progress
-                .warn(format!("could not cancel the statement on the server: {e}"));
+        let ended = cancel_until_done(session, &self.tls, query).await;
+        match (failure, ended) {
+            // It ended well before the cancel reached it: done is done.
+            (Failure::Stopped(..), Ok(_)) => Ok(()),
+            (failure, _) => Err(failure),
         }
-        let _ = query.await;
-        Err(Failure::Interrupted(signal))
     }
 
     /// The error for a failure while `what`.
     fn error(&self, failure: Failure, what: &str) -> Error {
+        let lock_timeout = humantime::format_duration(self.settings.session.lock_timeout);
         match failure {
             Failure::Interrupted(signal) => Error::Interrupted(signal),
-            Failure::Query(error, attempts) if retryable(&error) => Error::database(format!(
-                "{what} failed: {} ({attempts} attempts, each waiting up to {}); another session \
-                 holds a conflicting lock (a long transaction or DDL): find it in pg_locks and \
-                 pg_stat_activity and run again, or allow longer waits with --lock-timeout and \
-                 --lock-retries",
+            Failure::Stopped(Verdict::LockWait { blocker }, attempts) => Error::database(format!(
+                "{what} failed: its lock on the table was not granted within {lock_timeout}{}: \
+                 {}; nothing was built: end that transaction (or let that DDL finish) and run \
+                 again, or allow longer waits with --lock-timeout and --lock-retries",
+                in_attempts(attempts),
+                holder(blocker.as_ref())
+            )),
+            Failure::Stopped(Verdict::TransactionWait { waited, blocker }, _) => {
+                Error::database(format!(
+                    "{what} stopped: it waited {} for {} to end (--transaction-wait-timeout), \
+                     which a concurrent build must before it ends; end that transaction, or \
+                     allow a longer wait",
+                    humantime::format_duration(Duration::from_secs(waited.as_secs())),
+                    blocker.map_or_else(
+                        || "other transactions".to_owned(),
+                        |b| format!("the transaction of {}", b.describe())
+                    )
+                ))
+            }
+            Failure::Stopped(Verdict::Lost(reason), _) => Error::database(format!(
+                "{what} was stopped: the run's own session, which watches the builds, failed \
+                 ({reason}); run again"
+            )),
+            Failure::Query(error, attempts) if lock_failure(&error) => Error::database(format!(
+                "{what} failed: {}{}, each waiting up to {lock_timeout}: {}; end that \
+                     transaction (or let that DDL finish) and run again, or allow longer waits \
+                     with --lock-timeout and --lock-retries",
                 error
                     .as_db_error()
                     .map_or_else(|| error.to_string(), server_message),
-                humantime::format_duration(self.settings.lock_timeout)
+                in_attempts(attempts),
+                holder(None)
             )),
             Failure::Query(error, _) => query_error(what, &error),
         }

@@ -9,10 +9,19 @@
 //! whole spec (expressions, operator classes, methods) before anything is
 //! built, and deparses expressions and predicates exactly as it deparses
 //! those of the existing indexes, which makes them comparable.
+//!
+//! Every statement holding spec text goes through the extended protocol,
+//! where the server refuses more than one statement: no text in a spec can
+//! end the statement it is placed in, however a lexer other than the
+//! server's reads it. The server's description of each wanted index is
+//! then held against the spec (as many keys, `INCLUDE` columns and
+//! predicates), so that an expression cannot pass for something else by
+//! closing its parentheses early.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::spec::{IndexSpec, Spec};
@@ -144,7 +153,64 @@ pub struct ExistingIndex {
     pub backs_constraint: bool,
     /// Its size on disk (all partitions' for a partitioned index).
     pub size_bytes: i64,
+    /// Another session working on it right now, if one is.
+    pub busy: Option<Busy>,
 }
+
+/// Another session working on an index right now: building it (an index
+/// under construction is not valid yet), rebuilding or dropping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Its server process.
+    pub pid: i32,
+    /// How it shows.
+    pub with: BusyWith,
+}
+
+/// How a session working on an index shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusyWith {
+    /// `pg_stat_progress_create_index` names the index: the command, e.g.
+    /// `CREATE INDEX CONCURRENTLY`.
+    Build(String),
+    /// It holds a lock on the index that only DDL takes (a concurrent drop
+    /// or `REINDEX` holds one for its whole length).
+    IndexLock,
+    /// The index is not valid and the session holds the lock on its table
+    /// that a concurrent build takes, while what it builds is hidden from
+    /// this role (progress of other roles' sessions needs
+    /// `pg_read_all_stats`).
+    TableLock,
+}
+
+/// Who is working on which index, read once per query: the builds in
+/// progress and the locks only DDL takes, held by other sessions in this
+/// database (OIDs are per database).
+const BUSY_CTES: &str = "WITH progress AS (
+         SELECT p.pid, p.relid, p.index_relid, p.command FROM pg_stat_progress_create_index p
+         WHERE p.pid <> pg_backend_pid()
+           AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ), ddl_locks AS (
+         SELECT l.pid, l.relation, l.mode FROM pg_locks l
+         WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock',
+                          'ExclusiveLock', 'AccessExclusiveLock')
+     )";
+
+/// The session working on index `i` (a `pg_index` row), most certain
+/// first, as `pid, kind, command` (kinds as in [`BusyWith`], from 1).
+const BUSY_SQL: &str = "SELECT b.pid, b.kind, b.command FROM (
+         SELECT p.pid, 1 AS kind, p.command FROM progress p WHERE p.index_relid = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 2, NULL FROM ddl_locks l WHERE l.relation = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 3, NULL FROM ddl_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
+           AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock'
+           AND a.backend_type = 'client backend'
+           AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.pid = l.pid AND p.relid IS NOT NULL)
+     ) b ORDER BY b.kind, b.pid LIMIT 1";
 
 /// A relation that already holds a name the plan would give an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +360,7 @@ async fn read_in_transaction(
     let relations: Vec<String> = tables.tables.iter().map(|t| t.name.to_string()).collect();
     let existing = indexes(client, &relations).await?;
     let taken = taken_names(client, names).await?;
+    check_shadows_allowed(client).await?;
     let wanted = wanted_shapes(client, spec, &tables).await?;
     Ok(Catalog {
         tables,
@@ -301,6 +368,76 @@ async fn read_in_transaction(
         wanted,
         taken,
     })
+}
+
+/// What the session may do that describing wanted indexes needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Session {
+    /// The server is a standby.
+    in_recovery: bool,
+    /// The transaction is read-only (`default_transaction_read_only`).
+    read_only: bool,
+    /// The role may create temporary tables in the database.
+    may_create_temp: bool,
+    /// The database, quoted for SQL.
+    database: String,
+    /// The role, quoted for SQL.
+    role: String,
+}
+
+/// Fails, saying why and what to do, where temporary tables cannot be made.
+async fn check_shadows_allowed(client: &Client) -> Result<()> {
+    let row = client
+        .query_typed_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool,
+                    has_database_privilege(current_database(), 'TEMP'),
+                    quote_ident(current_database()), quote_ident(current_user)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("checking the session's privileges", &e))?;
+    let session = Session {
+        in_recovery: row.get(0),
+        read_only: row.get(1),
+        may_create_temp: row.get(2),
+        database: row.get(3),
+        role: row.get(4),
+    };
+    match shadows_refused(&session) {
+        Some(reason) => Err(Error::database(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Why wanted indexes cannot be described in `session`, if they cannot.
+fn shadows_refused(session: &Session) -> Option<String> {
+    let (why, what_to_do) = if session.in_recovery {
+        (
+            "the server is a standby (in recovery)".to_owned(),
+            "point perfaudit at the primary".to_owned(),
+        )
+    } else if session.read_only {
+        (
+            "the session is read-only (default_transaction_read_only is on)".to_owned(),
+            "run it where transactions may write".to_owned(),
+        )
+    } else if !session.may_create_temp {
+        (
+            "the role may not create temporary tables (no TEMP privilege on the database)"
+                .to_owned(),
+            format!(
+                "GRANT TEMP ON DATABASE {} TO {}, or run it as a role that has it",
+                session.database, session.role
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(format!(
+        "perfaudit indexes cannot read the spec's indexes here: {why}; perfaudit describes each \
+         wanted index by creating it on an empty temporary copy of its table, in a transaction \
+         it rolls back, a dry run too; {what_to_do}"
+    ))
 }
 
 /// The name of the temporary copy of the `n`-th table.
@@ -316,11 +453,14 @@ fn shadow_index(n: usize) -> String {
 async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<Vec<Shape>> {
     for (n, table) in tables.tables.iter().enumerate() {
         client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE {} (LIKE {})",
-                sql::quote_ident(&shadow_table(n).name),
-                table.name
-            ))
+            .execute_typed(
+                &format!(
+                    "CREATE TEMP TABLE {} (LIKE {})",
+                    sql::quote_ident(&shadow_table(n).name),
+                    table.name
+                ),
+                &[],
+            )
             .await
             .map_err(|e| {
                 query_error(
@@ -333,7 +473,7 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
         let table = tables.of_index[n].expect("tables are checked before shapes are read");
         let ddl = sql::create_index(index, &shadow_index(n), &shadow_table(table), Build::Plain);
         client
-            .batch_execute(&ddl)
+            .execute_typed(&ddl, &[])
             .await
             .map_err(|e| spec_error(index, &tables.tables[table], &e))?;
     }
@@ -341,8 +481,10 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
         .map(|n| shadow_table(n).to_string())
         .collect();
     let mut described = indexes(client, &shadows).await?;
-    (0..spec.indexes.len())
-        .map(|n| {
+    spec.indexes
+        .iter()
+        .enumerate()
+        .map(|(n, index)| {
             let at = described
                 .iter()
                 .position(|index| index.name.name == shadow_index(n))
@@ -351,9 +493,35 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
                         "reading the shape of the spec's indexes failed: an index vanished",
                     )
                 })?;
-            Ok(described.swap_remove(at).shape)
+            let shape = described.swap_remove(at).shape;
+            check_shape(index, &shape)?;
+            Ok(shape)
         })
         .collect()
+}
+
+/// Checks that the server read `index` as the spec wrote it: as many keys,
+/// `INCLUDE` columns and predicates. An expression that closes its
+/// parentheses early (`a), (b`) would otherwise add keys or clauses.
+fn check_shape(index: &IndexSpec, shape: &Shape) -> Result<()> {
+    let counts = [
+        ("key columns", index.keys.len(), shape.keys.len()),
+        ("INCLUDE columns", index.include.len(), shape.include.len()),
+        (
+            "predicates",
+            usize::from(index.predicate.is_some()),
+            usize::from(shape.predicate.is_some()),
+        ),
+    ];
+    match counts.iter().find(|(_, spec, server)| spec != server) {
+        None => Ok(()),
+        Some((what, spec, server)) => Err(Error::input(format!(
+            "index \"{}\" of the spec is not what it says: PostgreSQL reads {server} {what} \
+             where the spec lists {spec}; write each expression and `where` as exactly one \
+             SQL expression",
+            index.name
+        ))),
+    }
 }
 
 /// A spec index the server would not create: the spec is at fault, unless
@@ -361,10 +529,15 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
 fn spec_error(index: &IndexSpec, table: &Table, error: &tokio_postgres::Error) -> Error {
     match error.as_db_error() {
         Some(db) => Error::input(format!(
-            "index \"{}\" of the spec cannot be created on {}: {}; fix it in the spec",
+            "index \"{}\" of the spec cannot be created on {}: {}; fix it in the spec{}",
             index.name,
             table.name.display(),
-            server_message(db)
+            server_message(db),
+            if *db.code() == SqlState::SYNTAX_ERROR {
+                " (each expression and `where` must be exactly one SQL expression)"
+            } else {
+                ""
+            }
         )),
         None => query_error("checking the spec's indexes", error),
     }
@@ -375,7 +548,8 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
     let rows = client
         .query_typed(
             &format!(
-                "SELECT i.indrelid, n.nspname::text, c.relname::text, am.amname::text,
+                "{BUSY_CTES}
+             SELECT i.indrelid, n.nspname::text, c.relname::text, am.amname::text,
                     i.indisunique, i.indisvalid AND i.indisready AND i.indislive,
                     i.indnkeyatts::int4,
                     ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
@@ -383,12 +557,14 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                     i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[],
                     pg_get_expr(i.indpred, i.indrelid, true),
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid),
-                    {INDEX_SIZE_SQL}
+                    {INDEX_SIZE_SQL},
+                    busy.pid, busy.kind, busy.command
              FROM unnest($1::text[]) AS r(name)
              JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
              JOIN pg_class c ON c.oid = i.indexrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_am am ON am.oid = c.relam
+             LEFT JOIN LATERAL ({BUSY_SQL}) busy ON true
              ORDER BY r.name, c.relname"
             ),
             &[(&relations, Type::TEXT_ARRAY)],
@@ -414,6 +590,14 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                     collation: collations.get(k).copied().unwrap_or_default(),
                 })
                 .collect();
+            let busy = row.get::<_, Option<i32>>(14).map(|pid| Busy {
+                pid,
+                with: match (row.get::<_, i32>(15), row.get::<_, Option<String>>(16)) {
+                    (1, Some(command)) => BusyWith::Build(command),
+                    (1 | 2, _) => BusyWith::IndexLock,
+                    _ => BusyWith::TableLock,
+                },
+            });
             ExistingIndex {
                 table: row.get(0),
                 name: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
@@ -427,6 +611,7 @@ async fn indexes(client: &Client, relations: &[String]) -> Result<Vec<ExistingIn
                 usable: row.get(5),
                 backs_constraint: row.get(12),
                 size_bytes: row.get(13),
+                busy,
             }
         })
         .collect())
@@ -466,4 +651,46 @@ async fn taken_names(client: &Client, names: &[QualifiedName]) -> Result<Vec<Tak
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_that_cannot_make_temporary_tables_are_told_why() {
+        let able = Session {
+            in_recovery: false,
+            read_only: false,
+            may_create_temp: true,
+            database: "payments".into(),
+            role: "\"App\"".into(),
+        };
+        assert_eq!(shadows_refused(&able), None);
+        let standby = Session {
+            in_recovery: true,
+            read_only: true,
+            ..able.clone()
+        };
+        let reason = shadows_refused(&standby).unwrap();
+        assert!(
+            reason.contains("the server is a standby (in recovery)")
+                && reason.ends_with("point perfaudit at the primary"),
+            "{reason}"
+        );
+        let read_only = Session {
+            read_only: true,
+            ..able.clone()
+        };
+        assert!(shadows_refused(&read_only).unwrap().contains("read-only"));
+        let no_temp = Session {
+            may_create_temp: false,
+            ..able
+        };
+        assert!(
+            shadows_refused(&no_temp)
+                .unwrap()
+                .contains("GRANT TEMP ON DATABASE payments TO \"App\"")
+        );
+    }
 }

@@ -5,15 +5,20 @@
 //! [`spec`] (what is wanted) -> [`catalog`] (what is there, read once) ->
 //! [`plan`] (pure decisions, the exact SQL, findings) -> [`build`] (safe
 //! execution: concurrent builds, lock timeouts, retries, cancel and
-//! cleanup; [`progress`] shows it) -> [`Report`] (what happened, for the
-//! renderer in `report::indexes`). [`sql`] writes the statements.
+//! cleanup, on [`session`]s; [`watch`] bounds what `lock_timeout` cannot
+//! and names what a build waits for; [`progress`] shows it) -> [`Report`]
+//! (what happened, for the renderer in `report::indexes`). [`sql`] writes
+//! the statements; [`run_lock`] keeps building runs apart.
 
 pub mod build;
 pub mod catalog;
 pub mod plan;
 pub mod progress;
+pub mod run_lock;
+pub mod session;
 pub mod spec;
 pub mod sql;
+pub mod watch;
 
 use serde::Serialize;
 
@@ -63,8 +68,8 @@ pub struct IndexReport {
     pub columns: Vec<String>,
     /// What was done.
     pub action: Outcome,
-    /// Whether the index is valid and ready; unknown (`null`) before a
-    /// build.
+    /// Whether the server marks the index valid and ready (see [`valid`]);
+    /// `null` when there is no index.
     pub valid: Option<bool>,
     /// Its size on disk, when it exists.
     pub size_bytes: Option<i64>,
@@ -75,6 +80,24 @@ pub struct IndexReport {
     pub ddl: Option<String>,
     /// For `equivalent_exists`: the index that serves instead.
     pub equivalent: Option<String>,
+}
+
+/// Whether the server marks the index a report entry names valid and
+/// ready: the catalog says so of an index that is there (only valid ones
+/// count as there, or as equivalent); the check after a build says so of a
+/// built one (a build the server does not mark valid fails the run
+/// instead); the index a dry run would rebuild is there but INVALID. `None`
+/// when there is no index (yet).
+fn valid(action: &Action, built: bool, dry_run: bool) -> Option<bool> {
+    match action {
+        Action::Exists { .. } => Some(true),
+        // The equivalent is either there, or built earlier in this run.
+        Action::EquivalentExists { size_bytes, .. } => {
+            (size_bytes.is_some() || !dry_run).then_some(true)
+        }
+        Action::Rebuild if dry_run => Some(false),
+        Action::Create | Action::Rebuild => built.then_some(true),
+    }
 }
 
 /// What a run of `perfaudit indexes` reports.
@@ -139,7 +162,7 @@ impl Report {
                         .map(|k| k.text().to_owned())
                         .collect(),
                     action,
-                    valid: (!dry_run || !planned.action.builds()).then_some(true),
+                    valid: valid(&planned.action, built.is_some(), dry_run),
                     size_bytes,
                     duration_ms: built.as_ref().map(|b| b.duration.as_millis() as u64),
                     ddl: (!ddl.is_empty()).then(|| ddl.join("\n")),
@@ -187,5 +210,28 @@ impl Report {
             "."
         });
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_is_what_the_server_says_of_the_index_under_that_name() {
+        let exists = Action::Exists { size_bytes: 1 };
+        let equivalent = |size_bytes| Action::EquivalentExists {
+            index: sql::QualifiedName::new("public", "other"),
+            size_bytes,
+        };
+        assert_eq!(valid(&exists, false, true), Some(true));
+        assert_eq!(valid(&equivalent(Some(1)), false, true), Some(true));
+        assert_eq!(valid(&equivalent(None), false, true), None, "not built yet");
+        assert_eq!(valid(&equivalent(None), false, false), Some(true));
+        assert_eq!(valid(&Action::Create, false, true), None);
+        assert_eq!(valid(&Action::Rebuild, false, true), Some(false));
+        assert_eq!(valid(&Action::Create, true, false), Some(true));
+        assert_eq!(valid(&Action::Rebuild, true, false), Some(true));
+        assert_eq!(valid(&Action::Create, false, false), None, "not attempted");
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::catalog::{Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
+use super::catalog::{Busy, BusyWith, Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build, QualifiedName};
 use crate::error::{Error, Result};
@@ -57,11 +57,20 @@ pub struct Statement {
     pub sql: String,
     /// The index it creates, to be removed if the build does not finish.
     pub creates: Option<QualifiedName>,
+    /// Whether it is a `CREATE INDEX CONCURRENTLY`, which waits for other
+    /// transactions after its build: only its first lock wait may be cut
+    /// short (see [`super::watch`]).
+    pub concurrent_build: bool,
 }
 
 impl Statement {
-    fn new(sql: String) -> Statement {
-        Statement { sql, creates: None }
+    /// A statement that creates nothing.
+    pub fn new(sql: String) -> Statement {
+        Statement {
+            sql,
+            creates: None,
+            concurrent_build: false,
+        }
     }
 }
 
@@ -293,7 +302,15 @@ fn decide(
         .iter()
         .find(|e| &e.name == name && e.table == table.oid);
     if let Some(same) = same_name {
-        return if !same.usable {
+        return if let (false, Some(busy)) = (same.usable, &same.busy) {
+            Err(Error::database(format!(
+                "index {} on {} is not valid yet: {}; perfaudit does not drop an index another \
+                 session is working on: let it finish (or stop it), then run again",
+                name.display(),
+                table.name.display(),
+                describe_busy(busy)
+            )))
+        } else if !same.usable {
             Ok(Action::Rebuild)
         } else if satisfies(&same.shape, shape) {
             Ok(Action::Exists {
@@ -356,6 +373,7 @@ pub fn build_statements(
     let create = |index_name: &QualifiedName, on: &QualifiedName, build: Build| Statement {
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
+        concurrent_build: build == Build::Concurrently,
     };
     if !concurrently {
         return vec![create(name, &table.name, Build::Plain)];
@@ -382,6 +400,25 @@ pub fn build_statements(
         index_of.insert(partition.oid, child);
     }
     statements
+}
+
+/// What another session is doing to an index, for messages.
+fn describe_busy(busy: &Busy) -> String {
+    let pid = busy.pid;
+    match &busy.with {
+        BusyWith::Build(command) => {
+            format!("server process {pid} is building it right now ({command})")
+        }
+        BusyWith::IndexLock => format!(
+            "server process {pid} holds a lock on it that only DDL takes (a concurrent build, \
+             REINDEX or drop is under way)"
+        ),
+        BusyWith::TableLock => format!(
+            "server process {pid} may be building it: it holds the lock on the table that \
+             concurrent builds take (what it builds is hidden from this role without \
+             pg_read_all_stats)"
+        ),
+    }
 }
 
 /// `btree (user_id, status) WHERE ...` for messages.
@@ -491,7 +528,11 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
         catalog
             .existing
             .iter()
-            .filter(|e| !e.usable && !plan.indexes.iter().any(|p| p.name == e.name))
+            // An index another session is building is not valid yet, and
+            // must not be dropped.
+            .filter(|e| {
+                !e.usable && e.busy.is_none() && !plan.indexes.iter().any(|p| p.name == e.name)
+            })
             .map(|e| Finding {
                 code: "invalid-index",
                 severity: Severity::Warning,
@@ -596,6 +637,7 @@ mod tests {
             usable,
             backs_constraint: false,
             size_bytes: 8192,
+            busy: None,
         }
     }
 
@@ -706,6 +748,58 @@ mod tests {
         );
         assert_eq!(rebuild.build.len(), 1);
         assert!(plan.indexes[0].statements().next().is_none());
+    }
+
+    #[test]
+    fn an_index_another_session_works_on_is_neither_rebuilt_nor_reported() {
+        let spec = default_spec();
+        let busy = |with| {
+            let mut index = existing("idx_payments_status", shape(&["status"]), false);
+            index.busy = Some(Busy { pid: 4242, with });
+            index
+        };
+        for (with, says) in [
+            (
+                BusyWith::Build("CREATE INDEX CONCURRENTLY".into()),
+                "server process 4242 is building it right now (CREATE INDEX CONCURRENTLY)",
+            ),
+            (BusyWith::IndexLock, "only DDL takes"),
+            (BusyWith::TableLock, "may be building it"),
+        ] {
+            let error = plan(&spec, &catalog(&spec, vec![busy(with)]), true).unwrap_err();
+            assert!(matches!(error, Error::Database(_)), "{error}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with(
+                    "index public.idx_payments_status on public.payments is not valid yet"
+                ) && message.contains(says)
+                    && message.contains("does not drop an index another session is working on"),
+                "{message}"
+            );
+        }
+        // Under another name, it is no finding: not valid yet is not broken.
+        let mut other = busy(BusyWith::IndexLock);
+        other.name = QualifiedName::new("public", "being_built");
+        let catalog = catalog(&spec, vec![other]);
+        let plan = plan(&spec, &catalog, true).unwrap();
+        assert_eq!(
+            findings(&catalog, &plan, &[None; 4])
+                .iter()
+                .filter(|f| f.code == "invalid-index")
+                .count(),
+            0
+        );
+        // A valid index someone rebuilds concurrently is simply there.
+        let mut reindexed = existing("idx_payments_status", shape(&["status"]), true);
+        reindexed.busy = Some(Busy {
+            pid: 1,
+            with: BusyWith::IndexLock,
+        });
+        let catalog = super::tests::catalog(&spec, vec![reindexed]);
+        assert_eq!(
+            super::plan(&spec, &catalog, true).unwrap().indexes[1].action,
+            Action::Exists { size_bytes: 8192 }
+        );
     }
 
     #[test]
@@ -935,6 +1029,12 @@ mod tests {
                 r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."idx_at_3""#,
             ]
         );
+        let concurrent: Vec<bool> = plan.indexes[0]
+            .build
+            .iter()
+            .map(|s| s.concurrent_build)
+            .collect();
+        assert_eq!(concurrent, [false, true, false, false, false, true, false]);
         let invalid = existing("idx_at", shape(&["created_at"]), false);
         let rebuild = super::plan(
             &spec,

@@ -1,23 +1,16 @@
 //! What a person sees while indexes build: one bar per build on a terminal,
-//! driven by `pg_stat_progress_create_index` polled on a connection of its
-//! own; a summary line per build elsewhere; nothing with `--format json`.
-//!
-//! The server is asked only while bars are drawn, so that unattended runs
-//! pay nothing for progress.
+//! driven by what [`super::watch`] reads from `pg_stat_progress_create_index`
+//! (and the session a build waits for, if it waits); status lines (a
+//! summary per build, a wait worth knowing about) elsewhere; nothing with
+//! `--format json`.
 
 use std::cell::RefCell;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use tokio_postgres::Client;
 
 use crate::cli::Format;
 use crate::ui::Ui;
-
-/// How often the server is asked: often enough for a bar that moves, rarely
-/// enough to cost the server nothing.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often a bar redraws on its own (for the elapsed time and spinner).
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
@@ -89,10 +82,10 @@ impl Progress {
         self.multi.is_some()
     }
 
-    /// A bar for the build of `label` by server process `pid` (known when
-    /// drawing); hidden unless drawing.
-    pub fn start(&self, label: &str, pid: Option<i32>) -> BuildBar<'_> {
-        let (Some(multi), Some(pid)) = (&self.multi, pid) else {
+    /// A bar for the build of `label` by server process `pid`; hidden
+    /// unless drawing.
+    pub fn start(&self, label: &str, pid: i32) -> BuildBar<'_> {
+        let Some(multi) = &self.multi else {
             return BuildBar {
                 progress: self,
                 pid: None,
@@ -140,50 +133,27 @@ impl Progress {
         }
     }
 
-    /// Updates the bars from the server until dropped. Progress is cosmetic:
-    /// if the server cannot be asked, the bars just stop moving.
-    pub async fn poll(&self, client: &Client) -> Infallible {
-        let query = "SELECT pid, phase, blocks_total, blocks_done, tuples_total, tuples_done, \
-                            partitions_total, partitions_done, lockers_total, lockers_done \
-                     FROM pg_stat_progress_create_index WHERE pid = ANY($1)";
-        match client.prepare(query).await {
-            Ok(statement) => loop {
-                let pids: Vec<i32> = self.bars.borrow().iter().map(|(pid, _)| *pid).collect();
-                if !pids.is_empty() {
-                    match client.query(&statement, &[&pids]).await {
-                        Ok(rows) => {
-                            for row in rows {
-                                let pid: i32 = row.get(0);
-                                let progress = ProgressRow {
-                                    phase: row.get(1),
-                                    blocks: (row.get(2), row.get(3)),
-                                    tuples: (row.get(4), row.get(5)),
-                                    partitions: (row.get(6), row.get(7)),
-                                    lockers: (row.get(8), row.get(9)),
-                                };
-                                self.update(pid, &progress);
-                            }
-                        }
-                        Err(e) => {
-                            self.ui.detail(format!("progress is not available: {e}"));
-                            break;
-                        }
-                    }
-                }
-                tokio::time::sleep(POLL_INTERVAL).await;
-            },
-            Err(e) => self.ui.detail(format!("progress is not available: {e}")),
+    /// A detail line, with `-v`: above the bars on a terminal.
+    pub fn detail(&self, message: impl AsRef<str>) {
+        match &self.multi {
+            Some(multi) => multi.suspend(|| self.ui.detail(message)),
+            None => self.ui.detail(message),
         }
-        std::future::pending().await
     }
 
-    fn update(&self, pid: i32, row: &ProgressRow) {
+    /// Shows what the server says of the build by server process `pid`:
+    /// its progress, and the session it waits for, if it waits.
+    pub fn update(&self, pid: i32, row: Option<&ProgressRow>, waiting_for: Option<String>) {
         if let Some((_, bar)) = self.bars.borrow().iter().find(|(p, _)| *p == pid) {
             // A phase that counts nothing shows an empty bar, not a full one.
-            let (done, total) = row.position().unwrap_or((0, 1));
+            let (done, total) = row.and_then(ProgressRow::position).unwrap_or((0, 1));
             bar.set_length(total);
             bar.set_position(done);
-            bar.set_message(row.describe());
+            let phase = row.map_or_else(|| "starting".to_owned(), ProgressRow::describe);
+            bar.set_message(match waiting_for {
+                Some(blocker) => format!("{phase}: waiting for {blocker}"),
+                None => phase,
+            });
         }
     }
 }
@@ -256,7 +226,7 @@ mod tests {
     fn without_a_terminal_nothing_is_drawn_or_polled() {
         let progress = Progress::new(&Ui::plain(Format::Table));
         assert!(!progress.drawing());
-        let bar = progress.start("idx", Some(42));
+        let bar = progress.start("idx", 42);
         assert!(bar.bar.is_hidden());
         assert!(progress.bars.borrow().is_empty());
     }

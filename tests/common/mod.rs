@@ -158,6 +158,17 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A session of its own on this database, and its server process id.
+    pub async fn session(&self) -> (deadpool_postgres::Object, i32) {
+        let client = self.client().await;
+        let pid = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get(0);
+        (client, pid)
+    }
+
     /// The key/value conninfo for `--database-url`.
     pub fn url(&self) -> String {
         self.settings.to_conninfo()
