@@ -15,6 +15,7 @@ mod visit;
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Once;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -43,6 +44,18 @@ pub const RECURSION_LIMIT: usize = 200;
 /// thread stack (a test thread's) with room to spare, a 1 MB chain would
 /// overflow even the main thread's.
 pub const MAX_OPERATOR_CHAIN: usize = 10_000;
+
+/// The stack sqlparser's recursion guard (the `recursive` crate) wants free
+/// at each of its checks: when less is left, it moves on to a new stack
+/// segment. Its default, 128 KiB, is less than an unoptimized build uses
+/// between two checks (one `FROM (SELECT ...)` level takes about 190 KiB),
+/// so a statement nested 40 to 100 subqueries deep could run past the end of
+/// the stack and abort perfaudit; 1 MiB covers several levels.
+const PARSER_STACK_RED_ZONE: usize = 1024 * 1024;
+
+/// The size of each new stack segment the guard allocates (its default is
+/// 2 MiB, which with our red zone would leave only 1 MiB of each to use).
+const PARSER_STACK_SEGMENT: usize = 8 * 1024 * 1024;
 
 /// One statement of the input.
 #[derive(Debug, Clone)]
@@ -317,6 +330,11 @@ fn parse_one(
     tokens: Vec<TokenWithSpan>,
     start: Location,
 ) -> Result<(Statement, Vec<TokenWithSpan>)> {
+    static STACK_GUARD: Once = Once::new();
+    STACK_GUARD.call_once(|| {
+        recursive::set_minimum_stack_size(PARSER_STACK_RED_ZONE);
+        recursive::set_stack_allocation_size(PARSER_STACK_SEGMENT);
+    });
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
