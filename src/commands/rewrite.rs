@@ -18,7 +18,10 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     let options = args.rules.options();
     let text = read_sql(&args.input)?;
     let connection = match context.database_configured() {
-        true => Some(context.database().await?.connection().await?),
+        true => {
+            let database = context.database().await?;
+            Some(context.interrupt.guard(database.connection()).await?)
+        }
         false => None,
     };
     let mut report = RewriteReport::new(&context.ui, BufWriter::new(io::stdout().lock()));

@@ -98,7 +98,7 @@ pub async fn execute(
     }
     drop(client);
     let poller = if progress.drawing() && database.options().max_size > 1 {
-        Some(database.connection().await?)
+        Some(interrupt.guard(database.connection()).await?)
     } else {
         None
     };
@@ -221,7 +221,7 @@ impl Runner<'_> {
     /// A pooled session set up for builds, and its server process id when
     /// progress is polled.
     async fn session(&self) -> Result<(Object, Option<i32>)> {
-        let client = self.database.connection().await?;
+        let client = self.interrupt.guard(self.database.connection()).await?;
         let mut setup = format!(
             "SET lock_timeout = {}; SET statement_timeout = 0",
             sql::milliseconds(self.settings.lock_timeout)
