@@ -222,6 +222,21 @@ impl Runner<'_> {
     /// progress is polled.
     async fn session(&self) -> Result<(Object, Option<i32>)> {
         let client = self.interrupt.guard(self.database.connection()).await?;
+        self.set_up(&client).await?;
+        let pid = if self.progress.drawing() {
+            let row = client
+                .query_typed_one("SELECT pg_backend_pid()", &[])
+                .await
+                .map_err(|e| query_error("setting up the session for index builds", &e))?;
+            Some(row.get(0))
+        } else {
+            None
+        };
+        Ok((client, pid))
+    }
+
+    /// Sends the settings of every build session.
+    async fn set_up(&self, client: &Client) -> Result<()> {
         let mut setup = format!(
             "SET lock_timeout = {}; SET statement_timeout = 0",
             sql::milliseconds(self.settings.lock_timeout)
@@ -246,17 +261,25 @@ impl Runner<'_> {
                         .map_or_else(|| e.to_string(), server_message)
                 )),
                 _ => query_error("setting up the session for index builds", &e),
-            })?;
-        let pid = if self.progress.drawing() {
-            let row = client
-                .query_typed_one("SELECT pg_backend_pid()", &[])
-                .await
-                .map_err(|e| query_error("setting up the session for index builds", &e))?;
-            Some(row.get(0))
-        } else {
-            None
-        };
-        Ok((client, pid))
+            })
+    }
+
+    /// The session to clean up on: the build's own, or a new one when the
+    /// server ended it (`pg_terminate_backend`, a restart), since what the
+    /// build left in the catalog outlives the session. Not interruptible:
+    /// the signal that may have brought us here must not stop the cleanup.
+    async fn cleanup_session(&self, client: Object) -> Result<Object> {
+        // An empty query: the error that ended the session can arrive
+        // before the client notices the connection is gone.
+        if !client.is_closed() && client.batch_execute("").await.is_ok() {
+            return Ok(client);
+        }
+        // Given back first: it may hold the pool's last free slot, and the
+        // pool discards a closed connection.
+        drop(client);
+        let fresh = self.database.connection().await?;
+        self.set_up(&fresh).await?;
+        Ok(fresh)
     }
 
     /// Drops the broken index a rebuild replaces, if there is one.
@@ -326,7 +349,7 @@ impl Runner<'_> {
                     duration,
                 })
             }
-            Err(error) => Err(self.clean_up(&client, &created, error).await),
+            Err(error) => Err(self.clean_up(client, &created, error).await),
         }
     }
 
@@ -359,10 +382,28 @@ impl Runner<'_> {
 
     /// Drops what a failed build created, newest first, and says so in the
     /// error. An index attached to a partitioned index goes with it.
-    async fn clean_up(&self, client: &Client, created: &[QualifiedName], error: Error) -> Error {
+    async fn clean_up(&self, client: Object, created: &[QualifiedName], error: Error) -> Error {
+        let client = match created {
+            [] => client,
+            _ => match self.cleanup_session(client).await {
+                Ok(client) => client,
+                Err(reconnect) => {
+                    let names: Vec<String> = created.iter().map(QualifiedName::display).collect();
+                    let advice = format!(
+                        "the unfinished {} {} could not be dropped ({reconnect}); once the server \
+                         is back, drop {} or run perfaudit indexes again, which rebuilds an \
+                         INVALID index",
+                        if names.len() == 1 { "index" } else { "indexes" },
+                        names.join(", "),
+                        if names.len() == 1 { "it" } else { "them" },
+                    );
+                    return self.left_behind(error, &advice);
+                }
+            },
+        };
         let mut dropped = Vec::new();
         for index in created.iter().rev() {
-            match self.drop_leftover(client, index).await {
+            match self.drop_leftover(&client, index).await {
                 Ok(true) => dropped.push(index.display()),
                 Ok(false) => {}
                 Err(failure) => {
@@ -377,10 +418,7 @@ impl Runner<'_> {
                          DROP INDEX CONCURRENTLY {index}",
                         index.display()
                     );
-                    if matches!(error, Error::Interrupted(_)) {
-                        self.progress.warn(&advice);
-                    }
-                    return with_note(error, &advice);
+                    return self.left_behind(error, &advice);
                 }
             }
         }
@@ -396,6 +434,15 @@ impl Runner<'_> {
             self.progress.note(&note);
         }
         with_note(error, &note)
+    }
+
+    /// `error`, noting what the cleanup could not remove; when the error is an
+    /// interruption, which keeps its own message, the note goes to stderr.
+    fn left_behind(&self, error: Error, advice: &str) -> Error {
+        if matches!(error, Error::Interrupted(_)) {
+            self.progress.warn(advice);
+        }
+        with_note(error, advice)
     }
 
     /// Drops `index` if it exists and is not attached to a parent index (the
