@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use indexes_support::{
-    BIG, EVENTS_SQL, Run, all_indexes, builds_in_progress, definition, indexes, invalid_indexes,
-    spec_file,
+    BIG, EVENTS_SQL, PATIENCE, Run, all_indexes, building_index, builds_in_progress, definition,
+    indexes, invalid_indexes, spec_file,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-/// How long a test waits for something that should take a second or two.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn spawn(db: &TestDb, args: &[&str]) -> Child {
     db.perfaudit()
@@ -83,23 +80,7 @@ async fn sigint_during_a_build_cancels_it_and_leaves_no_invalid_index() {
     let client = db.client().await;
     let child = spawn(&db, &[]);
 
-    let started = Instant::now();
-    let building: String = loop {
-        let row = client
-            .query_opt(
-                "SELECT c.relname::text FROM pg_stat_progress_create_index p
-                 JOIN pg_class c ON c.oid = p.index_relid
-                 WHERE p.datname = current_database() AND p.phase LIKE 'building index%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        assert!(started.elapsed() < PATIENCE, "no build was seen");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let building = building_index(&client).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let run = finish(child);
 

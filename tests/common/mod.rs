@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,6 +165,35 @@ impl TestDb {
         self.settings.to_conninfo()
     }
 
+    /// How many server processes of this database, other than the
+    /// caller's, are running a statement whose text holds `fragment`.
+    pub async fn running(&self, fragment: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state = 'active'
+                   AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+                &[&fragment],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Waits (up to 30s) until a server process of this database runs a
+    /// statement whose text holds `fragment`.
+    pub async fn wait_until_running(&self, fragment: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.running(fragment).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing ran {fragment}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The perfaudit binary pointed at this database.
     pub fn perfaudit(&self) -> Command {
         let mut command = perfaudit();
@@ -247,7 +278,13 @@ async fn create_database(name: &str, template: Option<&str>) {
 
 /// Runs `sql` as the admin on the maintenance database.
 pub async fn admin_execute(sql: &str) {
-    let db = Database::new(server().admin.clone(), PoolOptions::default()).expect("pool");
+    admin_execute_in(&server().admin.dbname.clone(), sql).await;
+}
+
+/// Runs `sql` as the admin on database `dbname`.
+pub async fn admin_execute_in(dbname: &str, sql: &str) {
+    let db =
+        Database::new(server().admin.with_dbname(dbname), PoolOptions::default()).expect("pool");
     let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
     client
         .batch_execute(sql)
