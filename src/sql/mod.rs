@@ -184,7 +184,9 @@ impl Statements<'_> {
         let first = tokens.iter().find(significant)?.span.start;
         let last = tokens.iter().rev().find(significant)?.span.end;
         let range = self.cursor.offset_of(first)..self.cursor.offset_of(last);
-        let parsed = check_operator_chains(&tokens, first).and_then(|()| parse_one(tokens, first));
+        let parsed = check_operator_chains(&tokens, first)
+            .and_then(|()| check_nesting(&tokens, first))
+            .and_then(|()| parse_one(tokens, first));
         Some(parsed.map(|(ast, tokens)| SqlStatement {
             text: self.input[range.clone()].to_owned(),
             line: first.line as usize,
@@ -278,6 +280,34 @@ fn check_operator_chains(tokens: &[TokenWithSpan], start: Location) -> Result<()
     Ok(())
 }
 
+/// Refuses a statement nesting deeper than [`RECURSION_LIMIT`] levels,
+/// counted on its tokens: parentheses, brackets, `CASE ... END`, and runs
+/// of `NOT`. The parser counts these levels (and more) against the same
+/// limit, but when it runs out inside a `CASE` or a `NOT`, it backtracks,
+/// reads the keyword as a column name and reports a syntax error somewhere
+/// else; counted first, the message says what is wrong.
+fn check_nesting(tokens: &[TokenWithSpan], start: Location) -> Result<()> {
+    let (mut depth, mut nots) = (0usize, 0usize);
+    for token in tokens {
+        match &token.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::Word(word) if word.keyword == Keyword::CASE => depth += 1,
+            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::Word(word) if word.keyword == Keyword::END => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        nots = match &token.token {
+            Token::Word(word) if word.keyword == Keyword::NOT => nots + 1,
+            _ => 0,
+        };
+        if depth + nots > RECURSION_LIMIT {
+            return Err(too_deep(start));
+        }
+    }
+    Ok(())
+}
+
 /// Words that join two operands into one expression.
 const CHAINING_KEYWORDS: &[Keyword] = &[
     Keyword::AND,
@@ -339,9 +369,13 @@ fn parse_one(
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens);
-    let mut parsed = parser
-        .parse_statements()
-        .map_err(|e| parse_error(e, start))?;
+    let mut parsed = match parser.parse_statements() {
+        Ok(parsed) => parsed,
+        Err(ParserError::ParserError(_)) => {
+            return Err(diagnose(parser.into_tokens(), start));
+        }
+        Err(error) => return Err(parse_error(error, start)),
+    };
     match parsed.len() {
         1 => Ok((parsed.remove(0), parser.into_tokens())),
         _ => Err(Error::input(format!(
@@ -351,14 +385,40 @@ fn parse_one(
     }
 }
 
+/// How much deeper than [`RECURSION_LIMIT`] [`diagnose`] lets the parser
+/// go: a statement within the limit on its tokens ([`check_nesting`]) takes
+/// the parser at most a few levels per token level.
+const DIAGNOSIS_DEPTH: usize = 4 * RECURSION_LIMIT;
+
+/// The error of a statement the parser rejected: parsed again, deeper, to
+/// tell a statement that is too deep (sqlparser, running out of depth inside
+/// a `CASE` or `NOT`, reports a syntax error instead; see [`check_nesting`])
+/// from one that is wrong. The syntax tree, if any, is only dropped.
+fn diagnose(tokens: Vec<TokenWithSpan>, start: Location) -> Error {
+    let dialect = PostgreSqlDialect {};
+    let again = Parser::new(&dialect)
+        .with_recursion_limit(DIAGNOSIS_DEPTH)
+        .with_tokens_with_locations(tokens)
+        .parse_statements();
+    match again {
+        Ok(_) => too_deep(start),
+        Err(error) => parse_error(error, start),
+    }
+}
+
+/// A statement nesting deeper than perfaudit follows.
+fn too_deep(start: Location) -> Error {
+    Error::input(format!(
+        "the statement at line {}, column {} nests deeper than {RECURSION_LIMIT} levels, \
+         more than perfaudit's parser follows; simplify it",
+        start.line, start.column
+    ))
+}
+
 /// `the SQL does not parse at line L, column C: <the parser's reason>`.
 fn parse_error(error: ParserError, start: Location) -> Error {
     match error {
-        ParserError::RecursionLimitExceeded => Error::input(format!(
-            "the statement at line {}, column {} nests deeper than {RECURSION_LIMIT} levels, \
-             more than perfaudit's parser follows; simplify it",
-            start.line, start.column
-        )),
+        ParserError::RecursionLimitExceeded => too_deep(start),
         ParserError::ParserError(message) | ParserError::TokenizerError(message) => {
             // sqlparser appends " at Line: L, Column: C" to its messages.
             let (reason, location) = match message.rsplit_once(" at Line: ") {
@@ -501,6 +561,44 @@ mod tests {
         assert!(err.to_string().contains("nests deeper than"), "{err}");
         let fine = format!("SELECT {}1{}", "(".repeat(100), ")".repeat(100));
         assert_eq!(parse_statements(&fine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn deep_case_and_not_are_called_too_deep_not_a_syntax_error() {
+        let cases = |n: usize| {
+            format!(
+                "SELECT {}1{}",
+                "CASE WHEN true THEN ".repeat(n),
+                " END".repeat(n)
+            )
+        };
+        let deep = [
+            cases(10_000),
+            // Within the limit on its tokens, past it for the parser.
+            cases(RECURSION_LIMIT - 2),
+            format!("SELECT {}true", "NOT ".repeat(RECURSION_LIMIT + 1)),
+            // CASE inside subqueries, which take the parser two levels each.
+            format!(
+                "SELECT {}{}{}",
+                "(SELECT ".repeat(60),
+                &cases(100)["SELECT ".len()..],
+                ")".repeat(60)
+            ),
+        ];
+        for sql in deep {
+            let err = parse_statements(&sql).unwrap_err().to_string();
+            assert!(err.contains("nests deeper than 200 levels"), "{err}");
+        }
+        assert_eq!(parse_statements(&cases(150)).unwrap().len(), 1);
+        let and_not = vec!["NOT a"; 500].join(" AND ");
+        assert!(parse_statements(&format!("SELECT 1 WHERE {and_not}")).is_ok());
+        // A real mistake deep inside is still reported where it is.
+        let wrong = format!("SELECT {}1 +{}", "(".repeat(150), ")".repeat(150));
+        let err = parse_statements(&wrong).unwrap_err().to_string();
+        assert!(
+            err.contains("does not parse at line 1, column 161: Expected: an expression"),
+            "{err}"
+        );
     }
 
     /// What each item of `statements` says: the text and position, or the
