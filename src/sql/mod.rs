@@ -14,10 +14,10 @@ mod split;
 mod visit;
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::Once;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{Expr, Statement, Visit, Visitor};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -377,10 +377,55 @@ fn parse_one(
         Err(error) => return Err(parse_error(error, start)),
     };
     match parsed.len() {
-        1 => Ok((parsed.remove(0), parser.into_tokens())),
+        1 => {
+            let statement = parsed.remove(0);
+            keyword_as_column(&statement)?;
+            Ok((statement, parser.into_tokens()))
+        }
         _ => Err(Error::input(format!(
             "the SQL does not parse at line {}, column {}: expected one statement",
             start.line, start.column
+        ))),
+    }
+}
+
+/// Keywords PostgreSQL reserves that sqlparser reads as a column name when
+/// what follows them does not parse as their expression (`SELECT NOT`).
+const RESERVED_PREFIXES: [&str; 2] = ["NOT", "CASE"];
+
+/// Refuses what PostgreSQL would: a bare [`RESERVED_PREFIXES`] keyword used
+/// as a column. Left in, the rewriter would add clauses after it and change
+/// what the keyword reads as (`SELECT NOT LIMIT 1000` does not parse).
+fn keyword_as_column(statement: &Statement) -> Result<()> {
+    struct Finder(Option<(String, Location)>);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident)
+                    if ident.quote_style.is_none()
+                        && RESERVED_PREFIXES
+                            .iter()
+                            .any(|k| k.eq_ignore_ascii_case(&ident.value)) =>
+                {
+                    self.0 = Some((ident.value.to_uppercase(), ident.span.start));
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    let _ = statement.visit(&mut finder);
+    match finder.0 {
+        None => Ok(()),
+        Some((keyword, at)) => Err(Error::input(format!(
+            "the SQL does not parse at line {}, column {}: {keyword} is a reserved word, and \
+             what follows it does not complete it; a column of that name must be quoted \
+             (\"{}\")",
+            at.line,
+            at.column,
+            keyword.to_lowercase()
         ))),
     }
 }
@@ -561,6 +606,29 @@ mod tests {
         assert!(err.to_string().contains("nests deeper than"), "{err}");
         let fine = format!("SELECT {}1{}", "(".repeat(100), ")".repeat(100));
         assert_eq!(parse_statements(&fine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reserved_prefixes_are_no_column_names() {
+        for (sql, column) in [
+            ("SELECT NOT", 8),
+            ("SELECT 1 WHERE NOT NOT", 20),
+            ("SELECT case", 8),
+        ] {
+            let err = parse_statements(sql).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("line 1, column {column}: "))
+                    && err.contains("reserved word"),
+                "{sql}: {err}"
+            );
+        }
+        for fine in [
+            "SELECT NOT true",
+            "SELECT \"not\", \"CASE\" FROM t",
+            "SELECT CASE WHEN a THEN 1 END",
+        ] {
+            assert!(parse_statements(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]
