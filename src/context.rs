@@ -17,13 +17,12 @@ use crate::ui::Ui;
 const SCRATCH_DBNAME: &str = "postgres";
 
 /// The environment variables that point perfaudit at a database.
-const CONNECTION_VARIABLES: [&str; 6] = [
+const CONNECTION_VARIABLES: [&str; 5] = [
     "DATABASE_URL",
     "PGHOST",
     "PGHOSTADDR",
     "PGPORT",
     "PGDATABASE",
-    "PGSERVICE",
 ];
 
 /// Shared state of one command run.
@@ -47,7 +46,12 @@ impl Context {
         let mut context = Context {
             ui,
             interrupt,
-            connection_string: global.database_url.clone(),
+            // Read here rather than by clap, so that an exported DATABASE_URL
+            // does not make --scratch a usage error; --scratch ignores it.
+            connection_string: global
+                .database_url
+                .clone()
+                .or_else(|| std::env::var("DATABASE_URL").ok()),
             connect_timeout: global.connect_timeout,
             pool_options: PoolOptions {
                 max_size: usize::from(global.pool_size),

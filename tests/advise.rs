@@ -480,6 +480,32 @@ async fn without_hypopg_it_says_how_to_get_it() {
 }
 
 #[tokio::test]
+async fn a_schema_it_may_not_read_is_an_error_not_a_missing_table() {
+    let db = hypopg_db().await;
+    let role = format!("{}_reader", db.name);
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA secret; CREATE TABLE secret.t (a int); CREATE ROLE \"{role}\" LOGIN"
+        ))
+        .await
+        .unwrap();
+    let mut as_reader = db.settings.clone();
+    as_reader.user = role;
+    let output = common::perfaudit()
+        .args(["--database-url", &as_reader.to_conninfo()])
+        .args(["advise", "SELECT * FROM secret.t WHERE a = 1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("permission denied for schema secret"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn sql_that_does_not_parse_is_bad_input() {
     let db = hypopg_db().await;
     let output = run(&db, &["SELECT * FROM payments;\nSELECT * FROM WHERE"]);
@@ -551,12 +577,27 @@ async fn the_workload_can_come_from_pg_stat_statements() {
             .unwrap();
     }
     client
-        .batch_execute("SELECT * FROM payments WHERE currency = 'INR' ORDER BY created_at LIMIT 3")
+        .batch_execute(
+            "SELECT * FROM payments WHERE currency = 'INR' ORDER BY created_at LIMIT 3;
+             SELECT count(*) FROM payments WHERE description = 'hypopg_reset() in a string'",
+        )
         .await
         .unwrap();
+    // Utility statements that ran longer than every query must not crowd
+    // the queries out of --top.
+    for _ in 0..3 {
+        client.batch_execute("ANALYZE payments").await.unwrap();
+    }
     let output = common::perfaudit()
         .args(["--database-url", &settings.to_conninfo()])
-        .args(["--format", "json", "advise", "--from-stat-statements"])
+        .args([
+            "--format",
+            "json",
+            "advise",
+            "--from-stat-statements",
+            "--top",
+            "5",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -574,11 +615,22 @@ async fn the_workload_can_come_from_pg_stat_statements() {
         .find(|s| s["original"].as_str().unwrap().contains("currency = $1"))
         .unwrap_or_else(|| panic!("{json}"));
     assert!(sorted["cost_before"].is_number(), "{sorted}");
-    // Utility statements (CREATE EXTENSION, ANALYZE...) are not workload.
+    // A query that only mentions HypoPG is workload; HypoPG's calls are not.
     assert!(
         statements
             .iter()
-            .all(|s| !s["original"].as_str().unwrap().starts_with("CREATE")),
+            .any(|s| s["original"].as_str().unwrap().contains("description = $1")),
+        "{json}"
+    );
+    // Utility statements (CREATE EXTENSION, ANALYZE...) are not workload,
+    // and --top counts only what is: the seeding INSERTs, the lookups.
+    assert_eq!(statements.len(), 5, "{json}");
+    assert!(
+        statements.iter().all(|s| {
+            let original = s["original"].as_str().unwrap();
+            (original.starts_with("SELECT") || original.starts_with("INSERT"))
+                && !original.contains("hypopg_create_index")
+        }),
         "{json}"
     );
 }

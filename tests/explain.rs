@@ -78,6 +78,27 @@ async fn fingerprint(db: &TestDb) -> (i64, String) {
     (row.get(0), row.get(1))
 }
 
+/// The count `sql` (a `SELECT count(*)` taking `$1`) returns on `db`.
+async fn count(db: &TestDb, sql: &str, param: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(sql, &[&param])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// A session of its own on `db`, and its server process id.
+async fn session(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+    let client = db.client().await;
+    let pid = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    (client, pid)
+}
+
 #[tokio::test]
 async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let db = TestDb::new().await;
@@ -149,7 +170,7 @@ async fn writes_change_nothing_with_or_without_analyze_writes() {
             statement["notes"][0]
                 .as_str()
                 .unwrap()
-                .starts_with("not executed because it writes"),
+                .starts_with("not executed because it is not a plain read"),
             "{statement:#}"
         );
         assert_eq!(fingerprint(&db).await, original, "plain EXPLAIN of {sql}");
@@ -256,17 +277,186 @@ async fn the_server_refuses_a_second_statement_even_if_the_splitter_missed_it() 
     runner.run(&ok, "the test").await.unwrap();
 }
 
+/// The statement of a one-statement JSON report, after checking it was
+/// only planned and that a note says so, naming `function`.
+fn planned_because_of(output: &Output, function: &str) -> Value {
+    let report = document(output, 0);
+    let statement = report["statements"][0].clone();
+    assert_eq!(statement["analyzed"], false, "{statement:#}");
+    assert_eq!(statement["class"]["kind"], "write", "{statement:#}");
+    let note = statement["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with("not executed because") && note.contains(function),
+        "{statement:#}"
+    );
+    statement
+}
+
+/// Whether the session is alive and answers.
+async fn answers(client: &tokio_postgres::Client) -> bool {
+    client.simple_query("SELECT 1").await.is_ok()
+}
+
 #[tokio::test]
-async fn a_query_that_writes_behind_a_select_is_stopped_by_read_only() {
+async fn an_advisory_lock_is_never_taken_however_the_name_is_written() {
+    let db = TestDb::new().await;
+    // Another session holds the lock: were the call executed, it would wait
+    // for it until the statement timeout.
+    let (holder, holder_pid) = session(&db).await;
+    holder
+        .batch_execute("SELECT pg_advisory_lock(42)")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT \"pg_advisory_lock\"(42)",
+        "SELECT pg_catalog.\"pg_advisory_lock\"(42)",
+        "SELECT * FROM pg_advisory_lock(42)",
+        "SELECT PG_ADVISORY_LOCK(42)",
+    ] {
+        let output = run(db.perfaudit().args([
+            "--statement-timeout",
+            "3s",
+            "--format",
+            "json",
+            "explain",
+            sql,
+        ]));
+        planned_because_of(&output, "pg_advisory_lock");
+    }
+    let holders: Vec<i32> = db
+        .client()
+        .await
+        .query_one(
+            "SELECT array_agg(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holders, [holder_pid]);
+}
+
+/// The replication slots named `name`.
+async fn slots(db: &TestDb, name: &str) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+        name,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_replication_slot_is_never_created_directly_or_through_a_volatile_function() {
+    let db = TestDb::new().await;
+    // A slot survives the rollback and holds WAL until it is dropped. The
+    // test cluster's wal_level (replica, PostgreSQL's default) allows them.
+    let direct = format!("{}_direct", db.name);
+    let output = explain_json(
+        &db,
+        &[&format!(
+            "SELECT pg_create_physical_replication_slot('{direct}', true)"
+        )],
+    );
+    planned_because_of(&output, "pg_create_physical_replication_slot");
+    // The same call inside a function of the user's, which the text does
+    // not show: the server says the function is VOLATILE.
+    execute(
+        &db,
+        "CREATE FUNCTION make_slot(slot name) RETURNS text LANGUAGE sql
+             AS 'SELECT slot_name::text FROM pg_create_physical_replication_slot(slot, true)'",
+    )
+    .await;
+    let hidden = format!("{}_hidden", db.name);
+    let output = explain_json(&db, &[&format!("SELECT make_slot('{hidden}')")]);
+    let statement = planned_because_of(&output, "public.make_slot()");
+    assert!(
+        statement["class"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("VOLATILE"),
+        "{statement:#}"
+    );
+    let (direct_slots, hidden_slots) = (slots(&db, &direct).await, slots(&db, &hidden).await);
+    // Clean up before asserting: a slot left behind would hold WAL.
+    execute(
+        &db,
+        &format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+             WHERE slot_name IN ('{direct}', '{hidden}')"
+        ),
+    )
+    .await;
+    assert_eq!((direct_slots, hidden_slots), (0, 0));
+    // --analyze-writes runs it on purpose, and the report says what it did.
+    let output = explain_json(
+        &db,
+        &["--analyze-writes", &format!("SELECT make_slot('{hidden}')")],
+    );
+    let statement = &document(&output, 0)["statements"][0];
+    assert_eq!(statement["analyzed"], true);
+    execute(&db, &format!("SELECT pg_drop_replication_slot('{hidden}')")).await;
+}
+
+#[tokio::test]
+async fn another_session_is_never_terminated_or_cancelled() {
+    let db = TestDb::new().await;
+    let (other, pid) = session(&db).await;
+    for (sql, function) in [
+        (
+            format!("SELECT pg_terminate_backend({pid})"),
+            "pg_terminate_backend",
+        ),
+        (
+            format!("SELECT \"pg_terminate_backend\"({pid}, 1000)"),
+            "pg_terminate_backend",
+        ),
+        (
+            format!("SELECT pg_cancel_backend({pid})"),
+            "pg_cancel_backend",
+        ),
+    ] {
+        planned_because_of(&explain_json(&db, &[&sql]), function);
+        assert!(answers(&other).await, "{sql} reached the other session");
+    }
+}
+
+#[tokio::test]
+async fn harmless_volatile_functions_still_run() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE FUNCTION cents(amount numeric) RETURNS bigint LANGUAGE sql IMMUTABLE
+             AS 'SELECT (amount * 100)::bigint'",
+    )
+    .await;
+    let sql = "SELECT random(), clock_timestamp(), gen_random_uuid(), pg_sleep(0), \
+               pg_total_relation_size('payments'), cents(amount), now() \
+               FROM payments WHERE id = 1";
+    let statement = &document(&explain_json(&db, &[sql]), 0)["statements"][0];
+    assert_eq!(statement["analyzed"], true, "{statement:#}");
+    assert_eq!(statement["read_only"], true, "{statement:#}");
+    assert_eq!(statement["class"]["kind"], "read", "{statement:#}");
+}
+
+#[tokio::test]
+async fn what_read_only_stops_and_what_hides_in_a_view() {
     let db = TestDb::new().await;
     execute(
         &db,
         "CREATE FUNCTION sneaky() RETURNS bigint LANGUAGE sql
-             AS 'DELETE FROM payments WHERE id < 500 RETURNING id'",
+             AS 'DELETE FROM payments WHERE id < 500 RETURNING id';
+         CREATE VIEW deleting AS SELECT sneaky() AS id;
+         CREATE VIEW locking AS SELECT pg_try_advisory_lock(7) AS locked",
     )
     .await;
     let original = fingerprint(&db).await;
-    let output = explain_json(&db, &["SELECT sneaky()"]);
+    // Called by name, the function is VOLATILE: only planned.
+    planned_because_of(&explain_json(&db, &["SELECT sneaky()"]), "public.sneaky()");
+    // Hidden in a view, the call is not seen from the text: the statement
+    // runs as a read, and READ ONLY stops the DELETE.
+    let output = explain_json(&db, &["SELECT * FROM deleting"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("reads like a query but tried to write"),
@@ -274,8 +464,14 @@ async fn a_query_that_writes_behind_a_select_is_stopped_by_read_only() {
         stderr(&output)
     );
     assert_eq!(fingerprint(&db).await, original);
-    // Seen only planned, it is fine.
-    let output = explain_json(&db, &["--no-analyze", "SELECT sneaky()"]);
+    // READ ONLY does not stop what is not a write: the view's advisory lock
+    // is taken (the limit the README states; perfaudit's session ends with
+    // the process, and the lock with it).
+    let output = explain_json(&db, &["SELECT * FROM locking"]);
+    let statement = &document(&output, 0)["statements"][0];
+    assert_eq!(statement["analyzed"], true, "{statement:#}");
+    // Seen only planned, anything is fine.
+    let output = explain_json(&db, &["--no-analyze", "SELECT * FROM deleting"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
@@ -489,6 +685,69 @@ async fn json_has_the_documented_shape() {
     assert!(second["costliest_node"].as_u64().unwrap() < nodes.len() as u64);
     assert_eq!(second["rolled_back"], true);
     assert!(second["findings"].is_array());
+}
+
+#[tokio::test]
+async fn index_probes_on_the_join_key_pass_a_warning_gate() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE INDEX idx_payments_user_id ON payments (user_id); ANALYZE payments",
+    )
+    .await;
+    // A nested loop semi join probing that index once per user: the best
+    // plan, whose inner filter (amount > 0) is no join column.
+    let sql = "SELECT * FROM users u WHERE u.id < 3000 AND EXISTS \
+               (SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.amount > 0)";
+    let output = explain_json(&db, &["--no-rewrite", "--fail-on", "warning", sql]);
+    let statement = &document(&output, 0)["statements"][0];
+    let nodes = statement["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["node_type"] == "Nested Loop" && n["join_type"] == "Semi"),
+        "{statement:#}"
+    );
+    assert!(
+        statement["findings"].as_array().unwrap().is_empty(),
+        "{statement:#}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_stopped_early_by_design_are_no_misestimate() {
+    let db = TestDb::new().await;
+    // Each inner run, or subplan run, stops at the first of the ~90,000
+    // completed payments it was estimated to read.
+    for (sql, stopping) in [
+        (
+            "SELECT * FROM users u WHERE u.id < 50 AND EXISTS (SELECT 1 FROM payments p \
+             WHERE p.status = 'completed' AND p.created_at > u.created_at)",
+            "Semi Join",
+        ),
+        (
+            "SELECT u.id, EXISTS (SELECT 1 FROM payments p WHERE p.status = 'completed' \
+             AND p.created_at > u.created_at) FROM users u WHERE u.id < 50",
+            "SubPlan",
+        ),
+    ] {
+        let output = explain_json(&db, &["--no-rewrite", "--fail-on", "warning", sql]);
+        let statement = &document(&output, 0)["statements"][0];
+        let labels: Vec<&str> = statement["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["label"].as_str().unwrap())
+            .collect();
+        assert!(
+            labels.iter().any(|label| label.contains(stopping)),
+            "{labels:?}"
+        );
+        assert!(
+            !codes(statement).contains(&"row-misestimate".to_owned()),
+            "{statement:#}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -63,7 +63,14 @@ fn json_for_pipelines_has_the_documented_shape() {
     for statement in statements {
         assert_eq!(
             keys(statement),
-            ["changes", "original", "rewritten", "skipped"]
+            [
+                "changes",
+                "column",
+                "line",
+                "original",
+                "rewritten",
+                "skipped"
+            ]
         );
         for change in statement["changes"].as_array().unwrap() {
             assert_eq!(keys(change), ["detail", "rule"]);
@@ -90,7 +97,7 @@ fn json_for_pipelines_has_the_documented_shape() {
     // Streamed, pretty-printed, fields in the documented order.
     assert!(
         stdout(&output).starts_with(
-            "{\n  \"statements\": [\n    {\n      \"original\": \"SELECT id, created_at FROM payments WHERE user_id = $1\",\n      \"rewritten\": "
+            "{\n  \"statements\": [\n    {\n      \"line\": 1,\n      \"column\": 1,\n      \"original\": \"SELECT id, created_at FROM payments WHERE user_id = $1\",\n      \"rewritten\": "
         ),
         "{}",
         stdout(&output)
@@ -159,12 +166,14 @@ fn sql_that_does_not_parse_is_exit_2_with_line_and_column_and_the_rest_is_still_
         "perfaudit: the SQL does not parse at line 2, column 13: Expected: table name, found: WHERE\n\
          perfaudit: the SQL does not parse at line 4, column 1: Expected: an SQL statement, found: SELEC\n"
     );
-    let rewritten: Vec<Value> = json(&output)["statements"]
-        .as_array()
-        .unwrap()
+    let document = json(&output);
+    let statements = document["statements"].as_array().unwrap();
+    let positions: Vec<(u64, u64)> = statements
         .iter()
-        .map(|s| s["rewritten"].clone())
+        .map(|s| (s["line"].as_u64().unwrap(), s["column"].as_u64().unwrap()))
         .collect();
+    assert_eq!(positions, [(1, 1), (3, 1)]);
+    let rewritten: Vec<Value> = statements.iter().map(|s| s["rewritten"].clone()).collect();
     assert_eq!(
         rewritten,
         [
@@ -180,6 +189,12 @@ fn sql_that_does_not_parse_is_exit_2_with_line_and_column_and_the_rest_is_still_
         "perfaudit: the SQL does not parse at line 1, column 8: Unterminated string literal\n"
     );
     assert_eq!(stdout(&output), "");
+    // A pipeline still gets a whole document.
+    let output = run(common::perfaudit()
+        .args(["--format", "json", "rewrite"])
+        .arg("SELECT 'open"));
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(json(&output), serde_json::json!({"statements": []}));
     let output = offline(&[" -- only a comment\n;"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(

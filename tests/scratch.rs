@@ -121,6 +121,16 @@ fn a_killed_perfaudit_takes_its_server_down_with_it() {
         assert!(Instant::now() < deadline, "the server outlived perfaudit");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The dir stays behind; the next --scratch run removes it.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let output = common::perfaudit()
+        .env("TMPDIR", tmp.path())
+        .args(["--scratch", "--scratch-rows", "10", "explain", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_nothing_left(tmp.path());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 use super::candidates::ExistingIndex;
 use super::extract::RelationName;
@@ -95,9 +96,17 @@ impl<'c> Catalog<'c> {
             .await
         {
             Ok(row) => row,
-            // A name the server cannot take (another database's, say) names
-            // nothing here.
-            Err(error) if error.as_db_error().is_some() => None,
+            // A name the server cannot take (another database's, a malformed
+            // one) names nothing here; any other error (no permission on the
+            // schema, a timeout) is reported as what it is.
+            Err(error)
+                if matches!(
+                    error.code(),
+                    Some(&SqlState::FEATURE_NOT_SUPPORTED | &SqlState::INVALID_NAME)
+                ) =>
+            {
+                None
+            }
             Err(error) => return Err(query_error("looking up a table", &error)),
         };
         let Some(row) = row else { return Ok(None) };

@@ -22,7 +22,7 @@ use sqlparser::ast::{
     Update, UpdateTableFromKind, Value, Visit, Visitor,
 };
 
-use crate::sql::own_expressions;
+use crate::sql::{fold, own_expressions};
 
 /// A relation's name as written, each part folded as PostgreSQL folds it
 /// (unquoted parts to lower case).
@@ -863,15 +863,6 @@ fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
         | JoinOperator::RightAnti(c)
         | JoinOperator::StraightJoin(c) => Some(c),
         _ => None,
-    }
-}
-
-/// An identifier as PostgreSQL stores it: unquoted ones fold to lower case
-/// (ASCII only, as in a UTF-8 database).
-pub fn fold(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_ascii_lowercase(),
     }
 }
 

@@ -17,10 +17,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::db::JsonText;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::explain::plan::Plan as PlanModel;
-use crate::explain::run::JsonText;
 use crate::interrupt::Interrupt;
 
 /// How long planning may wait for a table lock (another session's `ALTER

@@ -1,6 +1,7 @@
 //! Where a workload comes from: SQL the user gave (an argument, a file,
 //! stdin), or the statements `pg_stat_statements` saw run the longest.
 
+use futures_util::TryStreamExt;
 use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -43,8 +44,8 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
 
 /// The `top` statements of this database by total execution time in
 /// `pg_stat_statements`. Utility statements (`SET`, `BEGIN`, `EXPLAIN`...)
-/// are left out: they have no plan an index improves; so are HypoPG's
-/// calls, advise's own footprint. Texts sqlparser
+/// are left out: they have no plan an index improves; so are calls of
+/// HypoPG's functions, advise's own footprint. Texts sqlparser
 /// cannot read stay in, with the reason, since the server ran them.
 pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<WorkloadStatement>> {
     let schema = client
@@ -69,30 +70,39 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
              (or give the SQL with -f FILE)"
         )));
     };
+    // All entries, longest first, read as a stream until `top` plannable
+    // statements are found: a LIMIT in SQL would count the utility
+    // statements left out below. total_exec_time is total_time before
+    // pg_stat_statements 1.8 (PostgreSQL 13); to_jsonb reads either.
+    let sql = format!(
+        "SELECT s.query FROM {schema}.pg_stat_statements s \
+         WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND s.query IS NOT NULL \
+           AND s.query !~* '\\mhypopg_[a-z_]+\\s*\\(' \
+         ORDER BY coalesce(to_jsonb(s) ->> 'total_exec_time', to_jsonb(s) ->> 'total_time')::float8 \
+                  DESC NULLS LAST"
+    );
+    let read_error = |e: tokio_postgres::Error| match e.code() {
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => Error::database(
+            "pg_stat_statements is created but not loaded; add it to \
+             shared_preload_libraries and restart the server, then run advise again",
+        ),
+        _ => query_error("reading pg_stat_statements", &e),
+    };
     let rows = client
-        .query(
-            &format!(
-                "SELECT s.query FROM {schema}.pg_stat_statements s \
-                 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                   AND s.query IS NOT NULL \
-                   AND s.query NOT LIKE '%hypopg%' \
-                 ORDER BY s.total_exec_time DESC LIMIT $1"
-            ),
-            &[&i64::from(top)],
-        )
+        .query_raw(&sql, std::iter::empty::<i32>())
         .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => Error::database(
-                "pg_stat_statements is created but not loaded; add it to \
-                 shared_preload_libraries and restart the server, then run advise again",
-            ),
-            _ => query_error("reading pg_stat_statements", &e),
-        })?;
+        .map_err(read_error)?;
+    futures_util::pin_mut!(rows);
     let mut workload = Vec::new();
-    for row in rows {
+    while workload.len() < top as usize {
+        let Some(row) = rows.try_next().await.map_err(read_error)? else {
+            break;
+        };
         let text: String = row.get(0);
         workload.extend(entry(&text));
     }
+    workload.truncate(top as usize);
     Ok(workload)
 }
 

@@ -36,19 +36,13 @@ Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 130 inter
 /// Options that every command accepts.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Connection URL or key=value conninfo [env: DATABASE_URL; otherwise the
-    /// libpq PG* variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...]
-    #[arg(
-        short = 'd',
-        long,
-        env = "DATABASE_URL",
-        global = true,
-        hide_env = true,
-        value_name = "URL"
-    )]
+    /// Connection URL or key=value conninfo [default: DATABASE_URL; otherwise the libpq
+    /// variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...]
+    #[arg(short = 'd', long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 
     /// Start a throwaway local PostgreSQL seeded with the payments fixture, and remove it on exit
+    /// (DATABASE_URL and the PG* variables are then ignored)
     #[arg(long, global = true, conflicts_with = "database_url")]
     pub scratch: bool,
 
@@ -83,7 +77,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
-    /// Say more about what is happening (on stderr); repeat for more
+    /// Say more about what is happening (on stderr)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

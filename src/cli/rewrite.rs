@@ -19,9 +19,10 @@ pub struct RewriteArgs {
 /// into their options and call [`RewriteFlags::options`]).
 #[derive(Debug, Clone, Args)]
 pub struct RewriteFlags {
-    /// Add LIMIT N to a query that has no LIMIT, LIMIT ALL or FETCH of its own
+    /// Add LIMIT N to a query that has no LIMIT, LIMIT ALL or FETCH of its own (at most
+    /// PostgreSQL's bigint)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LIMIT,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub limit: u64,
 
     /// Add no LIMIT

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
+use crate::explain::volatility;
 use crate::explain::{self, JobOptions, Repetition};
 use crate::report;
 use crate::rewrite;
@@ -33,6 +34,20 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     let interrupt = &context.interrupt;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
     let client = interrupt.guard(database.connection()).await?;
+    // The server's word on the functions the statements call, asked in the
+    // same round trip as its statement_timeout (tokio-postgres pipelines
+    // the two): a VOLATILE one makes its statement a write.
+    let calls = explain::calls_to_vet(&jobs);
+    let timeout = Timeout::from_flag(database.options().statement_timeout);
+    let (timeout, volatile) = interrupt
+        .guard(async {
+            tokio::try_join!(
+                timeout.resolve(&client),
+                volatility::lookup(&client, &calls)
+            )
+        })
+        .await?;
+    explain::apply_volatility(&mut jobs, &volatile, &options)?;
     if !args.no_rewrite {
         // With the server at hand the rewriter resolves ORDER BY for
         // `SELECT *` and has the server check what it produced.
@@ -42,11 +57,10 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
             job.apply(interrupt.guard(rewritten).await?);
         }
     }
-    let timeout = Timeout::from_flag(database.options().statement_timeout);
     let repetition = Repetition {
         runs: args.runs as usize,
         warmup: args.warmup as usize,
-        timeout: interrupt.guard(timeout.resolve(&client)).await?,
+        timeout,
     };
     let runner = Runner::new(&client, database.settings(), interrupt);
     let mut results = Vec::with_capacity(jobs.len());

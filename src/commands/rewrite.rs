@@ -2,7 +2,7 @@
 //! reported as it is done. Uses a database only when one is configured, so
 //! it works offline.
 
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 
 use crate::cli::RewriteArgs;
 use crate::context::Context;
@@ -13,9 +13,10 @@ use crate::rewrite::{self, Knowledge};
 use crate::sql;
 
 /// Runs `perfaudit rewrite`. A statement that does not parse is reported
-/// (exit code 2) after the others are rewritten.
+/// (exit code 2) after the others are rewritten. The report is always
+/// finished — a JSON document is complete even when a statement fails to
+/// parse, the server fails, or a signal stops the run.
 pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
-    let options = args.rules.options();
     let text = read_sql(&args.input)?;
     let connection = match context.database_configured() {
         true => {
@@ -26,8 +27,39 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     };
     let mut report = RewriteReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
     let mut errors = Vec::new();
-    let mut statements = 0usize;
-    for parsed in sql::statements(&text) {
+    let client: Option<&tokio_postgres::Client> = connection.as_deref().map(|c| &**c);
+    let outcome = rewrite_all(context, &args, &text, client, &mut report, &mut errors).await;
+    let finished = report.finish(connection.is_none());
+    outcome?;
+    if let Err(e) = finished {
+        return output_error(e);
+    }
+    if report.statements() == 0 && errors.is_empty() {
+        return Err(Error::input(
+            "the input holds no SQL statement; give SQL as an argument, with -f FILE, or on \
+             standard input",
+        ));
+    }
+    // Each error on its own line; the last one is the command's.
+    let last = errors.pop();
+    for error in errors {
+        eprintln!("perfaudit: {error}");
+    }
+    last.map_or(Ok(()), Err)
+}
+
+/// Rewrites and reports every statement that parses; collects the parse
+/// errors in `errors`. Fails on a server error, a signal, or a failed write.
+async fn rewrite_all<W: Write>(
+    context: &Context,
+    args: &RewriteArgs,
+    text: &str,
+    connection: Option<&tokio_postgres::Client>,
+    report: &mut RewriteReport<W>,
+    errors: &mut Vec<Error>,
+) -> Result<()> {
+    let options = args.rules.options();
+    for parsed in sql::statements(text) {
         context.interrupt.check()?;
         let statement = match parsed {
             Ok(statement) => statement,
@@ -36,8 +68,7 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
                 continue;
             }
         };
-        statements += 1;
-        let rewrite = match &connection {
+        let rewrite = match connection {
             Some(client) => {
                 let work = rewrite::server::rewrite(client, &statement, &options);
                 context.interrupt.guard(work).await?
@@ -48,23 +79,7 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
             return output_error(e);
         }
     }
-    if statements == 0 && errors.is_empty() {
-        return Err(Error::input(
-            "the input holds no SQL statement; give SQL as an argument, with -f FILE, or on \
-             standard input",
-        ));
-    }
-    if statements > 0
-        && let Err(e) = report.finish(connection.is_none())
-    {
-        return output_error(e);
-    }
-    // Each error on its own line; the last one is the command's.
-    let last = errors.pop();
-    for error in errors {
-        eprintln!("perfaudit: {error}");
-    }
-    last.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// A write to stdout that failed: a closed pipe (`| head`) ends the output

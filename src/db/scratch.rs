@@ -28,6 +28,13 @@ use crate::error::{Error, Result};
 
 /// The superuser of every scratch cluster, whoever runs perfaudit.
 pub const SUPERUSER: &str = "postgres";
+/// The name of every scratch dir starts so.
+const DIR_PREFIX: &str = "perfaudit-";
+/// In each scratch dir, locked by the perfaudit process that owns it.
+const OWNER_LOCK: &str = "perfaudit.lock";
+/// A dir younger than this is never taken for a leftover: its owner may be
+/// between creating it and locking it.
+const LEFTOVER_MIN_AGE: Duration = Duration::from_secs(2);
 /// The port in the socket's name. The socket lives in a private dir, so the
 /// usual port cannot clash with another server.
 const SOCKET_PORT: u16 = 5432;
@@ -78,6 +85,8 @@ pub struct ScratchCluster {
     postmaster: Postmaster,
     socket_dir: PathBuf,
     tcp_port: Option<u16>,
+    // Held while the cluster lives; a dir whose lock is free is a leftover.
+    _owner_lock: File,
     // Dropped last, after the server is stopped.
     dir: tempfile::TempDir,
 }
@@ -87,10 +96,12 @@ impl ScratchCluster {
     pub async fn start(options: &ScratchOptions) -> Result<ScratchCluster> {
         let bindir = find_server_binaries()?;
         let owner = server_user()?;
+        remove_leftovers(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("perfaudit-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(|e| scratch_error(format!("cannot create a temp dir: {e}")))?;
+        let owner_lock = lock_owner(dir.path())?;
         let socket_dir = dir.path().to_path_buf();
         let socket_path = socket_dir.join(format!(".s.PGSQL.{SOCKET_PORT}"));
         if socket_path.as_os_str().len() > MAX_SOCKET_PATH {
@@ -148,6 +159,7 @@ impl ScratchCluster {
             postmaster,
             socket_dir,
             tcp_port,
+            _owner_lock: owner_lock,
             dir,
         };
         cluster.wait_until_ready(&data_dir, &log_path).await?;
@@ -314,6 +326,51 @@ impl Postmaster {
         }
         self.status = Some("stopped".into());
     }
+}
+
+/// Creates and locks the dir's owner lock; the lock lives as long as this
+/// process holds the file (the kernel drops it when the process dies, even
+/// by SIGKILL).
+fn lock_owner(dir: &Path) -> Result<File> {
+    let file = File::create(dir.join(OWNER_LOCK))
+        .map_err(|e| scratch_error(format!("cannot create the owner lock: {e}")))?;
+    file.try_lock()
+        .map_err(|e| scratch_error(format!("cannot lock the owner lock: {e}")))?;
+    Ok(file)
+}
+
+/// Removes the scratch dirs of perfaudit processes that died without
+/// cleaning up (SIGKILL, a second Ctrl-C): their owner lock is free and no
+/// postmaster runs in them any more (the parent-death signal stopped it).
+/// Dirs this user may not read, or that look alive, are left alone.
+fn remove_leftovers(temp_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return;
+    };
+    for dir in entries.flatten().map(|entry| entry.path()) {
+        let is_scratch = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with(DIR_PREFIX));
+        if is_scratch && is_leftover(&dir) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+fn is_leftover(dir: &Path) -> bool {
+    let Ok(lock) = File::open(dir.join(OWNER_LOCK)) else {
+        return false;
+    };
+    let old_enough = lock
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified.elapsed().unwrap_or_default() >= LEFTOVER_MIN_AGE);
+    let postmaster_alive = std::fs::read_to_string(dir.join("data/postmaster.pid"))
+        .ok()
+        .and_then(|pid_file| pid_file.lines().next()?.trim().parse::<i32>().ok())
+        .is_some_and(|pid| kill(Pid::from_raw(pid), None).is_ok());
+    old_enough && !postmaster_alive && lock.try_lock().is_ok()
 }
 
 /// The unprivileged user PostgreSQL runs as when perfaudit runs as root.

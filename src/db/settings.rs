@@ -43,7 +43,8 @@ impl SslMode {
     fn parse(value: &str) -> Result<SslMode> {
         Ok(match value {
             "disable" => SslMode::Disable,
-            // libpq's `allow` tries without TLS first; without TLS is what it gets here.
+            // libpq's `allow` tries without TLS first and `prefer` with TLS
+            // first; against any server both end up connected, unverified.
             "allow" | "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
@@ -201,7 +202,13 @@ impl ConnectionSettings {
         let dbname = lookup("dbname")
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| user.clone());
-        let sslmode = SslMode::parse(&lookup("sslmode").unwrap_or_else(|| "prefer".into()))?;
+        let sslrootcert = lookup("sslrootcert")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let sslmode = system_roots_mode(
+            sslrootcert.as_deref(),
+            lookup("sslmode").map(|m| SslMode::parse(&m)).transpose()?,
+        )?;
         let connect_timeout = match sources.connect_timeout {
             Some(timeout) => timeout,
             None => match lookup("connect_timeout").filter(|t| !t.is_empty()) {
@@ -217,9 +224,7 @@ impl ConnectionSettings {
             password: lookup("password").map(Password),
             dbname,
             sslmode,
-            sslrootcert: lookup("sslrootcert")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
+            sslrootcert,
             connect_timeout,
             application_name: lookup("application_name")
                 .filter(|a| !a.is_empty())
@@ -337,6 +342,23 @@ impl ConnectionSettings {
             self.user,
             self.dbname
         )
+    }
+}
+
+/// The sslmode, given `sslrootcert`: as in libpq 16, `sslrootcert=system`
+/// (trust the system's roots, which vouch for any public host) makes
+/// `verify-full` the default and refuses weaker modes, which would accept a
+/// certificate any public CA issued for any name.
+fn system_roots_mode(sslrootcert: Option<&Path>, sslmode: Option<SslMode>) -> Result<SslMode> {
+    let system = sslrootcert == Some(Path::new("system"));
+    match (system, sslmode) {
+        (true, None | Some(SslMode::VerifyFull)) => Ok(SslMode::VerifyFull),
+        (true, Some(weaker)) => Err(Error::database(format!(
+            "sslrootcert=system needs sslmode=verify-full, not {}; the system's roots vouch \
+             for any public host, so only the host name check makes them meaningful",
+            sslmode_keyword(weaker)
+        ))),
+        (false, mode) => Ok(mode.unwrap_or(SslMode::Prefer)),
     }
 }
 
@@ -486,6 +508,23 @@ mod tests {
         assert!(err("hostaddr=db").contains("invalid hostaddr"));
         assert!(err("connect_timeout=soon").contains("invalid connect_timeout"));
         assert!(err("color=blue").contains("unsupported connection option \"color\""));
+    }
+
+    #[test]
+    fn system_roots_mean_verify_full() {
+        let mode = |conninfo: &str| resolve(Some(conninfo), &[("PGUSER", "u")]).map(|s| s.sslmode);
+        assert_eq!(mode("sslrootcert=system").unwrap(), SslMode::VerifyFull);
+        assert_eq!(
+            mode("sslrootcert=system sslmode=verify-full").unwrap(),
+            SslMode::VerifyFull
+        );
+        let err = mode("sslrootcert=system sslmode=require").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs sslmode=verify-full, not require"),
+            "{err}"
+        );
+        assert_eq!(mode("sslrootcert=/ca.pem").unwrap(), SslMode::Prefer);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! EXPLAIN on it without changing data, and analyse the plan.
 //!
 //! - [`mode`]: executed or only planned, READ ONLY or not (pure);
+//! - [`volatility`]: the server's word on the functions a statement calls;
 //! - [`params`]: `--param` values bound on the server;
 //! - [`run`]: the rolled-back runs on one connection (I/O);
 //! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
@@ -16,6 +17,7 @@ pub mod params;
 pub mod plan;
 pub mod run;
 pub mod timing;
+pub mod volatility;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -23,13 +25,14 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::rewrite::{Change, Rewrite, Skip};
-use crate::sql::SqlStatement;
+use crate::sql::{Class, FunctionCall, SqlStatement, calls, outliving_effect};
 use findings::Finding;
 use mode::{Mode, ModeFlags};
 use params::TextParam;
 use plan::{Plan, RunSummary};
 use run::{Prepared, Runner, Timeout};
 use timing::{CacheComparison, RunMeasurement, Timing};
+use volatility::Volatile;
 
 /// What the rewrite step did to a statement before it was explained.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -78,6 +81,73 @@ impl Job {
             self.number, self.statement.line, self.statement.column
         )
     }
+
+    /// Decides how the statement runs from its class; fails when it is
+    /// refused, or when a gate needs it executed and it would not be.
+    fn decide_mode(&mut self, options: &JobOptions) -> Result<()> {
+        self.mode = mode::decide(&self.statement.class, options.flags).map_err(|reason| {
+            Error::input(format!(
+                "{} is refused, so nothing was run: {reason}",
+                self.label()
+            ))
+        })?;
+        if options.needs_execution && !self.mode.analyze {
+            return Err(Error::input(format!(
+                "--max-ms needs every statement executed, but {} is only planned ({}); add \
+                 --analyze-writes or leave it out of the gated input",
+                self.label(),
+                self.mode.notes.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The functions it calls that the server must judge before it is
+    /// executed: none when it is only planned, and none the SQL alone
+    /// already showed to outlive the rollback.
+    fn calls_to_vet(&self) -> Vec<FunctionCall> {
+        if !self.mode.analyze {
+            return Vec::new();
+        }
+        calls(&self.statement.ast)
+            .into_iter()
+            .filter(|call| outliving_effect(&call.name).is_none())
+            .collect()
+    }
+}
+
+/// The functions the statements of `jobs` that are to be executed call,
+/// each once, for [`volatility::lookup`].
+pub fn calls_to_vet(jobs: &[Job]) -> Vec<FunctionCall> {
+    let mut all: Vec<FunctionCall> = Vec::new();
+    for call in jobs.iter().flat_map(Job::calls_to_vet) {
+        if !all.contains(&call) {
+            all.push(call);
+        }
+    }
+    all
+}
+
+/// Takes the server's word on the functions the statements call: a
+/// statement calling a VOLATILE one becomes a write (planned only unless
+/// `--analyze-writes`), with a reason naming the function. Fails as
+/// [`jobs`] does when a gate then cannot be measured; nothing has run yet.
+pub fn apply_volatility(jobs: &mut [Job], volatile: &Volatile, options: &JobOptions) -> Result<()> {
+    for job in jobs {
+        let reasons = volatile.reasons(&job.calls_to_vet());
+        if reasons.is_empty() {
+            continue;
+        }
+        job.statement.class = match std::mem::replace(&mut job.statement.class, Class::Read) {
+            Class::Write { reasons: mut known } => {
+                known.extend(reasons);
+                Class::Write { reasons: known }
+            }
+            _ => Class::Write { reasons },
+        };
+        job.decide_mode(options)?;
+    }
+    Ok(())
 }
 
 /// What decides how the statements of one input run.
@@ -93,8 +163,9 @@ pub struct JobOptions {
 
 /// Checks every statement before anything runs (a refusal, a missing
 /// `--param`, a gate that cannot be measured fail the whole input) and
-/// prepares each, to run as written until a rewrite is applied
-/// ([`Job::apply`]).
+/// prepares each as the SQL alone shows it, to run as written until the
+/// server has judged the functions it calls ([`apply_volatility`]) and a
+/// rewrite is applied ([`Job::apply`]).
 pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<Job>> {
     if statements.is_empty() {
         return Err(Error::input(
@@ -116,12 +187,7 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
             statement,
             rewrite: RewriteSummary::default(),
         };
-        job.mode = mode::decide(&job.statement.class, options.flags).map_err(|reason| {
-            Error::input(format!(
-                "{} is refused, so nothing was run: {reason}",
-                job.label()
-            ))
-        })?;
+        job.decide_mode(options)?;
         let needed = params::placeholders(&job.statement.ast);
         if needed > options.params.len() {
             return Err(Error::input(format!(
@@ -129,14 +195,6 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
                  ($1 first)",
                 job.label(),
                 values_given(options.params.len())
-            )));
-        }
-        if options.needs_execution && !job.mode.analyze {
-            return Err(Error::input(format!(
-                "--max-ms needs every statement executed, but {} is only planned ({}); add \
-                 --analyze-writes or leave it out of the gated input",
-                job.label(),
-                job.mode.notes.join("; ")
             )));
         }
         most_placeholders = most_placeholders.max(needed);
@@ -321,6 +379,53 @@ mod tests {
             ..gated
         };
         assert!(prepare("DELETE FROM t", &executed).unwrap()[0].mode.analyze);
+    }
+
+    #[test]
+    fn a_volatile_call_makes_a_read_a_write_before_anything_runs() {
+        let options = JobOptions::default();
+        let sql = "SELECT make_slot('x'); SELECT nextval('s'), lower('A'); SELECT 1";
+        let mut jobs = prepare(sql, &options).unwrap();
+        // nextval() is known from the SQL (only planned): nothing to ask.
+        let calls = calls_to_vet(&jobs);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].to_string(), "make_slot()");
+        let volatile = Volatile::from_rows(&calls, [(1, "public".to_owned())]);
+        apply_volatility(&mut jobs, &volatile, &options).unwrap();
+        assert!(!jobs[0].mode.analyze && jobs[2].mode.analyze);
+        assert!(
+            matches!(&jobs[0].statement.class, Class::Write { reasons }
+                if reasons[0].starts_with("public.make_slot() is VOLATILE")),
+            "{:?}",
+            jobs[0].statement.class
+        );
+        assert!(jobs[0].mode.notes[0].contains("public.make_slot()"));
+        // A time budget needs it executed: an input error, before any run.
+        let gated = JobOptions {
+            needs_execution: true,
+            ..JobOptions::default()
+        };
+        let mut jobs = prepare("SELECT make_slot('x')", &gated).unwrap();
+        let err = apply_volatility(&mut jobs, &volatile, &gated).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--max-ms needs every statement executed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nothing_is_asked_about_statements_that_are_only_planned() {
+        let flags = ModeFlags {
+            no_analyze: true,
+            analyze_writes: false,
+        };
+        let options = JobOptions {
+            flags,
+            ..JobOptions::default()
+        };
+        let jobs = prepare("SELECT make_slot('x')", &options).unwrap();
+        assert!(calls_to_vet(&jobs).is_empty());
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub fn decide(class: &Class, flags: ModeFlags) -> Result<Mode, String> {
             Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()]))
         }
         Class::Write { reasons } if !flags.analyze_writes => Ok(plain(vec![format!(
-            "not executed because it writes ({}): the plan shows the planner's estimates only; \
-             --analyze-writes executes it inside a transaction that is rolled back",
+            "not executed because it is not a plain read ({}): the plan shows the planner's \
+             estimates only; --analyze-writes executes it inside a transaction that is rolled \
+             back",
             reasons.join("; ")
         )])),
         Class::Write { reasons } => Ok(Mode {

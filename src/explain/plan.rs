@@ -39,6 +39,10 @@ pub struct RawNode {
     /// `Inner`, `Left`, `Full`, `Right`, `Semi`, `Anti`.
     #[serde(rename = "Join Type")]
     pub join_type: Option<String>,
+    /// Whether the planner proved at most one inner row matches each outer
+    /// row, so the join stops reading its inner side at the first match.
+    #[serde(rename = "Inner Unique")]
+    pub inner_unique: Option<bool>,
     /// The CTE a `CTE Scan` reads.
     #[serde(rename = "CTE Name")]
     pub cte_name: Option<String>,

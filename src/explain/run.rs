@@ -15,13 +15,13 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 
 use super::mode::Mode;
 use super::params::{INFERRED, TextParam};
-use crate::db::ConnectionSettings;
 use crate::db::errors::query_error;
+use crate::db::{ConnectionSettings, JsonText};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 
@@ -233,23 +233,6 @@ impl<'a> Runner<'a> {
             document: document.0,
             round_trip,
         })
-    }
-}
-
-/// A `json` value's text, as the server sent it (the column of `EXPLAIN
-/// (FORMAT JSON)`).
-pub struct JsonText(pub String);
-
-impl<'a> FromSql<'a> for JsonText {
-    fn from_sql(
-        _ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(JsonText(std::str::from_utf8(raw)?.to_owned()))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSON
     }
 }
 

@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use comfy_table::{Cell, Color};
+use serde::Serialize;
 
 use crate::cli::Format;
 use crate::rewrite::{Rewrite, Rule};
@@ -39,20 +40,26 @@ impl<W: Write> RewriteReport<W> {
         self.statements += 1;
         self.rewritten += usize::from(rewrite.changed());
         match self.ui.format() {
-            Format::Json => self.json_element(rewrite),
+            Format::Json => self.json_element(statement, rewrite),
             Format::Table => self.block(statement, rewrite),
         }
     }
 
-    /// Ends the report. `offline` says whether the rewrites were decided
-    /// without a database, which people are told (JSON carries it in each
-    /// rule's reason).
-    pub fn finish(mut self, offline: bool) -> io::Result<()> {
+    /// How many statements were reported.
+    pub fn statements(&self) -> usize {
+        self.statements
+    }
+
+    /// Ends the report (a complete JSON document, whatever was written).
+    /// `offline` says whether the rewrites were decided without a database,
+    /// which people are told (JSON carries it in each rule's reason).
+    pub fn finish(&mut self, offline: bool) -> io::Result<()> {
         match self.ui.format() {
             Format::Json if self.statements == 0 => {
                 writeln!(self.out, "{{\n  \"statements\": []\n}}")?
             }
             Format::Json => writeln!(self.out, "\n  ]\n}}")?,
+            Format::Table if self.statements == 0 => {}
             Format::Table => {
                 writeln!(
                     self.out,
@@ -75,7 +82,7 @@ impl<W: Write> RewriteReport<W> {
         self.out.flush()
     }
 
-    fn json_element(&mut self, rewrite: &Rewrite) -> io::Result<()> {
+    fn json_element(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
         let opening = if self.statements == 1 {
             "{\n  \"statements\": [\n"
         } else {
@@ -83,7 +90,12 @@ impl<W: Write> RewriteReport<W> {
         };
         self.out.write_all(opening.as_bytes())?;
         self.out.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
-        serde_json::to_writer_pretty(Indented(&mut self.out), rewrite).map_err(io::Error::other)
+        let element = Element {
+            line: statement.line,
+            column: statement.column,
+            rewrite,
+        };
+        serde_json::to_writer_pretty(Indented(&mut self.out), &element).map_err(io::Error::other)
     }
 
     fn block(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
@@ -128,6 +140,15 @@ impl<W: Write> RewriteReport<W> {
         }
         writeln!(self.out, "{table}")
     }
+}
+
+/// One statement in the JSON document: where it starts, then the rewrite.
+#[derive(Serialize)]
+struct Element<'a> {
+    line: usize,
+    column: usize,
+    #[serde(flatten)]
+    rewrite: &'a Rewrite,
 }
 
 /// Writes through, indenting each new line by [`JSON_ELEMENT_INDENT`]:

@@ -1,7 +1,9 @@
 //! What is known about the objects a statement uses, beyond its own text:
 //! nothing offline, or what a server said (see [`super::server::learn`]).
 
-use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
+use sqlparser::ast::{Ident, ObjectName};
+
+use crate::sql::fold_name;
 
 /// What the rewriter may rely on beyond the SQL text. Plain data: build it
 /// with [`Knowledge::offline`], from a server with
@@ -39,20 +41,11 @@ impl Knowledge {
 
     /// The columns of the table named `name` in a FROM clause, if known.
     pub(crate) fn table_columns(&self, name: &ObjectName) -> Option<&[String]> {
-        let parts = name_parts(name)?;
+        let parts = fold_name(name)?;
         self.tables
             .iter()
             .find(|table| table.name == parts)
             .map(|table| table.columns.as_slice())
-    }
-}
-
-/// An identifier as PostgreSQL resolves it: unquoted names fold to lower
-/// case, quoted ones are exact.
-pub(crate) fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_ascii_lowercase(),
     }
 }
 
@@ -66,21 +59,10 @@ pub(crate) fn names(ident: &Ident, name: &str) -> bool {
     }
 }
 
-/// The normalized parts of an object name; `None` for names built by
-/// functions (not PostgreSQL).
-pub(crate) fn name_parts(name: &ObjectName) -> Option<Vec<String>> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => Some(normalize(ident)),
-            ObjectNamePart::Function(_) => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::fold;
 
     #[test]
     fn identifiers_resolve_like_postgresql() {
@@ -88,7 +70,7 @@ mod tests {
         assert!(!names(&Ident::with_quote('"', "Created_At"), "created_at"));
         assert!(names(&Ident::with_quote('"', "CreatedAt"), "CreatedAt"));
         assert!(!names(&Ident::new("CreatedAt"), "CreatedAt"));
-        assert_eq!(normalize(&Ident::new("Payments")), "payments");
+        assert_eq!(fold(&Ident::new("Payments")), "payments");
     }
 
     #[test]

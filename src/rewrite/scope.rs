@@ -14,8 +14,9 @@ use sqlparser::ast::{
     SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
 };
 
-use super::knowledge::{Knowledge, name_parts, names, normalize};
+use super::knowledge::{Knowledge, names};
 use crate::sql::own_expressions;
+use crate::sql::{fold, fold_name};
 
 /// How deep the search for a column follows subqueries and WITH queries
 /// (`SELECT * FROM (SELECT * FROM ...)`): deeper nesting is rare, and
@@ -113,7 +114,7 @@ pub(crate) fn result_names(body: &SetExpr) -> Vec<Name> {
 fn item_name(item: &SelectItem) -> Name {
     match item {
         SelectItem::UnnamedExpr(expr) => expr_name(expr),
-        SelectItem::ExprWithAlias { alias, .. } => Name::Known(normalize(alias)),
+        SelectItem::ExprWithAlias { alias, .. } => Name::Known(fold(alias)),
         SelectItem::Wildcard(_) => Name::Wildcard(None),
         SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
             match name.0.last() {
@@ -132,9 +133,9 @@ fn expr_name(expr: &Expr) -> Name {
     let mut cast = false;
     loop {
         let name = match expr {
-            Expr::Identifier(ident) => normalize(ident),
+            Expr::Identifier(ident) => fold(ident),
             Expr::CompoundIdentifier(parts) => match parts.last() {
-                Some(ident) => normalize(ident),
+                Some(ident) => fold(ident),
                 None => return Name::Unknown,
             },
             Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => {
@@ -149,7 +150,7 @@ fn expr_name(expr: &Expr) -> Name {
                 continue;
             }
             Expr::Function(function) => match function.name.0.last() {
-                Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
+                Some(ObjectNamePart::Identifier(ident)) => fold(ident),
                 _ => return Name::Unknown,
             },
             Expr::Case { .. } => "case".into(),
@@ -296,7 +297,7 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
                 [ObjectNamePart::Identifier(ident)] => ctes
                     .iter()
                     .rev()
-                    .find(|cte| names(&cte.alias.name, &normalize(ident))),
+                    .find(|cte| names(&cte.alias.name, &fold(ident))),
                 _ => None,
             };
             let own_name = match name.0.last() {
@@ -404,7 +405,7 @@ impl Search<'_> {
         for qualifier in &uses.qualifiers {
             if let Some(i) = items
                 .iter()
-                .position(|item| item.refname.is_some_and(|r| normalize(r) == *qualifier))
+                .position(|item| item.refname.is_some_and(|r| fold(r) == *qualifier))
                 && has[i] == Has::Unknown
             {
                 has[i] = Has::Used;
@@ -510,7 +511,7 @@ impl Search<'_> {
 }
 
 fn names_same(a: &Ident, b: &Ident) -> bool {
-    normalize(a) == normalize(b)
+    fold(a) == fold(b)
 }
 
 /// The first SELECT of a body: itself, or a set operation's first branch.
@@ -546,7 +547,7 @@ impl Uses {
                     if let [.., qualifier, last] = parts.as_slice()
                         && names(last, column)
                     {
-                        uses.qualifiers.push(normalize(qualifier));
+                        uses.qualifiers.push(fold(qualifier));
                     }
                 }
                 _ => {}
@@ -609,7 +610,7 @@ fn aggregate_call(expr: &Expr) -> ControlFlow<()> {
     if function.over.is_some() {
         return ControlFlow::Continue(());
     }
-    let named = name_parts(&function.name)
+    let named = fold_name(&function.name)
         .and_then(|parts| parts.last().cloned())
         .is_some_and(|name| AGGREGATES.contains(&name.as_str()));
     // Only aggregates take FILTER, WITHIN GROUP, DISTINCT or ORDER BY.

@@ -8,12 +8,13 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{ObjectName, Visit, Visitor};
 use tokio_postgres::Client;
 
-use super::knowledge::{Knowledge, TableColumns, name_parts};
+use super::knowledge::{Knowledge, TableColumns};
 use super::target::Target;
 use super::{Rewrite, RewriteOptions, Rule, Skip, rewrite as rewrite_offline};
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::SqlStatement;
+use crate::sql::fold_name;
 
 /// The columns of the tables named in `$1` (names as written in SQL, which
 /// `to_regclass` resolves like the statement would, search_path included),
@@ -112,7 +113,7 @@ pub async fn learn(client: &Client, statement: &SqlStatement) -> Result<Knowledg
             let Some(name) = usize::try_from(position - 1)
                 .ok()
                 .and_then(|i| tables.get(i))
-                .and_then(name_parts)
+                .and_then(fold_name)
             else {
                 continue;
             };

@@ -6,38 +6,103 @@ use std::fmt;
 use std::ops::ControlFlow;
 
 use serde::Serialize;
-use sqlparser::ast::{Expr, Query, Select, SetExpr, Statement, Visit, Visitor};
+use sqlparser::ast::{Query, Select, SetExpr, Statement, Visit, Visitor};
 
-/// Functions that act outside the transaction, so a rollback does not undo
-/// them, with what they do.
-const OUTLIVING_FUNCTIONS: &[(&str, &str)] = &[
+use super::functions::calls;
+
+/// Functions whose effects a rollback does not undo and that a `READ ONLY`
+/// transaction does not stop (all were checked on PostgreSQL 15), by what
+/// they do. This is what the SQL alone shows; explain also asks the server
+/// about every other function a statement calls (`explain::volatility`).
+const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
     (
-        "nextval",
-        "advances a sequence, which a rollback does not undo",
+        &["nextval", "setval"],
+        "changes a sequence, which a rollback does not undo",
     ),
-    ("setval", "sets a sequence, which a rollback does not undo"),
     (
-        "pg_advisory_lock",
+        &[
+            "pg_advisory_lock",
+            "pg_advisory_lock_shared",
+            "pg_try_advisory_lock",
+            "pg_try_advisory_lock_shared",
+        ],
         "takes a session advisory lock, which outlives the rollback",
     ),
     (
-        "pg_advisory_lock_shared",
-        "takes a session advisory lock, which outlives the rollback",
+        &[
+            "pg_create_physical_replication_slot",
+            "pg_create_logical_replication_slot",
+            "pg_copy_physical_replication_slot",
+            "pg_copy_logical_replication_slot",
+            "pg_drop_replication_slot",
+            "pg_replication_slot_advance",
+        ],
+        "creates, drops or moves a replication slot, which a rollback does not undo; a slot \
+         holds WAL on the server until it is dropped",
     ),
     (
-        "pg_try_advisory_lock",
-        "takes a session advisory lock, which outlives the rollback",
+        &["pg_logical_emit_message"],
+        "writes a message to the WAL, which a rollback does not undo",
     ),
     (
-        "pg_try_advisory_lock_shared",
-        "takes a session advisory lock, which outlives the rollback",
+        &["pg_terminate_backend", "pg_cancel_backend"],
+        "signals another session, which a rollback does not undo",
     ),
-    ("dblink", "runs SQL on another server, outside the rollback"),
     (
-        "dblink_exec",
-        "runs SQL on another server, outside the rollback",
+        &[
+            "pg_reload_conf",
+            "pg_rotate_logfile",
+            "pg_switch_wal",
+            "pg_create_restore_point",
+            "pg_promote",
+            "pg_log_backend_memory_contexts",
+        ],
+        "acts on the server itself, which a rollback does not undo",
+    ),
+    (
+        &[
+            "pg_stat_reset",
+            "pg_stat_reset_shared",
+            "pg_stat_reset_single_table_counters",
+            "pg_stat_reset_single_function_counters",
+            "pg_stat_reset_slru",
+            "pg_stat_reset_replication_slot",
+            "pg_stat_reset_subscription_stats",
+        ],
+        "resets statistics, which a rollback does not undo",
+    ),
+    (
+        &[
+            "dblink",
+            "dblink_exec",
+            "dblink_connect",
+            "dblink_connect_u",
+            "dblink_disconnect",
+            "dblink_open",
+            "dblink_fetch",
+            "dblink_close",
+            "dblink_send_query",
+        ],
+        "acts through another connection, outside the rollback",
+    ),
+    (
+        &["lo_export"],
+        "writes a file on the server, which a rollback does not undo",
+    ),
+    (
+        &["setseed"],
+        "sets the session's random seed, which outlives the rollback",
     ),
 ];
+
+/// What `name` (a function's folded name) does that a rollback does not
+/// undo, when the SQL alone shows it.
+pub fn outliving_effect(name: &str) -> Option<&'static str> {
+    OUTLIVING_FUNCTIONS
+        .iter()
+        .find(|(names, _)| names.contains(&name))
+        .map(|(_, effect)| *effect)
+}
 
 /// What running a statement would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +133,11 @@ pub fn classify(statement: &Statement) -> Class {
         | Statement::Merge(_) => {
             let mut finder = WriteFinder::default();
             let _ = statement.visit(&mut finder);
+            for call in calls(statement) {
+                if let Some(effect) = outliving_effect(&call.name) {
+                    finder.add(format!("{}() {effect}", call.name));
+                }
+            }
             if finder.reasons.is_empty() {
                 Class::Read
             } else {
@@ -207,17 +277,6 @@ impl Visitor for WriteFinder {
         }
         ControlFlow::Continue(())
     }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        if let Expr::Function(function) = expr {
-            let name = function.name.to_string().to_lowercase();
-            let name = name.rsplit('.').next().unwrap_or_default();
-            if let Some((name, effect)) = OUTLIVING_FUNCTIONS.iter().find(|(f, _)| *f == name) {
-                self.add(format!("{name}() {effect}"));
-            }
-        }
-        ControlFlow::Continue(())
-    }
 }
 
 #[cfg(test)]
@@ -286,10 +345,74 @@ mod tests {
         assert_eq!(
             reasons("SELECT (SELECT nextval('s')), public.setval('s', 1)"),
             [
-                "nextval() advances a sequence, which a rollback does not undo",
-                "setval() sets a sequence, which a rollback does not undo"
+                "nextval() changes a sequence, which a rollback does not undo",
+                "setval() changes a sequence, which a rollback does not undo"
             ]
         );
+    }
+
+    #[test]
+    fn functions_are_named_as_postgresql_resolves_them() {
+        // Quoted names are the same function when they match exactly.
+        assert_eq!(
+            reasons("SELECT \"pg_advisory_lock\"(42)"),
+            ["pg_advisory_lock() takes a session advisory lock, which outlives the rollback"]
+        );
+        assert_eq!(
+            reasons("SELECT \"dblink_exec\"('host=x', 'DELETE FROM t')"),
+            ["dblink_exec() acts through another connection, outside the rollback"]
+        );
+        // Unquoted names fold to lower case; a qualified name is the same call.
+        assert_eq!(
+            reasons("SELECT NextVal('s')"),
+            ["nextval() changes a sequence, which a rollback does not undo"]
+        );
+        assert!(!reasons("SELECT pg_catalog.\"pg_terminate_backend\"(1)").is_empty());
+        // A quoted name with capitals is another function.
+        assert_eq!(class("SELECT \"NEXTVAL\"('s')"), Class::Read);
+    }
+
+    #[test]
+    fn functions_in_from_are_calls_too() {
+        assert_eq!(
+            reasons("SELECT * FROM pg_advisory_lock(42)"),
+            ["pg_advisory_lock() takes a session advisory lock, which outlives the rollback"]
+        );
+        assert!(
+            !reasons("SELECT * FROM payments p, LATERAL pg_try_advisory_lock(p.id) l").is_empty()
+        );
+        assert!(!reasons("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)").is_empty());
+    }
+
+    #[test]
+    fn effects_read_only_does_not_stop_are_writes() {
+        for (sql, effect) in [
+            (
+                "SELECT pg_create_physical_replication_slot('x')",
+                "replication slot",
+            ),
+            (
+                "SELECT pg_create_logical_replication_slot('x', 'pgoutput')",
+                "replication slot",
+            ),
+            ("SELECT pg_drop_replication_slot('x')", "replication slot"),
+            ("SELECT pg_terminate_backend(42)", "another session"),
+            ("SELECT pg_cancel_backend(42)", "another session"),
+            ("SELECT pg_reload_conf()", "the server"),
+            ("SELECT pg_switch_wal()", "the server"),
+            ("SELECT pg_stat_reset()", "statistics"),
+            ("SELECT pg_stat_reset_shared('bgwriter')", "statistics"),
+            ("SELECT pg_logical_emit_message(false, 'p', 'm')", "WAL"),
+            ("SELECT dblink_connect('c', 'host=x')", "another connection"),
+            ("SELECT lo_export(42, '/tmp/x')", "file"),
+            ("SELECT setseed(0.5)", "random seed"),
+        ] {
+            let reasons = reasons(sql);
+            assert!(
+                reasons.len() == 1 && reasons[0].contains(effect),
+                "{sql}: {reasons:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Identifiers as SQL must spell them, for text people read and copy:
-//! advice, reports. (Statements perfaudit sends quote every identifier.)
+//! Identifiers: as PostgreSQL resolves the ones in a statement ([`fold`]),
+//! and as SQL must spell them in text people read and copy: advice,
+//! reports ([`ident`]). (Statements perfaudit sends quote every identifier.)
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
 /// PostgreSQL's reserved key words, which an identifier must quote.
 const RESERVED: &str = "all analyse analyze and any array as asc asymmetric both case cast check \
@@ -27,9 +30,43 @@ pub fn ident(name: &str) -> String {
     }
 }
 
+/// An identifier as PostgreSQL resolves it: unquoted names fold to lower
+/// case (ASCII only, as in a UTF-8 database), quoted ones are exact. So
+/// `NextVal` is `nextval`, and `"NextVal"` is not.
+pub fn fold(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+/// The parts of a (possibly qualified) name, each folded; `None` for names
+/// built by functions (other dialects' `IDENTIFIER(...)`, not PostgreSQL).
+pub fn fold_name(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Some(fold(ident)),
+            ObjectNamePart::Function(_) => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fold_as_postgresql_resolves_them() {
+        assert_eq!(fold(&Ident::new("NextVal")), "nextval");
+        assert_eq!(fold(&Ident::with_quote('"', "NextVal")), "NextVal");
+        assert_eq!(
+            fold(&Ident::with_quote('"', "pg_advisory_lock")),
+            "pg_advisory_lock"
+        );
+        let name = ObjectName::from(vec![Ident::new("PG_Catalog"), Ident::with_quote('"', "F")]);
+        assert_eq!(fold_name(&name).unwrap(), ["pg_catalog", "F"]);
+    }
 
     #[test]
     fn identifiers_are_quoted_only_when_needed() {

@@ -9,6 +9,7 @@
 //! time, never the whole input.
 
 mod classify;
+mod functions;
 mod ident;
 mod split;
 mod visit;
@@ -24,8 +25,9 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use classify::leading_keywords;
-pub use classify::{Class, classify};
-pub use ident::ident;
+pub use classify::{Class, classify, outliving_effect};
+pub use functions::{FunctionCall, calls};
+pub use ident::{fold, fold_name, ident};
 pub use visit::own_expressions;
 
 use crate::error::{Error, Result};

@@ -41,15 +41,45 @@ fn is_off(plan: &Plan, node: &Node) -> bool {
         return false;
     };
     let larger = node.raw.plan_rows.max(node.raw.actual_rows.unwrap_or(0.0));
-    // Below a Limit, a node stops early and returns fewer rows than the
-    // planner estimated for running to completion: not a misestimate.
-    let stopped_early = !under && below_limit(plan, node);
+    // A node that is stopped early returns fewer rows than the planner
+    // estimated for running it to completion: not a misestimate.
+    let stopped_early = !under && stopped_early(plan, node);
     factor >= FACTOR && larger >= MIN_ROWS && !stopped_early
 }
 
-fn below_limit(plan: &Plan, node: &Node) -> bool {
-    std::iter::successors(node.parent, |&id| plan.nodes[id].parent)
-        .any(|id| plan.nodes[id].raw.node_type == "Limit")
+/// Whether something above the node may stop reading it before it has
+/// returned all its rows.
+fn stopped_early(plan: &Plan, node: &Node) -> bool {
+    let mut child = node;
+    while let Some(parent) = child.parent.map(|id| &plan.nodes[id]) {
+        if cuts_short(parent, child) {
+            return true;
+        }
+        child = parent;
+    }
+    false
+}
+
+/// Whether `parent` may stop reading its child `child` early, by design.
+fn cuts_short(parent: &Node, child: &Node) -> bool {
+    let relationship = child.raw.parent_relationship.as_deref();
+    let inner = relationship == Some("Inner");
+    match parent.raw.node_type.as_str() {
+        // An EXISTS subplan stops at its first row, an ANY at its first
+        // match; PostgreSQL does not say which a subplan is, so none counts.
+        _ if matches!(relationship, Some("SubPlan" | "InitPlan")) => true,
+        "Limit" => true,
+        // Each side is read only until the other is exhausted.
+        "Merge Join" => true,
+        // A semi or anti join needs one inner match per outer row, and so
+        // does a join whose inner side is unique.
+        "Nested Loop" => {
+            inner
+                && (matches!(parent.raw.join_type.as_deref(), Some("Semi" | "Anti"))
+                    || parent.raw.inner_unique == Some(true))
+        }
+        _ => false,
+    }
 }
 
 fn finding(node: &Node) -> Finding {
@@ -187,6 +217,97 @@ mod tests {
         assert!(check(&analysed(scan(100.0, 900.0, "(a = 1)"), 0.1, 5.0)).is_empty());
         let limited = over(scan(100_000.0, 10.0, "(a = 1)"), "Limit", 10.0, 10.0);
         assert!(check(&analysed(limited, 0.1, 5.0)).is_empty());
+    }
+
+    /// `scan` (100,000 rows expected) under `parent` as its `relationship`
+    /// child, beside an outer child when `parent` is a join.
+    fn under(parent: Value, relationship: &str, scan: Value) -> Plan {
+        let mut parent = parent;
+        let mut scan = scan;
+        scan["Parent Relationship"] = json!(relationship);
+        let outer = json!({"Node Type": "Index Scan", "Relation Name": "users", "Alias": "u",
+                           "Parent Relationship": "Outer", "Total Cost": 1.0, "Plan Rows": 50,
+                           "Actual Total Time": 0.1, "Actual Rows": 50, "Actual Loops": 1});
+        parent["Plans"] = match relationship {
+            "Inner" => json!([outer, scan]),
+            _ => json!([scan]),
+        };
+        analysed(parent, 0.1, 5.0)
+    }
+
+    fn join(node_type: &str, join_type: &str, inner_unique: bool) -> Value {
+        json!({"Node Type": node_type, "Join Type": join_type, "Inner Unique": inner_unique,
+               "Total Cost": 20.0, "Plan Rows": 50, "Actual Total Time": 6.0,
+               "Actual Rows": 50, "Actual Loops": 1})
+    }
+
+    #[test]
+    fn nodes_that_stop_early_by_design_are_not_over_estimates() {
+        let stopped = || scan(100_000.0, 3.0, "(status = 'completed'::text)");
+        let plans = [
+            // The inner side of a semi or anti join stops at its first match.
+            under(join("Nested Loop", "Semi", false), "Inner", stopped()),
+            under(join("Nested Loop", "Anti", false), "Inner", stopped()),
+            // So does a unique inner side: one match is all there can be.
+            under(join("Nested Loop", "Inner", true), "Inner", stopped()),
+            // EXISTS and ANY subplans stop at their first row.
+            under(
+                over(scan(1.0, 1.0, "(a = 1)"), "Result", 1.0, 1.0),
+                "SubPlan",
+                stopped(),
+            ),
+            under(
+                over(scan(1.0, 1.0, "(a = 1)"), "Result", 1.0, 1.0),
+                "InitPlan",
+                stopped(),
+            ),
+            // A merge join stops reading one side when the other is done.
+            under(join("Merge Join", "Inner", false), "Inner", stopped()),
+        ];
+        for plan in &plans {
+            assert!(check(plan).is_empty(), "{:?}", check(plan));
+        }
+        // Below them, what comes back in excess is still a misestimate.
+        let excess = under(
+            join("Nested Loop", "Semi", false),
+            "Inner",
+            scan(10.0, 5_000.0, "(status = 'completed'::text)"),
+        );
+        assert_eq!(check(&excess).len(), 1);
+        // And an ordinary inner side that returns too few rows is one.
+        let inner = under(join("Nested Loop", "Inner", false), "Inner", stopped());
+        assert_eq!(check(&inner).len(), 1);
+    }
+
+    #[test]
+    fn a_real_semi_join_stopping_early_is_not_reported() {
+        // PostgreSQL 15: SELECT * FROM users u WHERE u.id < 50 AND EXISTS
+        // (SELECT 1 FROM payments p WHERE p.status = 'completed' AND
+        // p.created_at > u.created_at); the inner side expected 90,007 rows
+        // and stopped after 21.
+        let plan = analysed(
+            json!({"Node Type": "Nested Loop", "Join Type": "Semi", "Total Cost": 47539.1,
+                   "Plan Rows": 16, "Actual Total Time": 0.057, "Actual Rows": 49,
+                   "Actual Loops": 1, "Inner Unique": false,
+                   "Join Filter": "(p.created_at > u.created_at)",
+                   "Plans": [
+                       {"Node Type": "Index Scan", "Parent Relationship": "Outer",
+                        "Index Name": "users_pkey", "Relation Name": "users", "Alias": "u",
+                        "Total Cost": 9.14, "Plan Rows": 49, "Actual Total Time": 0.02,
+                        "Actual Rows": 49, "Actual Loops": 1, "Index Cond": "(id < 50)"},
+                       {"Node Type": "Materialize", "Parent Relationship": "Inner",
+                        "Total Cost": 3201.03, "Plan Rows": 90007, "Actual Total Time": 0.0,
+                        "Actual Rows": 3, "Actual Loops": 49,
+                        "Plans": [
+                            {"Node Type": "Seq Scan", "Parent Relationship": "Outer",
+                             "Relation Name": "payments", "Alias": "p", "Total Cost": 2751.0,
+                             "Plan Rows": 90007, "Actual Total Time": 0.012, "Actual Rows": 21,
+                             "Actual Loops": 1, "Filter": "(status = 'completed'::text)",
+                             "Rows Removed by Filter": 2}]}]}),
+            0.8,
+            0.104,
+        );
+        assert!(check(&plan).is_empty(), "{:?}", check(&plan));
     }
 
     #[test]

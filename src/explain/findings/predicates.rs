@@ -1,6 +1,8 @@
 //! Which columns a plan node's condition constrains, read from the text
 //! PostgreSQL prints (`Filter`, `Index Cond`, `Join Filter`), so that a
-//! finding can name them and suggest the index that serves them.
+//! finding can name them and suggest the index that serves them: columns
+//! compared with values ([`Constrained::parse`]) or, for joins, with the
+//! other side's columns ([`Constrained::joined`]).
 //!
 //! The text is parsed with sqlparser. Only conjunctions of simple
 //! comparisons count (`col = value`, `col > value`, `col IN (...)`,
@@ -30,13 +32,25 @@ impl Constrained {
     /// by it count, when compared with something that does not involve the
     /// same table. `None` when nothing usable was found.
     pub fn parse(condition: &str, owner: &[&str]) -> Option<Constrained> {
+        Constrained::read(condition, owner, Against::Value)
+    }
+
+    /// Reads `condition` for the owner's join columns: those compared with
+    /// a column of the other side of a join, the tables known in the plan
+    /// as `outer` (`user_id` in `(user_id = u.id)`). Comparisons with
+    /// values (`amount > 0`) do not count. `None` when there are none.
+    pub fn joined(condition: &str, owner: &[&str], outer: &[&str]) -> Option<Constrained> {
+        Constrained::read(condition, owner, Against::Outer(outer))
+    }
+
+    fn read(condition: &str, owner: &[&str], against: Against) -> Option<Constrained> {
         let expr = Parser::new(&PostgreSqlDialect {})
             .try_with_sql(condition)
             .ok()?
             .parse_expr()
             .ok()?;
         let mut found = Constrained::default();
-        found.collect(&expr, owner);
+        found.collect(&expr, owner, against);
         (!found.is_empty()).then_some(found)
     }
 
@@ -77,16 +91,16 @@ impl Constrained {
         }
     }
 
-    fn collect(&mut self, expr: &Expr, owner: &[&str]) {
+    fn collect(&mut self, expr: &Expr, owner: &[&str], against: Against) {
         match expr {
-            Expr::Nested(inner) => self.collect(inner, owner),
+            Expr::Nested(inner) => self.collect(inner, owner, against),
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::And,
                 right,
             } => {
-                self.collect(left, owner);
-                self.collect(right, owner);
+                self.collect(left, owner, against);
+                self.collect(right, owner, against);
             }
             Expr::BinaryOp { left, op, right } => {
                 let kind = match op {
@@ -98,8 +112,8 @@ impl Constrained {
                     _ => return,
                 };
                 // Either side may hold the column: `(42 = user_id)` happens.
-                if !self.compare(left, right, kind, owner) {
-                    self.compare(right, left, kind, owner);
+                if !self.compare(left, right, kind, owner, against) {
+                    self.compare(right, left, kind, owner, against);
                 }
             }
             Expr::AnyOp {
@@ -108,7 +122,7 @@ impl Constrained {
                 right,
                 ..
             } => {
-                self.compare(left, right, Kind::Equality, owner);
+                self.compare(left, right, Kind::Equality, owner, against);
             }
             Expr::In {
                 expr,
@@ -117,12 +131,12 @@ impl Constrained {
                 ..
             } => {
                 if let Some(column) = own_column(expr, owner)
-                    && !list.iter().any(|item| involves(item, owner))
+                    && against.accepts_all(list, owner)
                 {
                     push_once(&mut self.equality, column);
                 }
             }
-            Expr::IsNull(inner) => {
+            Expr::IsNull(inner) if against == Against::Value => {
                 if let Some(column) = own_column(inner, owner) {
                     push_once(&mut self.equality, column);
                 }
@@ -133,19 +147,26 @@ impl Constrained {
                 low,
                 high,
             } if !involves(high, owner) => {
-                self.compare(expr, low, Kind::Range, owner);
+                self.compare(expr, low, Kind::Range, owner, against);
             }
             _ => {}
         }
     }
 
-    /// Records `column` when it is one of the owner's columns and `value`
-    /// does not involve the owner; says whether it did.
-    fn compare(&mut self, column: &Expr, value: &Expr, kind: Kind, owner: &[&str]) -> bool {
+    /// Records `column` when it is one of the owner's columns and `other`
+    /// is what `against` asks for; says whether it did.
+    fn compare(
+        &mut self,
+        column: &Expr,
+        other: &Expr,
+        kind: Kind,
+        owner: &[&str],
+        against: Against,
+    ) -> bool {
         let Some(column) = own_column(column, owner) else {
             return false;
         };
-        if involves(value, owner) {
+        if !against.accepts_all(std::slice::from_ref(other), owner) {
             return false;
         }
         match kind {
@@ -153,6 +174,29 @@ impl Constrained {
             Kind::Range => push_once(&mut self.range, column),
         }
         true
+    }
+}
+
+/// What a column must be compared with to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Against<'a> {
+    /// A value: anything not involving the owner's columns (a constant, a
+    /// parameter, another table's column).
+    Value,
+    /// A column of the other side of a join: the tables known as these.
+    Outer(&'a [&'a str]),
+}
+
+impl Against<'_> {
+    /// Whether `others`, all compared with a column of the owner, make it
+    /// count: none involves the owner, and with `Outer`, one names an outer
+    /// table's column.
+    fn accepts_all(self, others: &[Expr], owner: &[&str]) -> bool {
+        let values = others.iter().all(|other| !involves(other, owner));
+        match self {
+            Against::Value => values,
+            Against::Outer(outer) => values && others.iter().any(|other| names_any(other, outer)),
+        }
     }
 }
 
@@ -184,6 +228,17 @@ fn own_column(expr: &Expr, owner: &[&str]) -> Option<String> {
 
 fn owns(owner: &[&str], qualifier: &Ident) -> bool {
     owner.iter().any(|name| *name == qualifier.value)
+}
+
+/// Whether `expr` refers to a column qualified by one of `tables` (`u.id`).
+fn names_any(expr: &Expr, tables: &[&str]) -> bool {
+    visit_expressions(expr, |e| match e {
+        Expr::CompoundIdentifier(parts) if parts.first().is_some_and(|q| owns(tables, q)) => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// Whether `expr` refers to a column of the owner.
@@ -239,6 +294,28 @@ mod tests {
         );
         // Both sides on the owner: no index seek serves it.
         assert_eq!(parse("(p.created_at > p.updated_at)"), None);
+    }
+
+    #[test]
+    fn join_columns_are_compared_with_the_outer_side_only() {
+        let joined = |condition: &str| {
+            Constrained::joined(condition, &["p", "payments"], &["u", "users"])
+                .map(|c| c.columns())
+                .unwrap_or_default()
+        };
+        assert_eq!(joined("(user_id = u.id)"), ["user_id"]);
+        assert_eq!(
+            joined("((amount > '0'::numeric) AND (p.user_id = u.id))"),
+            ["user_id"]
+        );
+        assert_eq!(joined("(p.created_at > u.created_at)"), ["created_at"]);
+        assert_eq!(joined("(user_id = ANY (u.ids))"), ["user_id"]);
+        // Values, the owner's own columns and unknown tables are no join.
+        assert!(joined("(amount > '0'::numeric)").is_empty());
+        assert!(joined("(user_id = $1)").is_empty());
+        assert!(joined("(user_id IS NULL)").is_empty());
+        assert!(joined("(p.user_id = x.id)").is_empty());
+        assert!(joined("(p.user_id = (u.id + p.amount))").is_empty());
     }
 
     #[test]
