@@ -16,19 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::process::{PATIENCE, finish, send};
-use indexes_support::{BIG, Run, invalid_indexes};
+use indexes_support::{BIG, Run, invalid_indexes, on_a_terminal};
 use nix::sys::signal::Signal;
 use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
-
-/// `perfaudit <args>` on `db`, running in the background.
-fn spawn(db: &TestDb, args: &[&str]) -> Child {
-    db.perfaudit()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// Checks that stderr holds only perfaudit's own one-line messages: no
 /// panic, no debug dump.
@@ -44,7 +34,7 @@ fn assert_clean_stderr(run: &Run) {
 #[tokio::test]
 async fn a_backend_terminated_during_explain_analyze_is_a_clear_error() {
     let db = TestDb::with_rows(1_000).await;
-    let child = spawn(&db, &["--format", "json", "explain", "SELECT pg_sleep(30)"]);
+    let child = db.spawn(&["--format", "json", "explain", "SELECT pg_sleep(30)"]);
     db.wait_until_running("pg_sleep(30)").await;
     db.client()
         .await
@@ -95,7 +85,7 @@ async fn a_build_whose_backend_is_terminated_leaves_no_invalid_index() {
     let client = db.client().await;
     // One pooled connection: the cleanup needs a new session in the slot
     // the dead one held.
-    let child = spawn(&db, &["--pool-size", "1", "indexes"]);
+    let child = db.spawn(&["--pool-size", "1", "indexes"]);
     let index = terminate_a_build(&client).await;
     let run: Run = finish(child).into();
     run.assert_failed(
@@ -270,22 +260,11 @@ async fn one_pooled_connection_is_enough_for_every_command() {
             )
             .await
             .unwrap();
-        let command = format!(
-            "{} --database-url '{}' --pool-size {size} --pool-timeout 2s indexes",
-            env!("CARGO_BIN_EXE_perfaudit"),
-            db.url()
+        let (success, text) = on_a_terminal(
+            &db,
+            &format!("--pool-size {size} --pool-timeout 2s indexes"),
         );
-        let output = Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SHELL", "/bin/sh")
-            .env("TERM", "xterm")
-            .env("HOME", "/nonexistent")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "--pool-size {size}: {text}");
+        assert!(success, "--pool-size {size}: {text}");
         assert!(text.contains("Created 4."), "--pool-size {size}: {text}");
     }
 }

@@ -7,8 +7,6 @@ mod common;
 use std::net::TcpListener;
 use std::process::Output;
 
-use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
-
 /// The password, with characters a URL must escape.
 const SECRET: &str = "Hush/Secret:42@pw";
 /// The same, as it is written in a URL.
@@ -129,29 +127,9 @@ fn no_password_when_the_server_never_answers() {
     assert_connection_errors(&target, &["--connect-timeout", "1s"], "no answer within 1s");
 }
 
-/// A cluster listening on TCP, where `alice` logs in with [`SECRET`].
-async fn password_cluster() -> ScratchCluster {
-    let cluster = ScratchCluster::start(&ScratchOptions {
-        tcp: true,
-        ..ScratchOptions::default()
-    })
-    .await
-    .unwrap();
-    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "CREATE ROLE alice LOGIN PASSWORD '{SECRET}'; ALTER DATABASE postgres OWNER TO alice"
-        ))
-        .await
-        .unwrap();
-    cluster
-}
-
 #[tokio::test]
 async fn no_password_from_a_server_that_refuses_the_login_or_fails_later() {
-    let cluster = password_cluster().await;
+    let cluster = common::tcp_cluster(SECRET, None).await;
     let port = cluster.tcp_port().unwrap();
 
     let wrong_user = Target {

@@ -101,21 +101,11 @@ fn a_signal_during_an_explain_on_a_scratch_cluster_removes_the_cluster() {
     }
 }
 
-/// `perfaudit <args>` on `db`, running in the background.
-fn spawn(db: &TestDb, args: &[&str]) -> Child {
-    db.perfaudit()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn sigterm_during_an_explain_cancels_the_query_on_the_server() {
     // SIGINT: tests/explain.rs.
     let db = TestDb::with_rows(1_000).await;
-    let child = spawn(&db, &["explain", "SELECT pg_sleep(30)"]);
+    let child = db.spawn(&["explain", "SELECT pg_sleep(30)"]);
     db.wait_until_running("pg_sleep(30)").await;
     stop_with(child, Signal::SIGTERM);
     assert_eq!(db.running("pg_sleep(30)").await, 0);
@@ -126,7 +116,7 @@ async fn sigterm_during_an_index_build_cancels_it_and_leaves_no_invalid_index() 
     // SIGINT: tests/indexes_safety.rs.
     let db = TestDb::with_rows(BIG).await;
     let client = db.client().await;
-    let child = spawn(&db, &["indexes"]);
+    let child = db.spawn(&["indexes"]);
     building_index(&client).await;
     stop_with(child, Signal::SIGTERM);
     assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());

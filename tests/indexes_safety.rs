@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::TestDb;
 use indexes_support::{
     BIG, EVENTS_SQL, PATIENCE, Run, all_indexes, building_index, builds_in_progress, definition,
-    indexes, invalid_indexes, spec_file,
+    indexes, invalid_indexes, on_a_terminal, spec_file,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -204,23 +204,8 @@ async fn json_runs_print_nothing_on_stderr() {
 #[tokio::test]
 async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let db = TestDb::with_rows(BIG).await;
-    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn.
-    let command = format!(
-        "{} --database-url '{}' indexes",
-        env!("CARGO_BIN_EXE_perfaudit"),
-        db.url()
-    );
-    let output = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SHELL", "/bin/sh")
-        .env("TERM", "xterm")
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
+    let (success, text) = on_a_terminal(&db, "indexes");
+    assert!(success, "{text}");
     assert!(text.contains("Created 4."), "{text}");
     let phases = ["building index", "waiting for", "index validation"];
     assert!(

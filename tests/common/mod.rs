@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use perfaudit::db::{ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions};
+use perfaudit::db::{
+    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, ScratchTls,
+};
 
 /// Rows in the default fixture.
 pub const DEFAULT_ROWS: u64 = 100_000;
@@ -194,6 +196,17 @@ impl TestDb {
         }
     }
 
+    /// `perfaudit <args>` on this database, running in the background, its
+    /// output piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.perfaudit()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn perfaudit")
+    }
+
     /// The perfaudit binary pointed at this database.
     pub fn perfaudit(&self) -> Command {
         let mut command = perfaudit();
@@ -214,6 +227,26 @@ pub fn perfaudit() -> Command {
     }
     command.env("HOME", "/nonexistent");
     command
+}
+
+/// A cluster of its own that also listens on TCP (127.0.0.1), where the
+/// role `alice` logs in with `password`, serving TLS when given.
+pub async fn tcp_cluster(password: &str, tls: Option<ScratchTls>) -> ScratchCluster {
+    let cluster = ScratchCluster::start(&ScratchOptions {
+        tcp: true,
+        tls,
+        ..ScratchOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).expect("pool");
+    db.connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .batch_execute(&format!("CREATE ROLE alice LOGIN PASSWORD '{password}'"))
+        .await
+        .expect("create alice");
+    cluster
 }
 
 /// `t_<test name>_<n>`, so a leftover database says which test made it.

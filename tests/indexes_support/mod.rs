@@ -206,3 +206,27 @@ pub async fn building_index(client: &Client) -> String {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// Runs `perfaudit --database-url <db> <args...>` on a pseudo-terminal
+/// (with `script`), where progress bars are drawn; returns whether it
+/// succeeded, and what the terminal showed.
+pub fn on_a_terminal(db: &TestDb, args: &str) -> (bool, String) {
+    let command = format!(
+        "{} --database-url '{}' {args}",
+        env!("CARGO_BIN_EXE_perfaudit"),
+        db.url()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run script");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
