@@ -7,7 +7,9 @@ use crate::cli::SqlArgs;
 use crate::error::{Error, Result};
 
 /// The SQL text, checked to be UTF-8 without NUL bytes (PostgreSQL accepts
-/// neither in a query).
+/// neither in a query), without the byte order mark some editors put at the
+/// start of a UTF-8 file (it is not SQL, and a message quoting it would
+/// show an invisible character).
 pub fn read_sql(args: &SqlArgs) -> Result<String> {
     let (bytes, origin) = match (&args.sql, &args.file) {
         (Some(sql), None) if sql != "-" => {
@@ -33,7 +35,10 @@ pub fn read_sql(args: &SqlArgs) -> Result<String> {
     check(bytes, &origin)
 }
 
-fn check(bytes: Vec<u8>, origin: &str) -> Result<String> {
+fn check(mut bytes: Vec<u8>, origin: &str) -> Result<String> {
+    if bytes.starts_with(BYTE_ORDER_MARK) {
+        bytes.drain(..BYTE_ORDER_MARK.len());
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         let (line, column) = position(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
         Error::input(format!(
@@ -48,6 +53,9 @@ fn check(bytes: Vec<u8>, origin: &str) -> Result<String> {
     }
     Ok(text)
 }
+
+/// U+FEFF in UTF-8.
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// The 1-based line and column just after `before`, counting characters.
 fn position(before: &[u8]) -> (usize, usize) {
@@ -74,5 +82,13 @@ mod tests {
             "{err}"
         );
         assert_eq!(check(b"SELECT 1".to_vec(), "x").unwrap(), "SELECT 1");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_sql() {
+        let text = check(b"\xEF\xBB\xBFSELECT 1;\n\xEF\xBB\xBF".to_vec(), "x").unwrap();
+        assert_eq!(text, "SELECT 1;\n\u{feff}", "only a leading mark goes");
+        let err = check(b"\xEF\xBB\xBFSELECT '\xff'".to_vec(), "x").unwrap_err();
+        assert!(err.to_string().contains("(line 1, column 9)"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use perfaudit::Error;
 use perfaudit::db::{
-    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, ScratchTls, Sources,
+    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchTls, Sources,
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
@@ -56,21 +56,7 @@ fn closed_port() -> u16 {
 
 /// A cluster with a TCP listener where `alice` logs in with [`PASSWORD`].
 async fn tcp_cluster(tls: Option<ScratchTls>) -> ScratchCluster {
-    let cluster = ScratchCluster::start(&ScratchOptions {
-        tcp: true,
-        tls,
-        ..ScratchOptions::default()
-    })
-    .await
-    .unwrap();
-    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute(&format!("CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'"))
-        .await
-        .unwrap();
-    cluster
+    common::tcp_cluster(PASSWORD, tls).await
 }
 
 #[tokio::test]

@@ -88,18 +88,6 @@ async fn count(db: &TestDb, sql: &str, param: &str) -> i64 {
         .get(0)
 }
 
-/// Backends other than the caller's that are running `fragment`.
-async fn running(db: &TestDb, fragment: &str) -> i64 {
-    count(
-        db,
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND state = 'active'
-           AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
-        fragment,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let db = TestDb::new().await;
@@ -495,7 +483,7 @@ async fn a_statement_timeout_cancels_the_query_on_the_server() {
         stderr(&output)
     );
     assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
-    assert_eq!(running(&db, "pg_sleep(10)").await, 0);
+    assert_eq!(db.running("pg_sleep(10)").await, 0);
 }
 
 #[tokio::test]
@@ -509,14 +497,11 @@ async fn a_stricter_server_timeout_is_kept_by_default() {
         "{}",
         stderr(&output)
     );
-    assert_eq!(running(&db, "pg_sleep(10)").await, 0);
+    assert_eq!(db.running("pg_sleep(10)").await, 0);
 }
 
 #[tokio::test]
 async fn ctrl_c_cancels_the_query_on_the_server() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
     let db = TestDb::new().await;
     let child = db
         .perfaudit()
@@ -525,17 +510,9 @@ async fn ctrl_c_cancels_the_query_on_the_server() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running(&db, "pg_sleep(30)").await == 0 {
-        assert!(Instant::now() < deadline, "the query never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let started = Instant::now();
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(running(&db, "pg_sleep(30)").await, 0);
+    db.wait_until_running("pg_sleep(30)").await;
+    common::process::stop_with(child, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(db.running("pg_sleep(30)").await, 0);
 }
 
 #[tokio::test]

@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use indexes_support::{
-    BIG, EVENTS_SQL, Run, all_indexes, builds_in_progress, definition, indexes, invalid_indexes,
-    spec_file,
+    BIG, EVENTS_SQL, PATIENCE, Run, all_indexes, building_index, builds_in_progress, definition,
+    indexes, invalid_indexes, on_a_terminal, spec_file,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-/// How long a test waits for something that should take a second or two.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn spawn(db: &TestDb, args: &[&str]) -> Child {
     db.perfaudit()
@@ -99,7 +96,8 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
         // Three waits of 200ms, with pauses of 0.5s and 1s between them.
         assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
-        assert_no_payment_index(&db.client().await).await;
+        let checker = db.client().await;
+        assert_no_payment_index(&checker).await;
     }
     holder.batch_execute("ROLLBACK").await.unwrap();
 }
@@ -212,23 +210,7 @@ async fn sigint_during_a_build_cancels_it_and_leaves_no_invalid_index() {
     let client = db.client().await;
     let child = spawn(&db, &[]);
 
-    let started = Instant::now();
-    let building: String = loop {
-        let row = client
-            .query_opt(
-                "SELECT c.relname::text FROM pg_stat_progress_create_index p
-                 JOIN pg_class c ON c.oid = p.index_relid
-                 WHERE p.datname = current_database() AND p.phase LIKE 'building index%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            break row.get(0);
-        }
-        assert!(started.elapsed() < PATIENCE, "no build was seen");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let building = building_index(&client).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let run = finish(child);
 
@@ -535,25 +517,8 @@ async fn json_runs_print_nothing_on_stderr() {
 #[tokio::test]
 async fn on_a_terminal_each_build_shows_the_servers_progress() {
     let db = TestDb::with_rows(BIG).await;
-    // `script` runs perfaudit on a pseudo-terminal, where bars are drawn;
-    // it hands its command to a shell, so every argument is quoted for one
-    // (the conninfo holds quotes of its own).
-    let command: Vec<String> = [env!("CARGO_BIN_EXE_perfaudit"), "--database-url", &db.url()]
-        .iter()
-        .chain(&["indexes"])
-        .map(|arg| shell_quote(arg))
-        .collect();
-    let output = std::process::Command::new("script")
-        .args(["-qec", &command.join(" "), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SHELL", "/bin/sh")
-        .env("TERM", "xterm")
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
+    let (success, text) = on_a_terminal(&db, &["indexes"]);
+    assert!(success, "{text}");
     assert!(text.contains("Created 4."), "{text}");
 
     let frames = bar_frames(&text);
@@ -606,9 +571,4 @@ fn bar_frames(text: &str) -> Vec<(String, u32, String)> {
             ))
         })
         .collect()
-}
-
-/// `text` as one word for a POSIX shell.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }

@@ -6,6 +6,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::process::{
+    assert_nothing_left, private_tmpdir, processes_under, send, spawn_seeding, stop_with,
+};
 use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
 
 #[tokio::test]
@@ -86,50 +89,9 @@ async fn the_fixture_looks_like_a_payments_table() {
     assert!(busiest > 10 * 100_000 / users, "busiest user has {busiest}");
 }
 
-/// A private TMPDIR, so that what a perfaudit run leaves there is visible.
-fn private_tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pa-tmp-")
-        .tempdir_in("/tmp")
-        .unwrap()
-}
-
-/// Makes `dir` usable by the postgres user when the tests run as root.
-fn open_to_server(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-}
-
-/// Processes whose working directory lies under `dir` (a postmaster and its
-/// backends run in their data directory), with their command lines.
-fn processes_under(dir: &Path) -> Vec<(u32, String)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            cwd.starts_with(dir)
-                .then(|| (pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
-        })
-        .collect()
-}
-
-fn assert_nothing_left(tmp: &Path) {
-    let left: Vec<_> = std::fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    assert_eq!(processes_under(tmp), [], "server processes left behind");
-}
-
 #[test]
 fn a_failing_command_still_removes_the_cluster() {
     let tmp = private_tmpdir();
-    open_to_server(tmp.path());
     let output = common::perfaudit()
         .env("TMPDIR", tmp.path())
         .args(["--scratch", "--scratch-rows", "1000", "explain", "SELEC 1"])
@@ -139,60 +101,17 @@ fn a_failing_command_still_removes_the_cluster() {
     assert_nothing_left(tmp.path());
 }
 
-/// Starts `perfaudit --scratch` with a seed large enough to take a while, in
-/// a private TMPDIR, and returns once it is seeding.
-fn spawn_seeding(tmp: &Path) -> std::process::Child {
-    let child = common::perfaudit()
-        .env("TMPDIR", tmp)
-        .args([
-            "--scratch",
-            "--scratch-rows",
-            "50000000",
-            "explain",
-            "SELECT 1",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Seeding has begun once a backend shows INSERT in its process title.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !processes_under(tmp)
-        .iter()
-        .any(|(_, cmdline)| cmdline.contains("INSERT"))
-    {
-        assert!(Instant::now() < deadline, "the scratch server never seeded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-}
-
 #[test]
 fn sigint_during_seeding_exits_130_and_removes_the_cluster() {
     let tmp = private_tmpdir();
-    open_to_server(tmp.path());
     let child = spawn_seeding(tmp.path());
-    send(&child, nix::sys::signal::Signal::SIGINT);
-    let interrupted = Instant::now();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{output:?}");
-    assert!(
-        interrupted.elapsed() < Duration::from_secs(10),
-        "took {:?} to stop",
-        interrupted.elapsed()
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    stop_with(child, nix::sys::signal::Signal::SIGINT);
     assert_nothing_left(tmp.path());
 }
 
 #[test]
 fn a_killed_perfaudit_takes_its_server_down_with_it() {
     let tmp = private_tmpdir();
-    open_to_server(tmp.path());
     let mut child = spawn_seeding(tmp.path());
     send(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
@@ -258,7 +177,6 @@ fn a_panic_still_removes_the_cluster() {
 #[test]
 fn a_successful_run_removes_the_cluster() {
     let tmp = private_tmpdir();
-    open_to_server(tmp.path());
     let output = common::perfaudit()
         .env("TMPDIR", tmp.path())
         .args([

@@ -286,7 +286,7 @@ pub async fn advise(
     interrupt: &Interrupt,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Advice> {
-    let connection = database.connection().await?;
+    let connection = interrupt.guard(database.connection()).await?;
     let tls = crate::db::tls::connector(database.settings())?;
     hypo::with_session(
         connection,

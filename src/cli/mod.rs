@@ -59,8 +59,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "30s", value_name = "DUR", value_parser = parse_duration)]
     pub pool_timeout: Duration,
 
-    /// How long to wait for a connection to be established [default: 5s, or PGCONNECT_TIMEOUT]
-    #[arg(long, global = true, value_name = "DUR", value_parser = parse_duration)]
+    /// How long to wait for a connection to be established; 0 waits as long as it takes
+    /// [default: 5s, or PGCONNECT_TIMEOUT]
+    #[arg(long, global = true, value_name = "DUR", value_parser = parse_connect_timeout)]
     pub connect_timeout: Option<Duration>,
 
     /// Server-side statement_timeout for every session [explain's runs default to 60s, or the
@@ -139,6 +140,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 5s, 250ms or 2min)"))
 }
 
+/// Parses `--connect-timeout`: a duration, where `0` means no limit, as
+/// `connect_timeout=0` does for libpq (and in a connection string here).
+/// No limit is `Duration::MAX`, as in
+/// [`ConnectionSettings::connect_timeout`](crate::db::ConnectionSettings::connect_timeout).
+pub fn parse_connect_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    Ok(if timeout.is_zero() {
+        Duration::MAX
+    } else {
+        timeout
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +171,12 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn a_zero_connect_timeout_waits_forever() {
+        assert_eq!(parse_connect_timeout("0"), Ok(Duration::MAX));
+        assert_eq!(parse_connect_timeout("0s"), Ok(Duration::MAX));
+        assert_eq!(parse_connect_timeout("3s"), Ok(Duration::from_secs(3)));
     }
 }

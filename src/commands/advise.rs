@@ -23,7 +23,7 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
     let workload = match from_sql {
         Some(workload) => workload,
         None => {
-            let client = database.connection().await?;
+            let client = context.interrupt.guard(database.connection()).await?;
             let top = args.top.unwrap_or(DEFAULT_TOP);
             context
                 .interrupt

@@ -30,7 +30,7 @@ pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     // reads the catalog, then watches the builds. It goes back to the pool
     // only once its lock is given back; after a signal it is closed, which
     // ends whatever it still had on the server.
-    let own = database.connection().await?;
+    let own = context.interrupt.guard(database.connection()).await?;
     let locked = !args.dry_run;
     if locked {
         run_lock::acquire(&own).await?;

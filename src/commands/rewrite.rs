@@ -18,24 +18,29 @@ use crate::sql;
 /// parse, the server fails, or a signal stops the run.
 pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     let text = read_sql(&args.input)?;
+    let mut statements = sql::statements(&text).peekable();
+    // Refused before any output: an empty input has no report to finish.
+    if statements.peek().is_none() {
+        return Err(Error::input(
+            "the input holds no SQL statement; give SQL as an argument, with -f FILE, or on \
+             standard input",
+        ));
+    }
     let connection = match context.database_configured() {
-        true => Some(context.database().await?.connection().await?),
+        true => {
+            let database = context.database().await?;
+            Some(context.interrupt.guard(database.connection()).await?)
+        }
         false => None,
     };
     let mut report = RewriteReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
     let mut errors = Vec::new();
     let client: Option<&tokio_postgres::Client> = connection.as_deref().map(|c| &**c);
-    let outcome = rewrite_all(context, &args, &text, client, &mut report, &mut errors).await;
+    let outcome = rewrite_all(context, &args, statements, client, &mut report, &mut errors).await;
     let finished = report.finish(connection.is_none());
     outcome?;
     if let Err(e) = finished {
         return output_error(e);
-    }
-    if report.statements() == 0 && errors.is_empty() {
-        return Err(Error::input(
-            "the input holds no SQL statement; give SQL as an argument, with -f FILE, or on \
-             standard input",
-        ));
     }
     // Each error on its own line; the last one is the command's.
     let last = errors.pop();
@@ -50,13 +55,13 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
 async fn rewrite_all<W: Write>(
     context: &Context,
     args: &RewriteArgs,
-    text: &str,
+    statements: impl Iterator<Item = Result<sql::SqlStatement>>,
     connection: Option<&tokio_postgres::Client>,
     report: &mut RewriteReport<W>,
     errors: &mut Vec<Error>,
 ) -> Result<()> {
     let options = args.rules.options();
-    for parsed in sql::statements(text) {
+    for parsed in statements {
         context.interrupt.check()?;
         let statement = match parsed {
             Ok(statement) => statement,

@@ -95,7 +95,8 @@ pub struct ConnectionSettings {
     /// Root certificates to verify the server with; `system` for the
     /// system's roots.
     pub sslrootcert: Option<PathBuf>,
-    /// How long to wait for a connection to be established.
+    /// How long to wait for a connection to be established; `Duration::MAX`
+    /// for no limit (libpq's `connect_timeout=0`).
     pub connect_timeout: Duration,
     /// Shown in `pg_stat_activity`.
     pub application_name: String,

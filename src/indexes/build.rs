@@ -306,7 +306,9 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// A pooled session set up for builds.
     async fn session(&self) -> Result<BuildSession> {
-        BuildSession::open(self.database, &self.settings.session).await
+        self.interrupt
+            .guard(BuildSession::open(self.database, &self.settings.session))
+            .await
     }
 
     /// Drops the broken index a rebuild replaces, if there is one.
@@ -338,9 +340,17 @@ impl Runner<'_> {
         let label = &planned.name.name;
         let what = format!("building index {label} on {}", planned.table.display());
         let session = self.session().await?;
-        let result = self.build_on(&session, planned, with_drop, &what).await;
-        session.release().await;
-        let built = result?;
+        let mut created = Vec::new();
+        let built = match self
+            .build_on(&session, planned, with_drop, &what, &mut created)
+            .await
+        {
+            Ok(built) => {
+                session.release().await;
+                built
+            }
+            Err(error) => return Err(self.clean_up(session, &created, error).await),
+        };
         self.progress.note(format!(
             "{} {label} on {} in {:.2}s ({})",
             if planned.drop.is_some() {
@@ -355,13 +365,15 @@ impl Runner<'_> {
         Ok(built)
     }
 
-    /// Builds `planned` on `session`, dropping what it created if it fails.
+    /// Builds `planned` on `session`; every index a build statement
+    /// creates is added to `created` before it runs, for the cleanup.
     async fn build_on(
         &self,
         session: &BuildSession,
         planned: &PlannedIndex,
         with_drop: bool,
         what: &str,
+        created: &mut Vec<QualifiedName>,
     ) -> Result<Built> {
         let started = Instant::now();
         if with_drop {
@@ -369,7 +381,6 @@ impl Runner<'_> {
         }
         let watched = self.watch.session(session.pid(), &planned.name.name);
         let bar = self.progress.start(&planned.name.name, session.pid());
-        let mut created = Vec::new();
         let mut result = Ok(());
         for statement in &planned.build {
             created.extend(statement.creates.clone());
@@ -385,13 +396,10 @@ impl Runner<'_> {
             Err(failure) => Err(self.error(failure, what)),
         };
         drop(bar);
-        match checked {
-            Ok(size_bytes) => Ok(Built {
-                size_bytes,
-                duration: started.elapsed(),
-            }),
-            Err(error) => Err(self.clean_up(session, &created, error).await),
-        }
+        checked.map(|size_bytes| Built {
+            size_bytes,
+            duration: started.elapsed(),
+        })
     }
 
     /// The size of a finished index, once the server says it is valid and
@@ -422,16 +430,31 @@ impl Runner<'_> {
     }
 
     /// Drops what a failed build created, newest first, and says so in the
-    /// error. An index attached to a partitioned index goes with it.
+    /// error; gives the session back. An index attached to a partitioned
+    /// index goes with it.
     async fn clean_up(
         &self,
-        session: &BuildSession,
+        session: BuildSession,
         created: &[QualifiedName],
         error: Error,
     ) -> Error {
+        let session = match self.cleanup_session(session, created).await {
+            Ok(session) => session,
+            Err(reconnect) => {
+                let names: Vec<String> = created.iter().map(QualifiedName::display).collect();
+                let advice = format!(
+                    "the unfinished {} {} could not be dropped ({reconnect}); once the server is \
+                     back, drop {} or run perfaudit indexes again, which rebuilds an INVALID index",
+                    crate::report::plural(names.len(), "index", "indexes"),
+                    names.join(", "),
+                    crate::report::plural(names.len(), "it", "them"),
+                );
+                return self.left_behind(error, &advice);
+            }
+        };
         let mut dropped = Vec::new();
         for index in created.iter().rev() {
-            match self.drop_leftover(session, index).await {
+            match self.drop_leftover(&session, index).await {
                 Ok(true) => dropped.push(index.display()),
                 Ok(false) => {}
                 Err(failure) => {
@@ -441,13 +464,11 @@ impl Runner<'_> {
                         index.display(),
                         failure.reason()
                     );
-                    if matches!(error, Error::Interrupted(_)) {
-                        self.progress.warn(&advice);
-                    }
-                    return with_note(error, &advice);
+                    return self.left_behind(error, &advice);
                 }
             }
         }
+        session.release().await;
         let note = match dropped.len() {
             0 => "no index was left behind".to_owned(),
             1 => format!("the unfinished index {} was dropped again", dropped[0]),
@@ -460,6 +481,38 @@ impl Runner<'_> {
             self.progress.note(&note);
         }
         with_note(error, &note)
+    }
+
+    /// The session to clean up on: the build's own, or a new one when the
+    /// server ended it (`pg_terminate_backend`, a restart), since what the
+    /// build left in the catalog outlives the session. Not interruptible:
+    /// the signal that may have brought us here must not stop the cleanup.
+    async fn cleanup_session(
+        &self,
+        session: BuildSession,
+        created: &[QualifiedName],
+    ) -> Result<BuildSession> {
+        if created.is_empty() {
+            return Ok(session);
+        }
+        // An empty query: the error that ended the session can arrive
+        // before the client notices the connection is gone.
+        if !session.is_closed() && session.batch_execute("").await.is_ok() {
+            return Ok(session);
+        }
+        // Closed first: it may hold the pool's last free slot.
+        drop(session);
+        BuildSession::open(self.database, &self.settings.session).await
+    }
+
+    /// `error`, noting what the cleanup could not remove; when the error is
+    /// an interruption, which keeps its own message, the note goes to
+    /// stderr too.
+    fn left_behind(&self, error: Error, advice: &str) -> Error {
+        if matches!(error, Error::Interrupted(_)) {
+            self.progress.warn(advice);
+        }
+        with_note(error, advice)
     }
 
     /// Drops `index` if it exists and is not attached to a parent index (the

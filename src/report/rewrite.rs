@@ -45,11 +45,6 @@ impl<W: Write> RewriteReport<W> {
         }
     }
 
-    /// How many statements were reported.
-    pub fn statements(&self) -> usize {
-        self.statements
-    }
-
     /// Ends the report (a complete JSON document, whatever was written).
     /// `offline` says whether the rewrites were decided without a database,
     /// which people are told (JSON carries it in each rule's reason).

@@ -15,9 +15,10 @@ mod split;
 mod visit;
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
+use std::sync::Once;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{Expr, Statement, Visit, Visitor};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -45,6 +46,18 @@ pub const RECURSION_LIMIT: usize = 200;
 /// thread stack (a test thread's) with room to spare, a 1 MB chain would
 /// overflow even the main thread's.
 pub const MAX_OPERATOR_CHAIN: usize = 10_000;
+
+/// The stack sqlparser's recursion guard (the `recursive` crate) wants free
+/// at each of its checks: when less is left, it moves on to a new stack
+/// segment. Its default, 128 KiB, is less than an unoptimized build uses
+/// between two checks (one `FROM (SELECT ...)` level takes about 190 KiB),
+/// so a statement nested 40 to 100 subqueries deep could run past the end of
+/// the stack and abort perfaudit; 1 MiB covers several levels.
+const PARSER_STACK_RED_ZONE: usize = 1024 * 1024;
+
+/// The size of each new stack segment the guard allocates (its default is
+/// 2 MiB, which with our red zone would leave only 1 MiB of each to use).
+const PARSER_STACK_SEGMENT: usize = 8 * 1024 * 1024;
 
 /// One statement of the input.
 #[derive(Debug, Clone)]
@@ -173,7 +186,9 @@ impl Statements<'_> {
         let first = tokens.iter().find(significant)?.span.start;
         let last = tokens.iter().rev().find(significant)?.span.end;
         let range = self.cursor.offset_of(first)..self.cursor.offset_of(last);
-        let parsed = check_operator_chains(&tokens, first).and_then(|()| parse_one(tokens, first));
+        let parsed = check_operator_chains(&tokens, first)
+            .and_then(|()| check_nesting(&tokens, first))
+            .and_then(|()| parse_one(tokens, first));
         Some(parsed.map(|(ast, tokens)| SqlStatement {
             text: self.input[range.clone()].to_owned(),
             line: first.line as usize,
@@ -267,6 +282,34 @@ fn check_operator_chains(tokens: &[TokenWithSpan], start: Location) -> Result<()
     Ok(())
 }
 
+/// Refuses a statement nesting deeper than [`RECURSION_LIMIT`] levels,
+/// counted on its tokens: parentheses, brackets, `CASE ... END`, and runs
+/// of `NOT`. The parser counts these levels (and more) against the same
+/// limit, but when it runs out inside a `CASE` or a `NOT`, it backtracks,
+/// reads the keyword as a column name and reports a syntax error somewhere
+/// else; counted first, the message says what is wrong.
+fn check_nesting(tokens: &[TokenWithSpan], start: Location) -> Result<()> {
+    let (mut depth, mut nots) = (0usize, 0usize);
+    for token in tokens {
+        match &token.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::Word(word) if word.keyword == Keyword::CASE => depth += 1,
+            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::Word(word) if word.keyword == Keyword::END => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        nots = match &token.token {
+            Token::Word(word) if word.keyword == Keyword::NOT => nots + 1,
+            _ => 0,
+        };
+        if depth + nots > RECURSION_LIMIT {
+            return Err(too_deep(start));
+        }
+    }
+    Ok(())
+}
+
 /// Words that join two operands into one expression.
 const CHAINING_KEYWORDS: &[Keyword] = &[
     Keyword::AND,
@@ -319,15 +362,28 @@ fn parse_one(
     tokens: Vec<TokenWithSpan>,
     start: Location,
 ) -> Result<(Statement, Vec<TokenWithSpan>)> {
+    static STACK_GUARD: Once = Once::new();
+    STACK_GUARD.call_once(|| {
+        recursive::set_minimum_stack_size(PARSER_STACK_RED_ZONE);
+        recursive::set_stack_allocation_size(PARSER_STACK_SEGMENT);
+    });
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens);
-    let mut parsed = parser
-        .parse_statements()
-        .map_err(|e| parse_error(e, start))?;
+    let mut parsed = match parser.parse_statements() {
+        Ok(parsed) => parsed,
+        Err(ParserError::ParserError(_)) => {
+            return Err(diagnose(parser.into_tokens(), start));
+        }
+        Err(error) => return Err(parse_error(error, start)),
+    };
     match parsed.len() {
-        1 => Ok((parsed.remove(0), parser.into_tokens())),
+        1 => {
+            let statement = parsed.remove(0);
+            keyword_as_column(&statement)?;
+            Ok((statement, parser.into_tokens()))
+        }
         _ => Err(Error::input(format!(
             "the SQL does not parse at line {}, column {}: expected one statement",
             start.line, start.column
@@ -335,14 +391,81 @@ fn parse_one(
     }
 }
 
+/// Keywords PostgreSQL reserves that sqlparser reads as a column name when
+/// what follows them does not parse as their expression (`SELECT NOT`).
+const RESERVED_PREFIXES: [&str; 2] = ["NOT", "CASE"];
+
+/// Refuses what PostgreSQL would: a bare [`RESERVED_PREFIXES`] keyword used
+/// as a column. Left in, the rewriter would add clauses after it and change
+/// what the keyword reads as (`SELECT NOT LIMIT 1000` does not parse).
+fn keyword_as_column(statement: &Statement) -> Result<()> {
+    struct Finder(Option<(String, Location)>);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident)
+                    if ident.quote_style.is_none()
+                        && RESERVED_PREFIXES
+                            .iter()
+                            .any(|k| k.eq_ignore_ascii_case(&ident.value)) =>
+                {
+                    self.0 = Some((ident.value.to_uppercase(), ident.span.start));
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    let _ = statement.visit(&mut finder);
+    match finder.0 {
+        None => Ok(()),
+        Some((keyword, at)) => Err(Error::input(format!(
+            "the SQL does not parse at line {}, column {}: {keyword} is a reserved word, and \
+             what follows it does not complete it; a column of that name must be quoted \
+             (\"{}\")",
+            at.line,
+            at.column,
+            keyword.to_lowercase()
+        ))),
+    }
+}
+
+/// How much deeper than [`RECURSION_LIMIT`] [`diagnose`] lets the parser
+/// go: a statement within the limit on its tokens ([`check_nesting`]) takes
+/// the parser at most a few levels per token level.
+const DIAGNOSIS_DEPTH: usize = 4 * RECURSION_LIMIT;
+
+/// The error of a statement the parser rejected: parsed again, deeper, to
+/// tell a statement that is too deep (sqlparser, running out of depth inside
+/// a `CASE` or `NOT`, reports a syntax error instead; see [`check_nesting`])
+/// from one that is wrong. The syntax tree, if any, is only dropped.
+fn diagnose(tokens: Vec<TokenWithSpan>, start: Location) -> Error {
+    let dialect = PostgreSqlDialect {};
+    let again = Parser::new(&dialect)
+        .with_recursion_limit(DIAGNOSIS_DEPTH)
+        .with_tokens_with_locations(tokens)
+        .parse_statements();
+    match again {
+        Ok(_) => too_deep(start),
+        Err(error) => parse_error(error, start),
+    }
+}
+
+/// A statement nesting deeper than perfaudit follows.
+fn too_deep(start: Location) -> Error {
+    Error::input(format!(
+        "the statement at line {}, column {} nests deeper than {RECURSION_LIMIT} levels, \
+         more than perfaudit's parser follows; simplify it",
+        start.line, start.column
+    ))
+}
+
 /// `the SQL does not parse at line L, column C: <the parser's reason>`.
 fn parse_error(error: ParserError, start: Location) -> Error {
     match error {
-        ParserError::RecursionLimitExceeded => Error::input(format!(
-            "the statement at line {}, column {} nests deeper than {RECURSION_LIMIT} levels, \
-             more than perfaudit's parser follows; simplify it",
-            start.line, start.column
-        )),
+        ParserError::RecursionLimitExceeded => too_deep(start),
         ParserError::ParserError(message) | ParserError::TokenizerError(message) => {
             // sqlparser appends " at Line: L, Column: C" to its messages.
             let (reason, location) = match message.rsplit_once(" at Line: ") {
@@ -485,6 +608,67 @@ mod tests {
         assert!(err.to_string().contains("nests deeper than"), "{err}");
         let fine = format!("SELECT {}1{}", "(".repeat(100), ")".repeat(100));
         assert_eq!(parse_statements(&fine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reserved_prefixes_are_no_column_names() {
+        for (sql, column) in [
+            ("SELECT NOT", 8),
+            ("SELECT 1 WHERE NOT NOT", 20),
+            ("SELECT case", 8),
+        ] {
+            let err = parse_statements(sql).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("line 1, column {column}: "))
+                    && err.contains("reserved word"),
+                "{sql}: {err}"
+            );
+        }
+        for fine in [
+            "SELECT NOT true",
+            "SELECT \"not\", \"CASE\" FROM t",
+            "SELECT CASE WHEN a THEN 1 END",
+        ] {
+            assert!(parse_statements(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn deep_case_and_not_are_called_too_deep_not_a_syntax_error() {
+        let cases = |n: usize| {
+            format!(
+                "SELECT {}1{}",
+                "CASE WHEN true THEN ".repeat(n),
+                " END".repeat(n)
+            )
+        };
+        let deep = [
+            cases(10_000),
+            // Within the limit on its tokens, past it for the parser.
+            cases(RECURSION_LIMIT - 2),
+            format!("SELECT {}true", "NOT ".repeat(RECURSION_LIMIT + 1)),
+            // CASE inside subqueries, which take the parser two levels each.
+            format!(
+                "SELECT {}{}{}",
+                "(SELECT ".repeat(60),
+                &cases(100)["SELECT ".len()..],
+                ")".repeat(60)
+            ),
+        ];
+        for sql in deep {
+            let err = parse_statements(&sql).unwrap_err().to_string();
+            assert!(err.contains("nests deeper than 200 levels"), "{err}");
+        }
+        assert_eq!(parse_statements(&cases(150)).unwrap().len(), 1);
+        let and_not = vec!["NOT a"; 500].join(" AND ");
+        assert!(parse_statements(&format!("SELECT 1 WHERE {and_not}")).is_ok());
+        // A real mistake deep inside is still reported where it is.
+        let wrong = format!("SELECT {}1 +{}", "(".repeat(150), ")".repeat(150));
+        let err = parse_statements(&wrong).unwrap_err().to_string();
+        assert!(
+            err.contains("does not parse at line 1, column 161: Expected: an expression"),
+            "{err}"
+        );
     }
 
     /// What each item of `statements` says: the text and position, or the

@@ -9,12 +9,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use perfaudit::db::{ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions};
+use perfaudit::db::{
+    ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, ScratchTls,
+};
 
 /// Rows in the default fixture.
 pub const DEFAULT_ROWS: u64 = 100_000;
@@ -174,6 +178,46 @@ impl TestDb {
         self.settings.to_conninfo()
     }
 
+    /// How many server processes of this database, other than the
+    /// caller's, are running a statement whose text holds `fragment`.
+    pub async fn running(&self, fragment: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state = 'active'
+                   AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+                &[&fragment],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Waits (up to 30s) until a server process of this database runs a
+    /// statement whose text holds `fragment`.
+    pub async fn wait_until_running(&self, fragment: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.running(fragment).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing ran {fragment}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `perfaudit <args>` on this database, running in the background, its
+    /// output piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.perfaudit()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn perfaudit")
+    }
+
     /// The perfaudit binary pointed at this database.
     pub fn perfaudit(&self) -> Command {
         let mut command = perfaudit();
@@ -194,6 +238,26 @@ pub fn perfaudit() -> Command {
     }
     command.env("HOME", "/nonexistent");
     command
+}
+
+/// A cluster of its own that also listens on TCP (127.0.0.1), where the
+/// role `alice` logs in with `password`, serving TLS when given.
+pub async fn tcp_cluster(password: &str, tls: Option<ScratchTls>) -> ScratchCluster {
+    let cluster = ScratchCluster::start(&ScratchOptions {
+        tcp: true,
+        tls,
+        ..ScratchOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let db = Database::new(cluster.settings("postgres"), PoolOptions::default()).expect("pool");
+    db.connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .batch_execute(&format!("CREATE ROLE alice LOGIN PASSWORD '{password}'"))
+        .await
+        .expect("create alice");
+    cluster
 }
 
 /// `t_<test name>_<n>`, so a leftover database says which test made it.
@@ -258,7 +322,13 @@ async fn create_database(name: &str, template: Option<&str>) {
 
 /// Runs `sql` as the admin on the maintenance database.
 pub async fn admin_execute(sql: &str) {
-    let db = Database::new(server().admin.clone(), PoolOptions::default()).expect("pool");
+    admin_execute_in(&server().admin.dbname.clone(), sql).await;
+}
+
+/// Runs `sql` as the admin on database `dbname`.
+pub async fn admin_execute_in(dbname: &str, sql: &str) {
+    let db =
+        Database::new(server().admin.with_dbname(dbname), PoolOptions::default()).expect("pool");
     let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
     client
         .batch_execute(sql)

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
@@ -12,6 +13,9 @@ use crate::common::TestDb;
 
 /// Payments in the databases where builds must take measurable time.
 pub const BIG: u64 = 500_000;
+
+/// How long a test waits for something that should take a second or two.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A partitioned table two levels deep: `events` by year, 2024 by region.
 pub const EVENTS_SQL: &str = "
@@ -179,4 +183,53 @@ pub async fn builds_in_progress(client: &Client) -> i64 {
         .await
         .expect("progress")
         .get(0)
+}
+
+/// Waits until a server process of the database is in the building phase
+/// of an index, and returns the index's name.
+pub async fn building_index(client: &Client) -> String {
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT c.relname::text FROM pg_stat_progress_create_index p
+                 JOIN pg_class c ON c.oid = p.index_relid
+                 WHERE p.datname = current_database() AND p.phase LIKE 'building index%'",
+                &[],
+            )
+            .await
+            .expect("progress");
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(started.elapsed() < PATIENCE, "no build was seen");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Runs `perfaudit --database-url <db> <args...>` on a pseudo-terminal
+/// (with `script`), where progress bars are drawn; returns whether it
+/// succeeded, and what the terminal showed.
+pub fn on_a_terminal(db: &TestDb, args: &[&str]) -> (bool, String) {
+    // `script` hands its command to a shell, so every argument is quoted
+    // for one (the conninfo holds quotes of its own).
+    let url = db.url();
+    let command: Vec<String> = [env!("CARGO_BIN_EXE_perfaudit"), "--database-url", &url]
+        .iter()
+        .chain(args)
+        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .collect();
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command.join(" "), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run script");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }

@@ -1,0 +1,2 @@
+﻿-- expect: ok
+SELECT id FROM payments WHERE user_id = 1

@@ -1,0 +1,5 @@
+-- expect: ok
+SELECT id,
+	created_at
+FROM payments;
+SELECT2

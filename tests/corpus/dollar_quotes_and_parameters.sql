@@ -1,0 +1,2 @@
+-- expect: ok
+SELECT $a$ $ab$ ; $a$, $1, a$b$c FROM t WHERE x = $2; SELECT 2

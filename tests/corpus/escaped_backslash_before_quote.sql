@@ -1,0 +1,2 @@
+-- expect: ok
+SELECT E'\\'; SELECT 'a\'; SELECT 3

@@ -1,0 +1,3 @@
+-- expect: no SQL statement
+/* a /* nested */ comment */ ;; -- and ; more
+;

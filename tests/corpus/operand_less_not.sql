@@ -1,0 +1,2 @@
+-- expect: NOT is a reserved word
+SELECT NOT NOT NOT

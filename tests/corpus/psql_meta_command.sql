@@ -1,0 +1,2 @@
+-- expect: Expected: an SQL statement
+\d payments

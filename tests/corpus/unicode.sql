@@ -1,0 +1,2 @@
+-- expect: ok
+SELECT '😀;' AS "😀", été FROM "Täble" WHERE x = U&'d\0061t\+000061'

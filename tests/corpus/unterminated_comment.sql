@@ -1,0 +1,2 @@
+-- expect: Unexpected EOF while in a multi-line comment
+SELECT 1 /* never /* closed */

@@ -1,0 +1,2 @@
+-- expect: Unterminated dollar-quoted
+SELECT 1; SELECT $x$ ; never closed
