@@ -13,7 +13,7 @@ use super::candidates::ExistingIndex;
 use super::extract::RelationName;
 use crate::db::errors::query_error;
 use crate::error::Result;
-use crate::indexes::sql::{QualifiedName, quote_ident};
+use crate::sql::ident::{QualifiedName, quote};
 
 /// What a relation is, as far as indexing goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl<'c> Catalog<'c> {
     }
 
     async fn look_up(&self, name: &RelationName) -> Result<Option<Relation>> {
-        let regclass: Vec<String> = name.iter().map(|part| quote_ident(part)).collect();
+        let regclass: Vec<String> = name.iter().map(|part| quote(part)).collect();
         let row = match self
             .client
             .query_opt(

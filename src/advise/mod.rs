@@ -34,7 +34,7 @@ use crate::db::Database;
 use crate::error::Result;
 use crate::indexes;
 use crate::indexes::catalog::{Table, TableKind};
-use crate::indexes::sql::QualifiedName;
+use crate::sql::ident::QualifiedName;
 use crate::interrupt::Interrupt;
 use crate::sql::Class;
 

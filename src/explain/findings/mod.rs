@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::plan::{Node, Plan};
 pub use crate::severity::Severity;
-use crate::sql::ident;
+use crate::sql::ident::ident;
 
 /// One diagnostic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
