@@ -35,11 +35,9 @@ pub enum Kind {
 pub struct Relation {
     /// Its object id.
     pub oid: u32,
-    /// Its schema and name.
+    /// Its schema and name; reports and specs name it by
+    /// [`QualifiedName::display`], as `indexes` does.
     pub table: QualifiedName,
-    /// `schema.name`, quoted only where SQL needs it (the server's
-    /// `quote_ident`): how reports and specs name it.
-    pub display: String,
     /// What it is.
     pub kind: Kind,
     /// Whether it lives in `pg_catalog`, `information_schema` or TOAST.
@@ -84,7 +82,6 @@ impl<'c> Catalog<'c> {
             .client
             .query_opt(
                 "SELECT c.oid, n.nspname, c.relname, \
-                        quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
                         c.relkind::text, \
                         n.nspname IN ('pg_catalog', 'information_schema') \
                             OR n.nspname LIKE 'pg\\_toast%', \
@@ -111,7 +108,7 @@ impl<'c> Catalog<'c> {
         };
         let Some(row) = row else { return Ok(None) };
         let oid: u32 = row.get(0);
-        let kind = match row.get::<_, String>(4).as_str() {
+        let kind = match row.get::<_, String>(3).as_str() {
             "r" | "m" => Kind::Table,
             "p" => Kind::Partitioned,
             "v" => Kind::View,
@@ -122,10 +119,9 @@ impl<'c> Catalog<'c> {
         Ok(Some(Relation {
             oid,
             table: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
-            display: row.get(3),
             kind,
-            system: row.get(5),
-            view_definition: row.get(6),
+            system: row.get(4),
+            view_definition: row.get(5),
             columns,
             indexes: self.indexes(oid, &attnames).await?,
         }))
