@@ -195,8 +195,9 @@ fn is_keyword(word: &str) -> bool {
 /// `payments`, `"Payments"`, `"user"`, `"left"`: an identifier as SQL must
 /// spell it, quoted only where needed, for text people read (advice,
 /// reports). Like PostgreSQL's `quote_ident`, it quotes anything but a
-/// lower-case ASCII letter or `_` followed by those, digits and `$`, and
-/// any key word that is not unreserved.
+/// lower-case ASCII letter or `_` followed by those and digits (so `$`
+/// too, which is valid unquoted but not standard), and any key word that
+/// is not unreserved.
 pub fn ident(name: &str) -> String {
     let simple = name
         .chars()
@@ -204,7 +205,7 @@ pub fn ident(name: &str) -> String {
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if simple && !is_keyword(name) {
         name.to_owned()
     } else {
@@ -294,7 +295,8 @@ mod tests {
     fn identifiers_are_quoted_only_when_needed() {
         assert_eq!(ident("payments"), "payments");
         assert_eq!(ident("user_id2"), "user_id2");
-        assert_eq!(ident("_x$1"), "_x$1");
+        assert_eq!(ident("_x1"), "_x1");
+        assert_eq!(ident("x$1"), "\"x$1\"");
         assert_eq!(ident("Payments"), "\"Payments\"");
         assert_eq!(ident("2fa"), "\"2fa\"");
         assert_eq!(ident("é"), "\"é\"");
