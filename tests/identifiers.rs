@@ -18,24 +18,16 @@ fn listed(word: &str) -> bool {
 async fn the_key_words_quoted_are_the_servers() {
     let db = common::TestDb::empty().await;
     let client = db.client().await;
-    let release: i32 = client
+    let row = client
         .query_one(
-            "SELECT current_setting('server_version_num')::int / 10000",
+            "SELECT current_setting('server_version_num')::int / 10000, \
+                    array_agg(word ORDER BY word COLLATE \"C\") \
+             FROM pg_get_keywords() WHERE catcode <> 'U'",
             &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    let words: Vec<String> = client
-        .query(
-            "SELECT word FROM pg_get_keywords() WHERE catcode <> 'U' ORDER BY word COLLATE \"C\"",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .unwrap();
+    let (release, words): (i32, Vec<String>) = (row.get(0), row.get(1));
     if release == KEYWORDS_RELEASE {
         assert_eq!(words, KEYWORDS);
     }
