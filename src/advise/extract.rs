@@ -167,26 +167,6 @@ pub fn view_block(definition: &Statement) -> Option<Block> {
     }
 }
 
-/// The largest `$n` in the statement: how many parameters it takes.
-pub fn parameter_count(statement: &Statement) -> usize {
-    struct Counter(usize);
-    impl Visitor for Counter {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Value(value) = expr
-                && let Value::Placeholder(text) = &value.value
-                && let Some(n) = text.strip_prefix('$').and_then(|n| n.parse().ok())
-            {
-                self.0 = self.0.max(n);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut counter = Counter(0);
-    let _ = statement.visit(&mut counter);
-    counter.0
-}
-
 /// The CTEs visible at a point of the query, innermost last.
 #[derive(Debug, Clone, Default)]
 struct Ctes(Vec<(String, Block)>);
@@ -1064,16 +1044,5 @@ mod tests {
             star.inline(&scan("v", &["country"], &[], &[])),
             [scan("users", &["country"], &[], &[])]
         );
-    }
-
-    #[test]
-    fn parameters_are_counted_by_their_highest_number() {
-        assert_eq!(
-            parameter_count(&statement(
-                "SELECT * FROM t WHERE a = $2 AND b = '$9' AND c = $1"
-            )),
-            2
-        );
-        assert_eq!(parameter_count(&statement("SELECT 1")), 0);
     }
 }

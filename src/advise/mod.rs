@@ -432,7 +432,7 @@ impl Advisor<'_, '_, '_> {
             Ok(scans) => scans,
             Err(reason) => return Ok(Err(reason)),
         };
-        let parameters = extract::parameter_count(ast);
+        let parameters = crate::sql::placeholders(ast);
         let before = match self.session.explain(&statement.text, parameters).await? {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(Reason::CouldNotPlan(why))),

@@ -188,7 +188,7 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
             rewrite: RewriteSummary::default(),
         };
         job.decide_mode(options)?;
-        let needed = params::placeholders(&job.statement.ast);
+        let needed = crate::sql::placeholders(&job.statement.ast);
         if needed > options.params.len() {
             return Err(Error::input(format!(
                 "{} uses ${needed} but {}; pass one --param per placeholder, in order \
