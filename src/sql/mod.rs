@@ -11,6 +11,7 @@
 mod classify;
 mod functions;
 mod ident;
+pub mod predicates;
 mod split;
 mod visit;
 

@@ -53,7 +53,7 @@ fn finding(node: &Node) -> Option<Finding> {
                 "an index that also covers the filtered column{} ({columns}) fetches only the \
                  rows kept: {}",
                 if columns.contains(',') { "s" } else { "" },
-                create_index(relation, &key.index_key())
+                create_index(relation, &key.index_key(|_| 0.0))
             )
         }
         _ => "extend the index with the filter's columns so that the index finds only the \

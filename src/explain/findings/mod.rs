@@ -129,7 +129,11 @@ fn create_index(relation: &str, columns: &[String]) -> String {
     format!(
         "CREATE INDEX CONCURRENTLY ON {} ({});",
         ident(relation),
-        columns.join(", ")
+        columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 

@@ -146,7 +146,7 @@ fn inner_index(join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String
         } else {
             "s"
         },
-        create_index(relation, &columns.index_key())
+        create_index(relation, &columns.index_key(|_| 0.0))
     ))
 }
 

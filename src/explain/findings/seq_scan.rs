@@ -45,7 +45,7 @@ fn finding(node: &Node) -> Option<Finding> {
                 "s"
             },
             columns.columns().join(", "),
-            create_index(relation, &columns.index_key())
+            create_index(relation, &columns.index_key(|_| 0.0))
         ),
         None => format!(
             "rewrite the filter as comparisons of {relation}'s columns with values, joined by \
