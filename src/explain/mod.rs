@@ -7,6 +7,7 @@
 //! - [`run`]: the rolled-back runs on one connection (I/O);
 //! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
 //! - [`timing`]: min / median / p95 / max over runs, cold against warm (pure);
+//! - [`tables`]: what the catalog says about the plan's tables, for index advice (I/O);
 //! - [`findings`]: diagnostics, one rule per file (pure);
 //! - [`gate`]: `--max-ms` and `--fail-on` (pure).
 
@@ -16,6 +17,7 @@ pub mod mode;
 pub mod params;
 pub mod plan;
 pub mod run;
+pub mod tables;
 pub mod timing;
 pub mod volatility;
 
@@ -292,7 +294,8 @@ pub async fn explain(
     let representative = timing::representative_run(&measurements);
     let document = documents.swap_remove(representative);
     let plan = Plan::from_json(&document)?;
-    let findings = findings::check(&plan);
+    let tables = runner.tables(&plan, &job.statement.ast).await?;
+    let findings = findings::check(&plan, &tables);
     Ok(Explained {
         runs,
         warmup: repetition.warmup,
