@@ -46,6 +46,16 @@ fn codes(statement: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The statement's `selective-seq-scan` finding.
+fn seq_scan_finding(statement: &Value) -> &Value {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "selective-seq-scan")
+        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"))
+}
+
 /// Runs `sql` on `db`.
 async fn execute(db: &TestDb, sql: &str) {
     db.client()
@@ -94,12 +104,7 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let sql = "SELECT * FROM payments WHERE user_id = 42";
     let before = document(&explain_json(&db, &[sql]), 0);
     let statement = &before["statements"][0];
-    let finding = statement["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "selective-seq-scan")
-        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"));
+    let finding = seq_scan_finding(statement);
     assert!(
         finding["message"]
             .as_str()
@@ -139,13 +144,7 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
 /// The DDL at the end of the `selective-seq-scan` suggestion for `sql`.
 fn seq_scan_ddl(db: &TestDb, sql: &str) -> String {
     let json = document(&explain_json(db, &[sql]), 0);
-    let statement = &json["statements"][0];
-    let suggestion = statement["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "selective-seq-scan")
-        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"))["suggestion"]
+    let suggestion = seq_scan_finding(&json["statements"][0])["suggestion"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -4,13 +4,13 @@
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
-use crate::explain::plan::{Node, Plan};
+use crate::explain::plan::Node;
 use crate::explain::tables::Tables;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "index-filter-discards",
-    check: Check::Indexing(check),
+    check: Check::EachNodeWithTables(finding),
 };
 
 /// The share of the fetched rows the filter must discard: at nine in ten,
@@ -22,13 +22,6 @@ const DISCARDED_SHARE: f64 = 0.9;
 const MIN_DISCARDED: f64 = 1_000.0;
 
 const INDEX_SCANS: [&str; 3] = ["Index Scan", "Index Only Scan", "Bitmap Heap Scan"];
-
-fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
-    plan.nodes
-        .iter()
-        .filter_map(|node| finding(node, tables))
-        .collect()
-}
 
 fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     if !INDEX_SCANS.contains(&node.raw.node_type.as_str()) {

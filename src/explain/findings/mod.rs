@@ -55,9 +55,11 @@ pub enum Check {
     EachNode(fn(&Node) -> Option<Finding>),
     /// The plan as a whole (nodes in their context, statement-wide numbers).
     Plan(fn(&Plan) -> Vec<Finding>),
-    /// The plan with what the catalog says about its tables: for rules that
-    /// suggest an index.
-    Indexing(fn(&Plan, &Tables) -> Vec<Finding>),
+    /// Each node with what the catalog says about the plan's tables: for
+    /// rules that suggest an index.
+    EachNodeWithTables(fn(&Node, &Tables) -> Option<Finding>),
+    /// The plan as a whole with what the catalog says about its tables.
+    PlanWithTables(fn(&Plan, &Tables) -> Vec<Finding>),
 }
 
 impl Rule {
@@ -66,7 +68,12 @@ impl Rule {
         match self.check {
             Check::EachNode(check) => plan.nodes.iter().filter_map(check).collect(),
             Check::Plan(check) => check(plan),
-            Check::Indexing(check) => check(plan, tables),
+            Check::EachNodeWithTables(check) => plan
+                .nodes
+                .iter()
+                .filter_map(|node| check(node, tables))
+                .collect(),
+            Check::PlanWithTables(check) => check(plan, tables),
         }
     }
 }

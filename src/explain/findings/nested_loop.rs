@@ -11,7 +11,7 @@ use crate::explain::tables::Tables;
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "nested-loop-inner-loops",
-    check: Check::Indexing(check),
+    check: Check::PlanWithTables(check),
 };
 
 /// Inner runs from which a nested loop is worth a look: below a thousand,

@@ -4,13 +4,13 @@
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
-use crate::explain::plan::{Node, Plan};
+use crate::explain::plan::Node;
 use crate::explain::tables::Tables;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "selective-seq-scan",
-    check: Check::Indexing(check),
+    check: Check::EachNodeWithTables(finding),
 };
 
 /// Rows read below which a sequential scan costs well under a millisecond,
@@ -25,13 +25,6 @@ const SELECTIVE_SHARE: f64 = 0.10;
 /// Rows read from which the scan is critical: a million rows per execution
 /// is tens of milliseconds of CPU even from cache, on every call.
 const CRITICAL_ROWS: f64 = 1_000_000.0;
-
-fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
-    plan.nodes
-        .iter()
-        .filter_map(|node| finding(node, tables))
-        .collect()
-}
 
 fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     if node.raw.node_type != "Seq Scan" {
