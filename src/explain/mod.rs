@@ -33,6 +33,7 @@ use mode::{Mode, ModeFlags};
 use params::TextParam;
 use plan::{Plan, RunSummary};
 use run::{Prepared, Runner, Timeout};
+use tables::Tables;
 use timing::{CacheComparison, RunMeasurement, Timing};
 use volatility::Volatile;
 
@@ -294,8 +295,13 @@ pub async fn explain(
     let representative = timing::representative_run(&measurements);
     let document = documents.swap_remove(representative);
     let plan = Plan::from_json(&document)?;
-    let tables = runner.tables(&plan, &job.statement.ast).await?;
-    let findings = findings::check(&plan, &tables);
+    // The catalog is asked only about tables an index finding names.
+    let mut findings = findings::check(&plan, &Tables::default());
+    let relations = findings::tables_to_look_up(&plan, &findings);
+    if !relations.is_empty() {
+        let tables = runner.tables(&relations, &job.statement.ast).await?;
+        findings = findings::check(&plan, &tables);
+    }
     Ok(Explained {
         runs,
         warmup: repetition.warmup,

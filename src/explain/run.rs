@@ -21,7 +21,6 @@ use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 
 use super::mode::Mode;
 use super::params::{INFERRED, TextParam};
-use super::plan::Plan;
 use super::tables::Tables;
 use crate::db::errors::query_error;
 use crate::db::{ConnectionSettings, JsonText};
@@ -199,12 +198,13 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// What the catalog says about the tables `plan` scans, read on the
-    /// connection (and so with the `search_path`) that ran `statement`.
-    /// Catalog reads only: on Ctrl-C they are dropped, nothing is left.
-    pub async fn tables(&self, plan: &Plan, statement: &Statement) -> Result<Tables> {
+    /// What the catalog says about `relations` (as a plan names them), read
+    /// on the connection (and so with the `search_path`) that ran
+    /// `statement`. Catalog reads only: on Ctrl-C they are dropped, and
+    /// nothing is left behind.
+    pub async fn tables(&self, relations: &[&str], statement: &Statement) -> Result<Tables> {
         self.interrupt
-            .guard(super::tables::look_up(self.client, plan, statement))
+            .guard(super::tables::look_up(self.client, relations, statement))
             .await
     }
 

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 
-use super::plan::Plan;
 use crate::advise::catalog::{Catalog, Kind, Taken};
 use crate::advise::ddl;
 use crate::advise::extract::{RelationName, statement_scans};
@@ -77,24 +76,17 @@ impl Tables {
     }
 }
 
-/// Looks up, on `client`, every table `plan` scans, resolving the plan's
-/// names through those `statement` writes. A name that resolves to no
-/// table (or to one the catalog cannot index) is left out.
-pub async fn look_up(client: &Client, plan: &Plan, statement: &Statement) -> Result<Tables> {
+/// Looks up, on `client`, the tables a plan calls `relations`, resolving
+/// those names through the ones `statement` writes. A name that resolves
+/// to no table (or to one the catalog cannot index) is left out.
+pub async fn look_up(client: &Client, relations: &[&str], statement: &Statement) -> Result<Tables> {
     let written: Vec<RelationName> = statement_scans(statement)
         .into_iter()
         .map(|scan| scan.relation)
         .collect();
     let mut catalog = Catalog::new(client);
     let mut tables = Tables::default();
-    for relation in plan
-        .nodes
-        .iter()
-        .filter_map(|n| n.raw.relation_name.as_deref())
-    {
-        if tables.known.contains_key(relation) {
-            continue;
-        }
+    for &relation in relations {
         let Some(found) = catalog
             .relation(&resolvable_name(relation, &written))
             .await?

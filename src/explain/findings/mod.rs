@@ -91,6 +91,39 @@ pub const RULES: &[Rule] = &[
     planning::RULE,
 ];
 
+impl Check {
+    /// Whether the rule reads the catalog's facts about the plan's tables.
+    fn reads_tables(self) -> bool {
+        matches!(
+            self,
+            Check::EachNodeWithTables(_) | Check::PlanWithTables(_)
+        )
+    }
+}
+
+/// The tables `findings` (made without the catalog's facts) would name an
+/// index on: those scanned below each finding of a rule that reads tables.
+/// Only these are worth looking up: a plan can scan a thousand partitions.
+pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a str> {
+    let mut relations: Vec<&str> = Vec::new();
+    for finding in findings {
+        let reads_tables = RULES
+            .iter()
+            .any(|rule| rule.code == finding.code && rule.check.reads_tables());
+        let Some(node) = finding.node.filter(|_| reads_tables) else {
+            continue;
+        };
+        for below in plan.subtree(&plan.nodes[node]) {
+            if let Some(relation) = below.raw.relation_name.as_deref()
+                && !relations.contains(&relation)
+            {
+                relations.push(relation);
+            }
+        }
+    }
+    relations
+}
+
 /// Every finding of every rule in `plan`, whose tables are `tables`, the
 /// most severe first.
 pub fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
@@ -216,6 +249,28 @@ mod tests {
             .map(|f| f.severity)
             .collect();
         assert_eq!(severities, [Severity::Critical, Severity::Info]);
+    }
+
+    #[test]
+    fn only_tables_below_index_findings_are_looked_up() {
+        let plan = analysed(
+            json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
+                   "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 900.0,
+                   "Actual Rows": 1, "Actual Loops": 1, "Filter": "(user_id = 1)",
+                   "Rows Removed by Filter": 2000000, "Shared Hit Blocks": 0,
+                   "Shared Read Blocks": 30000}),
+            0.1,
+            900.0,
+        );
+        let findings = check(&plan, &Tables::default());
+        assert_eq!(tables_to_look_up(&plan, &findings), ["payments"]);
+        // disk-reads-dominate alone suggests no index.
+        let reads: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.code == "disk-reads-dominate")
+            .collect();
+        assert_eq!(reads.len(), 1);
+        assert!(tables_to_look_up(&plan, &reads).is_empty());
     }
 
     #[test]
