@@ -127,8 +127,13 @@ async fn equality_on_user_id_recommends_user_id() {
     let statement = &json["statements"][0];
     assert_eq!(shapes(&statement["indexes"]), [payments(&["user_id"])]);
     assert!(statement["reason"].is_null());
+    assert_eq!(
+        (&statement["line"], &statement["column"]),
+        (&1.into(), &1.into())
+    );
     assert!(cost(statement, "cost_after") <= cost(statement, "cost_before") / 2.0);
     let index = &json["indexes"][0];
+    assert_eq!(index["name"], "idx_payments_user_id");
     assert_eq!(
         index["ddl"],
         "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
@@ -609,6 +614,10 @@ async fn the_workload_can_come_from_pg_stat_statements() {
         .find(|s| s["original"] == "SELECT * FROM payments WHERE user_id = $1")
         .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(shapes(&lookup["indexes"]), [payments(&["user_id"])]);
+    assert!(
+        lookup["line"].is_null() && lookup["column"].is_null(),
+        "{lookup}"
+    );
     // pg_stat_statements replaced the constants with $1, $2...
     let sorted = statements
         .iter()

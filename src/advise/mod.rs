@@ -78,10 +78,11 @@ pub struct Advice {
 pub struct StatementAdvice {
     /// The statement's text.
     pub original: String,
-    /// The line it starts on in the input, from 1 (`None` for statements
-    /// from `pg_stat_statements`).
-    #[serde(skip)]
+    /// The line and column it starts at in the input, from 1 (`None` for
+    /// statements from `pg_stat_statements`).
     pub line: Option<usize>,
+    /// See `line`.
+    pub column: Option<usize>,
     /// The plan cost without new indexes.
     pub cost_before: Option<f64>,
     /// The plan cost with the recommended set.
@@ -104,7 +105,6 @@ pub struct Recommendation {
     /// HypoPG's estimate of its size.
     pub size_bytes: i64,
     /// The index name (also in the DDL).
-    #[serde(skip)]
     pub name: String,
 }
 
@@ -398,6 +398,7 @@ impl Advisor<'_, '_, '_> {
             statements.push(StatementAdvice {
                 original: statement.text.clone(),
                 line: statement.line,
+                column: statement.column,
                 cost_before,
                 cost_after,
                 indexes,

@@ -15,9 +15,11 @@ use crate::sql::{Class, parse_statements};
 pub struct WorkloadStatement {
     /// Its text, as sent to the server.
     pub text: String,
-    /// The line it starts on in the input, from 1; `None` when it comes
-    /// from `pg_stat_statements`.
+    /// The line and column it starts at in the input, from 1; `None` when
+    /// it comes from `pg_stat_statements`.
     pub line: Option<usize>,
+    /// See `line`.
+    pub column: Option<usize>,
     /// Its syntax tree, or why it does not parse.
     pub parsed: std::result::Result<Statement, String>,
 }
@@ -37,6 +39,7 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
         .map(|s| WorkloadStatement {
             text: s.text,
             line: Some(s.line),
+            column: Some(s.column),
             parsed: Ok(s.ast),
         })
         .collect())
@@ -122,6 +125,7 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
             .map(|s| WorkloadStatement {
                 text: s.text,
                 line: None,
+                column: None,
                 parsed: Ok(s.ast),
             })
             .collect(),
@@ -129,6 +133,7 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
         Err(error) => vec![WorkloadStatement {
             text: text.trim().to_owned(),
             line: None,
+            column: None,
             parsed: Err(error.to_string()),
         }],
     }

@@ -192,10 +192,10 @@ impl Report {
         .map(|(outcome, verb)| format!("{verb} {}", count(outcome)))
         .collect();
         let mut text = if built.is_empty() {
-            format!(
-                "Nothing to build: all {} indexes are already there",
-                self.indexes.len()
-            )
+            match self.indexes.len() {
+                1 => "Nothing to build: the index is already there".to_owned(),
+                n => format!("Nothing to build: all {n} indexes are already there"),
+            }
         } else {
             let mut text = built.join(", ");
             text[..1].make_ascii_uppercase();

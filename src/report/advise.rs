@@ -78,12 +78,14 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
     let summary = &advice.summary;
     let _ = write!(
         out,
-        "\nWorkload: {} statement(s), {} planned, {} improved; {} index(es) recommended \
-         ({} estimated); total cost {:.1} -> {:.1}{}",
+        "\nWorkload: {} {}, {} planned, {} improved; {} {} recommended ({} estimated); total \
+         cost {:.1} -> {:.1}{}",
         summary.statements,
+        super::plural(summary.statements, "statement", "statements"),
         summary.planned,
         summary.improved,
         summary.indexes,
+        super::plural(summary.indexes, "index", "indexes"),
         super::bytes(summary.size_bytes),
         summary.cost_before,
         summary.cost_after,
@@ -141,6 +143,7 @@ mod tests {
         StatementAdvice {
             original: original.into(),
             line: Some(1),
+            column: Some(1),
             cost_before: before,
             cost_after: after,
             indexes: Vec::new(),

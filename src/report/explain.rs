@@ -229,11 +229,11 @@ fn costliest_legend(plan: &Plan) -> Option<String> {
 
 fn timing_table(result: &Explained, ui: &Ui) -> Table {
     let mut table = crate::report::table(ui);
-    let runs = if result.runs == 1 {
-        "1 run".to_owned()
-    } else {
-        format!("{} runs", result.runs)
-    };
+    let runs = format!(
+        "{} {}",
+        result.runs,
+        crate::report::plural(result.runs, "run", "runs")
+    );
     table.set_header([runs.as_str(), "min", "median", "p95", "max"]);
     let Timing {
         planning_ms,

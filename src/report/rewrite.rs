@@ -58,9 +58,9 @@ impl<W: Write> RewriteReport<W> {
             Format::Table => {
                 writeln!(
                     self.out,
-                    "{} statement{}: {} rewritten, {} unchanged.",
+                    "{} {}: {} rewritten, {} unchanged.",
                     self.statements,
-                    if self.statements == 1 { "" } else { "s" },
+                    super::plural(self.statements, "statement", "statements"),
                     self.rewritten,
                     self.statements - self.rewritten
                 )?;
