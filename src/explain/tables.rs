@@ -42,7 +42,7 @@ impl Tables {
     /// Records what the catalog says about the table the plan calls
     /// `relation`: `table`, its columns' distinct values, and the names
     /// taken where its index would go.
-    pub fn insert(
+    fn insert(
         &mut self,
         relation: &str,
         table: Table,
