@@ -232,10 +232,9 @@ mod tests {
         assert_eq!(codes.len(), RULES.len());
     }
 
-    #[test]
-    fn findings_come_most_severe_first() {
-        // A cold, slow, selective scan: info (disk reads) and critical (seq scan).
-        let plan = analysed(
+    /// A cold, slow, selective scan of payments.
+    fn cold_selective_scan() -> Plan {
+        analysed(
             json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
                    "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 900.0,
                    "Actual Rows": 1, "Actual Loops": 1, "Filter": "(user_id = 1)",
@@ -243,7 +242,13 @@ mod tests {
                    "Shared Read Blocks": 30000}),
             0.1,
             900.0,
-        );
+        )
+    }
+
+    #[test]
+    fn findings_come_most_severe_first() {
+        // info (disk reads) and critical (seq scan).
+        let plan = cold_selective_scan();
         let severities: Vec<_> = check(&plan, &Tables::default())
             .iter()
             .map(|f| f.severity)
@@ -253,15 +258,7 @@ mod tests {
 
     #[test]
     fn only_tables_below_index_findings_are_looked_up() {
-        let plan = analysed(
-            json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
-                   "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 900.0,
-                   "Actual Rows": 1, "Actual Loops": 1, "Filter": "(user_id = 1)",
-                   "Rows Removed by Filter": 2000000, "Shared Hit Blocks": 0,
-                   "Shared Read Blocks": 30000}),
-            0.1,
-            900.0,
-        );
+        let plan = cold_selective_scan();
         let findings = check(&plan, &Tables::default());
         assert_eq!(tables_to_look_up(&plan, &findings), ["payments"]);
         // disk-reads-dominate alone suggests no index.
