@@ -40,18 +40,9 @@ struct Known {
 
 impl Tables {
     /// Records what the catalog says about the table the plan calls
-    /// `relation`: `table`, its columns' distinct values, and the names
-    /// taken where its index would go.
-    fn insert(
-        &mut self,
-        relation: &str,
-        table: Table,
-        distinct: HashMap<String, f64>,
-        taken: Taken,
-    ) {
-        for (schema, names) in taken {
-            self.taken.entry(schema).or_default().extend(names);
-        }
+    /// `relation`: `table` and its columns' distinct values. The names
+    /// taken where its index would go are read into `taken` beforehand.
+    fn insert(&mut self, relation: &str, table: Table, distinct: HashMap<String, f64>) {
         self.known
             .insert(relation.to_owned(), Known { table, distinct });
     }
@@ -97,9 +88,9 @@ pub async fn look_up(client: &Client, relations: &[&str], statement: &Statement)
             continue;
         }
         let table = catalog.indexable(&found).await?;
-        let mut taken = Taken::new();
-        catalog.read_names(&table, &mut taken).await?;
-        tables.insert(relation, table, found.columns.clone(), taken);
+        // Each schema's names are read once, whichever table is in it.
+        catalog.read_names(&table, &mut tables.taken).await?;
+        tables.insert(relation, table, found.columns.clone());
     }
     Ok(tables)
 }
@@ -136,17 +127,15 @@ pub fn payments() -> Tables {
         .into_iter()
         .map(|(c, n)| (c.to_owned(), n))
         .collect();
-    let taken = [(
+    let mut tables = Tables::default();
+    tables.taken.insert(
         "public".to_owned(),
         ["payments", "idx_payments_user_id_status_created_at"]
             .into_iter()
             .map(str::to_owned)
             .collect(),
-    )]
-    .into_iter()
-    .collect();
-    let mut tables = Tables::default();
-    tables.insert("payments", table, distinct, taken);
+    );
+    tables.insert("payments", table, distinct);
     tables
 }
 
