@@ -11,6 +11,7 @@
 mod classify;
 mod functions;
 mod ident;
+pub mod predicates;
 mod split;
 mod visit;
 
@@ -28,7 +29,7 @@ pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify, outliving_effect};
 pub use functions::{FunctionCall, calls};
 pub use ident::{fold, fold_name, ident};
-pub use visit::own_expressions;
+pub use visit::{own_expressions, placeholders};
 
 use crate::error::{Error, Result};
 
