@@ -47,6 +47,16 @@ fn codes(statement: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The statement's `selective-seq-scan` finding.
+fn seq_scan_finding(statement: &Value) -> &Value {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "selective-seq-scan")
+        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"))
+}
+
 /// Runs `sql` on `db`.
 async fn execute(db: &TestDb, sql: &str) {
     db.client()
@@ -95,12 +105,7 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     let sql = "SELECT * FROM payments WHERE user_id = 42";
     let before = document(&explain_json(&db, &[sql]), 0);
     let statement = &before["statements"][0];
-    let finding = statement["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "selective-seq-scan")
-        .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"));
+    let finding = seq_scan_finding(statement);
     assert!(
         finding["message"]
             .as_str()
@@ -109,10 +114,10 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
         "{finding}"
     );
     assert!(
-        finding["suggestion"]
-            .as_str()
-            .unwrap()
-            .ends_with("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
+        finding["suggestion"].as_str().unwrap().ends_with(
+            "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
+                 (\"user_id\");"
+        ),
         "{finding}"
     );
     let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
@@ -134,6 +139,59 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
         nodes.iter().any(|n| n["index"] == "idx_payments_user_id"
             && n["node_type"].as_str().unwrap().contains("Index Scan")),
         "no index scan: {nodes:#?}"
+    );
+}
+
+/// The DDL at the end of the `selective-seq-scan` suggestion for `sql`.
+fn seq_scan_ddl(db: &TestDb, sql: &str) -> String {
+    let json = document(&explain_json(db, &[sql]), 0);
+    let suggestion = seq_scan_finding(&json["statements"][0])["suggestion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = suggestion
+        .find("CREATE INDEX")
+        .unwrap_or_else(|| panic!("no DDL: {suggestion}"));
+    suggestion[start..].to_owned()
+}
+
+#[tokio::test]
+async fn the_suggested_index_is_the_one_advise_recommends_in_the_tables_schema() {
+    let db = TestDb::new().await;
+    // A copy in another schema, off the search_path: the plan names it
+    // `payments` alone, as it does public.payments.
+    execute(
+        &db,
+        "CREATE SCHEMA sales; CREATE TABLE sales.payments AS SELECT * FROM payments; \
+         ANALYZE sales.payments; CREATE EXTENSION hypopg",
+    )
+    .await;
+    // Filter text order puts status first; user_id has more distinct values.
+    let sql = "SELECT * FROM sales.payments WHERE status = 'failed' AND user_id = 42";
+    let suggested = seq_scan_ddl(&db, sql);
+    assert_eq!(
+        suggested,
+        "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"sales\".\"payments\" \
+         (\"user_id\", \"status\");"
+    );
+
+    let output =
+        run(db
+            .perfaudit()
+            .args(["--format", "json", "advise", "--min-improvement", "10", sql]));
+    let advice = document(&output, 0);
+    assert_eq!(
+        advice["indexes"][0]["ddl"],
+        suggested.as_str(),
+        "{advice:#}"
+    );
+
+    // Pasted as it is, it builds the index, and the finding goes away.
+    execute(&db, &suggested).await;
+    let json = document(&explain_json(&db, &[sql]), 0);
+    assert!(
+        !codes(&json["statements"][0]).contains(&"selective-seq-scan".to_owned()),
+        "{json:#}"
     );
 }
 

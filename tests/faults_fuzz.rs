@@ -68,7 +68,7 @@ fn follow(statement: SqlStatement) -> Result<(), TestCaseError> {
         );
     }
     let _ = extract::statement_scans(&statement.ast);
-    let _ = extract::parameter_count(&statement.ast);
+    let _ = sql::placeholders(&statement.ast);
     let _ = explain::jobs(vec![statement], &JobOptions::default());
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! a hypothetical index, decides which of them pay.
 
 use super::extract::Scan;
+use crate::sql::predicates::equality_order;
 
 /// The widest index advise proposes. Each further column makes the index
 /// larger and every write slower, and past three equality or range columns
@@ -25,14 +26,12 @@ pub struct ExistingIndex {
 }
 
 /// The candidate indexes for `scan` (whose columns all exist): each column
-/// alone, the equality columns together — most distinct values first, so
-/// the index's prefixes serve the most lookups — with a range column or the
-/// sort after them, and the sort alone. `distinct` gives a column's number
+/// alone, the equality columns together — in [`equality_order`], most
+/// distinct values first — with a range column or the sort after them, and
+/// the sort alone. `distinct` gives a column's number
 /// of distinct values (0 when unknown).
 pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>> {
-    let mut equality = scan.equality.clone();
-    // Stable: columns the statistics cannot tell apart keep query order.
-    equality.sort_by(|a, b| distinct(b).total_cmp(&distinct(a)));
+    let equality = equality_order(&scan.equality, distinct);
     let leading = &equality[..equality.len().min(MAX_INDEX_COLUMNS - 1)];
 
     let mut shapes: Vec<Vec<String>> = Vec::new();

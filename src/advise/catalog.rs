@@ -13,6 +13,7 @@ use super::candidates::ExistingIndex;
 use super::extract::RelationName;
 use crate::db::errors::query_error;
 use crate::error::Result;
+use crate::indexes::catalog::{Table, TableKind, partitions};
 use crate::sql::ident::{QualifiedName, quote};
 
 /// What a relation is, as far as indexing goes.
@@ -50,6 +51,10 @@ pub struct Relation {
     /// Its indexes.
     pub indexes: Vec<ExistingIndex>,
 }
+
+/// The relation names taken in each schema, read as needed: an index name
+/// must not collide with any of them.
+pub type Taken = HashMap<String, HashSet<String>>;
 
 /// Relations looked up so far, by name as written.
 pub struct Catalog<'c> {
@@ -200,9 +205,42 @@ impl<'c> Catalog<'c> {
         self.client
     }
 
-    /// The names of every relation in `schema` (an index name must not
-    /// collide with any of them).
-    pub async fn names_in(&self, schema: &str) -> Result<HashSet<String>> {
+    /// The table `perfaudit indexes` would build an index of `relation` on
+    /// (a table or a partitioned one): a partitioned table with every
+    /// partition below it.
+    pub async fn indexable(&self, relation: &Relation) -> Result<Table> {
+        let (kind, partitions) = match relation.kind {
+            Kind::Partitioned => (
+                TableKind::Partitioned,
+                partitions(self.client, relation.oid).await?,
+            ),
+            _ => (TableKind::Table, Vec::new()),
+        };
+        Ok(Table {
+            oid: relation.oid,
+            name: relation.table.clone(),
+            kind,
+            columns: Vec::new(),
+            partitions,
+        })
+    }
+
+    /// Adds to `taken` the names in `table`'s schema and its partitions'
+    /// schemas, those not read yet: where its index and the index's parts go.
+    pub async fn read_names(&self, table: &Table, taken: &mut Taken) -> Result<()> {
+        for schema in std::iter::once(&table.name.schema)
+            .chain(table.partitions.iter().map(|p| &p.name.schema))
+        {
+            if !taken.contains_key(schema) {
+                let names = self.names_in(schema).await?;
+                taken.insert(schema.clone(), names);
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of every relation in `schema`.
+    async fn names_in(&self, schema: &str) -> Result<HashSet<String>> {
         let rows = self
             .client
             .query(

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::catalog::Taken;
 use crate::indexes::catalog::Table;
 use crate::indexes::plan::build_statements;
 use crate::indexes::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
@@ -27,6 +28,21 @@ pub fn index_name(table: &str, columns: &[String], free: impl Fn(&str) -> bool) 
         })
         .find(|name| free(name))
         .expect("some suffix is free")
+}
+
+/// The [`index_name`] for an index of `columns` on `table`, clear of every
+/// name `taken` in its schema, and its parts' names (on a partitioned
+/// table) clear in theirs.
+pub fn free_name(table: &Table, columns: &[String], taken: &Taken) -> String {
+    let is_free = |name: &QualifiedName| {
+        !taken
+            .get(&name.schema)
+            .is_some_and(|names| names.contains(&name.name))
+    };
+    index_name(&table.name.name, columns, |name| {
+        is_free(&QualifiedName::new(&table.name.schema, name))
+            && partition_names(name, table).iter().all(is_free)
+    })
 }
 
 /// The names an index called `name` gives its parts on a partitioned
@@ -154,6 +170,48 @@ mod tests {
             index_name("payments", &columns(&["status"]), |n| n
                 != "idx_payments_status"),
             "idx_payments_status_2"
+        );
+    }
+
+    #[test]
+    fn a_free_name_is_clear_in_the_tables_and_the_partitions_schemas() {
+        let taken = |pairs: &[(&str, &str)]| {
+            let mut taken = Taken::new();
+            for (schema, name) in pairs {
+                taken
+                    .entry(schema.to_string())
+                    .or_default()
+                    .insert(name.to_string());
+            }
+            taken
+        };
+        let plain = table("payments", TableKind::Table, Vec::new());
+        let key = columns(&["user_id"]);
+        assert_eq!(
+            free_name(&plain, &key, &taken(&[("other", "idx_payments_user_id")])),
+            "idx_payments_user_id"
+        );
+        assert_eq!(
+            free_name(&plain, &key, &taken(&[("public", "idx_payments_user_id")])),
+            "idx_payments_user_id_2"
+        );
+        let partitioned = table(
+            "payments",
+            TableKind::Partitioned,
+            vec![Partition {
+                oid: 2,
+                name: QualifiedName::new("archive", "payments_2024"),
+                parent: 1,
+                leaf: true,
+            }],
+        );
+        assert_eq!(
+            free_name(
+                &partitioned,
+                &key,
+                &taken(&[("archive", "idx_payments_user_id_1")])
+            ),
+            "idx_payments_user_id_2"
         );
     }
 

@@ -16,14 +16,15 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Delete, Expr, FromTable, Ident, Join, JoinConstraint, JoinOperator, Merge,
-    ObjectName, ObjectNamePart, OrderBy, OrderByKind, OrderBySort, Query, Select, SelectItem,
+    Delete, Expr, FromTable, Ident, Join, JoinConstraint, JoinOperator, Merge, ObjectName,
+    ObjectNamePart, OrderBy, OrderByKind, OrderBySort, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
     Update, UpdateTableFromKind, Value, Visit, Visitor,
 };
 
 use crate::sql::ident::{fold, fold_name};
 use crate::sql::own_expressions;
+use crate::sql::predicates::{Operand, Use, constraints};
 
 /// A relation's name as written, each part folded as PostgreSQL folds it
 /// (unquoted parts to lower case).
@@ -52,22 +53,15 @@ impl Scan {
         }
     }
 
-    fn add(&mut self, column: &str, kind: Kind) {
+    fn add(&mut self, column: &str, kind: Use) {
         let list = match kind {
-            Kind::Equality => &mut self.equality,
-            Kind::Range => &mut self.range,
+            Use::Equality => &mut self.equality,
+            Use::Range => &mut self.range,
         };
         if !list.iter().any(|c| c == column) {
             list.push(column.to_owned());
         }
     }
-}
-
-/// How a predicate uses a column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Equality,
-    Range,
 }
 
 /// A column of one of a block's scans: the scan's index and the column.
@@ -98,10 +92,7 @@ impl Block {
     /// output columns to the table columns they come from.
     pub fn inline(&self, outer: &Scan) -> Vec<Scan> {
         let mut scans = self.scans.clone();
-        for (columns, kind) in [
-            (&outer.equality, Kind::Equality),
-            (&outer.range, Kind::Range),
-        ] {
+        for (columns, kind) in [(&outer.equality, Use::Equality), (&outer.range, Use::Range)] {
             for column in columns {
                 for (scan, inner) in self.output_sources(column) {
                     scans[scan].add(&inner, kind);
@@ -166,26 +157,6 @@ pub fn view_block(definition: &Statement) -> Option<Block> {
         Statement::Query(query) => Some(query_block(query, &Ctes::default())),
         _ => None,
     }
-}
-
-/// The largest `$n` in the statement: how many parameters it takes.
-pub fn parameter_count(statement: &Statement) -> usize {
-    struct Counter(usize);
-    impl Visitor for Counter {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Value(value) = expr
-                && let Value::Placeholder(text) = &value.value
-                && let Some(n) = text.strip_prefix('$').and_then(|n| n.parse().ok())
-            {
-                self.0 = self.0.max(n);
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut counter = Counter(0);
-    let _ = statement.visit(&mut counter);
-    counter.0
 }
 
 /// The CTEs visible at a point of the query, innermost last.
@@ -440,7 +411,7 @@ impl<'a> Builder<'a> {
                 for column in columns {
                     if let Some(ObjectNamePart::Identifier(ident)) = column.0.last() {
                         for (scan, name) in self.resolve(None, &fold(ident)) {
-                            self.block.scans[scan].add(&name, Kind::Equality);
+                            self.block.scans[scan].add(&name, Use::Equality);
                         }
                     }
                 }
@@ -514,93 +485,48 @@ impl<'a> Builder<'a> {
         self.subqueries_of(expr);
     }
 
+    /// Records the columns each conjunct of `expr` constrains: compared
+    /// with a value, or for equality with another column (a join key: an
+    /// index on either side lets a nested loop look rows up by the other
+    /// side's value), or with `IN (subquery)`, a semi-join.
     fn conjunct(&mut self, expr: &Expr) {
-        match expr {
-            Expr::Nested(inner) => self.conjunct(inner),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
-                self.conjunct(left);
-                self.conjunct(right);
-            }
-            Expr::BinaryOp { left, op, right } => {
-                let Some(kind) = comparison(op) else { return };
-                match (self.column(left), self.column(right)) {
-                    (Some(columns), None) if self.is_value(right) => self.add(&columns, kind),
-                    (None, Some(columns)) if self.is_value(left) => self.add(&columns, kind),
-                    // A join key: an index on either side lets a nested loop
-                    // look rows up by the other side's value.
-                    (Some(left), Some(right)) if kind == Kind::Equality => {
-                        self.add(&left, kind);
-                        self.add(&right, kind);
-                    }
-                    _ => {}
+        for constraint in constraints(expr, |e| self.column(e)) {
+            let kind = constraint.kind;
+            match constraint.with.as_slice() {
+                [Operand::Subquery(query)] => {
+                    // A semi-join: both its keys are join keys.
+                    self.add(&constraint.column, kind);
+                    self.semi_join(query);
                 }
-            }
-            Expr::Between {
-                expr,
-                negated: false,
-                low,
-                high,
-            } if self.is_value(low) && self.is_value(high) => {
-                if let Some(columns) = self.column(expr) {
-                    self.add(&columns, Kind::Range);
+                [Operand::Column(_)] if kind == Use::Equality => {
+                    self.add(&constraint.column, kind);
                 }
-            }
-            Expr::In {
-                expr,
-                target,
-                negated: false,
-                ..
-            } => {
-                let Some(columns) = self.column(expr) else {
-                    return;
-                };
-                match target {
-                    sqlparser::ast::InTarget::List(list)
-                        if list.iter().all(|e| self.is_value(e)) =>
-                    {
-                        self.add(&columns, Kind::Equality);
-                    }
-                    sqlparser::ast::InTarget::Subquery(query) => {
-                        // A semi-join: both its keys are join keys.
-                        self.add(&columns, Kind::Equality);
-                        self.semi_joins.push((**query).clone());
-                        let inner = query_block(query, self.ctes);
-                        let first = inner.outputs.first().cloned();
-                        let shift = self.block.scans.len();
-                        self.block.absorb(inner);
-                        if let Some(Output::Named { sources, .. }) = first {
-                            for (scan, column) in sources {
-                                self.block.scans[scan + shift].add(&column, Kind::Equality);
-                            }
-                        }
-                    }
-                    _ => {}
+                with if with
+                    .iter()
+                    .all(|o| matches!(o, Operand::Other(e) if self.is_value(e))) =>
+                {
+                    self.add(&constraint.column, kind);
                 }
+                _ => {}
             }
-            Expr::AnyOp {
-                left,
-                compare_op: BinaryOperator::Eq,
-                right,
-                ..
-            } if self.is_value(right) => {
-                if let Some(columns) = self.column(left) {
-                    self.add(&columns, Kind::Equality);
-                }
-            }
-            Expr::IsNull(inner) => {
-                if let Some(columns) = self.column(inner) {
-                    self.add(&columns, Kind::Equality);
-                }
-            }
-            _ => {}
         }
     }
 
-    fn add(&mut self, columns: &[Source], kind: Kind) {
+    /// Reads `IN (query)`: its scans, the first output's columns as join keys.
+    fn semi_join(&mut self, query: &Query) {
+        self.semi_joins.push(query.clone());
+        let inner = query_block(query, self.ctes);
+        let first = inner.outputs.first().cloned();
+        let shift = self.block.scans.len();
+        self.block.absorb(inner);
+        if let Some(Output::Named { sources, .. }) = first {
+            for (scan, column) in sources {
+                self.block.scans[scan + shift].add(&column, Use::Equality);
+            }
+        }
+    }
+
+    fn add(&mut self, columns: &[Source], kind: Use) {
         for (scan, column) in columns {
             self.block.scans[*scan].add(column, kind);
         }
@@ -836,16 +762,6 @@ fn alias_columns(alias: &Option<TableAlias>) -> impl Iterator<Item = &Ident> {
     alias.iter().flat_map(|a| a.columns.iter().map(|c| &c.name))
 }
 
-fn comparison(op: &BinaryOperator) -> Option<Kind> {
-    match op {
-        BinaryOperator::Eq => Some(Kind::Equality),
-        BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq => {
-            Some(Kind::Range)
-        }
-        _ => None,
-    }
-}
-
 fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
     match operator {
         JoinOperator::Join(c)
@@ -922,6 +838,16 @@ mod tests {
                 &["amount"],
                 &[]
             )]
+        );
+    }
+
+    #[test]
+    fn casts_of_a_column_are_looked_through() {
+        assert_eq!(
+            scans(
+                "SELECT * FROM payments WHERE status::text = 'failed' AND (user_id)::bigint < $1"
+            ),
+            [scan("payments", &["status"], &["user_id"], &[])]
         );
     }
 
@@ -1062,16 +988,5 @@ mod tests {
             star.inline(&scan("v", &["country"], &[], &[])),
             [scan("users", &["country"], &[], &[])]
         );
-    }
-
-    #[test]
-    fn parameters_are_counted_by_their_highest_number() {
-        assert_eq!(
-            parameter_count(&statement(
-                "SELECT * FROM t WHERE a = $2 AND b = '$9' AND c = $1"
-            )),
-            2
-        );
-        assert_eq!(parameter_count(&statement("SELECT 1")), 0);
     }
 }

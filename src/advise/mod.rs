@@ -25,15 +25,13 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use self::catalog::{Catalog, Kind, Relation};
+use self::catalog::{Catalog, Kind, Relation, Taken};
 use self::extract::Scan;
 use self::hypo::{Hypothetical, Plan, Session};
 use self::select::{Shape, Trial};
 pub use self::workload::WorkloadStatement;
 use crate::db::Database;
 use crate::error::Result;
-use crate::indexes;
-use crate::indexes::catalog::{Table, TableKind};
 use crate::interrupt::Interrupt;
 use crate::sql::Class;
 use crate::sql::ident::QualifiedName;
@@ -433,7 +431,7 @@ impl Advisor<'_, '_, '_> {
             Ok(scans) => scans,
             Err(reason) => return Ok(Err(reason)),
         };
-        let parameters = extract::parameter_count(ast);
+        let parameters = crate::sql::placeholders(ast);
         let before = match self.session.explain(&statement.text, parameters).await? {
             Ok(plan) => plan,
             Err(why) => return Ok(Err(Reason::CouldNotPlan(why))),
@@ -649,42 +647,14 @@ impl Advisor<'_, '_, '_> {
         pool: &[Candidate],
         chosen: &[usize],
     ) -> Result<Vec<Recommendation>> {
-        let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut taken = Taken::new();
         let mut recommendations = Vec::new();
         for &c in chosen {
             let candidate = &pool[c];
             let relation = &candidate.relation;
-            let (kind, partitions) = match relation.kind {
-                Kind::Partitioned => (
-                    TableKind::Partitioned,
-                    indexes::catalog::partitions(self.catalog.client(), relation.oid).await?,
-                ),
-                _ => (TableKind::Table, Vec::new()),
-            };
-            let table = Table {
-                oid: relation.oid,
-                name: relation.table.clone(),
-                kind,
-                columns: Vec::new(),
-                partitions,
-            };
-            for schema in std::iter::once(&table.name.schema)
-                .chain(table.partitions.iter().map(|p| &p.name.schema))
-            {
-                if !taken.contains_key(schema) {
-                    let names = self.catalog.names_in(schema).await?;
-                    taken.insert(schema.clone(), names);
-                }
-            }
-            let is_free = |name: &QualifiedName| {
-                !taken
-                    .get(&name.schema)
-                    .is_some_and(|names| names.contains(&name.name))
-            };
-            let name = ddl::index_name(&table.name.name, &candidate.columns, |name| {
-                is_free(&QualifiedName::new(&table.name.schema, name))
-                    && ddl::partition_names(name, &table).iter().all(is_free)
-            });
+            let table = self.catalog.indexable(relation).await?;
+            self.catalog.read_names(&table, &mut taken).await?;
+            let name = ddl::free_name(&table, &candidate.columns, &taken);
             for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
                 .chain(ddl::partition_names(&name, &table))
             {

@@ -7,6 +7,7 @@
 //! - [`run`]: the rolled-back runs on one connection (I/O);
 //! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
 //! - [`timing`]: min / median / p95 / max over runs, cold against warm (pure);
+//! - [`tables`]: what the catalog says about the plan's tables, for index advice (I/O);
 //! - [`findings`]: diagnostics, one rule per file (pure);
 //! - [`gate`]: `--max-ms` and `--fail-on` (pure).
 
@@ -16,6 +17,7 @@ pub mod mode;
 pub mod params;
 pub mod plan;
 pub mod run;
+pub mod tables;
 pub mod timing;
 pub mod volatility;
 
@@ -31,6 +33,7 @@ use mode::{Mode, ModeFlags};
 use params::TextParam;
 use plan::{Plan, RunSummary};
 use run::{Prepared, Runner, Timeout};
+use tables::Tables;
 use timing::{CacheComparison, RunMeasurement, Timing};
 use volatility::Volatile;
 
@@ -188,7 +191,7 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
             rewrite: RewriteSummary::default(),
         };
         job.decide_mode(options)?;
-        let needed = params::placeholders(&job.statement.ast);
+        let needed = crate::sql::placeholders(&job.statement.ast);
         if needed > options.params.len() {
             return Err(Error::input(format!(
                 "{} uses ${needed} but {}; pass one --param per placeholder, in order \
@@ -292,7 +295,13 @@ pub async fn explain(
     let representative = timing::representative_run(&measurements);
     let document = documents.swap_remove(representative);
     let plan = Plan::from_json(&document)?;
-    let findings = findings::check(&plan);
+    // The catalog is asked only about tables an index finding names.
+    let mut findings = findings::check(&plan, &Tables::default());
+    let relations = findings::tables_to_look_up(&plan, &findings);
+    if !relations.is_empty() {
+        let tables = runner.tables(&relations, &job.statement.ast).await?;
+        findings = findings::check(&plan, &tables);
+    }
     Ok(Explained {
         runs,
         warmup: repetition.warmup,

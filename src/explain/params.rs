@@ -6,10 +6,7 @@
 //! type works (int, numeric, timestamptz, uuid, enums, arrays) without
 //! perfaudit knowing about it.
 
-use std::ops::ControlFlow;
-
 use bytes::BytesMut;
-use sqlparser::ast::{Expr, Statement, Value, visit_expressions};
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
 
 /// One `--param` value, sent as text.
@@ -41,44 +38,9 @@ impl ToSql for TextParam {
 /// treats like an unspecified type and infers from the statement.
 pub const INFERRED: Type = Type::UNKNOWN;
 
-/// The highest `$n` the statement uses (0 when none): how many `--param`
-/// values it needs.
-pub fn placeholders(statement: &Statement) -> usize {
-    let mut highest = 0;
-    let _ = visit_expressions(statement, |expr| {
-        if let Expr::Value(value) = expr
-            && let Value::Placeholder(name) = &value.value
-            && let Some(n) = name.strip_prefix('$').and_then(|n| n.parse().ok())
-        {
-            highest = highest.max(n);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    highest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::parse_statements;
-
-    fn count(sql: &str) -> usize {
-        placeholders(&parse_statements(sql).unwrap()[0].ast)
-    }
-
-    #[test]
-    fn counts_the_highest_placeholder() {
-        assert_eq!(count("SELECT 1"), 0);
-        assert_eq!(
-            count("SELECT * FROM t WHERE a = $2 AND b IN (SELECT $1) LIMIT $3"),
-            3
-        );
-        assert_eq!(count("SELECT '$4', $$ $5 $$ FROM t WHERE a = $1"), 1);
-        assert_eq!(
-            count("WITH d AS (DELETE FROM t WHERE id = $2 RETURNING *) SELECT * FROM d"),
-            2
-        );
-    }
 
     #[test]
     fn values_are_sent_as_text_untouched() {

@@ -15,11 +15,13 @@
 
 use std::time::{Duration, Instant};
 
+use sqlparser::ast::Statement;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 
 use super::mode::Mode;
 use super::params::{INFERRED, TextParam};
+use super::tables::Tables;
 use crate::db::errors::query_error;
 use crate::db::{ConnectionSettings, JsonText};
 use crate::error::{Error, Result};
@@ -194,6 +196,16 @@ impl<'a> Runner<'a> {
             }
             result = &mut work => result,
         }
+    }
+
+    /// What the catalog says about `relations` (as a plan names them), read
+    /// on the connection (and so with the `search_path`) that ran
+    /// `statement`. Catalog reads only: on Ctrl-C they are dropped, and
+    /// nothing is left behind.
+    pub async fn tables(&self, relations: &[&str], statement: &Statement) -> Result<Tables> {
+        self.interrupt
+            .guard(super::tables::look_up(self.client, relations, statement))
+            .await
     }
 
     async fn rolled_back(&self, prepared: &Prepared, label: &str) -> Result<RunOutput> {

@@ -519,7 +519,7 @@ mod tests {
             timing: Timing::of(&measurements),
             cache: CacheComparison::of(&measurements),
             document: RawValue::from_string(document).unwrap(),
-            findings: findings::check(&plan),
+            findings: findings::check(&plan, &crate::explain::tables::payments()),
             plan,
         }
     }

@@ -11,6 +11,7 @@
 mod classify;
 mod functions;
 pub mod ident;
+pub mod predicates;
 mod split;
 mod visit;
 
@@ -27,7 +28,7 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify, outliving_effect};
 pub use functions::{FunctionCall, calls};
-pub use visit::own_expressions;
+pub use visit::{own_expressions, placeholders};
 
 use crate::error::{Error, Result};
 

@@ -1,10 +1,10 @@
-//! Walking a query's own expressions: those of its select list, FROM,
-//! WHERE and so on, but not those of the subqueries inside them, which have
-//! scopes of their own.
+//! Walking a statement's expressions: a query's own ones (those of its
+//! select list, FROM, WHERE and so on, but not those of the subqueries
+//! inside them, which have scopes of their own), and its placeholders.
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Query, Visit, Visitor};
+use sqlparser::ast::{Expr, Query, Statement, Value, Visit, Visitor, visit_expressions};
 
 /// Calls `visit` on each expression in `node` — a part of a query: its
 /// select list, FROM clause, an expression — that belongs to that query,
@@ -41,6 +41,23 @@ pub fn own_expressions(
     node.visit(&mut OwnScope { depth: 0, visit })
 }
 
+/// The highest `$n` the statement uses (0 when none): how many parameters
+/// it takes. Placeholders are counted wherever they are, subqueries and
+/// CTEs included; `'$4'` in a string is no placeholder.
+pub fn placeholders(statement: &Statement) -> usize {
+    let mut highest = 0;
+    let _ = visit_expressions(statement, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &value.value
+            && let Some(n) = name.strip_prefix('$').and_then(|n| n.parse().ok())
+        {
+            highest = highest.max(n);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    highest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +84,23 @@ mod tests {
         let _ = own_expressions(&select.projection, &mut note);
         let _ = own_expressions(&select.selection, &mut note);
         assert_eq!(seen, ["a", "c", "e"]);
+    }
+
+    fn count(sql: &str) -> usize {
+        placeholders(&parse_statements(sql).unwrap()[0].ast)
+    }
+
+    #[test]
+    fn placeholders_are_counted_by_the_highest_number() {
+        assert_eq!(count("SELECT 1"), 0);
+        assert_eq!(
+            count("SELECT * FROM t WHERE a = $2 AND b IN (SELECT $1) LIMIT $3"),
+            3
+        );
+        assert_eq!(count("SELECT '$4', $$ $5 $$ FROM t WHERE a = $1"), 1);
+        assert_eq!(
+            count("WITH d AS (DELETE FROM t WHERE id = $2 RETURNING *) SELECT * FROM d"),
+            2
+        );
     }
 }

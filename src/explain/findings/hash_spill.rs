@@ -47,6 +47,7 @@ fn finding(node: &Node) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables::Tables;
     use serde_json::json;
 
     #[test]
@@ -58,7 +59,7 @@ mod tests {
             0.1,
             30.0,
         );
-        let findings = RULE.findings(&plan);
+        let findings = RULE.findings(&plan, &Tables::default());
         assert_eq!(
             findings[0].message,
             "Hash spilled to disk in 4 batches, 1 planned because its hash table did not fit \
@@ -83,7 +84,7 @@ mod tests {
                 30.0,
             )
         };
-        assert_eq!(RULE.findings(&aggregate(5)).len(), 1);
-        assert!(RULE.findings(&aggregate(1)).is_empty());
+        assert_eq!(RULE.findings(&aggregate(5), &Tables::default()).len(), 1);
+        assert!(RULE.findings(&aggregate(1), &Tables::default()).is_empty());
     }
 }

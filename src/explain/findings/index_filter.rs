@@ -3,13 +3,14 @@
 //! also covers the filter's columns would fetch only the rows kept.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
+use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::plan::Node;
+use crate::explain::tables::Tables;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "index-filter-discards",
-    check: Check::EachNode(finding),
+    check: Check::EachNodeWithTables(finding),
 };
 
 /// The share of the fetched rows the filter must discard: at nine in ten,
@@ -22,7 +23,7 @@ const MIN_DISCARDED: f64 = 1_000.0;
 
 const INDEX_SCANS: [&str; 3] = ["Index Scan", "Index Only Scan", "Bitmap Heap Scan"];
 
-fn finding(node: &Node) -> Option<Finding> {
+fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     if !INDEX_SCANS.contains(&node.raw.node_type.as_str()) {
         return None;
     }
@@ -51,9 +52,9 @@ fn finding(node: &Node) -> Option<Finding> {
             key.extend(filtered);
             format!(
                 "an index that also covers the filtered column{} ({columns}) fetches only the \
-                 rows kept: {}",
+                 rows kept; {}",
                 if columns.contains(',') { "s" } else { "" },
-                create_index(relation, &key.index_key())
+                index_advice(tables, relation, &key)
             )
         }
         _ => "extend the index with the filter's columns so that the index finds only the \
@@ -80,7 +81,13 @@ mod tests {
     use super::*;
     use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables::payments;
     use serde_json::json;
+
+    /// The rule's findings, with the fixture's `payments` in the catalog.
+    fn findings_in(plan: &Plan) -> Vec<Finding> {
+        RULE.findings(plan, &payments())
+    }
 
     fn index_scan(kept: u32, removed: u32) -> Plan {
         analysed(
@@ -96,16 +103,17 @@ mod tests {
 
     #[test]
     fn suggests_the_index_with_the_filter_columns_appended() {
-        let findings = RULE.findings(&index_scan(100, 2400));
+        let findings = findings_in(&index_scan(100, 2400));
         assert_eq!(
             findings[0].message,
             "Index Scan using idx_payments_user_id on payments fetched 2,500 rows and its \
              filter (status = 'failed'::text) threw away 2,400 of them (96%)"
         );
         assert!(
-            findings[0]
-                .suggestion
-                .ends_with("CREATE INDEX CONCURRENTLY ON payments (user_id, status);"),
+            findings[0].suggestion.ends_with(
+                "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \
+                     \"public\".\"payments\" (\"user_id\", \"status\");"
+            ),
             "{}",
             findings[0].suggestion
         );
@@ -113,7 +121,7 @@ mod tests {
 
     #[test]
     fn filters_that_keep_enough_or_discard_little_are_fine() {
-        assert!(RULE.findings(&index_scan(1000, 2400)).is_empty());
-        assert!(RULE.findings(&index_scan(1, 900)).is_empty());
+        assert!(findings_in(&index_scan(1000, 2400)).is_empty());
+        assert!(findings_in(&index_scan(1, 900)).is_empty());
     }
 }

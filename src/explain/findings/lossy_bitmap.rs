@@ -48,6 +48,7 @@ mod tests {
     use super::*;
     use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables::Tables;
     use serde_json::json;
 
     fn heap_scan(lossy: u32) -> Plan {
@@ -64,13 +65,13 @@ mod tests {
 
     #[test]
     fn lossy_pages_are_reported_with_the_recheck_cost() {
-        let findings = RULE.findings(&heap_scan(700));
+        let findings = RULE.findings(&heap_scan(700), &Tables::default());
         assert_eq!(
             findings[0].message,
             "Bitmap Heap Scan on payments went lossy on 700 of 1,000 pages (70%): its bitmap \
              outgrew work_mem, so every row on those pages was checked again; the recheck \
              threw away 70,000 rows"
         );
-        assert!(RULE.findings(&heap_scan(0)).is_empty());
+        assert!(RULE.findings(&heap_scan(0), &Tables::default()).is_empty());
     }
 }

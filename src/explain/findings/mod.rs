@@ -3,7 +3,8 @@
 //!
 //! One rule per file, Squawk style: a stable kebab-case code, the check,
 //! its thresholds as named constants saying why, and its tests. Pure logic:
-//! a rule sees the plan and nothing else.
+//! a rule sees the plan and, when it suggests an index, what the catalog
+//! says about the plan's tables ([`Tables`]), and nothing else.
 
 mod disk_reads;
 mod hash_spill;
@@ -19,8 +20,9 @@ mod sort_spill;
 use serde::Serialize;
 
 use super::plan::{Node, Plan};
+use super::tables::Tables;
 pub use crate::severity::Severity;
-use crate::sql::ident::ident;
+use predicates::Constrained;
 
 /// One diagnostic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,14 +55,25 @@ pub enum Check {
     EachNode(fn(&Node) -> Option<Finding>),
     /// The plan as a whole (nodes in their context, statement-wide numbers).
     Plan(fn(&Plan) -> Vec<Finding>),
+    /// Each node with what the catalog says about the plan's tables: for
+    /// rules that suggest an index.
+    EachNodeWithTables(fn(&Node, &Tables) -> Option<Finding>),
+    /// The plan as a whole with what the catalog says about its tables.
+    PlanWithTables(fn(&Plan, &Tables) -> Vec<Finding>),
 }
 
 impl Rule {
-    /// The rule's findings in `plan`.
-    pub fn findings(&self, plan: &Plan) -> Vec<Finding> {
+    /// The rule's findings in `plan`, whose tables are `tables`.
+    pub fn findings(&self, plan: &Plan, tables: &Tables) -> Vec<Finding> {
         match self.check {
             Check::EachNode(check) => plan.nodes.iter().filter_map(check).collect(),
             Check::Plan(check) => check(plan),
+            Check::EachNodeWithTables(check) => plan
+                .nodes
+                .iter()
+                .filter_map(|node| check(node, tables))
+                .collect(),
+            Check::PlanWithTables(check) => check(plan, tables),
         }
     }
 }
@@ -78,9 +91,46 @@ pub const RULES: &[Rule] = &[
     planning::RULE,
 ];
 
-/// Every finding of every rule, the most severe first.
-pub fn check(plan: &Plan) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| rule.findings(plan)).collect();
+impl Check {
+    /// Whether the rule reads the catalog's facts about the plan's tables.
+    fn reads_tables(self) -> bool {
+        matches!(
+            self,
+            Check::EachNodeWithTables(_) | Check::PlanWithTables(_)
+        )
+    }
+}
+
+/// The tables `findings` (made without the catalog's facts) would name an
+/// index on: those scanned below each finding of a rule that reads tables.
+/// Only these are worth looking up: a plan can scan a thousand partitions.
+pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a str> {
+    let mut relations: Vec<&str> = Vec::new();
+    for finding in findings {
+        let reads_tables = RULES
+            .iter()
+            .any(|rule| rule.code == finding.code && rule.check.reads_tables());
+        let Some(node) = finding.node.filter(|_| reads_tables) else {
+            continue;
+        };
+        for below in plan.subtree(&plan.nodes[node]) {
+            if let Some(relation) = below.raw.relation_name.as_deref()
+                && !relations.contains(&relation)
+            {
+                relations.push(relation);
+            }
+        }
+    }
+    relations
+}
+
+/// Every finding of every rule in `plan`, whose tables are `tables`, the
+/// most severe first.
+pub fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = RULES
+        .iter()
+        .flat_map(|rule| rule.findings(plan, tables))
+        .collect();
     // Stable: at equal severity, rule order then node order.
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
     findings
@@ -124,13 +174,21 @@ fn owner(node: &Node) -> Vec<&str> {
         .collect()
 }
 
-/// The DDL that builds an index on a live table without blocking writes.
-fn create_index(relation: &str, columns: &[String]) -> String {
-    format!(
-        "CREATE INDEX CONCURRENTLY ON {} ({});",
-        ident(relation),
-        columns.join(", ")
-    )
+/// The index on `columns` of the table the plan calls `relation`, its key
+/// ordered as advise orders it (equality columns most distinct first, then
+/// one range column), ending with the statements that build it without
+/// blocking writes; for a table the catalog did not resolve, its key alone.
+/// explain reads one plan: advise costs the index before it is built.
+fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> String {
+    let key = columns.index_key(|column| tables.distinct(relation, column));
+    match tables.build(relation, &key) {
+        Some(ddl) => format!("perfaudit advise proves it with a hypothetical index first: {ddl}"),
+        None => format!(
+            "perfaudit advise proves an index on {relation} ({}) with a hypothetical index \
+             first and writes its DDL",
+            key.join(", ")
+        ),
+    }
 }
 
 /// A `work_mem` that would have held `kb` kilobytes in memory: twice the
@@ -155,6 +213,7 @@ fn work_mem_advice(kb: f64) -> String {
 mod tests {
     use super::*;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables;
     use serde_json::json;
 
     #[test]
@@ -173,10 +232,9 @@ mod tests {
         assert_eq!(codes.len(), RULES.len());
     }
 
-    #[test]
-    fn findings_come_most_severe_first() {
-        // A cold, slow, selective scan: info (disk reads) and critical (seq scan).
-        let plan = analysed(
+    /// A cold, slow, selective scan of payments.
+    fn cold_selective_scan() -> Plan {
+        analysed(
             json!({"Node Type": "Seq Scan", "Relation Name": "payments", "Alias": "payments",
                    "Total Cost": 1.0, "Plan Rows": 1, "Actual Total Time": 900.0,
                    "Actual Rows": 1, "Actual Loops": 1, "Filter": "(user_id = 1)",
@@ -184,9 +242,32 @@ mod tests {
                    "Shared Read Blocks": 30000}),
             0.1,
             900.0,
-        );
-        let severities: Vec<_> = check(&plan).iter().map(|f| f.severity).collect();
+        )
+    }
+
+    #[test]
+    fn findings_come_most_severe_first() {
+        // info (disk reads) and critical (seq scan).
+        let plan = cold_selective_scan();
+        let severities: Vec<_> = check(&plan, &Tables::default())
+            .iter()
+            .map(|f| f.severity)
+            .collect();
         assert_eq!(severities, [Severity::Critical, Severity::Info]);
+    }
+
+    #[test]
+    fn only_tables_below_index_findings_are_looked_up() {
+        let plan = cold_selective_scan();
+        let findings = check(&plan, &Tables::default());
+        assert_eq!(tables_to_look_up(&plan, &findings), ["payments"]);
+        // disk-reads-dominate alone suggests no index.
+        let reads: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.code == "disk-reads-dominate")
+            .collect();
+        assert_eq!(reads.len(), 1);
+        assert!(tables_to_look_up(&plan, &reads).is_empty());
     }
 
     #[test]
@@ -201,10 +282,21 @@ mod tests {
     }
 
     #[test]
-    fn index_advice_names_the_relation_as_sql_spells_it() {
+    fn index_advice_is_advises_ddl_in_advises_order() {
+        let columns = Constrained {
+            equality: vec!["status".into(), "user_id".into()],
+            range: vec!["created_at".into()],
+        };
         assert_eq!(
-            create_index("payments", &["user_id".into(), "status".into()]),
-            "CREATE INDEX CONCURRENTLY ON payments (user_id, status);"
+            index_advice(&Tables::default(), "payments", &columns),
+            "perfaudit advise proves an index on payments (status, user_id, created_at) with a \
+             hypothetical index first and writes its DDL"
+        );
+        assert_eq!(
+            index_advice(&tables::payments(), "payments", &columns),
+            "perfaudit advise proves it with a hypothetical index first: CREATE INDEX \
+             CONCURRENTLY \"idx_payments_user_id_status_created_at_2\" ON \"public\".\"payments\" \
+             (\"user_id\", \"status\", \"created_at\");"
         );
     }
 

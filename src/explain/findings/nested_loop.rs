@@ -4,13 +4,14 @@
 //! make each inner run cheap.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, create_index, owner, percent};
+use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::plan::{Node, Plan};
+use crate::explain::tables::Tables;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "nested-loop-inner-loops",
-    check: Check::Plan(check),
+    check: Check::PlanWithTables(check),
 };
 
 /// Inner runs from which a nested loop is worth a look: below a thousand,
@@ -32,15 +33,15 @@ const MIN_INNER_MS: f64 = 50.0;
 /// for the choice of a nested loop (see `row-misestimate`).
 const UNDERESTIMATE_FACTOR: f64 = 10.0;
 
-fn check(plan: &Plan) -> Vec<Finding> {
+fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
     plan.nodes
         .iter()
         .filter(|node| node.raw.node_type == "Nested Loop")
-        .filter_map(|node| finding(plan, node))
+        .filter_map(|node| finding(plan, tables, node))
         .collect()
 }
 
-fn finding(plan: &Plan, node: &Node) -> Option<Finding> {
+fn finding(plan: &Plan, tables: &Tables, node: &Node) -> Option<Finding> {
     let mut children = plan.children(node);
     let (outer, inner) = (children.next()?, children.next()?);
     let loops = inner.loops();
@@ -58,7 +59,7 @@ fn finding(plan: &Plan, node: &Node) -> Option<Finding> {
     let scan = scanned(plan, inner);
     let scans_whole_table = scan.raw.node_type == "Seq Scan";
     let mut suggestion = Vec::new();
-    if let Some(fix) = inner_index(node, scan, &outer_tables) {
+    if let Some(fix) = inner_index(tables, node, scan, &outer_tables) {
         suggestion.push(fix);
     }
     if let Some((factor, true)) = outer
@@ -125,7 +126,7 @@ fn scanned<'a>(plan: &'a Plan, inner: &'a Node) -> &'a Node {
 /// join columns, those its filter or the loop's join filter compare with
 /// the outer side's columns (never those compared with values, which a
 /// probe would not use).
-fn inner_index(join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String> {
+fn inner_index(tables: &Tables, join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String> {
     let relation = scan.raw.relation_name.as_deref()?;
     let mut columns = Constrained::default();
     for condition in [&scan.raw.filter, &join.raw.join_filter]
@@ -140,13 +141,13 @@ fn inner_index(join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String
         return None;
     }
     Some(format!(
-        "index the inner side's join column{} so that each inner run is one index probe: {}",
+        "index the inner side's join column{} so that each inner run is one index probe; {}",
         if columns.columns().len() == 1 {
             ""
         } else {
             "s"
         },
-        create_index(relation, &columns.index_key())
+        index_advice(tables, relation, &columns)
     ))
 }
 
@@ -154,6 +155,7 @@ fn inner_index(join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String
 mod tests {
     use super::*;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables::payments;
     use serde_json::{Value, json};
 
     fn nested_loop(inner: Value, outer_estimate: u32) -> Plan {
@@ -174,14 +176,15 @@ mod tests {
     /// The one finding of `plan`: critical, suggesting the index on
     /// `payments (user_id)`.
     fn critical_with_user_id_index(plan: &Plan) -> Finding {
-        let mut findings = check(plan);
+        let mut findings = check(plan, &payments());
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = findings.remove(0);
         assert_eq!(finding.severity, Severity::Critical);
         assert!(
-            finding
-                .suggestion
-                .contains("CREATE INDEX CONCURRENTLY ON payments (user_id);"),
+            finding.suggestion.contains(
+                "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
+                     (\"user_id\");"
+            ),
             "{}",
             finding.suggestion
         );
@@ -237,9 +240,9 @@ mod tests {
     #[test]
     fn index_probes_on_the_join_key_are_what_a_nested_loop_is_good_at() {
         // As measured: 6 ms in all, 80% of the execution.
-        assert!(check(&semi_join_probing_an_index(0.002)).is_empty());
+        assert!(check(&semi_join_probing_an_index(0.002), &payments()).is_empty());
         // Slower probes: still one probe per outer row on the join key.
-        assert!(check(&semi_join_probing_an_index(0.1)).is_empty());
+        assert!(check(&semi_join_probing_an_index(0.1), &payments()).is_empty());
     }
 
     #[test]
@@ -281,11 +284,11 @@ mod tests {
                    "Plan Rows": 1, "Actual Total Time": ms, "Actual Rows": 1,
                    "Actual Loops": loops})
         };
-        assert!(check(&nested_loop(probe(0.001, 4000), 4000)).is_empty());
-        assert!(check(&nested_loop(probe(0.5, 100), 100)).is_empty());
+        assert!(check(&nested_loop(probe(0.001, 4000), 4000), &payments()).is_empty());
+        assert!(check(&nested_loop(probe(0.5, 100), 100), &payments()).is_empty());
         // 40% of a fast query, 40 ms in all: not worth changing.
-        assert!(check(&nested_loop(probe(0.01, 4000), 4000)).is_empty());
-        let findings = check(&nested_loop(probe(0.02, 4000), 4000));
+        assert!(check(&nested_loop(probe(0.01, 4000), 4000), &payments()).is_empty());
+        let findings = check(&nested_loop(probe(0.02, 4000), 4000), &payments());
         assert_eq!(findings[0].severity, Severity::Warning);
     }
 }

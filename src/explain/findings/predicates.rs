@@ -4,16 +4,18 @@
 //! compared with values ([`Constrained::parse`]) or, for joins, with the
 //! other side's columns ([`Constrained::joined`]).
 //!
-//! The text is parsed with sqlparser. Only conjunctions of simple
-//! comparisons count (`col = value`, `col > value`, `col IN (...)`,
-//! `col = ANY (...)`, `col IS NULL`, `BETWEEN`): an `OR`, a function of a
-//! column or anything unparsable names no column rather than a wrong one.
+//! The text is parsed with sqlparser and classified by
+//! [`crate::sql::predicates`], as advise classifies a statement's WHERE: an
+//! `OR`, a function of a column or anything unparsable names no column
+//! rather than a wrong one.
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, InTarget, visit_expressions};
+use sqlparser::ast::{Expr, Ident, visit_expressions};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+
+use crate::sql::predicates::{Operand, Use, constraints, index_key};
 
 /// The columns of one table a condition constrains, split by how a B-tree
 /// index uses them.
@@ -50,7 +52,25 @@ impl Constrained {
             .parse_expr()
             .ok()?;
         let mut found = Constrained::default();
-        found.collect(&expr, owner, against);
+        for constraint in constraints(&expr, |e| own_column(e, owner)) {
+            let others: Option<Vec<&Expr>> = constraint
+                .with
+                .iter()
+                .map(|operand| match operand {
+                    Operand::Other(other) => Some(*other),
+                    // The owner's own column on the other side: no seek
+                    // serves it; nor does a subquery PostgreSQL did not flatten.
+                    Operand::Column(_) | Operand::Subquery(_) => None,
+                })
+                .collect();
+            if others.is_some_and(|others| against.accepts_all(&others, owner)) {
+                let columns = match constraint.kind {
+                    Use::Equality => &mut found.equality,
+                    Use::Range => &mut found.range,
+                };
+                push_once(columns, constraint.column);
+            }
+        }
         (!found.is_empty()).then_some(found)
     }
 
@@ -59,15 +79,12 @@ impl Constrained {
         self.equality.is_empty() && self.range.is_empty()
     }
 
-    /// The key of the B-tree index that serves the condition best: the
-    /// equality columns, then one range column (an index can seek on
-    /// equalities and then scan one range; columns after a range only filter).
-    pub fn index_key(&self) -> Vec<String> {
-        let mut key = self.equality.clone();
-        if let Some(range) = self.range.iter().find(|c| !key.contains(c)) {
-            key.push(range.clone());
-        }
-        key
+    /// The key of the B-tree index that serves the condition best
+    /// ([`index_key`]): the equality columns, most distinct values first
+    /// (`distinct` gives a column's number, 0 when unknown), then one range
+    /// column.
+    pub fn index_key(&self, distinct: impl Fn(&str) -> f64) -> Vec<String> {
+        index_key(&self.equality, &self.range, distinct)
     }
 
     /// Every column found, equality first, each once.
@@ -90,91 +107,6 @@ impl Constrained {
             push_once(&mut self.range, column);
         }
     }
-
-    fn collect(&mut self, expr: &Expr, owner: &[&str], against: Against) {
-        match expr {
-            Expr::Nested(inner) => self.collect(inner, owner, against),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => {
-                self.collect(left, owner, against);
-                self.collect(right, owner, against);
-            }
-            Expr::BinaryOp { left, op, right } => {
-                let kind = match op {
-                    BinaryOperator::Eq => Kind::Equality,
-                    BinaryOperator::Lt
-                    | BinaryOperator::LtEq
-                    | BinaryOperator::Gt
-                    | BinaryOperator::GtEq => Kind::Range,
-                    _ => return,
-                };
-                // Either side may hold the column: `(42 = user_id)` happens.
-                if !self.compare(left, right, kind, owner, against) {
-                    self.compare(right, left, kind, owner, against);
-                }
-            }
-            Expr::AnyOp {
-                left,
-                compare_op: BinaryOperator::Eq,
-                right,
-                ..
-            } => {
-                self.compare(left, right, Kind::Equality, owner, against);
-            }
-            Expr::In {
-                expr,
-                target: InTarget::List(list),
-                negated: false,
-                ..
-            } => {
-                if let Some(column) = own_column(expr, owner)
-                    && against.accepts_all(list, owner)
-                {
-                    push_once(&mut self.equality, column);
-                }
-            }
-            Expr::IsNull(inner) if against == Against::Value => {
-                if let Some(column) = own_column(inner, owner) {
-                    push_once(&mut self.equality, column);
-                }
-            }
-            Expr::Between {
-                expr,
-                negated: false,
-                low,
-                high,
-            } if !involves(high, owner) => {
-                self.compare(expr, low, Kind::Range, owner, against);
-            }
-            _ => {}
-        }
-    }
-
-    /// Records `column` when it is one of the owner's columns and `other`
-    /// is what `against` asks for; says whether it did.
-    fn compare(
-        &mut self,
-        column: &Expr,
-        other: &Expr,
-        kind: Kind,
-        owner: &[&str],
-        against: Against,
-    ) -> bool {
-        let Some(column) = own_column(column, owner) else {
-            return false;
-        };
-        if !against.accepts_all(std::slice::from_ref(other), owner) {
-            return false;
-        }
-        match kind {
-            Kind::Equality => push_once(&mut self.equality, column),
-            Kind::Range => push_once(&mut self.range, column),
-        }
-        true
-    }
 }
 
 /// What a column must be compared with to count.
@@ -191,7 +123,7 @@ impl Against<'_> {
     /// Whether `others`, all compared with a column of the owner, make it
     /// count: none involves the owner, and with `Outer`, one names an outer
     /// table's column.
-    fn accepts_all(self, others: &[Expr], owner: &[&str]) -> bool {
+    fn accepts_all(self, others: &[&Expr], owner: &[&str]) -> bool {
         let values = others.iter().all(|other| !involves(other, owner));
         match self {
             Against::Value => values,
@@ -200,26 +132,19 @@ impl Against<'_> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Equality,
-    Range,
-}
-
 fn push_once(columns: &mut Vec<String>, column: String) {
     if !columns.contains(&column) {
         columns.push(column);
     }
 }
 
-/// The column `expr` names, when it is a column of the owner (casts such as
-/// `(status)::text` are looked through: PostgreSQL adds them itself).
+/// The column `expr` names, when it is a column of the owner: unqualified,
+/// or qualified by the owner's alias or name.
 fn own_column(expr: &Expr, owner: &[&str]) -> Option<String> {
     match expr {
-        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => own_column(inner, owner),
-        Expr::Identifier(ident) => Some(ident.to_string()),
+        Expr::Identifier(ident) => Some(ident.value.clone()),
         Expr::CompoundIdentifier(parts) => match parts.as_slice() {
-            [qualifier, column] if owns(owner, qualifier) => Some(column.to_string()),
+            [qualifier, column] if owns(owner, qualifier) => Some(column.value.clone()),
             _ => None,
         },
         _ => None,
@@ -261,8 +186,14 @@ mod tests {
         Constrained::parse(condition, &["p", "payments"])
     }
 
+    fn no_statistics(_: &str) -> f64 {
+        0.0
+    }
+
     fn key(condition: &str) -> Vec<String> {
-        parse(condition).map(|c| c.index_key()).unwrap_or_default()
+        parse(condition)
+            .map(|c| c.index_key(no_statistics))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -279,7 +210,8 @@ mod tests {
         assert_eq!(key("(description IS NULL)"), ["description"]);
         assert_eq!(key("(42 = user_id)"), ["user_id"]);
         assert_eq!(key("(user_id = $1)"), ["user_id"]);
-        assert_eq!(key("(\"Weird Col\" = 1)"), ["\"Weird Col\""]);
+        // Names as the catalog has them, for the DDL to quote.
+        assert_eq!(key("(\"Weird Col\" = 1)"), ["Weird Col"]);
     }
 
     #[test]
@@ -289,7 +221,7 @@ mod tests {
         assert_eq!(
             Constrained::parse("(p.user_id = u.id)", &["u", "users"])
                 .unwrap()
-                .index_key(),
+                .index_key(no_statistics),
             ["id"]
         );
         // Both sides on the owner: no index seek serves it.
@@ -331,7 +263,10 @@ mod tests {
     fn equality_columns_come_before_one_range_column() {
         let found = parse("((created_at > now()) AND (amount < 5) AND (currency = 'USD'::bpchar))")
             .unwrap();
-        assert_eq!(found.index_key(), ["currency", "created_at"]);
+        assert_eq!(found.index_key(no_statistics), ["currency", "created_at"]);
+        let distinct = |c: &str| if c == "amount" { 5.0 } else { 0.0 };
+        let both = parse("((status = 'x'::text) AND (amount = 1.0))").unwrap();
+        assert_eq!(both.index_key(distinct), ["amount", "status"]);
         assert_eq!(found.columns(), ["currency", "created_at", "amount"]);
     }
 }

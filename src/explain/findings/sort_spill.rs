@@ -42,6 +42,7 @@ mod tests {
     use super::*;
     use crate::explain::plan::Plan;
     use crate::explain::plan::tests::analysed;
+    use crate::explain::tables::Tables;
     use serde_json::json;
 
     fn sort(space_type: &str, method: &str) -> Plan {
@@ -57,7 +58,7 @@ mod tests {
 
     #[test]
     fn disk_sorts_get_work_mem_and_index_advice() {
-        let findings = RULE.findings(&sort("Disk", "external merge"));
+        let findings = RULE.findings(&sort("Disk", "external merge"), &Tables::default());
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].message,
@@ -78,6 +79,9 @@ mod tests {
 
     #[test]
     fn memory_sorts_are_fine() {
-        assert!(RULE.findings(&sort("Memory", "quicksort")).is_empty());
+        assert!(
+            RULE.findings(&sort("Memory", "quicksort"), &Tables::default())
+                .is_empty()
+        );
     }
 }

@@ -1,0 +1,160 @@
+//! What the catalog says about the tables a plan scans, so that an index
+//! finding writes the index as `perfaudit advise` would: its equality
+//! columns ordered by the planner's distinct values, named as advise names
+//! it, schema-qualified, in the statements `perfaudit indexes` runs.
+//!
+//! A plan names a table without its schema (`Schema` comes only with
+//! `EXPLAIN (VERBOSE)`, which also qualifies every column of the filters
+//! the report shows), so each name is resolved on the server, on the
+//! connection that ran the EXPLAIN and with its `search_path`: as the
+//! statement wrote it when it wrote it schema-qualified, else as the plan
+//! names it.
+
+use std::collections::HashMap;
+
+use sqlparser::ast::Statement;
+use tokio_postgres::Client;
+
+use crate::advise::catalog::{Catalog, Kind, Taken};
+use crate::advise::ddl;
+use crate::advise::extract::{RelationName, statement_scans};
+use crate::error::Result;
+use crate::indexes::catalog::Table;
+
+/// The tables of one plan the catalog knows, by the name the plan gives
+/// them (`Relation Name`).
+#[derive(Debug, Default)]
+pub struct Tables {
+    known: HashMap<String, Known>,
+    taken: Taken,
+}
+
+/// One indexable table.
+#[derive(Debug)]
+struct Known {
+    table: Table,
+    /// The planner's estimate of each column's distinct values (0 when
+    /// there are no statistics).
+    distinct: HashMap<String, f64>,
+}
+
+impl Tables {
+    /// Records what the catalog says about the table the plan calls
+    /// `relation`: `table` and its columns' distinct values. The names
+    /// taken where its index would go are read into `taken` beforehand.
+    fn insert(&mut self, relation: &str, table: Table, distinct: HashMap<String, f64>) {
+        self.known
+            .insert(relation.to_owned(), Known { table, distinct });
+    }
+
+    /// The number of distinct values of `column` of `relation` (0 when
+    /// unknown): what orders an index's equality columns.
+    pub fn distinct(&self, relation: &str, column: &str) -> f64 {
+        self.known
+            .get(relation)
+            .and_then(|known| known.distinct.get(column))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The statements that build an index of `key` on `relation` without
+    /// blocking writes, as `perfaudit advise` writes them (one per line);
+    /// `None` when the table is unknown.
+    pub fn build(&self, relation: &str, key: &[String]) -> Option<String> {
+        let known = self.known.get(relation)?;
+        let name = ddl::free_name(&known.table, key, &self.taken);
+        Some(ddl::build(&known.table, &name, key))
+    }
+}
+
+/// Looks up, on `client`, the tables a plan calls `relations`, resolving
+/// those names through the ones `statement` writes. A name that resolves
+/// to no table (or to one the catalog cannot index) is left out.
+pub async fn look_up(client: &Client, relations: &[&str], statement: &Statement) -> Result<Tables> {
+    let written: Vec<RelationName> = statement_scans(statement)
+        .into_iter()
+        .map(|scan| scan.relation)
+        .collect();
+    let mut catalog = Catalog::new(client);
+    let mut tables = Tables::default();
+    for &relation in relations {
+        let Some(found) = catalog
+            .relation(&resolvable_name(relation, &written))
+            .await?
+        else {
+            continue;
+        };
+        if !matches!(found.kind, Kind::Table | Kind::Partitioned) {
+            continue;
+        }
+        let table = catalog.indexable(&found).await?;
+        // Each schema's names are read once, whichever table is in it.
+        catalog.read_names(&table, &mut tables.taken).await?;
+        tables.insert(relation, table, found.columns.clone());
+    }
+    Ok(tables)
+}
+
+/// The name to look `relation` (as the plan names it) up by: the one
+/// schema-qualified name the statement writes for it, else the plan's name,
+/// which the server resolves through its `search_path` as it did the
+/// statement's unqualified names (and those of the views it reads).
+fn resolvable_name(relation: &str, written: &[RelationName]) -> RelationName {
+    let mut qualified = written
+        .iter()
+        .filter(|name| name.len() > 1 && name.last().is_some_and(|last| last == relation));
+    match (qualified.next(), qualified.next()) {
+        (Some(only), None) => only.clone(),
+        _ => vec![relation.to_owned()],
+    }
+}
+
+/// What the catalog says about the fixture's `public.payments`, for tests:
+/// `user_id` more distinct than `status`, and an index already named
+/// `idx_payments_user_id_status_created_at`.
+#[cfg(test)]
+pub fn payments() -> Tables {
+    use crate::indexes::catalog::TableKind;
+    use crate::sql::ident::QualifiedName;
+    let table = Table {
+        oid: 1,
+        name: QualifiedName::new("public", "payments"),
+        kind: TableKind::Table,
+        columns: Vec::new(),
+        partitions: Vec::new(),
+    };
+    let distinct = [("user_id", 4000.0), ("status", 4.0), ("amount", 0.0)]
+        .into_iter()
+        .map(|(c, n)| (c.to_owned(), n))
+        .collect();
+    let mut tables = Tables::default();
+    tables.taken.insert(
+        "public".to_owned(),
+        ["payments", "idx_payments_user_id_status_created_at"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    );
+    tables.insert("payments", table, distinct);
+    tables
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<RelationName> {
+        list.iter()
+            .map(|name| name.split('.').map(str::to_owned).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_name_resolves_as_the_statement_qualified_it() {
+        let written = names(&["sales.orders", "payments", "archive.payments", "x.payments"]);
+        assert_eq!(resolvable_name("orders", &written), ["sales", "orders"]);
+        // Unqualified, or qualified two ways: the search_path decides.
+        assert_eq!(resolvable_name("payments", &written), ["payments"]);
+        assert_eq!(resolvable_name("users", &written), ["users"]);
+    }
+}
