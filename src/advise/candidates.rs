@@ -21,7 +21,8 @@ pub struct ExistingIndex {
     /// Its leading key columns, up to the first expression.
     pub columns: Vec<String>,
     /// Whether the planner can use it for any query on these columns: a
-    /// valid, non-partial B-tree.
+    /// valid, ready and live (as `perfaudit indexes` counts one), non-partial
+    /// B-tree.
     pub usable: bool,
 }
 

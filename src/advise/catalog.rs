@@ -171,7 +171,7 @@ impl<'c> Catalog<'c> {
             .client
             .query(
                 "SELECT c.relname::text, i.indkey::int2[], i.indnkeyatts, \
-                        i.indisvalid AND i.indisready AND i.indpred IS NULL \
+                        i.indisvalid AND i.indisready AND i.indislive AND i.indpred IS NULL \
                             AND am.amname = 'btree' \
                  FROM pg_index i \
                  JOIN pg_class c ON c.oid = i.indexrelid \

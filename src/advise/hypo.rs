@@ -20,7 +20,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::db::JsonText;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
-use crate::explain::plan::Plan as PlanModel;
+use crate::explain::plan::Plan;
 use crate::interrupt::Interrupt;
 
 /// How long planning may wait for a table lock (another session's `ALTER
@@ -45,7 +45,7 @@ pub struct Hypothetical {
 
 /// What a plain `EXPLAIN` says about a statement.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct PlanCost {
     /// The top node's total cost.
     pub cost: f64,
     /// Every index the plan reads, by name.
@@ -209,7 +209,7 @@ impl<'c> Session<'c> {
         &mut self,
         text: &str,
         parameters: usize,
-    ) -> Result<Result<Plan, Refusal>> {
+    ) -> Result<Result<PlanCost, Refusal>> {
         if parameters == 0 {
             return self
                 .explain_plain(&format!("EXPLAIN (FORMAT JSON) {text}"))
@@ -237,7 +237,7 @@ impl<'c> Session<'c> {
         plan
     }
 
-    async fn explain_plain(&self, sql: &str) -> Result<Result<Plan, Refusal>> {
+    async fn explain_plain(&self, sql: &str) -> Result<Result<PlanCost, Refusal>> {
         // One round trip (unnamed statement, no separate prepare): this runs
         // once per statement and candidate.
         match self.client.query_typed_one(sql, &[]).await {
@@ -321,15 +321,15 @@ fn missing_hypopg_message(database: String, major: i32, available: bool) -> Erro
 
 /// The cost and the indexes of an `EXPLAIN (FORMAT JSON)` document, read
 /// with explain's plan model.
-fn summarize(document: &str) -> Result<Plan, Refusal> {
-    let model = PlanModel::from_json(document).map_err(|e| e.to_string())?;
+fn summarize(document: &str) -> Result<PlanCost, Refusal> {
+    let model = Plan::from_json(document).map_err(|e| e.to_string())?;
     let mut indexes: Vec<String> = Vec::new();
     for name in model.nodes.iter().filter_map(|n| n.raw.index_name.as_ref()) {
         if !indexes.contains(name) {
             indexes.push(name.clone());
         }
     }
-    Ok(Plan {
+    Ok(PlanCost {
         cost: model.root().raw.total_cost,
         indexes,
     })
@@ -368,7 +368,7 @@ mod tests {
         }}]);
         assert_eq!(
             summarize(&explain.to_string()),
-            Ok(Plan {
+            Ok(PlanCost {
                 cost: 120.5,
                 indexes: vec!["<1>btree_payments_user_id".into(), "users_pkey".into()]
             })

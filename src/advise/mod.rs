@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use self::catalog::{Catalog, Kind, Relation, Taken};
 use self::extract::Scan;
-use self::hypo::{Hypothetical, Plan, Session};
-use self::select::{Shape, Trial};
+use self::hypo::{Hypothetical, PlanCost, Session};
+use self::select::{Footprint, Trial};
 pub use self::workload::WorkloadStatement;
 use crate::db::Database;
 use crate::error::Result;
@@ -305,7 +305,7 @@ pub async fn advise(
 
 /// A statement with a plan, ready for trials.
 struct Planned {
-    before: Plan,
+    before: PlanCost,
     parameters: usize,
     /// The columns it filters, joins or sorts on, per relation it reads
     /// (by object id).
@@ -352,15 +352,15 @@ impl Advisor<'_, '_, '_> {
             .iter()
             .map(|p| p.as_ref().map_or(0.0, |p| p.before.cost))
             .collect();
-        let shapes: Vec<Shape> = pool
+        let footprints: Vec<Footprint> = pool
             .iter()
-            .map(|c| Shape {
+            .map(|c| Footprint {
                 width: c.columns.len(),
                 size: c.size,
             })
             .collect();
         let threshold = self.options.min_improvement / 100.0;
-        let mut chosen = select::minimal_set(&before, &shapes, &trials, threshold);
+        let mut chosen = select::minimal_set(&before, &footprints, &trials, threshold);
 
         // Cost the workload with exactly the chosen set; drop any index no
         // statement ends up using, and cost again.

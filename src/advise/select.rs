@@ -17,7 +17,7 @@ pub const NEAR_BEST: f64 = 0.10;
 
 /// What choosing a candidate costs: its width and its estimated size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
+pub struct Footprint {
     /// Key columns.
     pub width: usize,
     /// Estimated size in bytes.
@@ -30,7 +30,7 @@ pub struct Shape {
 pub struct Trial {
     /// The statement, by index into the costs before.
     pub statement: usize,
-    /// The candidate, by index into the shapes.
+    /// The candidate, by index into the footprints.
     pub candidate: usize,
     /// The plan cost with the index.
     pub cost: f64,
@@ -41,7 +41,7 @@ pub struct Trial {
 /// fraction (0 to 1) its cost must drop by.
 pub fn minimal_set(
     before: &[f64],
-    shapes: &[Shape],
+    footprints: &[Footprint],
     trials: &[Trial],
     min_improvement: f64,
 ) -> Vec<usize> {
@@ -66,20 +66,20 @@ pub fn minimal_set(
     let mut chosen = Vec::new();
     while !unserved.is_empty() {
         // (statements served, total saving) per candidate, over the unserved.
-        let mut gains: Vec<(usize, f64)> = vec![(0, 0.0); shapes.len()];
+        let mut gains: Vec<(usize, f64)> = vec![(0, 0.0); footprints.len()];
         for trial in serving.iter().filter(|t| unserved.contains(&t.statement)) {
             let gain = &mut gains[trial.candidate];
             gain.0 += 1;
             gain.1 += before[trial.statement] - trial.cost;
         }
-        let Some(pick) = (0..shapes.len())
+        let Some(pick) = (0..footprints.len())
             .filter(|&c| gains[c].0 > 0)
             .min_by(|&a, &b| {
                 gains[b]
                     .0
                     .cmp(&gains[a].0)
-                    .then(shapes[a].width.cmp(&shapes[b].width))
-                    .then(shapes[a].size.cmp(&shapes[b].size))
+                    .then(footprints[a].width.cmp(&footprints[b].width))
+                    .then(footprints[a].size.cmp(&footprints[b].size))
                     .then(gains[b].1.total_cmp(&gains[a].1))
             })
         else {
@@ -107,11 +107,11 @@ mod tests {
         }
     }
 
-    const SINGLE: Shape = Shape {
+    const SINGLE: Footprint = Footprint {
         width: 1,
         size: 2_000_000,
     };
-    const PAIR: Shape = Shape {
+    const PAIR: Footprint = Footprint {
         width: 2,
         size: 3_000_000,
     };
