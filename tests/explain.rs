@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
+use perfaudit::sql::ident::quote;
 use serde_json::Value;
 
 /// Runs `command` and returns its output.
@@ -69,7 +70,7 @@ async fn execute(db: &TestDb, sql: &str) {
 async fn set_for_database(db: &TestDb, setting: &str) {
     execute(
         db,
-        &format!("ALTER DATABASE {} SET {setting}", common::quote(&db.name)),
+        &format!("ALTER DATABASE {} SET {setting}", quote(&db.name)),
     )
     .await;
 }

@@ -13,6 +13,7 @@ use indexes_support::{
 use perfaudit::cli::{Cli, Command, Format};
 use perfaudit::context::Context;
 use perfaudit::interrupt::Interrupt;
+use perfaudit::sql::ident::quote;
 use perfaudit::ui::Ui;
 use serde_json::json;
 
@@ -193,7 +194,7 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
 async fn a_dry_run_where_temporary_tables_cannot_be_made_says_why() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let database = common::quote(&db.name);
+    let database = quote(&db.name);
     client
         .batch_execute(&format!(
             "CREATE ROLE no_temp LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO no_temp;

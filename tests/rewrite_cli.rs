@@ -299,6 +299,40 @@ async fn with_a_database_the_server_resolves_the_column() {
     assert!(!text.contains("Offline"), "{text}");
 }
 
+/// Review item 5: a column named by a key word that is not reserved
+/// (`left` is a type or function name, `between` a column name) came back
+/// unquoted, `ORDER BY left`, which PostgreSQL rejects.
+#[tokio::test]
+async fn a_key_word_column_is_ordered_by_in_sql_postgresql_accepts() {
+    let db = common::TestDb::empty().await;
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE TABLE t (x int)")
+        .await
+        .unwrap();
+    for word in [
+        "left", "join", "verbose", "time", "user", "order", "between",
+    ] {
+        let sql = format!("SELECT x AS \"{word}\" FROM t");
+        let output = offline(&[
+            "--format",
+            "json",
+            "--order-by",
+            &format!("\"{word}\""),
+            &sql,
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let rewritten = json(&output)["statements"][0]["rewritten"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(rewritten, format!("{sql} ORDER BY \"{word}\" LIMIT 1000"));
+        if let Err(error) = client.prepare(&rewritten).await {
+            panic!("PostgreSQL rejects {rewritten}: {error}");
+        }
+    }
+}
+
 #[test]
 fn an_unreachable_database_is_exit_3() {
     let output = offline(&[

@@ -5,6 +5,10 @@
 //!   input with clauses inserted), every rule is reported once;
 //! - arbitrary strings and token soups (a fuzz target): never a panic;
 //! - generated SELECTs that PostgreSQL accepts: so does their rewrite.
+//!
+//! Columns, aliases and the ordering asked for include key words
+//! (`"left"`, `"user"`, ...), which the rewrite must quote as PostgreSQL
+//! does.
 
 mod common;
 
@@ -49,6 +53,10 @@ fn select() -> impl Strategy<Value = String> {
             "SELECT $1::int AS v, id",
             "SELECT row_number() OVER (ORDER BY created_at), id",
             "SELECT \"Id\", 'LIMIT 1; ORDER BY x' AS s",
+            "SELECT amount AS \"left\", created_at AS \"time\"",
+            "SELECT id AS \"user\", status AS \"verbose\", created_at AS \"order\"",
+            "SELECT created_at AS \"between\", id AS \"join\"",
+            "SELECT \"join\".created_at AS \"left\"",
         ]),
         one_of(&[
             "FROM payments",
@@ -59,6 +67,8 @@ fn select() -> impl Strategy<Value = String> {
             "FROM c",
             "FROM users u, LATERAL (SELECT 1 AS one) l",
             "FROM public.payments",
+            "FROM payments AS \"join\"",
+            "FROM payments \"order\" JOIN users \"user\" ON \"user\".id = \"order\".user_id",
         ]),
         maybe(&[
             "WHERE created_at > now()",
@@ -115,8 +125,28 @@ fn select() -> impl Strategy<Value = String> {
         )
 }
 
-fn rewrite_offline(statement: &sql::SqlStatement) -> Rewrite {
-    rewrite::rewrite(statement, &RewriteOptions::default(), &Knowledge::offline())
+/// What the rewrite is asked to add: the default ordering, or one by a
+/// column named by a key word of each kind (reserved, type or function
+/// name, column name).
+fn options() -> impl Strategy<Value = RewriteOptions> {
+    one_of(&[
+        "created_at DESC",
+        "\"left\"",
+        "\"time\" DESC",
+        "\"user\"",
+        "\"join\" ASC",
+        "\"verbose\"",
+        "\"between\"",
+        "\"order\" DESC",
+    ])
+    .prop_map(|order_by| RewriteOptions {
+        order_by: Some(order_by.parse().expect("a valid ordering")),
+        ..RewriteOptions::default()
+    })
+}
+
+fn rewrite_offline(statement: &sql::SqlStatement, options: &RewriteOptions) -> Rewrite {
+    rewrite::rewrite(statement, options, &Knowledge::offline())
 }
 
 /// Whether `inner` is `outer` with text inserted (a subsequence of it).
@@ -127,12 +157,15 @@ fn is_kept_in(inner: &str, outer: &str) -> bool {
 
 proptest! {
     #[test]
-    fn generated_selects_rewrite_to_sql_that_parses_and_stays_put(sql in select()) {
+    fn generated_selects_rewrite_to_sql_that_parses_and_stays_put(
+        sql in select(),
+        options in options(),
+    ) {
         let Ok(mut statements) = parse_statements(&sql) else {
             return Ok(()); // a combination sqlparser does not take
         };
         let statement = statements.remove(0);
-        let first = rewrite_offline(&statement);
+        let first = rewrite_offline(&statement, &options);
         prop_assert!(is_kept_in(&first.original, &first.rewritten), "{:?}", first);
         for rule in [Rule::OrderBy, Rule::Limit] {
             let reported = first.changes.iter().filter(|c| c.rule == rule).count()
@@ -141,7 +174,7 @@ proptest! {
         }
         let again = parse_statements(&first.rewritten);
         prop_assert!(again.is_ok(), "{} does not parse: {:?}", first.rewritten, again.err());
-        let second = rewrite_offline(&again.unwrap().remove(0));
+        let second = rewrite_offline(&again.unwrap().remove(0), &options);
         prop_assert_eq!(&second.rewritten, &first.rewritten);
         prop_assert!(!second.changed(), "{:?}", second);
     }
@@ -149,7 +182,7 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         for statement in sql::statements(&text).flatten() {
-            let _ = rewrite_offline(&statement);
+            let _ = rewrite_offline(&statement, &RewriteOptions::default());
         }
     }
 
@@ -159,11 +192,11 @@ proptest! {
         "ORDER", "BY", "LIMIT", "ALL", "OFFSET", "FETCH", "FIRST", "ROWS", "ONLY", "FOR",
         "UPDATE", "SHARE", "UNION", "(", ")", ",", ";", ".", "AS", "WITH", "DISTINCT", "ON",
         "GROUP", "count(*)", "'x'", "1", "::", "int", "--c\n", "/*c*/", "VALUES", "INSERT",
-        "INTO", "JOIN", "LATERAL", "[", "]", "->>", "IS", "NOT", "NULL",
+        "INTO", "JOIN", "LATERAL", "[", "]", "->>", "IS", "NOT", "NULL", "left", "\"user\"",
     ]), 0..40)) {
         let text = tokens.join(" ");
         for statement in sql::statements(&text).flatten() {
-            let rewritten = rewrite_offline(&statement);
+            let rewritten = rewrite_offline(&statement, &RewriteOptions::default());
             if rewritten.changed() {
                 prop_assert!(
                     parse_statements(&rewritten.rewritten).is_ok(),
@@ -183,10 +216,10 @@ async fn generated_selects_that_postgresql_accepts_stay_accepted() {
     let db = common::TestDb::with_rows(1_000).await;
     let client = db.client().await;
     let mut runner = TestRunner::deterministic();
-    let strategy = select();
+    let strategy = (select(), options());
     let (mut valid, mut failures) = (0, Vec::new());
     for _ in 0..CASES {
-        let sql = strategy.new_tree(&mut runner).unwrap().current();
+        let (sql, options) = strategy.new_tree(&mut runner).unwrap().current();
         let Ok(mut statements) = parse_statements(&sql) else {
             continue;
         };
@@ -195,13 +228,16 @@ async fn generated_selects_that_postgresql_accepts_stay_accepted() {
         }
         valid += 1;
         let statement = statements.remove(0);
-        let offline = rewrite_offline(&statement);
-        let server = rewrite::server::rewrite(&client, &statement, &RewriteOptions::default())
+        let offline = rewrite_offline(&statement, &options);
+        let server = rewrite::server::rewrite(&client, &statement, &options)
             .await
             .unwrap();
         for rewritten in [offline, server] {
             if let Err(e) = client.prepare(&rewritten.rewritten).await {
-                failures.push(format!("{sql}\n  -> {}\n  {e}", rewritten.rewritten));
+                failures.push(format!(
+                    "{sql} ({options:?})\n  -> {}\n  {e}",
+                    rewritten.rewritten
+                ));
             }
             if rewritten
                 .skipped

@@ -14,7 +14,7 @@ use super::extract::RelationName;
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::indexes::catalog::{Table, TableKind, partitions};
-use crate::indexes::sql::{QualifiedName, quote_ident};
+use crate::sql::ident::{QualifiedName, quote};
 
 /// What a relation is, as far as indexing goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +36,9 @@ pub enum Kind {
 pub struct Relation {
     /// Its object id.
     pub oid: u32,
-    /// Its schema and name.
+    /// Its schema and name; reports and specs name it by
+    /// [`QualifiedName::display`], as `indexes` does.
     pub table: QualifiedName,
-    /// `schema.name`, quoted only where SQL needs it (the server's
-    /// `quote_ident`): how reports and specs name it.
-    pub display: String,
     /// What it is.
     pub kind: Kind,
     /// Whether it lives in `pg_catalog`, `information_schema` or TOAST.
@@ -84,12 +82,11 @@ impl<'c> Catalog<'c> {
     }
 
     async fn look_up(&self, name: &RelationName) -> Result<Option<Relation>> {
-        let regclass: Vec<String> = name.iter().map(|part| quote_ident(part)).collect();
+        let regclass: Vec<String> = name.iter().map(|part| quote(part)).collect();
         let row = match self
             .client
             .query_opt(
                 "SELECT c.oid, n.nspname, c.relname, \
-                        quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
                         c.relkind::text, \
                         n.nspname IN ('pg_catalog', 'information_schema') \
                             OR n.nspname LIKE 'pg\\_toast%', \
@@ -116,7 +113,7 @@ impl<'c> Catalog<'c> {
         };
         let Some(row) = row else { return Ok(None) };
         let oid: u32 = row.get(0);
-        let kind = match row.get::<_, String>(4).as_str() {
+        let kind = match row.get::<_, String>(3).as_str() {
             "r" | "m" => Kind::Table,
             "p" => Kind::Partitioned,
             "v" => Kind::View,
@@ -127,10 +124,9 @@ impl<'c> Catalog<'c> {
         Ok(Some(Relation {
             oid,
             table: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
-            display: row.get(3),
             kind,
-            system: row.get(5),
-            view_definition: row.get(6),
+            system: row.get(4),
+            view_definition: row.get(5),
             columns,
             indexes: self.indexes(oid, &attnames).await?,
         }))

@@ -10,7 +10,8 @@ use super::catalog::Taken;
 use crate::indexes::catalog::Table;
 use crate::indexes::plan::build_statements;
 use crate::indexes::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
-use crate::indexes::sql::{QualifiedName, partition_index_name, quote_ident};
+use crate::indexes::sql::partition_index_name;
+use crate::sql::ident::{QualifiedName, quote};
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
 /// hash of the full name replaces what is cut), and made unique with a
@@ -80,7 +81,7 @@ fn fnv1a(text: &str) -> u32 {
 /// `CREATE INDEX ON "schema"."table" USING btree ("a", "b")`: the statement
 /// HypoPG takes to create a hypothetical index.
 pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
-    let key: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let key: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     format!(
         "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
         key.join(", ")

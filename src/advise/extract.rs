@@ -22,8 +22,9 @@ use sqlparser::ast::{
     Update, UpdateTableFromKind, Value, Visit, Visitor,
 };
 
+use crate::sql::ident::{fold, fold_name};
+use crate::sql::own_expressions;
 use crate::sql::predicates::{Operand, Use, constraints};
-use crate::sql::{fold, own_expressions};
 
 /// A relation's name as written, each part folded as PostgreSQL folds it
 /// (unquoted parts to lower case).
@@ -424,7 +425,7 @@ impl<'a> Builder<'a> {
             TableFactor::Table {
                 name, alias, args, ..
             } if args.is_none() => {
-                let relation = fold_name(name);
+                let relation = relation_name(name);
                 let binding_name = alias
                     .as_ref()
                     .map(|a| fold(&a.name))
@@ -621,7 +622,7 @@ impl<'a> Builder<'a> {
                 }
                 SelectItem::QualifiedWildcard(kind, _) => {
                     if let SelectItemQualifiedWildcardKind::ObjectName(name) = kind
-                        && let Some(qualifier) = fold_name(name).last()
+                        && let Some(qualifier) = relation_name(name).last()
                     {
                         let all = self.all_columns(Some(qualifier));
                         self.block.outputs.extend(all);
@@ -782,14 +783,11 @@ fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
     }
 }
 
-fn fold_name(name: &ObjectName) -> RelationName {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => fold(ident),
-            other => other.to_string(),
-        })
-        .collect()
+/// A relation's name, folded. A name built by a function (other dialects'
+/// `IDENTIFIER(...)`, which PostgreSQL has not) is kept whole as written,
+/// and so names no relation of the catalog.
+fn relation_name(name: &ObjectName) -> RelationName {
+    fold_name(name).unwrap_or_else(|| vec![name.to_string()])
 }
 
 #[cfg(test)]

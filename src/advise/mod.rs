@@ -32,9 +32,9 @@ use self::select::{Footprint, Trial};
 pub use self::workload::WorkloadStatement;
 use crate::db::Database;
 use crate::error::Result;
-use crate::indexes::sql::QualifiedName;
 use crate::interrupt::Interrupt;
 use crate::sql::Class;
+use crate::sql::ident::QualifiedName;
 
 /// The default `--min-improvement`: an index must halve a statement's
 /// cost. Smaller savings rarely outweigh what an index costs every write.
@@ -494,7 +494,7 @@ impl Advisor<'_, '_, '_> {
                 return Ok(Err(Reason::TableMissing(scan.relation.join("."))));
             };
             if relation.system {
-                system.push(relation.display.clone());
+                system.push(relation.table.display());
                 continue;
             }
             match relation.kind {
@@ -518,7 +518,7 @@ impl Advisor<'_, '_, '_> {
                         pending.extend(block.inline(&scan).into_iter().map(|s| (s, depth + 1)));
                     }
                 }
-                Kind::Foreign => foreign.push(relation.display.clone()),
+                Kind::Foreign => foreign.push(relation.table.display()),
                 Kind::View | Kind::Other => {}
             }
         }
@@ -661,7 +661,7 @@ impl Advisor<'_, '_, '_> {
                 taken.entry(part.schema).or_default().insert(part.name);
             }
             recommendations.push(Recommendation {
-                table: relation.display.clone(),
+                table: relation.table.display(),
                 columns: candidate.columns.clone(),
                 ddl: ddl::build(&table, &name, &candidate.columns),
                 size_bytes: candidate.size,

@@ -115,7 +115,7 @@ fn resolvable_name(relation: &str, written: &[RelationName]) -> RelationName {
 #[cfg(test)]
 pub fn payments() -> Tables {
     use crate::indexes::catalog::TableKind;
-    use crate::indexes::sql::QualifiedName;
+    use crate::sql::ident::QualifiedName;
     let table = Table {
         oid: 1,
         name: QualifiedName::new("public", "payments"),

@@ -33,12 +33,13 @@ use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::progress::Progress;
 use super::session::{BuildSession, SessionSettings, cancel_until_done};
-use super::sql::{self, QualifiedName};
+use super::sql;
 use super::watch::{Blocker, Limits, Verdict, Watch, Watched};
 use crate::db::Database;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupt, Signal};
+use crate::sql::ident::QualifiedName;
 
 /// The pause after the first lock not granted; it doubles with each retry.
 /// Short, because each attempt has already waited `lock_timeout`.

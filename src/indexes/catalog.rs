@@ -25,9 +25,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::spec::{IndexSpec, Spec};
-use super::sql::{self, Build, QualifiedName};
+use super::sql::{self, Build};
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
+use crate::sql::ident::{QualifiedName, quote};
 
 /// SQL for the size of index `i` (a `pg_index` row whose `pg_class` row is
 /// `c`): the sum over its partitions for a partitioned index, which has no
@@ -456,7 +457,7 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &Tables) -> Result<
             .execute_typed(
                 &format!(
                     "CREATE TEMP TABLE {} (LIKE {})",
-                    sql::quote_ident(&shadow_table(n).name),
+                    quote(&shadow_table(n).name),
                     table.name
                 ),
                 &[],

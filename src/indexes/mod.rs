@@ -25,6 +25,8 @@ use serde::Serialize;
 use build::Built;
 use plan::{Action, Finding, Plan};
 
+use crate::sql::ident::QualifiedName;
+
 /// What a run did (or, in a dry run, would do) about one wanted index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,7 +122,7 @@ impl Report {
         findings: Vec<Finding>,
         dry_run: bool,
     ) -> Report {
-        let size_of = |name: &sql::QualifiedName| {
+        let size_of = |name: &QualifiedName| {
             plan.indexes
                 .iter()
                 .zip(built)
@@ -221,7 +223,7 @@ mod tests {
     fn valid_is_what_the_server_says_of_the_index_under_that_name() {
         let exists = Action::Exists { size_bytes: 1 };
         let equivalent = |size_bytes| Action::EquivalentExists {
-            index: sql::QualifiedName::new("public", "other"),
+            index: QualifiedName::new("public", "other"),
             size_bytes,
         };
         assert_eq!(valid(&exists, false, true), Some(true));

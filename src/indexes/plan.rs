@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::catalog::{Busy, BusyWith, Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
 use super::spec::{IndexSpec, Key, Spec};
-use super::sql::{self, Build, QualifiedName};
+use super::sql::{self, Build};
 use crate::error::{Error, Result};
 use crate::severity::Severity;
+use crate::sql::ident::QualifiedName;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
 /// `pg_stat_progress_create_index` and `pg_partition_tree`.

@@ -2,52 +2,10 @@
 //! data: every identifier quoted, every expression parenthesized, so that no
 //! name can change what a statement does.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
-use crate::sql::ident;
-
-/// `name` as an SQL identifier: always double-quoted, inner quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A schema-qualified relation name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct QualifiedName {
-    /// The schema.
-    pub schema: String,
-    /// The relation.
-    pub name: String,
-}
-
-impl QualifiedName {
-    /// A name in `schema`.
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> QualifiedName {
-        QualifiedName {
-            schema: schema.into(),
-            name: name.into(),
-        }
-    }
-
-    /// `schema.name` for people, quoted only where SQL needs it.
-    pub fn display(&self) -> String {
-        format!("{}.{}", ident(&self.schema), ident(&self.name))
-    }
-}
-
-/// The quoted SQL form, `"schema"."name"`.
-impl fmt::Display for QualifiedName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            quote_ident(&self.schema),
-            quote_ident(&self.name)
-        )
-    }
-}
+use crate::sql::ident::{QualifiedName, quote};
 
 /// How an index is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +29,7 @@ pub fn create_index(index: &IndexSpec, name: &str, table: &QualifiedName, build:
     if build == Build::Concurrently {
         sql.push_str("CONCURRENTLY ");
     }
-    sql.push_str(&quote_ident(name));
+    sql.push_str(&quote(name));
     sql.push_str(" ON ");
     if build == Build::OnlyParent {
         sql.push_str("ONLY ");
@@ -79,19 +37,19 @@ pub fn create_index(index: &IndexSpec, name: &str, table: &QualifiedName, build:
     sql.push_str(&table.to_string());
     if index.method != DEFAULT_METHOD {
         sql.push_str(" USING ");
-        sql.push_str(&quote_ident(&index.method));
+        sql.push_str(&quote(&index.method));
     }
     let keys: Vec<String> = index
         .keys
         .iter()
         .map(|key| match key {
-            Key::Column(column) => quote_ident(column),
+            Key::Column(column) => quote(column),
             Key::Expression(expression) => format!("({expression})"),
         })
         .collect();
     sql.push_str(&format!(" ({})", keys.join(", ")));
     if !index.include.is_empty() {
-        let include: Vec<String> = index.include.iter().map(|c| quote_ident(c)).collect();
+        let include: Vec<String> = index.include.iter().map(|c| quote(c)).collect();
         sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
     }
     if let Some(predicate) = &index.predicate {
@@ -155,18 +113,6 @@ mod tests {
             predicate: None,
             include: vec![],
         }
-    }
-
-    #[test]
-    fn identifiers_are_always_quoted() {
-        assert_eq!(quote_ident("payments"), "\"payments\"");
-        assert_eq!(
-            quote_ident("x\"; DROP TABLE t; --"),
-            "\"x\"\"; DROP TABLE t; --\""
-        );
-        let table = QualifiedName::new("public", "Pay\"ments");
-        assert_eq!(table.to_string(), "\"public\".\"Pay\"\"ments\"");
-        assert_eq!(table.display(), "public.\"Pay\"\"ments\"");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! What is known about the objects a statement uses, beyond its own text:
 //! nothing offline, or what a server said (see [`super::server::learn`]).
 
-use sqlparser::ast::{Ident, ObjectName};
+use sqlparser::ast::ObjectName;
 
-use crate::sql::fold_name;
+use crate::sql::ident::fold_name;
 
 /// What the rewriter may rely on beyond the SQL text. Plain data: build it
 /// with [`Knowledge::offline`], from a server with
@@ -49,29 +49,11 @@ impl Knowledge {
     }
 }
 
-/// Whether `ident` names `name` (already normalized).
-pub(crate) fn names(ident: &Ident, name: &str) -> bool {
-    match ident.quote_style {
-        Some(_) => ident.value == name,
-        None => {
-            ident.value.eq_ignore_ascii_case(name) && !name.bytes().any(|b| b.is_ascii_uppercase())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::sql::fold;
+    use sqlparser::ast::Ident;
 
-    #[test]
-    fn identifiers_resolve_like_postgresql() {
-        assert!(names(&Ident::new("Created_At"), "created_at"));
-        assert!(!names(&Ident::with_quote('"', "Created_At"), "created_at"));
-        assert!(names(&Ident::with_quote('"', "CreatedAt"), "CreatedAt"));
-        assert!(!names(&Ident::new("CreatedAt"), "CreatedAt"));
-        assert_eq!(fold(&Ident::new("Payments")), "payments");
-    }
+    use super::*;
 
     #[test]
     fn tables_are_found_by_the_name_as_written() {

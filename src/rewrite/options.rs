@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Span, Token, Tokenizer};
 
-use crate::sql::ident;
+use crate::sql::ident::{fold, ident};
 
 /// The seed design's row limit for an ad-hoc query: enough rows to see
 /// what a query returns, few enough that it cannot swamp a client.
@@ -133,10 +133,7 @@ impl FromStr for OrderBy {
         if words.next().is_some() {
             return Err(invalid());
         }
-        let name = match column.quote_style {
-            Some(_) => column.value.clone(),
-            None => column.value.to_ascii_lowercase(),
-        };
+        let name = fold(&column.to_ident(Span::empty()));
         Ok(OrderBy {
             spelling: ident(&name),
             name,

@@ -14,9 +14,9 @@ use sqlparser::ast::{
     SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
 };
 
-use super::knowledge::{Knowledge, names};
+use super::knowledge::Knowledge;
+use crate::sql::ident::{fold, fold_name};
 use crate::sql::own_expressions;
-use crate::sql::{fold, fold_name};
 
 /// How deep the search for a column follows subqueries and WITH queries
 /// (`SELECT * FROM (SELECT * FROM ...)`): deeper nesting is rare, and
@@ -297,7 +297,7 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
                 [ObjectNamePart::Identifier(ident)] => ctes
                     .iter()
                     .rev()
-                    .find(|cte| names(&cte.alias.name, &fold(ident))),
+                    .find(|cte| fold(&cte.alias.name) == fold(ident)),
                 _ => None,
             };
             let own_name = match name.0.last() {
@@ -430,7 +430,7 @@ impl Search<'_> {
         if item
             .alias_columns
             .iter()
-            .any(|c| names(&c.name, self.column))
+            .any(|c| fold(&c.name) == self.column)
         {
             return Has::Yes;
         }
@@ -542,10 +542,10 @@ impl Uses {
         let mut uses = Uses::default();
         let mut note = |expr: &Expr| {
             match expr {
-                Expr::Identifier(ident) if names(ident, column) => uses.bare = true,
+                Expr::Identifier(ident) if fold(ident) == column => uses.bare = true,
                 Expr::CompoundIdentifier(parts) => {
                     if let [.., qualifier, last] = parts.as_slice()
-                        && names(last, column)
+                        && fold(last) == column
                     {
                         uses.qualifiers.push(fold(qualifier));
                     }
@@ -588,8 +588,8 @@ pub(crate) fn grouping_column<'a>(select: &'a Select, column: &str) -> Option<&'
         return None;
     };
     exprs.iter().find(|expr| match expr {
-        Expr::Identifier(ident) => names(ident, column),
-        Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|last| names(last, column)),
+        Expr::Identifier(ident) => fold(ident) == column,
+        Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|last| fold(last) == column),
         _ => false,
     })
 }

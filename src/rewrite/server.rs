@@ -14,7 +14,7 @@ use super::{Rewrite, RewriteOptions, Rule, Skip, rewrite as rewrite_offline};
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::SqlStatement;
-use crate::sql::fold_name;
+use crate::sql::ident::fold_name;
 
 /// The columns of the tables named in `$1` (names as written in SQL, which
 /// `to_regclass` resolves like the statement would, search_path included),

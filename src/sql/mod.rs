@@ -10,7 +10,7 @@
 
 mod classify;
 mod functions;
-mod ident;
+pub mod ident;
 pub mod predicates;
 mod split;
 mod visit;
@@ -28,7 +28,6 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify, outliving_effect};
 pub use functions::{FunctionCall, calls};
-pub use ident::{fold, fold_name, ident};
 pub use visit::{own_expressions, placeholders};
 
 use crate::error::{Error, Result};

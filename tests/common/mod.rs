@@ -19,6 +19,7 @@ use std::sync::{Mutex, OnceLock};
 use perfaudit::db::{
     ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, ScratchTls,
 };
+use perfaudit::sql::ident::quote;
 
 /// Rows in the default fixture.
 pub const DEFAULT_ROWS: u64 = 100_000;
@@ -108,11 +109,6 @@ fn register_cleanup() {
     unsafe {
         libc::atexit(cleanup);
     }
-}
-
-/// Quotes an identifier.
-pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 /// A database of its own for one test.

@@ -5,7 +5,7 @@
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, owner};
 use crate::explain::plan::{Node, Plan};
-use crate::sql::ident;
+use crate::sql::ident::ident;
 
 /// The rule.
 pub const RULE: Rule = Rule {
