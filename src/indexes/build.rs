@@ -439,7 +439,13 @@ impl Runner<'_> {
         created: &[QualifiedName],
         error: Error,
     ) -> Error {
-        let session = match self.cleanup_session(session, created).await {
+        // Nothing was created when the drop of the INVALID index it
+        // replaces failed: that index is still there, as the error says.
+        if created.is_empty() {
+            session.release().await;
+            return error;
+        }
+        let session = match self.cleanup_session(session).await {
             Ok(session) => session,
             Err(reconnect) => {
                 let names: Vec<String> = created.iter().map(QualifiedName::display).collect();
@@ -488,14 +494,7 @@ impl Runner<'_> {
     /// server ended it (`pg_terminate_backend`, a restart), since what the
     /// build left in the catalog outlives the session. Not interruptible:
     /// the signal that may have brought us here must not stop the cleanup.
-    async fn cleanup_session(
-        &self,
-        session: BuildSession,
-        created: &[QualifiedName],
-    ) -> Result<BuildSession> {
-        if created.is_empty() {
-            return Ok(session);
-        }
+    async fn cleanup_session(&self, session: BuildSession) -> Result<BuildSession> {
         // An empty query: the error that ended the session can arrive
         // before the client notices the connection is gone.
         if !session.is_closed() && session.batch_execute("").await.is_ok() {
