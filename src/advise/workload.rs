@@ -6,6 +6,7 @@ use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
+use super::extract::statement_scans;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::sql::{Class, parse_statements};
@@ -46,10 +47,12 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
 }
 
 /// The `top` statements of this database by total execution time in
-/// `pg_stat_statements`. Utility statements (`SET`, `BEGIN`, `EXPLAIN`...)
-/// are left out: they have no plan an index improves; so are calls of
-/// HypoPG's functions, advise's own footprint. Texts sqlparser
-/// cannot read stay in, with the reason, since the server ran them.
+/// `pg_stat_statements`. Left out, since no index of advise's improves
+/// them: utility statements (`SET`, `BEGIN`, `EXPLAIN`...), statements that
+/// read no table or only system catalogs and views (`pg_*`,
+/// `information_schema`: monitoring, and advise's own catalog reads), and
+/// calls of HypoPG's functions. Texts sqlparser cannot read stay in, with
+/// the reason, since the server ran them.
 pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<WorkloadStatement>> {
     let schema = client
         .query_opt(
@@ -121,7 +124,7 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
     match parse_statements(text) {
         Ok(statements) => statements
             .into_iter()
-            .filter(|s| !matches!(s.class, Class::Refused { .. }))
+            .filter(|s| !matches!(s.class, Class::Refused { .. }) && reads_a_user_table(&s.ast))
             .map(|s| WorkloadStatement {
                 text: s.text,
                 line: None,
@@ -139,6 +142,25 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
     }
 }
 
+/// Whether `statement` reads a relation that is not a system catalog or
+/// view, by its name: `pg_catalog`, `information_schema` and `pg_*` schemas,
+/// and `pg_*` relations (PostgreSQL's own, and extensions' such as
+/// `pg_stat_statements`; the prefix is PostgreSQL's by convention).
+fn reads_a_user_table(statement: &Statement) -> bool {
+    let system = |name: &[String]| match name.split_last() {
+        Some((relation, schemas)) => {
+            relation.starts_with("pg_")
+                || schemas
+                    .iter()
+                    .any(|s| s == "information_schema" || s.starts_with("pg_"))
+        }
+        None => true,
+    };
+    statement_scans(statement)
+        .iter()
+        .any(|scan| !system(&scan.relation))
+}
+
 fn plannable(text: &str) -> bool {
     let text = text.trim_start();
     let word: String = text
@@ -151,6 +173,26 @@ fn plannable(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_reading_no_user_table_are_not_workload() {
+        for text in [
+            "SELECT 1",
+            "SELECT c.relname FROM pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid",
+            "SELECT s.query FROM public.pg_stat_statements s",
+            "SELECT * FROM information_schema.tables",
+            "SELECT * FROM pg_toast.pg_toast_2619",
+        ] {
+            assert!(entry(text).is_empty(), "{text}");
+        }
+        for text in [
+            "SELECT * FROM payments p JOIN pg_class c ON c.relname = p.status",
+            "UPDATE payments SET status = $1 WHERE id = $2",
+            "SELECT * FROM (SELECT * FROM \"Sales\".orders) o",
+        ] {
+            assert_eq!(entry(text).len(), 1, "{text}");
+        }
+    }
 
     #[test]
     fn user_sql_must_parse_and_hold_a_statement() {
