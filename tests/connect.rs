@@ -285,6 +285,20 @@ async fn tls_required_from_a_server_without_it_is_refused() {
 }
 
 #[tokio::test]
+async fn sslmode_does_not_apply_to_a_unix_socket() {
+    // As in libpq: a PGSSLMODE meant for remote servers still lets the
+    // local socket, where there is no TLS, be used.
+    // A cluster of its own: it is reached over its socket, whatever
+    // PERFAUDIT_TEST_DATABASE_URL points the other tests at.
+    let cluster = tcp_cluster(None).await;
+    let socket = cluster.settings("postgres").to_conninfo();
+    for sslmode in ["require", "verify-ca", "verify-full"] {
+        let conninfo = format!("{socket} sslmode={sslmode}");
+        assert!(!uses_tls(&conninfo).await.unwrap(), "{sslmode}");
+    }
+}
+
+#[tokio::test]
 async fn the_pool_opens_connections_lazily_and_sets_up_each_session() {
     let test_db = common::TestDb::empty().await;
     let db = Database::new(

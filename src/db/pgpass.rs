@@ -2,24 +2,34 @@
 //!
 //! Each line is `hostname:port:database:username:password`; `*` matches
 //! anything, `\:` and `\\` escape, `#` starts a comment. As in libpq, the file
-//! is ignored when others may read it, and a socket connection matches the
-//! host name `localhost`.
+//! is ignored (with a warning) when others may read it, and a socket
+//! connection matches its directory as written, or the host name
+//! `localhost` when it is the default socket directory.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::settings::ConnectionSettings;
+use super::settings::{ConnectionSettings, DEFAULT_SOCKET_DIRECTORIES};
 
 /// The password for the first host of `settings`, if the file has one.
 pub fn lookup(path: &Path, settings: &ConnectionSettings) -> Option<String> {
     let metadata = std::fs::metadata(path).ok()?;
-    if !metadata.is_file() || metadata.permissions().mode() & 0o077 != 0 {
-        // libpq refuses a password file that group or others can read.
+    if !metadata.is_file() {
+        return None;
+    }
+    if metadata.permissions().mode() & 0o077 != 0 {
+        // libpq refuses a password file that group or others can read,
+        // and says so: the password it holds is then silently missing.
+        eprintln!(
+            "perfaudit: warning: password file \"{}\" has group or world access; \
+             permissions should be u=rw (0600) or less",
+            path.display()
+        );
         return None;
     }
     let contents = std::fs::read_to_string(path).ok()?;
     let host = settings.hosts.first()?;
-    let host = if host.starts_with('/') {
+    let host = if DEFAULT_SOCKET_DIRECTORIES.contains(&host.as_str()) {
         "localhost"
     } else {
         host
@@ -95,11 +105,31 @@ short:line
     }
 
     #[test]
+    fn a_socket_matches_its_directory_or_localhost_for_the_default_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgpass");
+        std::fs::write(
+            &path,
+            "/srv/pg:5432:*:u:literal\nlocalhost:5432:*:u:default\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let password = |socket: &str| {
+            let settings = ConnectionSettings::unix_socket(Path::new(socket), 5432, "u", "d");
+            lookup(&path, &settings)
+        };
+        assert_eq!(password("/srv/pg"), Some("literal".into()));
+        assert_eq!(password("/var/run/postgresql"), Some("default".into()));
+        assert_eq!(password("/tmp"), Some("default".into()));
+        assert_eq!(password("/srv/other"), None);
+    }
+
+    #[test]
     fn unsafe_permissions_disable_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgpass");
         std::fs::write(&path, "*:*:*:*:secret\n").unwrap();
-        let settings = ConnectionSettings::unix_socket(Path::new("/tmp/sock"), 5432, "u", "d");
+        let settings = ConnectionSettings::unix_socket(Path::new("/tmp"), 5432, "u", "d");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(lookup(&path, &settings), None);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -142,6 +142,11 @@ fn pg_config(
         .dbname(&settings.dbname)
         .application_name(&settings.application_name)
         .ssl_mode(match settings.sslmode {
+            // As in libpq, sslmode does not apply to Unix sockets: the
+            // server offers no TLS there, and the kernel vouches for it.
+            _ if settings.hosts.iter().all(|h| h.starts_with('/')) => {
+                tokio_postgres::config::SslMode::Disable
+            }
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
