@@ -1,9 +1,9 @@
-//! SIGINT / SIGTERM handling.
+//! SIGINT / SIGTERM / SIGHUP handling.
 //!
 //! A signal does not kill the process: it is turned into a value that long
 //! running work watches, so that the work can cancel what it started on the
 //! server (a query, an index build), remove what it left behind, and stop a
-//! scratch cluster before the process exits with 130 or 143. A second signal
+//! scratch cluster before the process exits with 130, 143 or 129. A second signal
 //! exits at once, for when the cleanup itself hangs.
 
 use std::fmt;
@@ -20,6 +20,8 @@ pub enum Signal {
     Interrupt,
     /// SIGTERM, usually a supervisor or `kill`.
     Terminate,
+    /// SIGHUP: the terminal went away (an SSH session closed).
+    Hangup,
 }
 
 impl Signal {
@@ -28,6 +30,7 @@ impl Signal {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
+            Signal::Hangup => 129,
         }
     }
 }
@@ -37,6 +40,7 @@ impl fmt::Display for Signal {
         f.write_str(match self {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
         })
     }
 }
@@ -61,12 +65,14 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Listens for SIGINT and SIGTERM for the rest of the process's life.
+    /// Listens for SIGINT, SIGTERM and SIGHUP for the rest of the process's
+    /// life.
     /// Must be called inside a tokio runtime.
     pub fn install() -> std::io::Result<Interrupt> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
         let (sender, received) = watch::channel(None);
         tokio::spawn(async move {
             let mut first = true;
@@ -74,6 +80,7 @@ impl Interrupt {
                 let signal = tokio::select! {
                     _ = sigint.recv() => Signal::Interrupt,
                     _ = sigterm.recv() => Signal::Terminate,
+                    _ = sighup.recv() => Signal::Hangup,
                 };
                 if !first {
                     eprintln!("perfaudit: {signal} again; exiting without cleanup");

@@ -75,12 +75,15 @@ fn a_signal_while_connecting_stops_every_command() {
 }
 
 #[test]
-fn sigterm_during_seeding_exits_143_and_removes_the_cluster() {
-    // SIGINT: tests/scratch.rs.
-    let tmp = private_tmpdir();
-    let child = spawn_seeding(tmp.path());
-    stop_with(child, Signal::SIGTERM);
-    assert_nothing_left(tmp.path());
+fn sigterm_and_sighup_during_seeding_exit_cleanly_and_remove_the_cluster() {
+    // SIGINT: tests/scratch.rs. SIGHUP comes when the terminal goes away
+    // (an SSH session closed).
+    for signal in [Signal::SIGTERM, Signal::SIGHUP] {
+        let tmp = private_tmpdir();
+        let child = spawn_seeding(tmp.path());
+        stop_with(child, signal);
+        assert_nothing_left(tmp.path());
+    }
 }
 
 #[test]

@@ -99,7 +99,8 @@ pub fn stop_with(child: Child, signal: Signal) -> String {
     let (code, name) = match signal {
         Signal::SIGINT => (130, "SIGINT"),
         Signal::SIGTERM => (143, "SIGTERM"),
-        other => panic!("perfaudit stops cleanly on SIGINT and SIGTERM, not {other}"),
+        Signal::SIGHUP => (129, "SIGHUP"),
+        other => panic!("perfaudit stops cleanly on SIGINT, SIGTERM and SIGHUP, not {other}"),
     };
     send(&child, signal);
     let output = finish(child);
