@@ -524,6 +524,10 @@ async fn missing_tables_and_columns_and_bad_specs_are_refused_with_exit_2() {
             "index public.payments_pkey already exists on public.payments with another definition \
              (unique btree (id), where the spec wants btree (user_id))",
         ),
+        (
+            "[[index]]\nname = 'a'\ntable = 'pg_class'\ncolumns = ['relname']\n",
+            "pg_catalog.pg_class (the table of index \"a\") is a system catalog",
+        ),
         ("[[index]]\nname = 'a'\n", "missing field `table`"),
     ];
     for (spec, expected) in cases {

@@ -148,6 +148,17 @@ pub fn check_tables(spec: &Spec, tables: &Tables) -> Result<()> {
                 index.table, index.name
             )));
         };
+        // The check builds on an empty copy of the table, which hides this:
+        // PostgreSQL refuses indexes on its catalogs (without a setting
+        // meant for its developers).
+        if ["pg_catalog", "pg_toast"].contains(&table.name.schema.as_str()) {
+            return Err(Error::input(format!(
+                "{} (the table of index \"{}\") is a system catalog, which PostgreSQL does not \
+                 let anyone index; check the spec's `table`",
+                table.name.display(),
+                index.name
+            )));
+        }
         if let TableKind::Other(what) = table.kind {
             return Err(Error::input(format!(
                 "{} (the table of index \"{}\") is {what}; only tables, partitioned tables \
