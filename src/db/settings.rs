@@ -50,7 +50,7 @@ impl SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
-                return Err(Error::database(format!(
+                return Err(Error::input(format!(
                     "invalid sslmode \"{other}\"; use disable, prefer, require, verify-ca or verify-full"
                 )));
             }
@@ -137,12 +137,12 @@ impl ConnectionSettings {
     pub fn resolve(sources: &Sources<'_>) -> Result<ConnectionSettings> {
         let given = match sources.connection_string {
             Some(text) => conninfo::parse(text)
-                .map_err(|e| Error::database(format!("invalid connection string: {e}")))?,
+                .map_err(|e| Error::input(format!("invalid connection string: {e}")))?,
             None => Vec::new(),
         };
         for (key, _) in &given {
             if !KEYWORDS.iter().any(|(k, _)| k == key) {
-                return Err(Error::database(format!(
+                return Err(Error::input(format!(
                     "unsupported connection option \"{key}\"; perfaudit understands {}",
                     KEYWORDS.map(|(k, _)| k).join(", ")
                 )));
@@ -166,7 +166,7 @@ impl ConnectionSettings {
                 .map(|p| match p.trim() {
                     "" => Ok(DEFAULT_PORT),
                     p => p.parse::<u16>().map_err(|_| {
-                        Error::database(format!(
+                        Error::input(format!(
                             "invalid port \"{p}\"; a port is a number from 1 to 65535"
                         ))
                     }),
@@ -179,7 +179,7 @@ impl ConnectionSettings {
                 .split(',')
                 .map(|a| {
                     a.trim().parse::<IpAddr>().map_err(|_| {
-                        Error::database(format!(
+                        Error::input(format!(
                             "invalid hostaddr \"{a}\"; it must be an IP address"
                         ))
                     })
@@ -193,7 +193,7 @@ impl ConnectionSettings {
             None => vec![default_host(ports[0])],
         };
         if ports.len() != 1 && ports.len() != hosts.len() {
-            return Err(Error::database(format!(
+            return Err(Error::input(format!(
                 "{} hosts but {} ports were given; give one port, or one per host",
                 hosts.len(),
                 ports.len()
@@ -353,7 +353,7 @@ fn system_roots_mode(sslrootcert: Option<&Path>, sslmode: Option<SslMode>) -> Re
     let system = sslrootcert == Some(Path::new("system"));
     match (system, sslmode) {
         (true, None | Some(SslMode::VerifyFull)) => Ok(SslMode::VerifyFull),
-        (true, Some(weaker)) => Err(Error::database(format!(
+        (true, Some(weaker)) => Err(Error::input(format!(
             "sslrootcert=system needs sslmode=verify-full, not {}; the system's roots vouch \
              for any public host, so only the host name check makes them meaningful",
             sslmode_keyword(weaker)
@@ -384,7 +384,7 @@ fn connect_timeout_keyword(timeout: Duration) -> String {
 
 fn parse_connect_timeout(text: &str) -> Result<Duration> {
     let seconds: i64 = text.trim().parse().map_err(|_| {
-        Error::database(format!(
+        Error::input(format!(
             "invalid connect_timeout \"{text}\"; it is a whole number of seconds"
         ))
     })?;
@@ -409,7 +409,7 @@ fn os_user_name() -> Result<String> {
     let uid = nix::unistd::geteuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => Ok(user.name),
-        _ => Err(Error::database(format!(
+        _ => Err(Error::input(format!(
             "no database user given and the operating-system user (uid {uid}) has no name; \
              set PGUSER or put the user in the connection string"
         ))),
@@ -508,6 +508,12 @@ mod tests {
         assert!(err("hostaddr=db").contains("invalid hostaddr"));
         assert!(err("connect_timeout=soon").contains("invalid connect_timeout"));
         assert!(err("color=blue").contains("unsupported connection option \"color\""));
+        // A mistake in the settings is bad input (exit 2), not a database
+        // error: no server was asked.
+        for conninfo in ["sslmode=maybe", "color=blue", "postgresql://h:x/db"] {
+            let error = resolve(Some(conninfo), &[("PGUSER", "u")]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{conninfo}: {error}");
+        }
     }
 
     #[test]
