@@ -92,6 +92,9 @@ fn read(text: &str) -> Result<(), TestCaseError> {
                 let message = error.to_string();
                 prop_assert!(
                     message.starts_with("the SQL does not parse at line ")
+                        || message.starts_with(
+                            "the SQL does not parse at the end of the statement (line "
+                        )
                         || message.starts_with("the statement at line "),
                     "{}",
                     message

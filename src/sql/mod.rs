@@ -367,6 +367,14 @@ fn parse_one(
         recursive::set_minimum_stack_size(PARSER_STACK_RED_ZONE);
         recursive::set_stack_allocation_size(PARSER_STACK_SEGMENT);
     });
+    // Where a statement that stops short ends: sqlparser gives no position
+    // for "found: EOF".
+    let end = tokens
+        .iter()
+        .rev()
+        .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .map_or(start, |t| t.span.end);
+    let span = (start, end);
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
@@ -374,9 +382,9 @@ fn parse_one(
     let mut parsed = match parser.parse_statements() {
         Ok(parsed) => parsed,
         Err(ParserError::ParserError(_)) => {
-            return Err(diagnose(parser.into_tokens(), start));
+            return Err(diagnose(parser.into_tokens(), span));
         }
-        Err(error) => return Err(parse_error(error, start)),
+        Err(error) => return Err(parse_error(error, span)),
     };
     match parsed.len() {
         1 => {
@@ -441,15 +449,15 @@ const DIAGNOSIS_DEPTH: usize = 4 * RECURSION_LIMIT;
 /// tell a statement that is too deep (sqlparser, running out of depth inside
 /// a `CASE` or `NOT`, reports a syntax error instead; see [`check_nesting`])
 /// from one that is wrong. The syntax tree, if any, is only dropped.
-fn diagnose(tokens: Vec<TokenWithSpan>, start: Location) -> Error {
+fn diagnose(tokens: Vec<TokenWithSpan>, span: (Location, Location)) -> Error {
     let dialect = PostgreSqlDialect {};
     let again = Parser::new(&dialect)
         .with_recursion_limit(DIAGNOSIS_DEPTH)
         .with_tokens_with_locations(tokens)
         .parse_statements();
     match again {
-        Ok(_) => too_deep(start),
-        Err(error) => parse_error(error, start),
+        Ok(_) => too_deep(span.0),
+        Err(error) => parse_error(error, span),
     }
 }
 
@@ -462,8 +470,11 @@ fn too_deep(start: Location) -> Error {
     ))
 }
 
-/// `the SQL does not parse at line L, column C: <the parser's reason>`.
-fn parse_error(error: ParserError, start: Location) -> Error {
+/// `the SQL does not parse at line L, column C: <the parser's reason>`,
+/// for a statement that spans `span` (its first and last token); where
+/// sqlparser gives no position, it ran out of tokens: the end of the span.
+fn parse_error(error: ParserError, span: (Location, Location)) -> Error {
+    let (start, end) = span;
     match error {
         ParserError::RecursionLimitExceeded => too_deep(start),
         ParserError::ParserError(message) | ParserError::TokenizerError(message) => {
@@ -472,14 +483,20 @@ fn parse_error(error: ParserError, start: Location) -> Error {
                 Some((reason, location)) => (reason.to_owned(), Some(location.to_owned())),
                 None => (message, None),
             };
-            let (line, column) = location
+            let given = location
                 .as_deref()
                 .and_then(|l| l.split_once(", Column: "))
-                .and_then(|(l, c)| Some((l.parse().ok()?, c.parse().ok()?)))
-                .unwrap_or((start.line, start.column));
-            Error::input(format!(
-                "the SQL does not parse at line {line}, column {column}: {reason}"
-            ))
+                .and_then(|(l, c)| Some((l.parse::<u64>().ok()?, c.parse::<u64>().ok()?)));
+            match given {
+                Some((line, column)) => Error::input(format!(
+                    "the SQL does not parse at line {line}, column {column}: {reason}"
+                )),
+                None => Error::input(format!(
+                    "the SQL does not parse at the end of the statement (line {}, column {}): \
+                     {reason}",
+                    end.line, end.column
+                )),
+            }
         }
     }
 }
@@ -583,6 +600,17 @@ mod tests {
     fn empty_and_comment_only_input_has_no_statements() {
         assert!(texts("").is_empty());
         assert!(texts(" ;; -- nothing\n/* at all */").is_empty());
+    }
+
+    #[test]
+    fn a_statement_that_stops_short_is_pointed_at_its_end() {
+        let err =
+            parse_statements("SELECT 1;\nSELECT\n  id FROM payments WHERE id IN (1,").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the SQL does not parse at the end of the statement (line 3, column 35): Expected: \
+             an expression, found: EOF"
+        );
     }
 
     #[test]
