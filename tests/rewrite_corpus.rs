@@ -463,7 +463,12 @@ const CORPUS: &[(&str, &str, &str)] = &[
     ),
     (
         "SELECT DISTINCT status FROM payments",
-        "-SELECT DISTINCT can be ordered only by its result columns, and created_at is not among | +",
+        "-SELECT DISTINCT can be ordered only by its result columns, and created_at is not one of them | +",
+        "=",
+    ),
+    (
+        "SELECT DISTINCT p.created_at, u.created_at FROM payments p JOIN users u ON u.id = p.user_id",
+        "-SELECT DISTINCT can be ordered only by its result columns, and 2 result columns are named created_at, so the name is ambiguous | +",
         "=",
     ),
     (

@@ -200,7 +200,7 @@ fn first_error(
         message.push_str(&format!("; {rest} more not attempted"));
     }
     if !built.is_empty() || rest > 0 {
-        message.push_str("; run again to build the rest");
+        message.push_str("; once the cause is fixed, run again to build the rest");
     }
     Some(match first {
         Error::Input(_) => Error::Input(message),

@@ -63,14 +63,18 @@ pub(crate) fn decide(target: &Target, order: &OrderBy, knowledge: &Knowledge) ->
     }
     let select = target.select().expect("a plain SELECT");
     if distinct(select).is_some() {
+        let why = if count.known > 1 {
+            format!(
+                "{} result columns are named {column}, so the name is ambiguous",
+                count.known
+            )
+        } else if knowledge.result_columns.is_some() || count.possible == 0 {
+            format!("{column} is not one of them")
+        } else {
+            format!("{column} is not known to be one of them")
+        };
         return Decision::Skip(format!(
-            "SELECT DISTINCT can be ordered only by its result columns, and {column} is not {} \
-             one of them",
-            if knowledge.result_columns.is_some() || count.possible == 0 {
-                "among"
-            } else {
-                "known to be"
-            }
+            "SELECT DISTINCT can be ordered only by its result columns, and {why}"
         ));
     }
     if scope::grouped(select) {
