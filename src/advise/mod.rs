@@ -738,14 +738,30 @@ fn summarize(statements: &[StatementAdvice], indexes: &[Recommendation]) -> Summ
         improved: statements.iter().filter(|s| !s.indexes.is_empty()).count(),
         indexes: indexes.len(),
         size_bytes: indexes.iter().map(|i| i.size_bytes).sum(),
-        // (A fold from 0.0: an empty float sum is -0.0.)
-        cost_before: planned
-            .iter()
-            .filter_map(|s| s.cost_before)
-            .fold(0.0, |a, b| a + b),
-        cost_after: planned
-            .iter()
-            .filter_map(|s| s.cost_after.or(s.cost_before))
-            .fold(0.0, |a, b| a + b),
+        cost_before: total(planned.iter().filter_map(|s| s.cost_before)),
+        cost_after: total(
+            planned
+                .iter()
+                .filter_map(|s| s.cost_after.or(s.cost_before)),
+        ),
+    }
+}
+
+/// The sum of plan costs, to the hundredth PostgreSQL prints them with
+/// (a float sum drifts: 31791.350000000002), and 0 when there are none (a
+/// fold from 0.0: an empty float sum is -0.0).
+fn total(costs: impl Iterator<Item = f64>) -> f64 {
+    (costs.fold(0.0, |a, b| a + b) * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_totals_keep_postgresqls_two_decimals() {
+        assert_eq!(total([31_000.1, 791.25].into_iter()), 31_791.35);
+        assert_eq!(total([0.1, 0.2].into_iter()), 0.3);
+        assert!(total(std::iter::empty()).is_sign_positive());
     }
 }
