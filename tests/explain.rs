@@ -546,6 +546,28 @@ async fn a_statement_timeout_cancels_the_query_on_the_server() {
 }
 
 #[tokio::test]
+async fn statements_explained_before_a_failure_are_still_reported() {
+    let db = TestDb::new().await;
+    let output = run(db.perfaudit().args([
+        "--statement-timeout",
+        "1s",
+        "--format",
+        "json",
+        "explain",
+        "SELECT 1; SELECT pg_sleep(10); SELECT 3",
+    ]));
+    assert!(
+        stderr(&output).contains("statement 2 (line 1, column 11)"),
+        "{}",
+        stderr(&output)
+    );
+    let json = document(&output, 3);
+    let statements = json["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{json}");
+    assert_eq!(statements[0]["executed"], "SELECT 1 LIMIT 1000");
+}
+
+#[tokio::test]
 async fn a_stricter_server_timeout_is_kept_by_default() {
     let db = TestDb::new().await;
     set_for_database(&db, "statement_timeout = '1s'").await;

@@ -64,6 +64,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     };
     let runner = Runner::new(&client, database.settings(), interrupt);
     let mut results = Vec::with_capacity(jobs.len());
+    let mut failure = None;
     for job in jobs {
         let total = (repetition.runs + repetition.warmup) as u64;
         let progress = if total > 1 {
@@ -73,12 +74,25 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         };
         let result = explain::explain(&runner, job, repetition, &progress).await;
         progress.finish_and_clear();
-        results.push(result?);
+        match result {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
     }
 
-    match context.ui.format() {
-        Format::Json => report::print_json(&report::explain::json(&results))?,
-        Format::Table => report::print(&report::explain::render(&results, &context.ui))?,
+    // The statements explained before one failed are still reported (a
+    // pipeline keeps their JSON); the exit code is then the failure's.
+    if failure.is_none() || !results.is_empty() {
+        match context.ui.format() {
+            Format::Json => report::print_json(&report::explain::json(&results))?,
+            Format::Table => report::print(&report::explain::render(&results, &context.ui))?,
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
     }
     let gates = Gates {
         max_ms: args.max_ms,
