@@ -112,6 +112,12 @@ impl Context {
                     env: &env,
                     connect_timeout: self.connect_timeout,
                 })?;
+                self.ui.detail(format!(
+                    "connecting to {}, sslmode {}, up to {} pooled connections",
+                    settings.describe(),
+                    crate::db::settings::sslmode_keyword(settings.sslmode),
+                    self.pool_options.max_size
+                ));
                 Database::new(settings, self.pool_options.clone())
             })
             .await

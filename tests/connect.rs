@@ -284,6 +284,28 @@ async fn tls_required_from_a_server_without_it_is_refused() {
     assert!(message.contains("does not offer TLS"), "{message}");
 }
 
+#[test]
+fn verbose_says_where_it_connects() {
+    let where_to = "socket \"/nonexistent/.s.PGSQL.5432\", user \"alice\", database \"x\"";
+    for (verbose, said) in [(true, true), (false, false)] {
+        let output = common::perfaudit()
+            .args(["-d", "host=/nonexistent user=alice dbname=x"])
+            .args(verbose.then_some("-v"))
+            .args(["explain", "SELECT 1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert_eq!(
+            stderr.contains(&format!(
+                "perfaudit: connecting to {where_to}, sslmode prefer"
+            )),
+            said,
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sslmode_does_not_apply_to_a_unix_socket() {
     // As in libpq: a PGSSLMODE meant for remote servers still lets the

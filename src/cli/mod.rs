@@ -77,7 +77,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
-    /// Say more about what is happening (on stderr)
+    /// Say more about what is happening (on stderr): where perfaudit
+    /// connects, the scratch cluster, each index build
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
