@@ -157,10 +157,14 @@ async fn password_comes_from_the_password_file() {
     connect(settings).await.unwrap();
 }
 
-/// A CA, and a server certificate for `localhost` signed by it.
+/// A CA, a server certificate for `localhost` signed by it (the server
+/// also takes client certificates the CA signed), and a client certificate
+/// for `alice`.
 struct Certificates {
     ca_pem: String,
     server: ScratchTls,
+    client_pem: String,
+    client_key_pem: String,
 }
 
 fn make_certificates() -> Certificates {
@@ -172,12 +176,21 @@ fn make_certificates() -> Certificates {
         .unwrap()
         .signed_by(&server_key, &ca)
         .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alice");
+    let client = client_params.signed_by(&client_key, &ca).unwrap();
     Certificates {
         ca_pem: ca.pem(),
         server: ScratchTls {
             certificate_pem: server.pem(),
             key_pem: server_key.serialize_pem(),
+            client_ca_pem: Some(ca.pem()),
         },
+        client_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
     }
 }
 
@@ -266,6 +279,54 @@ async fn tls_follows_every_sslmode() {
             "{mode}: {message}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_given() {
+    let certificates = make_certificates();
+    let cluster = tcp_cluster(Some(certificates.server.clone())).await;
+    let port = cluster.tcp_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("alice.crt"), dir.path().join("alice.key"));
+    std::fs::write(&cert, &certificates.client_pem).unwrap();
+    std::fs::write(&key, &certificates.client_key_pem).unwrap();
+    let client_dn = |extra: String| async move {
+        let conninfo = format!(
+            "host=127.0.0.1 port={port} user=alice password={PASSWORD} dbname=postgres \
+             sslmode=require {extra}"
+        );
+        let db = Database::new(settings(&conninfo), PoolOptions::default())?;
+        let client = db.connection().await?;
+        let row = client
+            .query_one(
+                "SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        Ok::<Option<String>, Error>(row.get(0))
+    };
+    let given = format!("sslcert={} sslkey={}", cert.display(), key.display());
+    assert_eq!(
+        client_dn(given).await.unwrap().as_deref(),
+        Some("/CN=alice")
+    );
+    assert_eq!(client_dn(String::new()).await.unwrap(), None);
+    // A certificate whose key cannot be read is a clear error before
+    // anything is sent.
+    let error = client_dn(format!(
+        "sslcert={} sslkey=/nonexistent.key",
+        cert.display()
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("cannot read the client key in \"/nonexistent.key\""),
+        "{error}"
+    );
 }
 
 #[tokio::test]

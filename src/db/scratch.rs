@@ -77,6 +77,10 @@ pub struct ScratchTls {
     pub certificate_pem: String,
     /// The certificate's private key.
     pub key_pem: String,
+    /// The CA that signs client certificates (`ssl_ca_file`): with it the
+    /// server asks clients for a certificate, and `pg_stat_ssl` shows the
+    /// one presented.
+    pub client_ca_pem: Option<String>,
 }
 
 /// A running throwaway cluster. Dropping it stops the server and removes
@@ -149,6 +153,10 @@ impl ScratchCluster {
             )?;
             write_owned(&data_dir.join("server.key"), &tls.key_pem, owner.as_ref())?;
             settings.push(("ssl".into(), "on".into()));
+            if let Some(ca) = &tls.client_ca_pem {
+                write_owned(&data_dir.join("client_ca.crt"), ca, owner.as_ref())?;
+                settings.push(("ssl_ca_file".into(), "client_ca.crt".into()));
+            }
         }
         settings.extend(options.settings.iter().cloned());
 

@@ -95,6 +95,13 @@ pub struct ConnectionSettings {
     /// Root certificates to verify the server with; `system` for the
     /// system's roots.
     pub sslrootcert: Option<PathBuf>,
+    /// The client certificate (PEM, followed by any intermediates) to
+    /// present when the server asks for one; `None`: libpq's default file
+    /// `~/.postgresql/postgresql.crt`, when it exists.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); `None`: libpq's default
+    /// file `~/.postgresql/postgresql.key`.
+    pub sslkey: Option<PathBuf>,
     /// How long to wait for a connection to be established; `Duration::MAX`
     /// for no limit (libpq's `connect_timeout=0`).
     pub connect_timeout: Duration,
@@ -116,7 +123,7 @@ pub struct Sources<'a> {
 }
 
 /// The libpq keywords perfaudit understands, with their environment variable.
-const KEYWORDS: [(&str, &str); 12] = [
+const KEYWORDS: [(&str, &str); 14] = [
     ("host", "PGHOST"),
     ("hostaddr", "PGHOSTADDR"),
     ("port", "PGPORT"),
@@ -125,6 +132,8 @@ const KEYWORDS: [(&str, &str); 12] = [
     ("dbname", "PGDATABASE"),
     ("sslmode", "PGSSLMODE"),
     ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
     ("connect_timeout", "PGCONNECT_TIMEOUT"),
     ("application_name", "PGAPPNAME"),
     ("options", "PGOPTIONS"),
@@ -202,9 +211,8 @@ impl ConnectionSettings {
         let dbname = lookup("dbname")
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| user.clone());
-        let sslrootcert = lookup("sslrootcert")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
+        let path = |key: &str| lookup(key).filter(|p| !p.is_empty()).map(PathBuf::from);
+        let sslrootcert = path("sslrootcert");
         let sslmode = system_roots_mode(
             sslrootcert.as_deref(),
             lookup("sslmode").map(|m| SslMode::parse(&m)).transpose()?,
@@ -225,6 +233,8 @@ impl ConnectionSettings {
             dbname,
             sslmode,
             sslrootcert,
+            sslcert: path("sslcert"),
+            sslkey: path("sslkey"),
             connect_timeout,
             application_name: lookup("application_name")
                 .filter(|a| !a.is_empty())
@@ -254,6 +264,8 @@ impl ConnectionSettings {
             dbname: dbname.to_owned(),
             sslmode: SslMode::Disable,
             sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             options: None,
@@ -302,8 +314,14 @@ impl ConnectionSettings {
         if let Some(password) = &self.password {
             parts.push(("password", password.expose().to_owned()));
         }
-        if let Some(root) = &self.sslrootcert {
-            parts.push(("sslrootcert", root.display().to_string()));
+        for (key, path) in [
+            ("sslrootcert", &self.sslrootcert),
+            ("sslcert", &self.sslcert),
+            ("sslkey", &self.sslkey),
+        ] {
+            if let Some(path) = path {
+                parts.push((key, path.display().to_string()));
+            }
         }
         if let Some(options) = &self.options {
             parts.push(("options", options.clone()));

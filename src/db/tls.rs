@@ -10,7 +10,10 @@
 //!
 //! Root certificates come from `sslrootcert` (a PEM file), else
 //! `~/.postgresql/root.crt` as in libpq, else the system's roots;
-//! `sslrootcert=system` asks for the system's roots explicitly.
+//! `sslrootcert=system` asks for the system's roots explicitly. A client
+//! certificate, for servers that authenticate clients by certificate, comes
+//! from `sslcert` / `sslkey`, else libpq's `~/.postgresql/postgresql.crt`
+//! and `.key` when they exist.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -51,28 +54,79 @@ pub fn connector(settings: &ConnectionSettings) -> Result<MakeRustlsConnect> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::database(format!("cannot set up TLS: {e}")))?;
-    let config = if verification == Verification::None {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
-                provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth()
+    let verifier: Arc<dyn ServerCertVerifier> = if verification == Verification::None {
+        Arc::new(AcceptAnyCertificate(
+            provider.signature_verification_algorithms,
+        ))
     } else {
         let roots = Arc::new(load_roots(root_file.as_deref())?);
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| Error::database(format!("cannot set up TLS verification: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match verification {
+        match verification {
             Verification::Chain => Arc::new(ChainOnly(webpki)),
             _ => webpki,
-        };
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth()
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match client_identity(settings)? {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            Error::input(format!(
+                "the client certificate and key do not go together: {e}; check sslcert and \
+                 sslkey (PGSSLCERT, PGSSLKEY)"
+            ))
+        })?,
+        None => builder.with_no_client_auth(),
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The client certificate chain and key to present, if any: `sslcert` (a
+/// given file must be readable, and its key: `sslkey` or the default key
+/// file), else libpq's default files when both exist.
+fn client_identity(
+    settings: &ConnectionSettings,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>> {
+    let default = |name: &str| {
+        std::env::var_os("HOME").map(|home| Path::new(&home).join(".postgresql").join(name))
+    };
+    let (certificate, key) = match (&settings.sslcert, &settings.sslkey) {
+        (Some(certificate), key) => (
+            certificate.clone(),
+            key.clone()
+                .or_else(|| default("postgresql.key"))
+                .unwrap_or_default(),
+        ),
+        (None, key) => {
+            let certificate = default("postgresql.crt").filter(|path| path.is_file());
+            let key = key.clone().or_else(|| default("postgresql.key"));
+            match (certificate, key) {
+                (Some(certificate), Some(key)) if key.is_file() => (certificate, key),
+                _ => return Ok(None),
+            }
+        }
+    };
+    let unreadable = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        Error::input(format!(
+            "cannot read the client {what} in \"{}\": {e}; check sslcert and sslkey \
+             (PGSSLCERT, PGSSLKEY)",
+            path.display()
+        ))
+    };
+    let chain = CertificateDer::pem_file_iter(&certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| unreadable("certificate", &certificate, &e))?;
+    if chain.is_empty() {
+        return Err(unreadable(
+            "certificate",
+            &certificate,
+            &"no certificate found",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| unreadable("key", &key, &e))?;
+    Ok(Some((chain, key)))
 }
 
 /// `sslrootcert`, else libpq's default file when it exists; `None` means the
