@@ -24,14 +24,7 @@ const PAYMENT_INDEXES: [(&str, &str); 4] = [
 ];
 const REWRITE_STATEMENTS: usize = 100_000;
 /// A table of 500 hash partitions, for a plan of over a thousand nodes.
-const PARTITIONED_TABLE: &str =
-    "CREATE TABLE parted (id int, k int, v text) PARTITION BY HASH (id);
-     DO $$ BEGIN FOR i IN 0..499 LOOP
-         EXECUTE format('CREATE TABLE parted_%s PARTITION OF parted
-                         FOR VALUES WITH (MODULUS 500, REMAINDER %s)', i, i);
-     END LOOP; END $$;
-     INSERT INTO parted SELECT g, g % 100, 'x' FROM generate_series(1, 5000) g;
-     ANALYZE parted;";
+const PARTITIONED_TABLE: &str = include_str!("../fixtures/partitioned.sql");
 /// A join of two appends of 500 scans each: over a thousand plan nodes.
 const LARGE_PLAN_QUERY: &str =
     "SELECT count(*) FROM parted p JOIN parted q USING (id) WHERE p.k = 3";

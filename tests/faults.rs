@@ -501,15 +501,7 @@ async fn a_plan_over_500_partitions_renders_in_bounded_memory() {
     let db = TestDb::empty().await;
     db.client()
         .await
-        .batch_execute(
-            "CREATE TABLE parted (id int, k int, v text) PARTITION BY HASH (id);
-             DO $$ BEGIN FOR i IN 0..499 LOOP
-                 EXECUTE format('CREATE TABLE parted_%s PARTITION OF parted
-                                 FOR VALUES WITH (MODULUS 500, REMAINDER %s)', i, i);
-             END LOOP; END $$;
-             INSERT INTO parted SELECT g, g % 100, 'x' FROM generate_series(1, 5000) g;
-             ANALYZE parted;",
-        )
+        .batch_execute(include_str!("../fixtures/partitioned.sql"))
         .await
         .unwrap();
     // A join of two appends of 500 scans each: over a thousand plan nodes.
