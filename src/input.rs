@@ -1,37 +1,51 @@
 //! Reading SQL from where the user put it: an argument, a file, or stdin (`-`).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::SqlArgs;
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 
 /// The SQL text, checked to be UTF-8 without NUL bytes (PostgreSQL accepts
 /// neither in a query), without the byte order mark some editors put at the
 /// start of a UTF-8 file (it is not SQL, and a message quoting it would
-/// show an invisible character).
-pub fn read_sql(args: &SqlArgs) -> Result<String> {
-    let (bytes, origin) = match (&args.sql, &args.file) {
+/// show an invisible character). A signal stops the wait for a file or
+/// stdin (`perfaudit explain -` waiting for a pipe that never writes).
+pub async fn read_sql(args: &SqlArgs, interrupt: &Interrupt) -> Result<String> {
+    let file: Option<PathBuf> = match (&args.sql, &args.file) {
         (Some(sql), None) if sql != "-" => {
             return check(sql.clone().into_bytes(), "the SQL argument");
         }
-        (_, Some(path)) if path != Path::new("-") => {
-            let bytes = std::fs::read(path).map_err(|e| {
+        (_, Some(path)) if path != Path::new("-") => Some(path.clone()),
+        _ => None,
+    };
+    // Read on a thread of its own: a read blocks the thread it runs on,
+    // and this one must go on listening for signals.
+    let read = tokio::task::spawn_blocking(move || match file {
+        Some(path) => {
+            let bytes = std::fs::read(&path).map_err(|e| {
                 Error::input(format!(
-                    "cannot read the SQL file \"{}\": {e}",
+                    "cannot read the SQL file \"{}\": {e}; check the path given to -f",
                     path.display()
                 ))
             })?;
-            (bytes, format!("the SQL file \"{}\"", path.display()))
+            Ok((bytes, format!("the SQL file \"{}\"", path.display())))
         }
-        _ => {
+        None => {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::input(format!("cannot read SQL from standard input: {e}")))?;
-            (bytes, "standard input".to_owned())
+            Ok((bytes, "standard input".to_owned()))
         }
-    };
+    });
+    let (bytes, origin) = interrupt
+        .guard(async {
+            read.await
+                .map_err(|e| Error::input(format!("reading the SQL failed: {e}")))?
+        })
+        .await?;
     check(bytes, &origin)
 }
 

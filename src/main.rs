@@ -36,6 +36,8 @@ fn main() {
             }
         }
     });
-    drop(runtime);
+    // Not waiting for blocking reads: a read of stdin a signal interrupted
+    // may never end.
+    runtime.shutdown_background();
     std::process::exit(code);
 }

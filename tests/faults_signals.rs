@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::process::{
-    assert_nothing_left, private_tmpdir, spawn_seeding, stop_with, wait_for_server_title,
+    assert_nothing_left, finish, private_tmpdir, send, spawn_seeding, stop_with,
+    wait_for_server_title,
 };
 use indexes_support::{BIG, building_index, builds_in_progress, invalid_indexes};
 use nix::sys::signal::Signal;
@@ -71,6 +72,50 @@ fn a_signal_while_connecting_stops_every_command() {
             let stderr = stop_with(child, signal);
             assert!(!stderr.contains(SECRET), "{stderr}");
         }
+    }
+}
+
+#[test]
+fn a_signal_stops_work_that_needs_no_server() {
+    // Offline rewrite of a large file: nothing waits on the network, and
+    // the signal must still be heard; the JSON document is still complete.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.sql");
+    let statements: String = (0..200_000)
+        .map(|n| format!("SELECT * FROM payments WHERE user_id = {n};\n"))
+        .collect();
+    std::fs::write(&file, statements).unwrap();
+    let child = common::perfaudit()
+        .args(["--format", "json", "rewrite", "-f"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    send(&child, Signal::SIGINT);
+    let output = finish(child);
+    assert_eq!(output.status.code(), Some(130));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let done = document["statements"].as_array().unwrap().len();
+    assert!(
+        done < 200_000,
+        "the signal was not heard: all {done} were rewritten"
+    );
+
+    // Waiting for SQL on a stdin that never comes (a pipe kept open).
+    for signal in SIGNALS {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let child = common::perfaudit()
+            .args(["explain", "-"])
+            .stdin(reader)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stop_with(child, signal);
+        drop(writer);
     }
 }
 

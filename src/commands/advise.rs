@@ -17,7 +17,9 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
     // The SQL is read (and must parse) before anything connects.
     let from_sql = match args.from_stat_statements {
         true => None,
-        false => Some(workload::from_sql(&read_sql(&args.input)?)?),
+        false => Some(workload::from_sql(
+            &read_sql(&args.input, &context.interrupt).await?,
+        )?),
     };
     let database = context.database().await?;
     let workload = match from_sql {

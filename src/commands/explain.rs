@@ -17,7 +17,7 @@ use crate::sql;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
-    let text = crate::input::read_sql(&args.input)?;
+    let text = crate::input::read_sql(&args.input, &context.interrupt).await?;
     let options = JobOptions {
         flags: ModeFlags {
             no_analyze: args.no_analyze,

@@ -17,7 +17,7 @@ use crate::sql;
 /// finished — a JSON document is complete even when a statement fails to
 /// parse, the server fails, or a signal stops the run.
 pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
-    let text = read_sql(&args.input)?;
+    let text = read_sql(&args.input, &context.interrupt).await?;
     let mut statements = sql::statements(&text).peekable();
     // Refused before any output: an empty input has no report to finish.
     if statements.peek().is_none() {
@@ -62,6 +62,9 @@ async fn rewrite_all<W: Write>(
 ) -> Result<()> {
     let options = args.rules.options();
     for parsed in statements {
+        // Offline, nothing else awaits: yielding lets the signal listener,
+        // a task on this same thread, run.
+        tokio::task::yield_now().await;
         context.interrupt.check()?;
         let statement = match parsed {
             Ok(statement) => statement,
