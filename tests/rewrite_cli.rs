@@ -347,3 +347,51 @@ fn an_unreachable_database_is_exit_3() {
         stderr(&output)
     );
 }
+
+/// What `perfaudit rewrite <sql>` shows on a pseudo-terminal (`script`) of
+/// `columns` columns, with `NO_COLOR` when asked; ANSI colours removed.
+fn on_a_terminal(columns: u16, no_color: bool, sql: &str) -> String {
+    let command = format!(
+        "stty cols {columns} rows 40; {}'{}' rewrite '{sql}'",
+        if no_color { "NO_COLOR=1 " } else { "" },
+        env!("CARGO_BIN_EXE_perfaudit")
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().take_while(|&c| c != 'm').for_each(drop);
+        } else if c != '\r' {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+#[test]
+fn tables_fit_a_terminal_with_or_without_colour_and_survive_one_that_reports_no_width() {
+    let sql = "SELECT id, amount, currency, status, created_at FROM payments WHERE user_id = 42";
+    for no_color in [false, true] {
+        let text = on_a_terminal(80, no_color, sql);
+        let table_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(['│', '┌', '╞', '└']))
+            .collect();
+        assert!(!table_lines.is_empty(), "{text}");
+        for line in table_lines {
+            assert!(line.chars().count() <= 80, "NO_COLOR={no_color}: {line}");
+        }
+    }
+    // A pty that reports 0 columns: the table is not squeezed to one
+    // character a column.
+    let text = on_a_terminal(0, false, sql);
+    assert!(text.contains("│ rule "), "{text}");
+}
