@@ -72,7 +72,7 @@ fn check(mut bytes: Vec<u8>, origin: &str) -> Result<String> {
 const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// The 1-based line and column just after `before`, counting characters.
-fn position(before: &[u8]) -> (usize, usize) {
+pub fn position(before: &[u8]) -> (usize, usize) {
     let before = String::from_utf8_lossy(before);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -31,7 +31,8 @@ pub struct Cli {
 }
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 130 interrupted (143 on SIGTERM).";
+Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 130 interrupted (143 on SIGTERM, \
+129 on SIGHUP).";
 
 /// Options that every command accepts.
 #[derive(Debug, Args)]

@@ -109,7 +109,7 @@ pub async fn execute(
     let max_size = database.options().max_size;
     if max_size < MIN_CONNECTIONS {
         return Err(Error::input(format!(
-            "perfaudit indexes needs --pool-size {MIN_CONNECTIONS} or more to build: one session \
+            "building indexes needs --pool-size {MIN_CONNECTIONS} or more: one session \
              keeps other runs out and watches the builds, the others build"
         )));
     }

@@ -101,8 +101,17 @@ impl Spec {
 
     /// Parses and checks a spec; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
-        let raw: RawSpec = toml::from_str(text)
-            .map_err(|e| Error::input(format!("the index spec {origin} is not valid: {e}")))?;
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            // One sentence: the line and column, not toml's drawing of them.
+            let at = e.span().map_or_else(String::new, |span| {
+                let (line, column) = crate::input::position(&text.as_bytes()[..span.start]);
+                format!(" at line {line}, column {column}")
+            });
+            Error::input(format!(
+                "the index spec {origin} is not valid{at}: {}",
+                e.message().trim_end()
+            ))
+        })?;
         let indexes = raw
             .index
             .into_iter()
@@ -326,7 +335,17 @@ mod tests {
             message.contains("test.toml") && message.contains("uniq"),
             "{message}"
         );
-        assert!(message.contains("line 5"), "{message}");
+        assert!(
+            message.starts_with(
+                "the index spec test.toml is not valid at line 5, column 1: unknown field `uniq`"
+            ),
+            "{message}"
+        );
+        assert_eq!(
+            message.lines().count(),
+            1,
+            "one sentence, no drawing: {message}"
+        );
         assert!(error("[[index]]\nname = ").contains("not valid"));
         let message = error("[[index]]\nname = \"a\"\ntable = \"t\"\ncolumns = [1]\n");
         assert!(
