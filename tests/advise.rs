@@ -654,11 +654,58 @@ async fn the_workload_can_come_from_pg_stat_statements() {
     assert_eq!(statements.len(), 4, "{all}");
 }
 
+#[tokio::test]
+async fn functions_that_planning_runs_cannot_write() {
+    // Planning folds an IMMUTABLE function with constant arguments: one
+    // that lies about its volatility and writes must not get its way.
+    let db = hypopg_db().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE audit (note text);
+             CREATE SEQUENCE counter;
+             CREATE FUNCTION writer(int) RETURNS int LANGUAGE plpgsql
+                 AS $$ BEGIN INSERT INTO audit VALUES ('planned'); RETURN $1; END $$;
+             CREATE FUNCTION sneaky(int) RETURNS int LANGUAGE sql IMMUTABLE
+                 AS $$ SELECT writer($1) $$;
+             CREATE FUNCTION sneaky_next() RETURNS bigint LANGUAGE sql IMMUTABLE
+                 AS $$ SELECT nextval('counter') $$;",
+        )
+        .await
+        .unwrap();
+    let json = advise_json(
+        &db,
+        &["SELECT * FROM payments WHERE user_id = sneaky(42); \
+             SELECT * FROM payments WHERE id = sneaky_next()"],
+    )
+    .await;
+    for statement in json["statements"].as_array().unwrap() {
+        assert!(
+            reason(statement).contains("read-only transaction"),
+            "{statement}"
+        );
+    }
+    let audit: i64 = client
+        .query_one("SELECT count(*) FROM audit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audit, 0);
+    let called: bool = client
+        .query_one("SELECT is_called FROM counter", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!called, "nextval ran");
+}
+
 /// The state of the pooled session, to compare before and after advise.
 async fn session_state(client: &tokio_postgres::Client) -> (i32, String, String, i64, i64) {
     let row = client
         .query_one(
-            "SELECT pg_backend_pid(), current_setting('plan_cache_mode'), \
+            "SELECT pg_backend_pid(), \
+                    current_setting('plan_cache_mode') || ' ' \
+                        || current_setting('default_transaction_read_only'), \
                     current_setting('lock_timeout'), \
                     (SELECT count(*) FROM hypopg_list_indexes), \
                     (SELECT count(*) FROM pg_prepared_statements WHERE from_sql)",

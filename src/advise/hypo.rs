@@ -4,8 +4,12 @@
 //!
 //! Hypothetical indexes live in the backend's memory only and are seen
 //! only by `EXPLAIN` without `ANALYZE` in the same session: no other
-//! session, no real query, no catalog ever sees them. The session also
-//! changes `plan_cache_mode` and `lock_timeout` and prepares statements;
+//! session, no real query, no catalog ever sees them. Planning evaluates
+//! functions (an IMMUTABLE one with constant arguments is folded, a STABLE
+//! one may be run for its selectivity), and a function can be mislabelled:
+//! the session is read-only (`default_transaction_read_only`), so a write
+//! such a function attempts fails instead of being committed. The session
+//! also changes `plan_cache_mode` and `lock_timeout` and prepares statements;
 //! [`with_session`] undoes all of it before the connection returns to the
 //! pool, after success and after an error; after Ctrl-C, or when the reset
 //! fails, it closes the connection instead, which ends the server process
@@ -143,7 +147,8 @@ impl<'c> Session<'c> {
         };
         client
             .batch_execute(&format!(
-                "SET plan_cache_mode = force_generic_plan; SET lock_timeout = '{LOCK_TIMEOUT}'"
+                "SET plan_cache_mode = force_generic_plan; SET lock_timeout = '{LOCK_TIMEOUT}'; \
+                 SET default_transaction_read_only = on"
             ))
             .await
             .map_err(|e| query_error("preparing the advise session", &e))?;
@@ -272,7 +277,9 @@ impl<'c> Session<'c> {
             self.deallocate(&name).await?;
         }
         self.client
-            .batch_execute("RESET plan_cache_mode; RESET lock_timeout")
+            .batch_execute(
+                "RESET plan_cache_mode; RESET lock_timeout; RESET default_transaction_read_only",
+            )
             .await
             .map_err(|e| query_error("resetting the advise session", &e))
     }
