@@ -437,7 +437,24 @@ async fn a_replication_slot_is_never_created_directly_or_through_a_volatile_func
     )
     .await;
     assert_eq!((direct_slots, hidden_slots), (0, 0));
-    // --analyze-writes runs it on purpose, and the report says what it did.
+    // Not even --analyze-writes runs what the SQL shows to outlive the
+    // rollback: that flag promises a rolled-back run.
+    let output = explain_json(
+        &db,
+        &[
+            "--analyze-writes",
+            &format!("SELECT pg_create_physical_replication_slot('{direct}', true)"),
+        ],
+    );
+    let statement = &document(&output, 0)["statements"][0];
+    assert_eq!(statement["analyzed"], false, "{statement:#}");
+    assert!(
+        statement.to_string().contains("even with --analyze-writes"),
+        "{statement:#}"
+    );
+    assert_eq!(slots(&db, &direct).await, 0);
+    // A function of the user's that the server calls VOLATILE is run on
+    // purpose, and the report says what it did.
     let output = explain_json(
         &db,
         &["--analyze-writes", &format!("SELECT make_slot('{hidden}')")],

@@ -24,12 +24,14 @@ pub struct ExplainArgs {
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub warmup: u32,
 
-    /// Plain EXPLAIN: show the plan without executing anything
+    /// Plain EXPLAIN: show the plan without executing the statement (planning still evaluates
+    /// IMMUTABLE and STABLE functions, read-only)
     #[arg(long, help_heading = HEADING)]
     pub no_analyze: bool,
 
     /// Also execute writes (INSERT, UPDATE, DELETE, MERGE, SELECT FOR UPDATE, ...) inside a
-    /// transaction that is rolled back; they hold row locks and fire triggers while they run
+    /// transaction that is rolled back; they hold row locks and fire triggers while they run.
+    /// Calls whose effects outlive a rollback (setval, advisory locks, dblink, ...) never run
     #[arg(long, help_heading = HEADING, conflicts_with = "no_analyze")]
     pub analyze_writes: bool,
 

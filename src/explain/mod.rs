@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::rewrite::{Change, Rewrite, Skip};
-use crate::sql::{Class, FunctionCall, SqlStatement, calls, outliving_effect};
+use crate::sql::{Class, FunctionCall, SqlStatement, calls, outliving_effect, outliving_reasons};
 use findings::Finding;
 use mode::{Mode, ModeFlags};
 use params::TextParam;
@@ -88,12 +88,14 @@ impl Job {
     /// Decides how the statement runs from its class; fails when it is
     /// refused, or when a gate needs it executed and it would not be.
     fn decide_mode(&mut self, options: &JobOptions) -> Result<()> {
-        self.mode = mode::decide(&self.statement.class, options.flags).map_err(|reason| {
-            Error::input(format!(
-                "{} is refused, so nothing was run: {reason}",
-                self.label()
-            ))
-        })?;
+        let outlive = outliving_reasons(&self.statement.ast);
+        self.mode =
+            mode::decide(&self.statement.class, options.flags, &outlive).map_err(|reason| {
+                Error::input(format!(
+                    "{} is refused, so nothing was run: {reason}",
+                    self.label()
+                ))
+            })?;
         if options.needs_execution && !self.mode.analyze {
             return Err(Error::input(format!(
                 "--max-ms needs every statement executed, but {} is only planned ({}); add \

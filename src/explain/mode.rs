@@ -39,11 +39,21 @@ impl Mode {
     }
 }
 
-/// Decides how to explain a statement of class `class`; `Err` holds the
-/// reason a statement is refused.
-pub fn decide(class: &Class, flags: ModeFlags) -> Result<Mode, String> {
+/// Decides how to explain a statement of class `class`, which calls
+/// functions whose effects would `outlive` the rollback (their reasons);
+/// `Err` holds the reason a statement is refused. Such a statement is never
+/// executed, not even with `--analyze-writes`: a rolled-back run is what
+/// that flag promises, and they would break it.
+pub fn decide(class: &Class, flags: ModeFlags, outlive: &[String]) -> Result<Mode, String> {
     match class {
         Class::Refused { reason } => Err(reason.clone()),
+        Class::Write { .. } if flags.analyze_writes && !flags.no_analyze && !outlive.is_empty() => {
+            Ok(plain(vec![format!(
+                "not executed, even with --analyze-writes, because what it does outlives the \
+                 rollback ({}): the plan shows the planner's estimates only",
+                outlive.join("; ")
+            )]))
+        }
         Class::Read if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
         Class::Read => Ok(Mode {
             analyze: true,
@@ -111,7 +121,7 @@ mod tests {
 
     #[test]
     fn reads_are_executed_read_only() {
-        let mode = decide(&Class::Read, ModeFlags::default()).unwrap();
+        let mode = decide(&Class::Read, ModeFlags::default(), &[]).unwrap();
         assert!(mode.analyze && mode.read_only && mode.notes.is_empty());
         assert_eq!(
             mode.explain_sql("SELECT 1"),
@@ -121,23 +131,35 @@ mod tests {
 
     #[test]
     fn writes_are_planned_only_unless_asked() {
-        let mode = decide(&write(), ModeFlags::default()).unwrap();
+        let mode = decide(&write(), ModeFlags::default(), &[]).unwrap();
         assert!(!mode.analyze && mode.read_only);
         assert!(mode.notes[0].contains("(DELETE changes rows)"), "{mode:?}");
         assert_eq!(
             mode.explain_sql("DELETE FROM t"),
             "EXPLAIN (SUMMARY, FORMAT JSON) DELETE FROM t"
         );
-        let mode = decide(&write(), ANALYZE_WRITES).unwrap();
+        let mode = decide(&write(), ANALYZE_WRITES, &[]).unwrap();
         assert!(mode.analyze && !mode.read_only);
         assert!(mode.notes.iter().any(|n| n.contains("row locks")));
         assert!(mode.notes.iter().any(|n| n.contains("sequences")));
     }
 
     #[test]
+    fn what_outlives_the_rollback_is_never_executed() {
+        let outlive = ["setval() changes a sequence, which a rollback does not undo".to_owned()];
+        let mode = decide(&write(), ANALYZE_WRITES, &outlive).unwrap();
+        assert!(!mode.analyze && mode.read_only);
+        assert!(
+            mode.notes[0].contains("even with --analyze-writes"),
+            "{mode:?}"
+        );
+        assert!(mode.notes[0].contains("setval()"), "{mode:?}");
+    }
+
+    #[test]
     fn no_analyze_wins_over_everything() {
         for class in [Class::Read, write()] {
-            let mode = decide(&class, NO_ANALYZE).unwrap();
+            let mode = decide(&class, NO_ANALYZE, &[]).unwrap();
             assert!(!mode.analyze && mode.read_only, "{class:?}");
         }
     }
@@ -148,7 +170,7 @@ mod tests {
             reason: "VACUUM cannot run inside a transaction block".into(),
         };
         assert_eq!(
-            decide(&class, ModeFlags::default()).unwrap_err(),
+            decide(&class, ModeFlags::default(), &[]).unwrap_err(),
             "VACUUM cannot run inside a transaction block"
         );
     }

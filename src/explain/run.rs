@@ -280,8 +280,8 @@ fn explain_error(label: &str, error: &tokio_postgres::Error, prepared: &Prepared
     } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
         Error::input(format!(
             "{label} reads like a query but tried to write ({}), perhaps in a function it \
-             calls; perfaudit executes queries READ ONLY; use --no-analyze to see its plan \
-             without running it",
+             calls (planning runs IMMUTABLE and STABLE ones too); perfaudit explains in a READ \
+             ONLY transaction, so nothing was written",
             db.message()
         ))
     } else {

@@ -476,7 +476,7 @@ mod tests {
     /// `root` and took `executions` milliseconds.
     fn explained(sql: &str, root: Value, executions: &[f64]) -> Explained {
         let statement = parse_statements(sql).unwrap().remove(0);
-        let mode = decide(&statement.class, ModeFlags::default()).unwrap();
+        let mode = decide(&statement.class, ModeFlags::default(), &[]).unwrap();
         let document =
             crate::explain::plan::tests::document(root, 0.25, executions[executions.len() / 2]);
         let plan = Plan::from_json(&document).unwrap();

@@ -95,6 +95,15 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
     ),
 ];
 
+/// What the functions `statement` calls do that a rollback does not undo,
+/// as far as the SQL alone shows it: `setval() changes a sequence, ...`.
+pub fn outliving_reasons(statement: &Statement) -> Vec<String> {
+    calls(statement)
+        .iter()
+        .filter_map(|call| Some(format!("{}() {}", call.name, outliving_effect(&call.name)?)))
+        .collect()
+}
+
 /// What `name` (a function's folded name) does that a rollback does not
 /// undo, when the SQL alone shows it.
 pub fn outliving_effect(name: &str) -> Option<&'static str> {
@@ -133,10 +142,8 @@ pub fn classify(statement: &Statement) -> Class {
         | Statement::Merge(_) => {
             let mut finder = WriteFinder::default();
             let _ = statement.visit(&mut finder);
-            for call in calls(statement) {
-                if let Some(effect) = outliving_effect(&call.name) {
-                    finder.add(format!("{}() {effect}", call.name));
-                }
+            for reason in outliving_reasons(statement) {
+                finder.add(reason);
             }
             if finder.reasons.is_empty() {
                 Class::Read

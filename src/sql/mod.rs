@@ -26,7 +26,7 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use classify::leading_keywords;
-pub use classify::{Class, classify, outliving_effect};
+pub use classify::{Class, classify, outliving_effect, outliving_reasons};
 pub use functions::{FunctionCall, calls};
 pub use visit::{own_expressions, placeholders};
 
