@@ -614,6 +614,42 @@ async fn ctrl_c_cancels_the_query_on_the_server() {
 }
 
 #[tokio::test]
+async fn the_rewriters_questions_are_bounded_and_cancelled_on_the_server() {
+    let db = TestDb::new().await;
+    // The rewriter describes the statement before any run: behind this lock
+    // the describe waits.
+    let (holder, _) = db.session().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let output = run(db.perfaudit().args([
+        "--statement-timeout",
+        "1s",
+        "explain",
+        "SELECT * FROM payments WHERE user_id = 5",
+    ]));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let child = db
+        .perfaudit()
+        .args(["explain", "SELECT * FROM payments WHERE user_id = 6"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    db.wait_until_running("user_id = 6").await;
+    common::process::stop_with(child, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(db.running("user_id = 6").await, 0);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
 async fn params_are_bound_with_the_types_the_server_infers() {
     let db = TestDb::new().await;
     let sql = "SELECT * FROM payments

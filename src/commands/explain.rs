@@ -5,6 +5,8 @@ use indicatif::ProgressBar;
 
 use crate::cli::{ExplainArgs, Format};
 use crate::context::Context;
+use crate::db::cancel::cancellable;
+use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
@@ -50,12 +52,33 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     explain::apply_volatility(&mut jobs, &volatile, &options)?;
     if !args.no_rewrite {
         // With the server at hand the rewriter resolves ORDER BY for
-        // `SELECT *` and has the server check what it produced.
+        // `SELECT *` and has the server check what it produced. Its
+        // questions (a describe can queue behind a lock) have the runs'
+        // timeout, and a signal cancels them on the server.
         let rewrite_options = args.rewrite.options();
-        for job in &mut jobs {
-            let rewritten = rewrite::server::rewrite(&client, &job.statement, &rewrite_options);
-            job.apply(interrupt.guard(rewritten).await?);
-        }
+        let tls = crate::db::tls::connector(database.settings())?;
+        let bound = timeout.for_session();
+        let rewrite_all = async {
+            if let Some((set, _)) = &bound {
+                client
+                    .batch_execute(set)
+                    .await
+                    .map_err(|e| query_error("bounding the rewriter's questions", &e))?;
+            }
+            for job in &mut jobs {
+                let rewritten =
+                    rewrite::server::rewrite(&client, &job.statement, &rewrite_options).await?;
+                job.apply(rewritten);
+            }
+            if let Some((_, reset)) = &bound {
+                client
+                    .batch_execute(reset)
+                    .await
+                    .map_err(|e| query_error("bounding the rewriter's questions", &e))?;
+            }
+            Ok(())
+        };
+        cancellable(&client, &tls, interrupt, rewrite_all).await?;
     }
     let repetition = Repetition {
         runs: args.runs as usize,

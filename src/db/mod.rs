@@ -2,6 +2,7 @@
 //! libpq, TLS, the pool, the scratch cluster and the payments fixture, and
 //! the server's values perfaudit reads in a form of its own (`json` as text).
 
+pub mod cancel;
 pub mod conninfo;
 pub mod errors;
 pub mod fixture;

@@ -94,6 +94,19 @@ impl Timeout {
         }
     }
 
+    /// The statements that bound work outside the runs' transactions (the
+    /// rewriter's questions to the server) the same way, and then undo it:
+    /// `RESET` goes back to the session's startup value.
+    pub fn for_session(self) -> Option<(String, &'static str)> {
+        match self {
+            Timeout::Exactly(d) | Timeout::AtMost(d) => Some((
+                format!("SET statement_timeout = {}", d.as_millis().max(1)),
+                "RESET statement_timeout",
+            )),
+            Timeout::Server => None,
+        }
+    }
+
     /// The statement that sets it for the current transaction only.
     fn set_local(self) -> String {
         match self {

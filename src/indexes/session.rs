@@ -1,4 +1,4 @@
-//! The sessions perfaudit indexes works on, and stopping their work.
+//! The sessions perfaudit indexes works on.
 //!
 //! A build session is a pooled connection set up for builds
 //! (`lock_timeout`, `statement_timeout = 0`, `maintenance_work_mem`). It
@@ -6,70 +6,21 @@
 //! session's startup values, which keep the pool's `--statement-timeout`;
 //! a session that could not be reset (or was never released) is closed
 //! instead, so that no later user of the pool inherits a build's settings.
-//!
-//! Work on a session is stopped on the server, never by dropping its
-//! future: a dropped future leaves the server process running (or queued
-//! on a lock) until it finishes.
+//! Work on a session is stopped on the server ([`crate::db::cancel`]).
 
 use std::cell::Cell;
-use std::future::Future;
 use std::ops::Deref;
-use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use deadpool_postgres::Object;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::sql;
 use crate::db::Database;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
-use crate::interrupt::Interrupt;
-
-/// How often a cancel request is sent again while the cancelled work goes
-/// on: a request that reaches the server between two statements, or before
-/// a statement starts, cancels nothing.
-const CANCEL_REPEAT: Duration = Duration::from_millis(100);
-
-/// Runs `work`, which runs on `client`, to its end; on a signal, cancels it
-/// on the server until it ends (a second signal exits at once), then
-/// returns `Err(Interrupted)`.
-pub async fn cancellable<T>(
-    client: &Client,
-    tls: &MakeRustlsConnect,
-    interrupt: &Interrupt,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let mut work = pin!(work);
-    let signal = tokio::select! {
-        biased;
-        result = &mut work => return result,
-        signal = interrupt.wait() => signal,
-    };
-    let _ = cancel_until_done(client, tls, work).await;
-    Err(Error::Interrupted(signal))
-}
-
-/// Asks the server to cancel what `client` runs, again and again, until
-/// `work` (which runs on `client`) has ended; returns what it returned.
-pub async fn cancel_until_done<F: Future>(
-    client: &Client,
-    tls: &MakeRustlsConnect,
-    mut work: Pin<&mut F>,
-) -> F::Output {
-    loop {
-        // A cancel that cannot be sent is tried again with the next one.
-        let _ = client.cancel_token().cancel_query(tls.clone()).await;
-        tokio::select! {
-            biased;
-            output = &mut work => return output,
-            () = tokio::time::sleep(CANCEL_REPEAT) => {}
-        }
-    }
-}
 
 /// What a build session is set to.
 #[derive(Debug, Clone)]
