@@ -465,6 +465,31 @@ async fn a_replication_slot_is_never_created_directly_or_through_a_volatile_func
 }
 
 #[tokio::test]
+async fn an_aggregate_that_runs_a_volatile_function_is_only_planned() {
+    // An aggregate is IMMUTABLE itself; its transition function is what runs.
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE TABLE audit (note text);
+         CREATE FUNCTION logging_sum(bigint, bigint) RETURNS bigint LANGUAGE plpgsql
+             AS $$ BEGIN INSERT INTO audit VALUES ('summed'); RETURN $1 + $2; END $$;
+         CREATE AGGREGATE logged_sum(bigint) (sfunc = logging_sum, stype = bigint, initcond = '0')",
+    )
+    .await;
+    let output = explain_json(&db, &["SELECT logged_sum(user_id) FROM payments"]);
+    planned_because_of(&output, "public.logged_sum()");
+    // The built-in aggregates run as usual.
+    let output = explain_json(
+        &db,
+        &[
+            "SELECT count(*), sum(amount), max(created_at), array_agg(id), string_agg(status, ',') \
+           FROM payments WHERE user_id = 1",
+        ],
+    );
+    assert_eq!(document(&output, 0)["statements"][0]["analyzed"], true);
+}
+
+#[tokio::test]
 async fn another_session_is_never_terminated_or_cancelled() {
     let db = TestDb::new().await;
     let (other, pid) = db.session().await;

@@ -47,13 +47,21 @@ const HARMLESS: &[&str] = &[
 /// For each called function, the schemas whose function of that name is
 /// VOLATILE, the harmless ones of [`HARMLESS`] left out. `calls[i]` is
 /// resolved as PostgreSQL would: in its schema when qualified, on the
-/// session's search path (`pg_catalog` included) otherwise.
+/// session's search path (`pg_catalog` included) otherwise. An aggregate
+/// is always IMMUTABLE itself: what it runs are its support functions
+/// (transition, final, combine, moving), so it counts when one of them is
+/// VOLATILE.
 const VOLATILE_SQL: &str = "\
 SELECT called.i, n.nspname::text
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS called(schema, name, i)
 JOIN pg_catalog.pg_proc p ON p.proname = called.name
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE p.provolatile = 'v'
+LEFT JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid
+WHERE (p.provolatile = 'v'
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc support
+                  WHERE support.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn,
+                                        a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
+                    AND support.provolatile = 'v'))
   AND CASE WHEN called.schema IS NULL
            THEN n.nspname = ANY (pg_catalog.current_schemas(true))
            ELSE n.nspname = called.schema END
