@@ -62,9 +62,10 @@ async fn rewrite_all<W: Write>(
 ) -> Result<()> {
     let options = args.rules.options();
     for parsed in statements {
-        // Offline, nothing else awaits: yielding lets the signal listener,
-        // a task on this same thread, run.
-        tokio::task::yield_now().await;
+        // Offline, nothing else awaits: giving the runtime its turn once
+        // the task's budget is spent lets the signal listener, a task on
+        // this same thread, run.
+        tokio::task::consume_budget().await;
         context.interrupt.check()?;
         let statement = match parsed {
             Ok(statement) => statement,
