@@ -295,9 +295,10 @@ async fn the_server_refuses_a_second_statement_even_if_the_splitter_missed_it() 
     use perfaudit::interrupt::Interrupt;
 
     let db = TestDb::new().await;
-    let client = db.client().await;
+    let database = db.database();
+    let client = database.connection().await.unwrap();
     let interrupt = Interrupt::never();
-    let runner = Runner::new(&client, &db.settings, &interrupt);
+    let runner = Runner::new(&client, database.tls(), &interrupt);
     let mode = Mode {
         analyze: true,
         read_only: true,

@@ -285,10 +285,9 @@ pub async fn advise(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Advice> {
     let connection = interrupt.guard(database.connection()).await?;
-    let tls = crate::db::tls::connector(database.settings())?;
     hypo::with_session(
         connection,
-        tls,
+        database.tls().clone(),
         interrupt,
         options.create_extension,
         async |session| {

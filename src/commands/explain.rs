@@ -56,7 +56,6 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         // questions (a describe can queue behind a lock) have the runs'
         // timeout, and a signal cancels them on the server.
         let rewrite_options = args.rewrite.options();
-        let tls = crate::db::tls::connector(database.settings())?;
         let bound = timeout.for_session();
         let rewrite_all = async {
             if let Some((set, _)) = &bound {
@@ -78,14 +77,14 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
             }
             Ok(())
         };
-        cancellable(&client, &tls, interrupt, rewrite_all).await?;
+        cancellable(&client, database.tls(), interrupt, rewrite_all).await?;
     }
     let repetition = Repetition {
         runs: args.runs as usize,
         warmup: args.warmup as usize,
         timeout,
     };
-    let runner = Runner::new(&client, database.settings(), interrupt);
+    let runner = Runner::new(&client, database.tls(), interrupt);
     let mut results = Vec::with_capacity(jobs.len());
     let mut failure = None;
     for job in jobs {

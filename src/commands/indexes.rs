@@ -26,7 +26,7 @@ pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
 pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     let spec = Spec::load(args.spec.as_deref())?;
     let database = context.database().await?;
-    let tls = crate::db::tls::connector(database.settings())?;
+    let tls = database.tls();
     // The run's own session: it holds the run lock (unless the run is dry),
     // reads the catalog, then watches the builds. It goes back to the pool
     // only once its lock is given back; after a signal it is closed, which
@@ -36,7 +36,7 @@ pub async fn report(context: &Context, args: IndexesArgs) -> Result<Report> {
     if locked {
         run_lock::acquire(&own).await?;
     }
-    let result = work(context, &args, &spec, database, &own, &tls).await;
+    let result = work(context, &args, &spec, database, &own, tls).await;
     let clean = !matches!(result, Err(Error::Interrupted(_)))
         && (!locked || run_lock::release(&own).await.is_ok());
     if !clean {

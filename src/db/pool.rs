@@ -11,6 +11,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::errors::{connect_error, connect_timeout};
 use super::settings::{ConnectionSettings, SslMode};
@@ -44,6 +45,8 @@ pub struct Database {
     pool: Pool,
     settings: Arc<ConnectionSettings>,
     options: PoolOptions,
+    /// The pool's TLS connector, for the connections cancel requests open.
+    tls: MakeRustlsConnect,
 }
 
 /// Bounds the health check of a pooled connection before reuse.
@@ -53,9 +56,11 @@ impl Database {
     /// Builds the pool. Opens no connection.
     pub fn new(settings: ConnectionSettings, options: PoolOptions) -> Result<Database> {
         let pg_config = pg_config(&settings, options.statement_timeout);
+        // Built once: with verification it reads the root certificates.
+        let tls = tls::connector(&settings)?;
         let manager = Manager::from_config(
             pg_config,
-            tls::connector(&settings)?,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -74,6 +79,7 @@ impl Database {
             pool,
             settings: Arc::new(settings),
             options,
+            tls,
         })
     }
 
@@ -100,6 +106,12 @@ impl Database {
     /// The settings this database was reached with.
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    /// The TLS connector the pool connects with: a cancel request, which
+    /// opens a connection of its own, must use the same.
+    pub fn tls(&self) -> &MakeRustlsConnect {
+        &self.tls
     }
 
     /// The pool options.

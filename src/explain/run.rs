@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use sqlparser::ast::Statement;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::mode::Mode;
 use super::params::{INFERRED, TextParam};
 use super::tables::Tables;
+use crate::db::JsonText;
 use crate::db::errors::query_error;
-use crate::db::{ConnectionSettings, JsonText};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 
@@ -170,21 +171,17 @@ pub struct RunOutput {
 /// Runs prepared statements on one connection, each run rolled back.
 pub struct Runner<'a> {
     client: &'a Client,
-    settings: &'a ConnectionSettings,
+    tls: &'a MakeRustlsConnect,
     interrupt: &'a Interrupt,
 }
 
 impl<'a> Runner<'a> {
-    /// A runner on `client`, connected with `settings` (a cancel request
-    /// opens a connection of its own with the same TLS settings).
-    pub fn new(
-        client: &'a Client,
-        settings: &'a ConnectionSettings,
-        interrupt: &'a Interrupt,
-    ) -> Self {
+    /// A runner on `client`, which connected with `tls` (a cancel request
+    /// opens a connection of its own with it).
+    pub fn new(client: &'a Client, tls: &'a MakeRustlsConnect, interrupt: &'a Interrupt) -> Self {
         Runner {
             client,
-            settings,
+            tls,
             interrupt,
         }
     }
@@ -201,9 +198,7 @@ impl<'a> Runner<'a> {
             signal = self.interrupt.wait() => {
                 // Errors are moot: we stop either way, and the server rolls
                 // back when the connection closes.
-                if let Ok(tls) = crate::db::tls::connector(self.settings) {
-                    let _ = self.client.cancel_token().cancel_query(tls).await;
-                }
+                let _ = self.client.cancel_token().cancel_query(self.tls.clone()).await;
                 let _ = tokio::time::timeout(CANCEL_GRACE, work).await;
                 Err(Error::Interrupted(signal))
             }

@@ -98,7 +98,7 @@ pub async fn execute(
         watch: &watch,
         settings,
         concurrently: plan.concurrently,
-        tls: crate::db::tls::connector(database.settings())?,
+        tls: database.tls().clone(),
         failed: Cell::new(false),
     };
     let jobs: Vec<usize> = (0..plan.indexes.len())
