@@ -24,6 +24,7 @@ use super::mode::Mode;
 use super::params::{INFERRED, TextParam};
 use super::tables::Tables;
 use crate::db::JsonText;
+use crate::db::cancel::cancel_until_done;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
@@ -198,8 +199,8 @@ impl<'a> Runner<'a> {
             signal = self.interrupt.wait() => {
                 // Errors are moot: we stop either way, and the server rolls
                 // back when the connection closes.
-                let _ = self.client.cancel_token().cancel_query(self.tls.clone()).await;
-                let _ = tokio::time::timeout(CANCEL_GRACE, work).await;
+                let cancelled = cancel_until_done(self.client, self.tls, work);
+                let _ = tokio::time::timeout(CANCEL_GRACE, cancelled).await;
                 Err(Error::Interrupted(signal))
             }
             result = &mut work => result,
