@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use common::process::{self, shell_quote};
 use serde_json::Value;
 
 fn run(command: &mut Command) -> Output {
@@ -350,19 +351,14 @@ fn an_unreachable_database_is_exit_3() {
 
 /// What `perfaudit rewrite <sql>` shows on a pseudo-terminal (`script`) of
 /// `columns` columns, with `NO_COLOR` when asked; ANSI colours removed.
-fn on_a_terminal(columns: u16, no_color: bool, sql: &str) -> String {
+fn rewrite_on_a_terminal(columns: u16, no_color: bool, sql: &str) -> String {
     let command = format!(
-        "stty cols {columns} rows 40; {}'{}' rewrite '{sql}'",
+        "stty cols {columns} rows 40; {}{} rewrite {}",
         if no_color { "NO_COLOR=1 " } else { "" },
-        env!("CARGO_BIN_EXE_perfaudit")
+        shell_quote(env!("CARGO_BIN_EXE_perfaudit")),
+        shell_quote(sql)
     );
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("TERM", "xterm")
-        .output()
-        .expect("run script");
+    let output = process::on_a_terminal(&command);
     let text = String::from_utf8_lossy(&output.stdout);
     let mut plain = String::new();
     let mut chars = text.chars();
@@ -380,7 +376,7 @@ fn on_a_terminal(columns: u16, no_color: bool, sql: &str) -> String {
 fn tables_fit_a_terminal_with_or_without_colour_and_survive_one_that_reports_no_width() {
     let sql = "SELECT id, amount, currency, status, created_at FROM payments WHERE user_id = 42";
     for no_color in [false, true] {
-        let text = on_a_terminal(80, no_color, sql);
+        let text = rewrite_on_a_terminal(80, no_color, sql);
         let table_lines: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with(['│', '┌', '╞', '└']))
@@ -392,6 +388,6 @@ fn tables_fit_a_terminal_with_or_without_colour_and_survive_one_that_reports_no_
     }
     // A pty that reports 0 columns: the table is not squeezed to one
     // character a column.
-    let text = on_a_terminal(0, false, sql);
+    let text = rewrite_on_a_terminal(0, false, sql);
     assert!(text.contains("│ rule "), "{text}");
 }

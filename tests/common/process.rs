@@ -128,3 +128,23 @@ pub fn finish(child: Child) -> std::process::Output {
         }
     }
 }
+
+/// `arg` as one word for a POSIX shell.
+pub fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// Runs the shell command line `command` on a pseudo-terminal (with
+/// `script`), where perfaudit draws progress bars and fits tables to the
+/// width, in a clean environment; what the terminal showed is on stdout.
+pub fn on_a_terminal(command: &str) -> std::process::Output {
+    std::process::Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run script")
+}

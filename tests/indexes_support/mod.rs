@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use crate::common::TestDb;
+use crate::common::process::{self, shell_quote};
 
 /// Payments in the databases where builds must take measurable time.
 pub const BIG: u64 = 500_000;
@@ -217,17 +218,9 @@ pub fn on_a_terminal(db: &TestDb, args: &[&str]) -> (bool, String) {
     let command: Vec<String> = [env!("CARGO_BIN_EXE_perfaudit"), "--database-url", &url]
         .iter()
         .chain(args)
-        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .map(|arg| shell_quote(arg))
         .collect();
-    let output = std::process::Command::new("script")
-        .args(["-qec", &command.join(" "), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SHELL", "/bin/sh")
-        .env("TERM", "xterm")
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run script");
+    let output = process::on_a_terminal(&command.join(" "));
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
