@@ -6,6 +6,7 @@ use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::plan::Node;
 use crate::explain::tables::Tables;
+use crate::report::plural;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -48,12 +49,12 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
         node.raw.relation_name.as_deref(),
     ) {
         (Some(filtered), Some(relation)) => {
-            let columns = filtered.columns().join(", ");
+            let (count, columns) = (filtered.columns().len(), filtered.columns().join(", "));
             key.extend(filtered);
             format!(
-                "an index that also covers the filtered column{} ({columns}) fetches only the \
-                 rows kept; {}",
-                if columns.contains(',') { "s" } else { "" },
+                "an index that also covers the filtered {} ({columns}) fetches only the rows \
+                 kept; {}",
+                plural(count, "column", "columns"),
                 index_advice(tables, relation, &key)
             )
         }

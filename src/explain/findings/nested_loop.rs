@@ -7,6 +7,7 @@ use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::plan::{Node, Plan};
 use crate::explain::tables::Tables;
+use crate::report::plural;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -141,12 +142,8 @@ fn inner_index(tables: &Tables, join: &Node, scan: &Node, outer_tables: &[&str])
         return None;
     }
     Some(format!(
-        "index the inner side's join column{} so that each inner run is one index probe; {}",
-        if columns.columns().len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        "index the inner side's join {} so that each inner run is one index probe; {}",
+        plural(columns.columns().len(), "column", "columns"),
         index_advice(tables, relation, &columns)
     ))
 }

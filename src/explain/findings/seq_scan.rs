@@ -6,6 +6,7 @@ use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::plan::Node;
 use crate::explain::tables::Tables;
+use crate::report::plural;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -39,12 +40,8 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     }
     let suggestion = match Constrained::parse(filter, &owner(node)) {
         Some(columns) => format!(
-            "an index on the filtered column{} ({}) reads only the rows kept; {}",
-            if columns.columns().len() == 1 {
-                ""
-            } else {
-                "s"
-            },
+            "an index on the filtered {} ({}) reads only the rows kept; {}",
+            plural(columns.columns().len(), "column", "columns"),
             columns.columns().join(", "),
             index_advice(tables, relation, &columns)
         ),
