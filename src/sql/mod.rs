@@ -188,7 +188,7 @@ impl Statements<'_> {
         let range = self.cursor.offset_of(first)..self.cursor.offset_of(last);
         let parsed = check_operator_chains(&tokens, first)
             .and_then(|()| check_nesting(&tokens, first))
-            .and_then(|()| parse_one(tokens, first));
+            .and_then(|()| parse_one(tokens, (first, last)));
         Some(parsed.map(|(ast, tokens)| SqlStatement {
             text: self.input[range.clone()].to_owned(),
             line: first.line as usize,
@@ -356,25 +356,19 @@ const CLAUSE_KEYWORDS: &[Keyword] = &[
     Keyword::RETURNING,
 ];
 
-/// Parses the tokens of one statement (positions stay those of the whole
+/// Parses the tokens of one statement, which spans `span` (from its first
+/// token's start to its last token's end; positions stay those of the whole
 /// input, so errors point at the right place), and hands the tokens back.
 fn parse_one(
     tokens: Vec<TokenWithSpan>,
-    start: Location,
+    span: (Location, Location),
 ) -> Result<(Statement, Vec<TokenWithSpan>)> {
+    let start = span.0;
     static STACK_GUARD: Once = Once::new();
     STACK_GUARD.call_once(|| {
         recursive::set_minimum_stack_size(PARSER_STACK_RED_ZONE);
         recursive::set_stack_allocation_size(PARSER_STACK_SEGMENT);
     });
-    // Where a statement that stops short ends: sqlparser gives no position
-    // for "found: EOF".
-    let end = tokens
-        .iter()
-        .rev()
-        .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-        .map_or(start, |t| t.span.end);
-    let span = (start, end);
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
@@ -730,7 +724,7 @@ mod tests {
             let (start, end) = (first.span.start, last.span.end);
             let range = cursor.offset_of(start)..cursor.offset_of(end);
             out.push(
-                parse_one(group.to_vec(), start)
+                parse_one(group.to_vec(), (start, end))
                     .map(|_| {
                         (
                             input[range].to_owned(),
