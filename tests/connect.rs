@@ -196,11 +196,20 @@ fn make_certificates() -> Certificates {
 
 /// Connects with `conninfo` and says whether the session uses TLS.
 async fn uses_tls(conninfo: &str) -> Result<bool, Error> {
+    own_ssl(conninfo, "ssl").await
+}
+
+/// Connects with `conninfo` and reads `column` of the session's own row of
+/// `pg_stat_ssl`.
+async fn own_ssl<T: tokio_postgres::types::FromSqlOwned>(
+    conninfo: &str,
+    column: &str,
+) -> Result<T, Error> {
     let db = Database::new(settings(conninfo), PoolOptions::default())?;
     let client = db.connection().await?;
     let row = client
         .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &format!("SELECT {column} FROM pg_stat_ssl WHERE pid = pg_backend_pid()"),
             &[],
         )
         .await
@@ -295,16 +304,7 @@ async fn a_client_certificate_is_presented_when_given() {
             "host=127.0.0.1 port={port} user=alice password={PASSWORD} dbname=postgres \
              sslmode=require {extra}"
         );
-        let db = Database::new(settings(&conninfo), PoolOptions::default())?;
-        let client = db.connection().await?;
-        let row = client
-            .query_one(
-                "SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap();
-        Ok::<Option<String>, Error>(row.get(0))
+        own_ssl::<Option<String>>(&conninfo, "client_dn").await
     };
     let given = format!("sslcert={} sslkey={}", cert.display(), key.display());
     assert_eq!(
