@@ -219,13 +219,169 @@ pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The longest name PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`): a
+/// longer one is cut to this, on a character boundary, and names the
+/// object whose name is what is left.
+pub const MAX_NAME_BYTES: usize = 63;
+
 /// An identifier as PostgreSQL resolves it: unquoted names fold to lower
-/// case (ASCII only, as in a UTF-8 database), quoted ones are exact. So
-/// `NextVal` is `nextval`, and `"NextVal"` is not.
+/// case (ASCII only, as in a UTF-8 database), quoted ones are exact, and
+/// both are cut to [`MAX_NAME_BYTES`]. So `NextVal` is `nextval`, and
+/// `"NextVal"` is not.
 pub fn fold(ident: &Ident) -> String {
-    match ident.quote_style {
+    let name = match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_ascii_lowercase(),
+    };
+    truncated(name)
+}
+
+/// `name` cut to [`MAX_NAME_BYTES`] on a character boundary, as the
+/// server's `truncate_identifier` cuts it.
+pub fn truncated(mut name: String) -> String {
+    if name.len() > MAX_NAME_BYTES {
+        let end = (0..=MAX_NAME_BYTES)
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        name.truncate(end);
+    }
+    name
+}
+
+/// The name one identifier token stands for, read as PostgreSQL's lexer
+/// reads it: `Payments` folds to `payments`; `"Pay""ments"` keeps its case
+/// with one quote; `U&"d\0061t\+000061"` and `U&"d!0061t" UESCAPE '!'`
+/// decode their escapes (4 or 6 hex digits, surrogate pairs, a doubled
+/// escape character for itself); and every name is cut to
+/// [`MAX_NAME_BYTES`]. `Err` says why the server would reject the spelling.
+pub fn decode(spelling: &str) -> Result<String, String> {
+    let spelling = spelling.trim();
+    let unicode = spelling
+        .get(..3)
+        .is_some_and(|head| head.eq_ignore_ascii_case("u&\""));
+    let quoted = if unicode { &spelling[2..] } else { spelling };
+    if !quoted.starts_with('"') {
+        if quoted.is_empty() || quoted.contains(|c: char| c.is_whitespace() || c == '"') {
+            return Err(format!("{spelling} is not one identifier"));
+        }
+        return Ok(truncated(quoted.to_ascii_lowercase()));
+    }
+    let (body, rest) = quoted_body(quoted).ok_or_else(|| format!("{spelling} is not closed"))?;
+    if body.is_empty() {
+        return Err("a quoted identifier may not be empty".to_owned());
+    }
+    let rest = rest.trim_start();
+    if !unicode {
+        return match rest {
+            "" => Ok(truncated(body)),
+            _ => Err(format!("{spelling} is not one identifier")),
+        };
+    }
+    let escape = uescape(rest)?;
+    let decoded = unescape_unicode(&body, escape)?;
+    if decoded.is_empty() {
+        return Err("a quoted identifier may not be empty".to_owned());
+    }
+    Ok(truncated(decoded))
+}
+
+/// The body of `"..."` at the start of `text` with doubled quotes undone,
+/// and what follows it; `None` when it is not closed.
+fn quoted_body(text: &str) -> Option<(String, &str)> {
+    let mut body = String::new();
+    let mut chars = text.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '"' {
+            body.push(c);
+        } else if chars.peek().is_some_and(|&(_, next)| next == '"') {
+            body.push('"');
+            chars.next();
+        } else {
+            return Some((body, &text[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The escape character `rest` (what follows `U&"..."`) chooses:
+/// `UESCAPE 'c'`, or `\` when it is empty.
+fn uescape(rest: &str) -> Result<char, String> {
+    if rest.is_empty() {
+        return Ok('\\');
+    }
+    let clause = rest
+        .get(..7)
+        .filter(|word| word.eq_ignore_ascii_case("uescape"))
+        .map(|_| rest[7..].trim())
+        .ok_or_else(|| format!("unexpected {rest} after a Unicode identifier"))?;
+    let mut chars = clause.chars();
+    match (chars.next(), chars.next(), chars.next(), chars.next()) {
+        (Some('\''), Some(c), Some('\''), None)
+            if !c.is_ascii_hexdigit() && !matches!(c, '+' | '\'' | '"') && !c.is_whitespace() =>
+        {
+            Ok(c)
+        }
+        _ => Err(format!("invalid Unicode escape character in {clause}")),
+    }
+}
+
+/// Decodes `\XXXX` and `\+XXXXXX` (with `escape` for `\\`) in `body`, as
+/// the server's `str_udeescape` does.
+fn unescape_unicode(body: &str, escape: char) -> Result<String, String> {
+    let invalid = || {
+        format!(
+            "invalid Unicode escape in {body}: {escape} must be followed by 4 hex digits, or + \
+             and 6"
+        )
+    };
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    let mut high_surrogate: Option<u32> = None;
+    while let Some(c) = chars.next() {
+        if c != escape {
+            if high_surrogate.is_some() {
+                return Err(invalid());
+            }
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&escape) {
+            if high_surrogate.is_some() {
+                return Err(invalid());
+            }
+            chars.next();
+            out.push(escape);
+            continue;
+        }
+        let digits = if chars.peek() == Some(&'+') {
+            chars.next();
+            6
+        } else {
+            4
+        };
+        let hex: String = chars.by_ref().take(digits).collect();
+        if hex.len() != digits || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let code = u32::from_str_radix(&hex, 16).map_err(|_| invalid())?;
+        let code = match (high_surrogate.take(), code) {
+            (None, 0xD800..=0xDBFF) => {
+                high_surrogate = Some(code);
+                continue;
+            }
+            (Some(high), 0xDC00..=0xDFFF) => 0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00),
+            (Some(_), _) | (None, 0xDC00..=0xDFFF) => return Err(invalid()),
+            (None, code) => code,
+        };
+        match char::from_u32(code).filter(|&c| c != '\0') {
+            Some(c) => out.push(c),
+            None => return Err(format!("invalid Unicode code point {hex} in {body}")),
+        }
+    }
+    match high_surrogate {
+        Some(_) => Err(invalid()),
+        None => Ok(out),
     }
 }
 
@@ -289,6 +445,42 @@ mod tests {
         );
         let name = ObjectName::from(vec![Ident::new("PG_Catalog"), Ident::with_quote('"', "F")]);
         assert_eq!(fold_name(&name).unwrap(), ["pg_catalog", "F"]);
+    }
+
+    #[test]
+    fn identifiers_decode_as_the_lexer_reads_them() {
+        assert_eq!(decode("NextVal").unwrap(), "nextval");
+        assert_eq!(decode("\"Pay\"\"ments\"").unwrap(), "Pay\"ments");
+        assert_eq!(
+            decode(r#"U&"pg\005fterminate\005fbackend""#).unwrap(),
+            "pg_terminate_backend"
+        );
+        assert_eq!(decode(r#"u&"d\0061t\+000061""#).unwrap(), "data");
+        assert_eq!(decode(r#"U&"d!0061t!!" UESCAPE '!'"#).unwrap(), "dat!");
+        assert_eq!(decode(r#"U&"\D83D\DE00""#).unwrap(), "\u{1F600}");
+        assert_eq!(decode(r#"U&"a\\b""#).unwrap(), "a\\b");
+        for bad in [
+            r#"U&"\00""#,
+            r#"U&"\D83D""#,
+            r#"U&"\DE00""#,
+            r#"U&"\0000""#,
+            r#"U&"x" UESCAPE 'a'"#,
+            r#"U&"x" UESCAPE '+'"#,
+            "\"\"",
+            "\"open",
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_cut_to_63_bytes_on_a_character_boundary() {
+        let long = "a".repeat(70);
+        assert_eq!(decode(&long).unwrap(), "a".repeat(63));
+        // 62 ASCII bytes and a 2-byte character: the character goes whole.
+        let name = format!("\"{}é\"", "b".repeat(62));
+        assert_eq!(decode(&name).unwrap(), "b".repeat(62));
+        assert_eq!(fold(&Ident::new("X".repeat(64))), "x".repeat(63));
     }
 
     #[test]
