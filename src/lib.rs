@@ -15,6 +15,7 @@ pub mod explain;
 pub mod indexes;
 pub mod input;
 pub mod interrupt;
+pub mod pg;
 pub mod report;
 pub mod rewrite;
 pub mod severity;
