@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
-use crate::explain::volatility;
 use crate::explain::{self, JobOptions, Repetition};
 use crate::report;
 use crate::rewrite;
@@ -36,49 +35,40 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     let interrupt = &context.interrupt;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
     let client = interrupt.guard(database.connection()).await?;
-    // The server's word on the functions the statements call, asked in the
-    // same round trip as its statement_timeout (tokio-postgres pipelines
-    // the two): a VOLATILE one makes its statement a write.
-    let calls = explain::calls_to_vet(&jobs);
-    let timeout = Timeout::from_flag(database.options().statement_timeout);
-    let (timeout, volatile) = interrupt
-        .guard(async {
-            tokio::try_join!(
-                timeout.resolve(&client),
-                volatility::lookup(&client, &calls)
-            )
-        })
+    let timeout = interrupt
+        .guard(Timeout::from_flag(database.options().statement_timeout).resolve(&client))
         .await?;
-    explain::apply_volatility(&mut jobs, &volatile, &options)?;
-    if !args.no_rewrite {
-        // With the server at hand the rewriter resolves ORDER BY for
-        // `SELECT *` and has the server check what it produced. Its
-        // questions (a describe can queue behind a lock) have the runs'
-        // timeout, and a signal cancels them on the server.
-        let rewrite_options = args.rewrite.options();
-        let bound = timeout.for_session();
-        let rewrite_all = async {
-            if let Some((set, _)) = &bound {
-                client
-                    .batch_execute(set)
-                    .await
-                    .map_err(|e| query_error("bounding the rewriter's questions", &e))?;
-            }
-            for job in &mut jobs {
-                let rewritten =
-                    rewrite::server::rewrite(&client, &job.statement, &rewrite_options).await?;
+    // The server's questions before the runs (the rewriter's describe and
+    // catalog reads, the guard's) have the runs' timeout, since one can
+    // queue behind a lock, and a signal cancels them on the server.
+    let bound = timeout.for_session();
+    let rewrite_options = (!args.no_rewrite).then(|| args.rewrite.options());
+    let prepare_all = async {
+        if let Some((set, _)) = &bound {
+            client
+                .batch_execute(set)
+                .await
+                .map_err(|e| query_error("bounding the questions before the runs", &e))?;
+        }
+        for job in &mut jobs {
+            // With the server at hand the rewriter resolves ORDER BY for
+            // `SELECT *` and has the server check what it produced.
+            if let Some(options) = &rewrite_options {
+                let rewritten = rewrite::server::rewrite(&client, &job.statement, options).await?;
                 job.apply(rewritten);
             }
-            if let Some((_, reset)) = &bound {
-                client
-                    .batch_execute(reset)
-                    .await
-                    .map_err(|e| query_error("bounding the rewriter's questions", &e))?;
-            }
-            Ok(())
-        };
-        cancellable(&client, database.tls(), interrupt, rewrite_all).await?;
-    }
+            // Then the guard judges the SQL that will run, before any runs.
+            explain::vet(&client, job, timeout, &options).await?;
+        }
+        if let Some((_, reset)) = &bound {
+            client
+                .batch_execute(reset)
+                .await
+                .map_err(|e| query_error("bounding the questions before the runs", &e))?;
+        }
+        Ok(())
+    };
+    cancellable(&client, database.tls(), interrupt, prepare_all).await?;
     let repetition = Repetition {
         runs: args.runs as usize,
         warmup: args.warmup as usize,

@@ -2,7 +2,8 @@
 //! EXPLAIN on it without changing data, and analyse the plan.
 //!
 //! - [`mode`]: executed or only planned, READ ONLY or not (pure);
-//! - [`volatility`]: the server's word on the functions a statement calls;
+//! - [`guard`]: every function a statement would run, resolved on the
+//!   server, before it is executed;
 //! - [`params`]: `--param` values bound on the server;
 //! - [`run`]: the rolled-back runs on one connection (I/O);
 //! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
@@ -13,29 +14,30 @@
 
 pub mod findings;
 pub mod gate;
+pub mod guard;
 pub mod mode;
 pub mod params;
 pub mod plan;
 pub mod run;
 pub mod tables;
 pub mod timing;
-pub mod volatility;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::rewrite::{Change, Rewrite, Skip};
-use crate::sql::{Class, FunctionCall, SqlStatement, calls, outliving_effect, outliving_reasons};
+use crate::sql::{Class, SqlStatement, outliving_reasons};
 use findings::Finding;
-use mode::{Mode, ModeFlags};
+use guard::Guard;
+use mode::{Blockers, Mode, ModeFlags};
 use params::TextParam;
 use plan::{Plan, RunSummary};
 use run::{Prepared, Runner, Timeout};
 use tables::Tables;
 use timing::{CacheComparison, RunMeasurement, Timing};
-use volatility::Volatile;
 
 /// What the rewrite step did to a statement before it was explained.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -64,6 +66,9 @@ pub struct Job {
     pub mode: Mode,
     /// The values of its placeholders `$1..$n`.
     pub params: Vec<TextParam>,
+    /// What the server said it would run, when it was asked (only about
+    /// statements that would otherwise be executed).
+    pub guard: Option<Guard>,
 }
 
 impl Job {
@@ -85,12 +90,21 @@ impl Job {
         )
     }
 
-    /// Decides how the statement runs from its class; fails when it is
+    /// Decides how the statement runs from its class, what the SQL shows
+    /// to outlive the rollback and what the guard found; fails when it is
     /// refused, or when a gate needs it executed and it would not be.
     fn decide_mode(&mut self, options: &JobOptions) -> Result<()> {
-        let outlive = outliving_reasons(&self.statement.ast);
+        let mut blockers = Blockers {
+            outliving: outliving_reasons(&self.statement.ast),
+            unresolved: Vec::new(),
+        };
+        if let Some(guard) = &self.guard {
+            let verdict = guard.verdict();
+            blockers.outliving.extend(verdict.outliving);
+            blockers.unresolved = verdict.unresolved;
+        }
         self.mode =
-            mode::decide(&self.statement.class, options.flags, &outlive).map_err(|reason| {
+            mode::decide(&self.statement.class, options.flags, &blockers).map_err(|reason| {
                 Error::input(format!(
                     "{} is refused, so nothing was run: {reason}",
                     self.label()
@@ -107,52 +121,72 @@ impl Job {
         Ok(())
     }
 
-    /// The functions it calls that the server must judge before it is
-    /// executed: none when it is only planned, and none the SQL alone
-    /// already showed to outlive the rollback.
-    fn calls_to_vet(&self) -> Vec<FunctionCall> {
-        if !self.mode.analyze {
-            return Vec::new();
+    /// Why the statement was or was not executed, one sentence.
+    pub fn execution_reason(&self) -> String {
+        if let Some(note) = self.mode.notes.first() {
+            return note.clone();
         }
-        calls(&self.statement.ast)
-            .into_iter()
-            .filter(|call| outliving_effect(&call.name).is_none())
-            .collect()
-    }
-}
-
-/// The functions the statements of `jobs` that are to be executed call,
-/// each once, for [`volatility::lookup`].
-pub fn calls_to_vet(jobs: &[Job]) -> Vec<FunctionCall> {
-    let mut all: Vec<FunctionCall> = Vec::new();
-    for call in jobs.iter().flat_map(Job::calls_to_vet) {
-        if !all.contains(&call) {
-            all.push(call);
-        }
-    }
-    all
-}
-
-/// Takes the server's word on the functions the statements call: a
-/// statement calling a VOLATILE one becomes a write (planned only unless
-/// `--analyze-writes`), with a reason naming the function. Fails as
-/// [`jobs`] does when a gate then cannot be measured; nothing has run yet.
-pub fn apply_volatility(jobs: &mut [Job], volatile: &Volatile, options: &JobOptions) -> Result<()> {
-    for job in jobs {
-        let reasons = volatile.reasons(&job.calls_to_vet());
-        if reasons.is_empty() {
-            continue;
-        }
-        job.statement.class = match std::mem::replace(&mut job.statement.class, Class::Read) {
-            Class::Write { reasons: mut known } => {
-                known.extend(reasons);
-                Class::Write { reasons: known }
-            }
-            _ => Class::Write { reasons },
+        let resolved = match self.guard.as_ref().map(|g| g.resolved_by) {
+            Some(guard::Resolution::Server) => "the server resolved every function it runs",
+            Some(guard::Resolution::Names) => "every function it names was looked up by name",
+            None => "it calls nothing",
         };
-        job.decide_mode(options)?;
+        format!(
+            "executed in a READ ONLY transaction that was rolled back: {resolved}, and none is \
+             VOLATILE or outlives the rollback"
+        )
     }
-    Ok(())
+
+    /// Takes the guard's word: a VOLATILE function makes the statement a
+    /// write (planned only unless `--analyze-writes`), with a reason naming
+    /// it; what outlives the rollback (a write too) or cannot be resolved
+    /// keeps it from running at all.
+    fn apply_guard(&mut self, guard: Guard, options: &JobOptions) -> Result<()> {
+        let verdict = guard.verdict();
+        let volatile: Vec<String> = verdict
+            .outliving
+            .into_iter()
+            .chain(verdict.volatile)
+            .collect();
+        if !volatile.is_empty() {
+            self.statement.class = match std::mem::replace(&mut self.statement.class, Class::Read) {
+                Class::Write { reasons: mut known } => {
+                    known.extend(volatile);
+                    Class::Write { reasons: known }
+                }
+                _ => Class::Write { reasons: volatile },
+            };
+        }
+        self.guard = Some(guard);
+        self.decide_mode(options)
+    }
+}
+
+/// Has the server resolve everything `job` would run ([`guard::vet`]) when
+/// it is to be executed, and decides again how it runs. Call it on the SQL
+/// that will run (after the rewrite) and before any statement runs: a
+/// statement that may no longer be executed fails a gate here, as
+/// [`jobs`] does. `timeout` bounds the guard's own transaction.
+pub async fn vet(
+    client: &Client,
+    job: &mut Job,
+    timeout: Timeout,
+    options: &JobOptions,
+) -> Result<()> {
+    if !job.mode.analyze {
+        return Ok(());
+    }
+    let writes = matches!(job.statement.class, Class::Write { .. });
+    let guard = guard::vet(
+        client,
+        &job.executed,
+        job.params.len(),
+        writes,
+        Some(&job.statement),
+        &timeout.set_local(),
+    )
+    .await?;
+    job.apply_guard(guard, options)
 }
 
 /// What decides how the statements of one input run.
@@ -191,6 +225,7 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
             executed: statement.text.clone(),
             statement,
             rewrite: RewriteSummary::default(),
+            guard: None,
         };
         job.decide_mode(options)?;
         let needed = crate::sql::placeholders(&job.statement.ast);
@@ -393,50 +428,52 @@ mod tests {
     }
 
     #[test]
-    fn a_volatile_call_makes_a_read_a_write_before_anything_runs() {
+    fn the_guard_makes_a_read_a_write_or_keeps_it_from_running() {
+        use guard::{Reached, Resolution, Volatility};
         let options = JobOptions::default();
-        let sql = "SELECT make_slot('x'); SELECT nextval('s'), lower('A'); SELECT 1";
-        let mut jobs = prepare(sql, &options).unwrap();
-        // nextval() is known from the SQL (only planned): nothing to ask.
-        let calls = calls_to_vet(&jobs);
-        assert_eq!(calls.len(), 1);
-        assert_eq!(calls[0].to_string(), "make_slot()");
-        let volatile = Volatile::from_rows(&calls, [(1, "public".to_owned())]);
-        apply_volatility(&mut jobs, &volatile, &options).unwrap();
+        let mut jobs = prepare("SELECT make_slot('x'); SELECT f(); SELECT 1", &options).unwrap();
+        let found = |functions: Vec<Reached>, unresolved: Vec<String>| Guard {
+            resolved_by: Resolution::Server,
+            functions,
+            unresolved,
+        };
+        let slot = Reached::new(
+            "public".into(),
+            "make_slot".into(),
+            "slot name",
+            Volatility::Volatile,
+            "the statement".into(),
+        );
+        jobs[0]
+            .apply_guard(found(vec![slot], Vec::new()), &options)
+            .unwrap();
         assert!(!jobs[0].mode.analyze && jobs[2].mode.analyze);
         assert!(
             matches!(&jobs[0].statement.class, Class::Write { reasons }
-                if reasons[0].starts_with("public.make_slot() is VOLATILE")),
+                if reasons[0].starts_with("public.make_slot(slot name) is VOLATILE")),
             "{:?}",
             jobs[0].statement.class
         );
-        assert!(jobs[0].mode.notes[0].contains("public.make_slot()"));
+        let unresolved = vec!["no function f() exists to call".to_owned()];
+        jobs[1]
+            .apply_guard(found(Vec::new(), unresolved.clone()), &options)
+            .unwrap();
+        assert!(!jobs[1].mode.analyze);
+        assert!(jobs[1].mode.notes[0].contains("no function f() exists"));
         // A time budget needs it executed: an input error, before any run.
         let gated = JobOptions {
             needs_execution: true,
             ..JobOptions::default()
         };
-        let mut jobs = prepare("SELECT make_slot('x')", &gated).unwrap();
-        let err = apply_volatility(&mut jobs, &volatile, &gated).unwrap_err();
+        let mut jobs = prepare("SELECT f()", &gated).unwrap();
+        let err = jobs[0]
+            .apply_guard(found(Vec::new(), unresolved), &gated)
+            .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("--max-ms needs every statement executed"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn nothing_is_asked_about_statements_that_are_only_planned() {
-        let flags = ModeFlags {
-            no_analyze: true,
-            analyze_writes: false,
-        };
-        let options = JobOptions {
-            flags,
-            ..JobOptions::default()
-        };
-        let jobs = prepare("SELECT make_slot('x')", &options).unwrap();
-        assert!(calls_to_vet(&jobs).is_empty());
     }
 
     #[test]

@@ -39,30 +39,46 @@ impl Mode {
     }
 }
 
-/// Decides how to explain a statement of class `class`, which calls
-/// functions whose effects would `outlive` the rollback (their reasons);
-/// `Err` holds the reason a statement is refused. Such a statement is never
-/// executed, not even with `--analyze-writes`: a rolled-back run is what
-/// that flag promises, and they would break it.
-pub fn decide(class: &Class, flags: ModeFlags, outlive: &[String]) -> Result<Mode, String> {
+/// What keeps a statement from being executed, whatever its class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blockers {
+    /// What it does that outlives the rollback, one reason each: never
+    /// executed, not even with `--analyze-writes`, which promises a
+    /// rolled-back run.
+    pub outliving: Vec<String>,
+    /// What could not be resolved on the server: never executed, since
+    /// what it would run cannot be proven harmless.
+    pub unresolved: Vec<String>,
+}
+
+/// Decides how to explain a statement of class `class` that `blockers`
+/// may keep from running; `Err` holds the reason a statement is refused.
+pub fn decide(class: &Class, flags: ModeFlags, blockers: &Blockers) -> Result<Mode, String> {
     match class {
         Class::Refused { reason } => Err(reason.clone()),
-        Class::Write { .. } if flags.analyze_writes && !flags.no_analyze && !outlive.is_empty() => {
+        _ if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
+        _ if !blockers.unresolved.is_empty() => Ok(plain(vec![format!(
+            "not executed because perfaudit could not prove what it runs harmless ({}): the \
+             plan shows the planner's estimates only",
+            blockers.unresolved.join("; ")
+        )])),
+        Class::Write { .. } if !blockers.outliving.is_empty() && flags.analyze_writes => {
             Ok(plain(vec![format!(
                 "not executed, even with --analyze-writes, because what it does outlives the \
                  rollback ({}): the plan shows the planner's estimates only",
-                outlive.join("; ")
+                blockers.outliving.join("; ")
             )]))
         }
-        Class::Read if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
+        _ if !blockers.outliving.is_empty() => Ok(plain(vec![format!(
+            "not executed because what it does outlives the rollback ({}), so not even \
+             --analyze-writes executes it: the plan shows the planner's estimates only",
+            blockers.outliving.join("; ")
+        )])),
         Class::Read => Ok(Mode {
             analyze: true,
             read_only: true,
             notes: Vec::new(),
         }),
-        Class::Write { .. } if flags.no_analyze => {
-            Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()]))
-        }
         Class::Write { reasons } if !flags.analyze_writes => Ok(plain(vec![format!(
             "not executed because it is not a plain read ({}): the plan shows the planner's \
              estimates only; --analyze-writes executes it inside a transaction that is rolled \
@@ -121,7 +137,7 @@ mod tests {
 
     #[test]
     fn reads_are_executed_read_only() {
-        let mode = decide(&Class::Read, ModeFlags::default(), &[]).unwrap();
+        let mode = decide(&Class::Read, ModeFlags::default(), &Blockers::default()).unwrap();
         assert!(mode.analyze && mode.read_only && mode.notes.is_empty());
         assert_eq!(
             mode.explain_sql("SELECT 1"),
@@ -131,14 +147,14 @@ mod tests {
 
     #[test]
     fn writes_are_planned_only_unless_asked() {
-        let mode = decide(&write(), ModeFlags::default(), &[]).unwrap();
+        let mode = decide(&write(), ModeFlags::default(), &Blockers::default()).unwrap();
         assert!(!mode.analyze && mode.read_only);
         assert!(mode.notes[0].contains("(DELETE changes rows)"), "{mode:?}");
         assert_eq!(
             mode.explain_sql("DELETE FROM t"),
             "EXPLAIN (SUMMARY, FORMAT JSON) DELETE FROM t"
         );
-        let mode = decide(&write(), ANALYZE_WRITES, &[]).unwrap();
+        let mode = decide(&write(), ANALYZE_WRITES, &Blockers::default()).unwrap();
         assert!(mode.analyze && !mode.read_only);
         assert!(mode.notes.iter().any(|n| n.contains("row locks")));
         assert!(mode.notes.iter().any(|n| n.contains("sequences")));
@@ -146,20 +162,42 @@ mod tests {
 
     #[test]
     fn what_outlives_the_rollback_is_never_executed() {
-        let outlive = ["setval() changes a sequence, which a rollback does not undo".to_owned()];
-        let mode = decide(&write(), ANALYZE_WRITES, &outlive).unwrap();
+        let blockers = Blockers {
+            outliving: vec!["setval() changes a sequence, which a rollback does not undo".into()],
+            unresolved: Vec::new(),
+        };
+        let mode = decide(&write(), ANALYZE_WRITES, &blockers).unwrap();
         assert!(!mode.analyze && mode.read_only);
         assert!(
             mode.notes[0].contains("even with --analyze-writes"),
             "{mode:?}"
         );
         assert!(mode.notes[0].contains("setval()"), "{mode:?}");
+        // A read is held back the same way.
+        let mode = decide(&Class::Read, ModeFlags::default(), &blockers).unwrap();
+        assert!(!mode.analyze && mode.notes[0].contains("not even --analyze-writes"));
+    }
+
+    #[test]
+    fn what_cannot_be_resolved_is_never_executed() {
+        let blockers = Blockers {
+            outliving: Vec::new(),
+            unresolved: vec!["no function f() exists to call".into()],
+        };
+        for (class, flags) in [
+            (Class::Read, ModeFlags::default()),
+            (write(), ANALYZE_WRITES),
+        ] {
+            let mode = decide(&class, flags, &blockers).unwrap();
+            assert!(!mode.analyze && mode.read_only, "{class:?}");
+            assert!(mode.notes[0].contains("could not prove"), "{mode:?}");
+        }
     }
 
     #[test]
     fn no_analyze_wins_over_everything() {
         for class in [Class::Read, write()] {
-            let mode = decide(&class, NO_ANALYZE, &[]).unwrap();
+            let mode = decide(&class, NO_ANALYZE, &Blockers::default()).unwrap();
             assert!(!mode.analyze && mode.read_only, "{class:?}");
         }
     }
@@ -170,7 +208,7 @@ mod tests {
             reason: "VACUUM cannot run inside a transaction block".into(),
         };
         assert_eq!(
-            decide(&class, ModeFlags::default(), &[]).unwrap_err(),
+            decide(&class, ModeFlags::default(), &Blockers::default()).unwrap_err(),
             "VACUUM cannot run inside a transaction block"
         );
     }

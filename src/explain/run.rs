@@ -110,7 +110,7 @@ impl Timeout {
     }
 
     /// The statement that sets it for the current transaction only.
-    fn set_local(self) -> String {
+    pub fn set_local(self) -> String {
         match self {
             Timeout::Exactly(d) | Timeout::AtMost(d) => {
                 format!("; SET LOCAL statement_timeout = {}", d.as_millis().max(1))

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::explain::findings::{Finding, count};
+use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
 use crate::explain::plan::{Node, Plan};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
@@ -48,6 +49,9 @@ fn statement(result: &Explained, ui: &Ui) -> String {
     }
     out.push(rewrite_line(&job.rewrite));
     out.extend(job.mode.notes.iter().map(|note| format!("note: {note}")));
+    if let Some(guard) = &job.guard {
+        out.push(guard_line(guard));
+    }
     out.push(String::new());
     out.push(plan_table(&result.plan, ui).to_string());
     if let Some(legend) = costliest_legend(&result.plan) {
@@ -94,6 +98,32 @@ fn how_it_ran(result: &Explained) -> String {
         Class::Refused { .. } => "refused",
     };
     format!("{class}, {what}, rolled back; {runs}")
+}
+
+/// `guard: the server resolved what it runs: 20 functions, none VOLATILE`.
+fn guard_line(guard: &Guard) -> String {
+    let volatile: Vec<&str> = guard
+        .functions
+        .iter()
+        .filter(|f| f.volatility == Volatility::Volatile)
+        .map(|f| f.function.as_str())
+        .collect();
+    let functions = format!(
+        "{} function{}, {}",
+        count(guard.functions.len() as f64),
+        if guard.functions.len() == 1 { "" } else { "s" },
+        match volatile.len() {
+            0 => "none VOLATILE".to_owned(),
+            _ => format!("VOLATILE: {}", volatile.join(", ")),
+        }
+    );
+    match guard.resolved_by {
+        Resolution::Server => format!("guard: the server resolved what it runs: {functions}"),
+        Resolution::Names => format!(
+            "guard: found by the names it calls (this session cannot have the server parse \
+             it): {functions}"
+        ),
+    }
 }
 
 fn rewrite_line(rewrite: &RewriteSummary) -> String {
@@ -373,6 +403,7 @@ struct StatementJson<'a> {
     analyzed: bool,
     read_only: bool,
     notes: &'a [String],
+    guard: GuardJson<'a>,
     runs: usize,
     warmup: usize,
     timing: &'a Timing,
@@ -397,6 +428,13 @@ impl<'a> StatementJson<'a> {
             analyzed: job.mode.analyze,
             read_only: job.mode.read_only,
             notes: &job.mode.notes,
+            guard: GuardJson {
+                executed: job.mode.analyze,
+                resolved_by: job.guard.as_ref().map(|g| g.resolved_by),
+                functions: job.guard.as_ref().map_or(&[], |g| &g.functions),
+                unresolved: job.guard.as_ref().map_or(&[], |g| &g.unresolved),
+                reason: job.execution_reason(),
+            },
             runs: result.runs,
             warmup: result.warmup,
             timing: &result.timing,
@@ -409,6 +447,19 @@ impl<'a> StatementJson<'a> {
             rolled_back: true,
         }
     }
+}
+
+/// The write guard's decision: what the statement runs, as the server
+/// resolved it, and why it was or was not executed.
+#[derive(Serialize)]
+struct GuardJson<'a> {
+    executed: bool,
+    /// `null` when the server was not asked: the statement was only
+    /// planned from the start.
+    resolved_by: Option<Resolution>,
+    functions: &'a [Reached],
+    unresolved: &'a [String],
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -465,7 +516,7 @@ impl<'a> NodeJson<'a> {
 mod tests {
     use super::*;
     use crate::cli::Format;
-    use crate::explain::mode::{ModeFlags, decide};
+    use crate::explain::mode::{Blockers, ModeFlags, decide};
     use crate::explain::plan::{Buffers, RunSummary};
     use crate::explain::timing::{CacheComparison, RunMeasurement};
     use crate::explain::{Job, findings};
@@ -476,7 +527,7 @@ mod tests {
     /// `root` and took `executions` milliseconds.
     fn explained(sql: &str, root: Value, executions: &[f64]) -> Explained {
         let statement = parse_statements(sql).unwrap().remove(0);
-        let mode = decide(&statement.class, ModeFlags::default(), &[]).unwrap();
+        let mode = decide(&statement.class, ModeFlags::default(), &Blockers::default()).unwrap();
         let document =
             crate::explain::plan::tests::document(root, 0.25, executions[executions.len() / 2]);
         let plan = Plan::from_json(&document).unwrap();
@@ -513,6 +564,7 @@ mod tests {
                 },
                 mode,
                 params: Vec::new(),
+                guard: None,
             },
             runs: executions.len(),
             warmup: 0,
@@ -600,6 +652,7 @@ mod tests {
                 "costliest_node",
                 "executed",
                 "findings",
+                "guard",
                 "line",
                 "nodes",
                 "notes",
