@@ -208,7 +208,10 @@ async fn returning_a_rental_fires_the_audit_trigger() {
              FROM audit.event"
         )
         .await,
-        format!("store.rental UPDATE {open} postgres")
+        format!(
+            "store.rental UPDATE {open} {}",
+            value(&db, "SELECT current_user").await
+        )
     );
     // Returning it again is refused, and logs nothing.
     let again = db
