@@ -3,9 +3,9 @@
 //! The server is a scratch cluster started with perfaudit's own scratch code
 //! on first use, or the server `PERFAUDIT_TEST_DATABASE_URL` points at (its
 //! role must be allowed to create databases). Each test gets a database of
-//! its own, copied from a template that holds the payments fixture, so tests
-//! run in parallel without seeing each other. Everything is removed when the
-//! test binary exits.
+//! its own, copied from a template that holds a fixture (payments, or
+//! rentals: fixtures/rentals/README.md), so tests run in parallel without
+//! seeing each other. Everything is removed when the test binary exits.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -37,7 +37,8 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 static CLUSTER: Mutex<Option<ScratchCluster>> = Mutex::new(None);
 /// Databases created on an external server, dropped at exit.
 static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static TEMPLATES: tokio::sync::Mutex<Option<HashSet<u64>>> = tokio::sync::Mutex::const_new(None);
+static TEMPLATES: tokio::sync::Mutex<Option<HashSet<Fixture>>> =
+    tokio::sync::Mutex::const_new(None);
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs async work to completion on a thread of its own, so that it can be
@@ -127,7 +128,17 @@ impl TestDb {
 
     /// A copy of the payments fixture with `rows` payments.
     pub async fn with_rows(rows: u64) -> TestDb {
-        let template = template(rows).await;
+        TestDb::with_fixture(Fixture::Payments { rows }).await
+    }
+
+    /// A copy of the rentals fixture (fixtures/rentals/README.md describes it).
+    pub async fn rentals() -> TestDb {
+        TestDb::with_fixture(Fixture::Rentals).await
+    }
+
+    /// A copy of `fixture`.
+    pub async fn with_fixture(fixture: Fixture) -> TestDb {
+        let template = template(fixture).await;
         TestDb::create(Some(&template)).await
     }
 
@@ -282,19 +293,64 @@ fn unique_name() -> String {
     )
 }
 
-/// The template with `rows` payments, created on first use.
-async fn template(rows: u64) -> String {
-    let name = format!("fixture_{rows}_{}", std::process::id());
+/// What a template database holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fixture {
+    /// The payments fixture (fixtures/schema.sql, fixtures/seed.sql) with
+    /// `rows` payments.
+    Payments { rows: u64 },
+    /// The rentals fixture (fixtures/rentals/), always the same size.
+    Rentals,
+}
+
+impl Fixture {
+    /// The template's name, unique to this test binary.
+    fn template_name(self) -> String {
+        let pid = std::process::id();
+        match self {
+            Fixture::Payments { rows } => format!("fixture_{rows}_{pid}"),
+            Fixture::Rentals => format!("fixture_rentals_{pid}"),
+        }
+    }
+
+    /// Creates the fixture's objects and data in the database of `client`.
+    async fn load(self, client: &tokio_postgres::Client) {
+        match self {
+            Fixture::Payments { rows } => perfaudit::db::fixture::load(client, rows)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            Fixture::Rentals => {
+                for (file, sql) in [
+                    (
+                        "schema.sql",
+                        include_str!("../../fixtures/rentals/schema.sql"),
+                    ),
+                    ("seed.sql", include_str!("../../fixtures/rentals/seed.sql")),
+                ] {
+                    client
+                        .batch_execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("fixtures/rentals/{file}: {e:?}"));
+                }
+            }
+        }
+    }
+}
+
+/// The template holding `fixture`, created on first use.
+async fn template(fixture: Fixture) -> String {
+    let name = fixture.template_name();
     let mut made = TEMPLATES.lock().await;
     let made = made.get_or_insert_with(HashSet::new);
-    if made.insert(rows) {
+    // Remembered once loaded: after a failed load, the next test fails too
+    // (the database exists) rather than run on a half-loaded copy.
+    if !made.contains(&fixture) {
         create_database(&name, None).await;
         let db =
             Database::new(server().admin.with_dbname(&name), PoolOptions::default()).expect("pool");
         let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
-        perfaudit::db::fixture::load(&client, rows)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        fixture.load(&client).await;
+        made.insert(fixture);
     }
     name
 }
