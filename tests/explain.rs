@@ -3,40 +3,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use perfaudit::sql::ident::quote;
+use common::explain::{
+    answers, count, document, execute, explain_json, fingerprint, planned_because_of, run,
+    set_for_database, stderr,
+};
 use serde_json::Value;
-
-/// Runs `command` and returns its output.
-fn run(command: &mut Command) -> Output {
-    command.output().expect("perfaudit runs")
-}
-
-/// `perfaudit --format json explain <args>` on `db`.
-fn explain_json(db: &TestDb, args: &[&str]) -> Output {
-    run(db
-        .perfaudit()
-        .args(["--format", "json", "explain"])
-        .args(args))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The JSON document on stdout, after checking the exit code.
-fn document(output: &Output, code: i32) -> Value {
-    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
 
 fn codes(statement: &Value) -> Vec<String> {
     statement["findings"]
@@ -55,48 +29,6 @@ fn seq_scan_finding(statement: &Value) -> &Value {
         .iter()
         .find(|f| f["code"] == "selective-seq-scan")
         .unwrap_or_else(|| panic!("no seq scan finding: {statement:#}"))
-}
-
-/// Runs `sql` on `db`.
-async fn execute(db: &TestDb, sql: &str) {
-    db.client()
-        .await
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// `ALTER DATABASE <db> SET <setting>`, for the sessions perfaudit opens.
-async fn set_for_database(db: &TestDb, setting: &str) {
-    execute(
-        db,
-        &format!("ALTER DATABASE {} SET {setting}", quote(&db.name)),
-    )
-    .await;
-}
-
-/// The row count and a checksum of every row of payments.
-async fn fingerprint(db: &TestDb) -> (i64, String) {
-    let row = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*), md5(coalesce(string_agg(p::text, '|' ORDER BY id), '')) FROM payments p",
-            &[],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
-/// The count `sql` (a `SELECT count(*)` taking `$1`) returns on `db`.
-async fn count(db: &TestDb, sql: &str, param: &str) -> i64 {
-    db.client()
-        .await
-        .query_one(sql, &[&param])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 #[tokio::test]
@@ -324,26 +256,6 @@ async fn the_server_refuses_a_second_statement_even_if_the_splitter_missed_it() 
     assert!(exists);
     let ok = Prepared::new(&mode, "SELECT 1", Vec::new(), Timeout::Server);
     runner.run(&ok, "the test").await.unwrap();
-}
-
-/// The statement of a one-statement JSON report, after checking it was
-/// only planned and that a note says so, naming `function`.
-fn planned_because_of(output: &Output, function: &str) -> Value {
-    let report = document(output, 0);
-    let statement = report["statements"][0].clone();
-    assert_eq!(statement["analyzed"], false, "{statement:#}");
-    assert_eq!(statement["class"]["kind"], "write", "{statement:#}");
-    let note = statement["notes"][0].as_str().unwrap();
-    assert!(
-        note.starts_with("not executed") && note.contains(function),
-        "{statement:#}"
-    );
-    statement
-}
-
-/// Whether the session is alive and answers.
-async fn answers(client: &tokio_postgres::Client) -> bool {
-    client.simple_query("SELECT 1").await.is_ok()
 }
 
 #[tokio::test]

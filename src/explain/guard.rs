@@ -589,12 +589,14 @@ const SYNTAX_NOT_FUNCTIONS: &[&str] = &[
 /// name) and the OID of every function of that name it could mean, or NULL
 /// when none exists.
 const FUNCTIONS_BY_NAME: &str = "\
-SELECT c.i, p.oid
+SELECT c.i, f.oid
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(schema, name, i)
-LEFT JOIN pg_catalog.pg_namespace n
-       ON CASE WHEN c.schema IS NULL THEN n.nspname = ANY (pg_catalog.current_schemas(true))
-               ELSE n.nspname = c.schema END
-LEFT JOIN pg_catalog.pg_proc p ON p.pronamespace = n.oid AND p.proname = c.name
+LEFT JOIN LATERAL (
+    SELECT p.oid
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proname = c.name
+      AND CASE WHEN c.schema IS NULL THEN n.nspname = ANY (pg_catalog.current_schemas(true))
+               ELSE n.nspname = c.schema END) f ON true
 ORDER BY 1";
 
 /// The relations and types named in `$1` and `$2` (as SQL spells them),

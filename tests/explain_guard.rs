@@ -1,0 +1,372 @@
+//! explain's write guard against a real PostgreSQL: whatever spelling or
+//! path reaches a function whose effect outlives the rollback (another
+//! session terminated, rows deleted through dblink, a file written, a
+//! replication slot, a configuration reload), the statement is planned
+//! only and nothing changes. Each test watches the effect itself.
+
+mod common;
+
+use std::process::Output;
+
+use common::TestDb;
+use common::explain::{
+    answers, count, document, execute, explain_json, fingerprint, planned_because_of,
+    set_for_database,
+};
+use serde_json::Value;
+
+/// A session of `db` that the statements under test name by its
+/// `application_name`, and its pid.
+async fn victim(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+    let (client, pid) = db.session().await;
+    client
+        .batch_execute("SET application_name = 'victim'")
+        .await
+        .unwrap();
+    (client, pid)
+}
+
+/// `pg_terminate_backend` spelled as `U&"pg\005fterminate\005fbackend"`.
+const UNICODE_TERMINATE: &str = r#"U&"pg\005fterminate\005fbackend""#;
+
+const VICTIMS: &str = "FROM pg_stat_activity WHERE application_name = 'victim'";
+
+/// The guard's entry for `function` (a prefix of its signature).
+fn reached<'a>(statement: &'a Value, function: &str) -> &'a Value {
+    statement["guard"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"].as_str().unwrap().starts_with(function))
+        .unwrap_or_else(|| panic!("the guard does not name {function}: {statement:#}"))
+}
+
+/// Checks `output` planned its statement only because of
+/// `pg_terminate_backend`, and that the guard, when the SQL alone did not
+/// already show it, names the function it resolved.
+fn planned_because_of_terminate(output: &Output) -> Value {
+    let statement = planned_because_of(output, "pg_terminate_backend(");
+    assert_eq!(statement["guard"]["executed"], false, "{statement:#}");
+    if statement["guard"]["resolved_by"].is_null() {
+        return statement;
+    }
+    assert_eq!(statement["guard"]["resolved_by"], "server", "{statement:#}");
+    let entry = reached(&statement, "pg_catalog.pg_terminate_backend(");
+    assert_eq!(entry["volatility"], "volatile");
+    assert!(entry["outlives_rollback"].is_string(), "{entry:#}");
+    statement
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_call_reaches_the_guard() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    // A function whose name is 63 bytes long, called by a 70-byte name the
+    // server cuts to it.
+    let long = format!("kill_{}", "x".repeat(58));
+    assert_eq!(long.len(), 63);
+    execute(
+        &db,
+        &format!(
+            "CREATE FUNCTION {long}(pid int) RETURNS boolean LANGUAGE sql
+                 BEGIN ATOMIC SELECT pg_terminate_backend(pid); END"
+        ),
+    )
+    .await;
+    let spellings = [
+        format!("SELECT {UNICODE_TERMINATE}(pid) {VICTIMS}"),
+        format!("SELECT pg_catalog.{UNICODE_TERMINATE}(pid) {VICTIMS}"),
+        format!(r#"SELECT u&"pg\005fterminate\005fbackend"(pid) {VICTIMS}"#),
+        format!(r#"SELECT U&"pg\+00005fterminate\+00005fbackend"(pid) {VICTIMS}"#),
+        format!("SELECT \"pg_terminate_backend\"(pid => pid) {VICTIMS}"),
+        "SELECT * FROM pg_stat_activity a, LATERAL pg_catalog.\"pg_terminate_backend\"(a.pid) k \
+         WHERE a.application_name = 'victim'"
+            .to_owned(),
+        format!("WITH k AS (SELECT {UNICODE_TERMINATE}(pid) {VICTIMS}) SELECT * FROM k"),
+        format!("SELECT (SELECT {UNICODE_TERMINATE}(pid)) {VICTIMS}"),
+        format!("SELECT count({UNICODE_TERMINATE}(pid)) {VICTIMS}"),
+    ];
+    for sql in &spellings {
+        for flags in [&[][..], &["--analyze-writes"], &["--no-rewrite"]] {
+            let args = [flags, &[sql.as_str()]].concat();
+            planned_because_of_terminate(&explain_json(&db, &args));
+            assert!(answers(&other).await, "{sql} {flags:?} reached the victim");
+        }
+    }
+    let sql = format!("SELECT {long}xxxxxxx(pid) {VICTIMS}");
+    let statement = planned_because_of(&explain_json(&db, &[&sql]), &format!("public.{long}"));
+    assert_eq!(
+        reached(&statement, "pg_catalog.pg_terminate_backend(")["volatility"],
+        "volatile"
+    );
+    assert!(answers(&other).await, "{sql} reached the victim");
+}
+
+#[tokio::test]
+async fn operators_casts_and_domains_reach_the_guard() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    execute(
+        &db,
+        "CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT pg_terminate_backend(pid) OR other IS NULL';
+         CREATE OPERATOR &&& (LEFTARG = int, RIGHTARG = int, FUNCTION = kills);
+         CREATE TYPE target AS (pid int);
+         CREATE FUNCTION target_kills(target) RETURNS boolean LANGUAGE sql
+             AS 'SELECT pg_terminate_backend(($1).pid)';
+         CREATE CAST (target AS boolean) WITH FUNCTION target_kills(target);
+         CREATE DOMAIN doomed AS int CHECK (pg_terminate_backend(VALUE) OR true)",
+    )
+    .await;
+    for (sql, through) in [
+        (
+            format!("SELECT pid &&& 1 {VICTIMS}"),
+            "operator &&&(integer,integer)",
+        ),
+        (
+            format!("SELECT 1 {VICTIMS} AND pid &&& 1"),
+            "operator &&&(integer,integer)",
+        ),
+        (
+            format!("SELECT ROW(pid)::target::boolean {VICTIMS}"),
+            "the statement",
+        ),
+        (
+            format!("SELECT CAST(ROW(pid)::target AS boolean) {VICTIMS}"),
+            "the statement",
+        ),
+        (
+            format!("SELECT pid::doomed {VICTIMS}"),
+            "constraint doomed_check",
+        ),
+    ] {
+        let statement = planned_because_of(&explain_json(&db, &[&sql]), "");
+        let kill = statement["guard"]["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["volatility"] == "volatile")
+            .map(|f| f["reached_through"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>();
+        assert!(
+            kill.iter().any(|t| t.starts_with(through)),
+            "{sql}: {kill:?}"
+        );
+        assert!(answers(&other).await, "{sql} reached the victim");
+    }
+}
+
+#[tokio::test]
+async fn dblink_large_objects_slots_and_reloads_are_never_run() {
+    let db = TestDb::new().await;
+    execute(&db, "CREATE EXTENSION dblink").await;
+    let original = fingerprint(&db).await;
+    // Through dblink the DELETE would commit on its own connection.
+    let sql = format!(
+        r#"SELECT U&"dblink\005fexec"('{}', 'DELETE FROM payments')"#,
+        db.url().replace('\'', "''")
+    );
+    for flags in [&[][..], &["--analyze-writes"]] {
+        let args = [flags, &[sql.as_str()]].concat();
+        let statement = planned_because_of(&explain_json(&db, &args), "public.dblink_exec(");
+        assert!(reached(&statement, "public.dblink_exec(")["outlives_rollback"].is_string());
+    }
+    assert_eq!(fingerprint(&db).await, original, "dblink deleted rows");
+
+    // lo_export writes a file on the server.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let file = dir.path().join("exported");
+    let sql = format!(
+        r#"SELECT U&"lo\005fexport"(lo_from_bytea(0, 'secret'), '{}')"#,
+        file.display()
+    );
+    planned_because_of(
+        &explain_json(&db, &["--analyze-writes", &sql]),
+        "pg_catalog.lo_export(",
+    );
+    assert!(!file.exists(), "lo_export wrote {}", file.display());
+
+    // A replication slot holds WAL until it is dropped.
+    let slot = format!("{}_guard", db.name);
+    let sql =
+        format!(r#"SELECT U&"pg\005fcreate\005fphysical\005freplication\005fslot"('{slot}')"#);
+    planned_because_of(
+        &explain_json(&db, &[&sql]),
+        "pg_catalog.pg_create_physical_replication_slot(",
+    );
+    let slots = count(
+        &db,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+        &slot,
+    )
+    .await;
+    assert_eq!(slots, 0);
+
+    // A configuration reload changes pg_conf_load_time().
+    let loaded = || async {
+        let row = db
+            .client()
+            .await
+            .query_one("SELECT pg_conf_load_time()::text", &[])
+            .await
+            .unwrap();
+        row.get::<_, String>(0)
+    };
+    let before = loaded().await;
+    planned_because_of(
+        &explain_json(&db, &[r#"SELECT U&"pg\005freload\005fconf"()"#]),
+        "pg_catalog.pg_reload_conf(",
+    );
+    assert_eq!(loaded().await, before);
+}
+
+#[tokio::test]
+async fn views_functions_and_policies_are_followed() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    execute(
+        &db,
+        "CREATE FUNCTION kill_all() RETURNS bigint LANGUAGE sql
+         BEGIN ATOMIC
+             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'victim';
+         END;
+         CREATE VIEW inner_view AS SELECT kill_all() AS killed;
+         CREATE VIEW outer_view AS SELECT * FROM inner_view;
+         CREATE TABLE guarded (id int);
+         ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY everyone ON guarded USING (kill_all() >= 0)",
+    )
+    .await;
+    for (sql, through) in [
+        // The SQL-standard body is followed into pg_terminate_backend; a
+        // function with a string body is judged by its label alone.
+        ("SELECT kill_all()", "function public.kill_all"),
+        ("SELECT * FROM outer_view", "function public.kill_all"),
+        ("SELECT * FROM guarded", "function public.kill_all"),
+    ] {
+        let statement = planned_because_of_terminate(&explain_json(&db, &[sql]));
+        assert_eq!(
+            reached(&statement, "pg_catalog.pg_terminate_backend(")["reached_through"],
+            through,
+            "{sql}"
+        );
+        assert!(answers(&other).await, "{sql} reached the victim");
+    }
+    let statement =
+        &document(&explain_json(&db, &["SELECT * FROM outer_view"]), 0)["statements"][0];
+    let paths: Vec<&str> = statement["guard"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reached_through"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"rule _RETURN on view inner_view"),
+        "{paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn reads_that_run_nothing_volatile_are_executed_and_say_why() {
+    let db = TestDb::new().await;
+    let sql = "SELECT user_id, count(*), sum(amount) FROM payments \
+               WHERE id = ANY($1::bigint[]) AND status::text <> 'x' GROUP BY 1 ORDER BY 2";
+    let output = explain_json(&db, &["--param", "{1,2,3}", sql]);
+    let statement = &document(&output, 0)["statements"][0];
+    assert_eq!(statement["analyzed"], true, "{statement:#}");
+    let guard = &statement["guard"];
+    assert_eq!(guard["executed"], true);
+    assert_eq!(guard["resolved_by"], "server");
+    assert_eq!(guard["unresolved"], Value::Array(Vec::new()));
+    assert!(
+        guard["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the server resolved every function it runs"),
+        "{guard:#}"
+    );
+    reached(statement, "pg_catalog.sum(");
+    // Only planned from the start: the server was not asked.
+    let statement = &document(
+        &explain_json(&db, &["DELETE FROM payments WHERE id = 1"]),
+        0,
+    )["statements"][0];
+    assert_eq!(
+        statement["guard"]["resolved_by"],
+        Value::Null,
+        "{statement:#}"
+    );
+    assert!(
+        statement["guard"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not executed because it is not a plain read")
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_session_falls_back_to_names_and_fails_closed() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    execute(
+        &db,
+        "CREATE FUNCTION kill_all() RETURNS bigint LANGUAGE sql
+             AS 'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = ''victim''';
+         CREATE VIEW killing AS SELECT kill_all()",
+    )
+    .await;
+    // The server refuses to create the guard's function in a read-only
+    // session (as on a standby): the guard looks names up instead.
+    set_for_database(&db, "default_transaction_read_only = on").await;
+    let statement = &document(
+        &explain_json(&db, &["SELECT count(*) FROM payments WHERE user_id = 7"]),
+        0,
+    )["statements"][0];
+    assert_eq!(statement["analyzed"], true, "{statement:#}");
+    assert_eq!(statement["guard"]["resolved_by"], "names", "{statement:#}");
+    for (sql, because) in [
+        (
+            format!("SELECT {UNICODE_TERMINATE}(pid) {VICTIMS}"),
+            "Unicode escapes",
+        ),
+        ("SELECT * FROM killing".to_owned(), "public.kill_all()"),
+    ] {
+        let statement = &document(&explain_json(&db, &[&sql]), 0)["statements"][0];
+        assert_eq!(statement["analyzed"], false, "{sql}: {statement:#}");
+        assert_eq!(statement["guard"]["resolved_by"], "names", "{statement:#}");
+        assert!(
+            statement["notes"][0].as_str().unwrap().contains(because),
+            "{sql}: {statement:#}"
+        );
+        assert!(answers(&other).await, "{sql} reached the victim");
+    }
+    // A database with an operator backed by a VOLATILE function: names
+    // cannot tell which operator a statement means.
+    execute(
+        &db,
+        "BEGIN READ WRITE;
+         CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT pg_terminate_backend(pid)';
+         CREATE OPERATOR &&& (LEFTARG = int, RIGHTARG = int, FUNCTION = kills);
+         COMMIT",
+    )
+    .await;
+    let sql = format!("SELECT pid &&& 1 {VICTIMS}");
+    let statement = &document(&explain_json(&db, &[&sql]), 0)["statements"][0];
+    assert_eq!(statement["analyzed"], false, "{statement:#}");
+    assert!(
+        statement["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("operator &&&(integer,integer)"),
+        "{statement:#}"
+    );
+    assert!(answers(&other).await, "{sql} reached the victim");
+}
