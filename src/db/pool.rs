@@ -173,7 +173,11 @@ fn pg_config(
     }
     let mut options: Vec<String> = settings.options.iter().cloned().collect();
     if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
-        options.push(format!("-c statement_timeout={}", timeout.as_millis()));
+        // Never rounded down to 0, which the server reads as no timeout.
+        options.push(format!(
+            "-c statement_timeout={}",
+            timeout.as_millis().max(1)
+        ));
     }
     if !options.is_empty() {
         config.options(options.join(" "));
