@@ -429,7 +429,7 @@ async fn a_client_certificate_is_presented_when_given() {
     assert!(
         error
             .to_string()
-            .contains("cannot read the client key in \"/nonexistent.key\""),
+            .contains("cannot use \"/nonexistent.key\" as the client key: cannot open it"),
         "{error}"
     );
 }

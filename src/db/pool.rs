@@ -74,7 +74,7 @@ impl Database {
             })
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::database(format!("cannot build the connection pool: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
         Ok(Database {
             pool,
             settings: Arc::new(settings),
