@@ -1,5 +1,7 @@
 //! Dispatch of a parsed command line to the command that runs it.
 
+use std::io::Write;
+
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
@@ -13,13 +15,14 @@ use crate::ui::Ui;
 /// if any, is for the caller to print and turn into an exit code.
 pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<()> {
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "perfaudit",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
+        // Generated into memory: clap_complete panics on a failed write.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "perfaudit", &mut script);
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(&script)
+            .and_then(|()| stdout.flush())
+            .map_err(crate::report::output_error);
     }
     let ui = Ui::new(&cli.global);
     let context = Context::open(&cli.global, ui, interrupt).await?;

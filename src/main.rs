@@ -4,6 +4,7 @@
 use clap::Parser;
 
 use perfaudit::cli::Cli;
+use perfaudit::error::{EXIT_INTERNAL, Error};
 use perfaudit::interrupt::Interrupt;
 
 fn main() {
@@ -17,25 +18,23 @@ fn main() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("perfaudit: cannot start the async runtime: {e}");
-            std::process::exit(perfaudit::error::EXIT_DATABASE);
+            std::process::exit(EXIT_INTERNAL);
         }
     };
     let code = runtime.block_on(async {
-        let interrupt = match Interrupt::install() {
-            Ok(interrupt) => interrupt,
-            Err(e) => {
-                eprintln!("perfaudit: cannot listen for signals: {e}");
-                return perfaudit::error::EXIT_DATABASE;
-            }
-        };
-        match perfaudit::app::run(cli, interrupt).await {
-            Ok(()) => perfaudit::error::EXIT_OK,
-            Err(error) => {
-                eprintln!("perfaudit: {error}");
-                error.exit_code()
-            }
-        }
+        let interrupt = Interrupt::install()
+            .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
+        perfaudit::app::run(cli, interrupt).await
     });
+    let code = match code {
+        Ok(()) => perfaudit::error::EXIT_OK,
+        // Nobody reads what is left to say.
+        Err(error @ Error::OutputClosed) => error.exit_code(),
+        Err(error) => {
+            eprintln!("perfaudit: {error}");
+            error.exit_code()
+        }
+    };
     // Not waiting for blocking reads: a read of stdin a signal interrupted
     // may never end.
     runtime.shutdown_background();

@@ -290,6 +290,111 @@ async fn tls_follows_every_sslmode() {
     }
 }
 
+/// A self-signed CA certificate for `localhost`, as `openssl req -x509`
+/// makes one (`CA:TRUE`), valid until `(year, month, day)`, and its key.
+fn self_signed_ca((year, month, day): (i32, u8, u8)) -> (String, String) {
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(year, month, day);
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    (certificate.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn a_server_certificate_that_is_itself_the_trusted_root_is_accepted_as_libpq_does() {
+    let (certificate_pem, key_pem) = self_signed_ca((2999, 1, 1));
+    let cluster = tcp_cluster(Some(ScratchTls {
+        certificate_pem: certificate_pem.clone(),
+        key_pem,
+        client_ca_pem: None,
+    }))
+    .await;
+    let port = cluster.tcp_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.crt");
+    std::fs::write(&root, &certificate_pem).unwrap();
+    let conninfo = |host: &str, mode: &str| {
+        format!(
+            "host={host} port={port} user=alice password={PASSWORD} dbname=postgres \
+             sslmode={mode} sslrootcert={}",
+            root.display()
+        )
+    };
+    for (host, mode) in [
+        ("localhost", "verify-full"),
+        ("localhost", "verify-ca"),
+        ("127.0.0.1", "verify-ca"),
+        ("127.0.0.1", "require"),
+    ] {
+        let tls = uses_tls(&conninfo(host, mode)).await;
+        assert!(
+            tls.unwrap_or_else(|e| panic!("{mode} {host}: {e}")),
+            "{mode}"
+        );
+    }
+    // The names are still checked under verify-full, in one sentence.
+    let message = database_error(
+        uses_tls(&conninfo("127.0.0.1", "verify-full"))
+            .await
+            .map(drop),
+        &format!("host \"127.0.0.1\" port {port}"),
+        PASSWORD,
+    );
+    assert!(
+        message.contains("not valid for the host name \"127.0.0.1\""),
+        "{message}"
+    );
+    // Another self-signed CA is no root of this server's certificate.
+    let (other_pem, _) = self_signed_ca((2999, 1, 1));
+    std::fs::write(&root, other_pem).unwrap();
+    let message = database_error(
+        uses_tls(&conninfo("localhost", "verify-full"))
+            .await
+            .map(drop),
+        &format!("host \"localhost\" port {port}"),
+        PASSWORD,
+    );
+    assert!(
+        message.contains("is a CA certificate, and not itself one of the roots"),
+        "{message}"
+    );
+    assert!(!message.contains("CaUsedAsEndEntity"), "{message}");
+}
+
+#[tokio::test]
+async fn an_expired_certificate_that_is_itself_the_trusted_root_is_refused() {
+    let (certificate_pem, key_pem) = self_signed_ca((2020, 1, 1));
+    let cluster = tcp_cluster(Some(ScratchTls {
+        certificate_pem: certificate_pem.clone(),
+        key_pem,
+        client_ca_pem: None,
+    }))
+    .await;
+    let port = cluster.tcp_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.crt");
+    std::fs::write(&root, &certificate_pem).unwrap();
+    for mode in ["verify-ca", "verify-full"] {
+        let message = database_error(
+            uses_tls(&format!(
+                "host=localhost port={port} user=alice password={PASSWORD} dbname=postgres \
+                 sslmode={mode} sslrootcert={}",
+                root.display()
+            ))
+            .await
+            .map(drop),
+            &format!("host \"localhost\" port {port}"),
+            PASSWORD,
+        );
+        assert!(
+            message.contains("TLS certificate has expired"),
+            "{mode}: {message}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_client_certificate_is_presented_when_given() {
     let certificates = make_certificates();
@@ -324,7 +429,7 @@ async fn a_client_certificate_is_presented_when_given() {
     assert!(
         error
             .to_string()
-            .contains("cannot read the client key in \"/nonexistent.key\""),
+            .contains("cannot use \"/nonexistent.key\" as the client key: cannot open it"),
         "{error}"
     );
 }

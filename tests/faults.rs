@@ -3,8 +3,9 @@
 //! when a plan has a thousand nodes, and when its role lacks privileges.
 //! Each case ends in a clear error with its exit code or a correct result,
 //! never a hang, a panic or something left behind. Signals are in
-//! faults_signals.rs, secrets in faults_secrets.rs, fuzzing in
-//! faults_fuzz.rs; the README's "Robustness" table lists them all.
+//! faults_signals.rs, secrets in faults_secrets.rs, hostile configuration
+//! in faults_config.rs, fuzzing in faults_fuzz.rs; the README's
+//! "Robustness" table lists them all.
 
 mod common;
 mod indexes_support;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::db::settings::MAX_TIMEOUT;
+
 pub use advise::AdviseArgs;
 pub use explain::ExplainArgs;
 pub use indexes::IndexesArgs;
@@ -31,8 +33,9 @@ pub struct Cli {
 }
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 130 interrupted (143 on SIGTERM, \
-129 on SIGHUP).";
+Exit codes: 0 success, 1 a gate failed, 2 bad input, 3 database error, 70 internal error (the runtime or \
+the signal listener did not start, the output could not be written), 130 interrupted (143 on SIGTERM, \
+129 on SIGHUP). A closed output (| head) ends the run quietly with 0.";
 
 /// Options that every command accepts.
 #[derive(Debug, Args)]
@@ -132,14 +135,25 @@ pub struct SqlArgs {
 }
 
 /// Parses a duration such as `5s`, `250ms`, `2min` or `1h 30m`; a bare number
-/// is seconds, as in libpq's `connect_timeout`.
+/// is seconds, as in libpq's `connect_timeout`. Every duration flag of every
+/// command is parsed here, so each refuses the same: a duration longer than
+/// [`MAX_TIMEOUT`], PostgreSQL's longest `statement_timeout` and
+/// `lock_timeout`, is bad input (exit 2) before anything connects.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{e} (expected a duration such as 5s, 250ms or 2min)"))?,
+    };
+    if duration > MAX_TIMEOUT {
+        return Err(format!(
+            "longer than {}, the longest duration perfaudit accepts (PostgreSQL's longest \
+             timeout)",
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected a duration such as 5s, 250ms or 2min)"))
+    Ok(duration)
 }
 
 /// Parses `--connect-timeout`: a duration, where `0` means no limit, as
@@ -173,6 +187,26 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn durations_past_the_longest_timeout_are_refused() {
+        assert_eq!(parse_duration("2147483647ms"), Ok(MAX_TIMEOUT));
+        assert_eq!(
+            parse_duration("2147483"),
+            Ok(Duration::from_secs(2_147_483))
+        );
+        for text in [
+            "2147483648ms",
+            "2147484",
+            "100000h",
+            "99999999999999h",
+            "18446744073709551615",
+            "99999999999999999999999h",
+        ] {
+            assert!(parse_duration(text).is_err(), "{text}");
+            assert!(parse_connect_timeout(text).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::cli::RewriteArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::input::read_sql;
-use crate::report::rewrite::RewriteReport;
+use crate::report::{self, rewrite::RewriteReport};
 use crate::rewrite::{self, Knowledge};
 use crate::sql;
 
@@ -39,9 +39,7 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     let outcome = rewrite_all(context, &args, statements, client, &mut report, &mut errors).await;
     let finished = report.finish(connection.is_none());
     outcome?;
-    if let Err(e) = finished {
-        return output_error(e);
-    }
+    finished.map_err(report::output_error)?;
     // Each error on its own line; the last one is the command's.
     let last = errors.pop();
     for error in errors {
@@ -51,7 +49,8 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
 }
 
 /// Rewrites and reports every statement that parses; collects the parse
-/// errors in `errors`. Fails on a server error, a signal, or a failed write.
+/// errors in `errors`. Fails on a server error, a signal, or a failed write
+/// (a closed pipe included: nobody reads the rest).
 async fn rewrite_all<W: Write>(
     context: &Context,
     args: &RewriteArgs,
@@ -81,18 +80,9 @@ async fn rewrite_all<W: Write>(
             }
             None => rewrite::rewrite(&statement, &options, &Knowledge::offline()),
         };
-        if let Err(e) = report.statement(&statement, &rewrite) {
-            return output_error(e);
-        }
+        report
+            .statement(&statement, &rewrite)
+            .map_err(report::output_error)?;
     }
     Ok(())
-}
-
-/// A write to stdout that failed: a closed pipe (`| head`) ends the output
-/// quietly, anything else is an error.
-fn output_error(error: io::Error) -> Result<()> {
-    if error.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(());
-    }
-    Err(Error::input(format!("cannot write the output: {error}")))
 }

@@ -81,7 +81,8 @@ fn parse_key_values(text: &str) -> Result<Vec<(String, String)>, ConninfoError> 
                     Some(c) => value.push(c),
                     None => {
                         return Err(error(format!(
-                            "unterminated quoted value for \"{key}\" in the connection string"
+                            "unterminated quoted value for \"{}\" in the connection string",
+                            crate::error::clip(&key)
                         )));
                     }
                 }

@@ -10,7 +10,7 @@ use rustls::CertificateError;
 use tokio_postgres::error::{DbError, SqlState};
 
 use super::settings::{ConnectionSettings, sslmode_keyword};
-use crate::error::Error;
+use crate::error::{Error, clip};
 
 /// An error from establishing a session.
 pub fn connect_error(settings: &ConnectionSettings, error: &tokio_postgres::Error) -> Error {
@@ -18,6 +18,12 @@ pub fn connect_error(settings: &ConnectionSettings, error: &tokio_postgres::Erro
         login_reason(settings, db)
     } else if let Some(tls) = find_source::<rustls::Error>(error) {
         tls_reason(settings, tls)
+    } else if unreadable_reply(error) {
+        UNREADABLE_REPLY.to_owned()
+    } else if error.is_closed() {
+        "the server closed the connection before the session started; check that a \
+         PostgreSQL server listens there and admits this client"
+            .to_owned()
     } else if let Some(io) = find_source::<io::Error>(error) {
         io_reason(io)
     } else {
@@ -33,13 +39,37 @@ pub fn connect_error(settings: &ConnectionSettings, error: &tokio_postgres::Erro
              string, PGPASSWORD or ~/.pgpass"
                 .to_owned()
         } else {
-            text
+            one_line(&text)
         }
     };
     Error::database(format!(
         "could not connect to PostgreSQL at {}: {reason}",
         settings.describe()
     ))
+}
+
+/// What a peer that does not speak PostgreSQL's protocol gets told.
+const UNREADABLE_REPLY: &str =
+    "the server's reply could not be read (is this a PostgreSQL server? check the host and port)";
+
+/// Whether the peer's reply was not PostgreSQL's protocol: a message that
+/// does not parse or should not come, or bytes left over that make no
+/// message (tokio-postgres has no public kind for these, so they are told
+/// by its wording).
+fn unreadable_reply(error: &tokio_postgres::Error) -> bool {
+    let top = error.to_string();
+    if top.starts_with("error parsing response from server")
+        || top.starts_with("unexpected message from server")
+    {
+        return true;
+    }
+    top.starts_with("error communicating with the server")
+        && find_source::<io::Error>(error).is_some_and(|io| {
+            matches!(
+                io.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+            ) || io.to_string() == "bytes remaining on stream"
+        })
 }
 
 /// A connection attempt that took longer than `timeout`.
@@ -93,7 +123,7 @@ fn login_reason(settings: &ConnectionSettings, db: &DbError) -> String {
         SqlState::INVALID_PASSWORD => format!(
             "password authentication failed for user \"{}\"; check the password \
              (in the connection string, PGPASSWORD or ~/.pgpass)",
-            settings.user
+            clip(&settings.user)
         ),
         SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
             "the server refused the login: {}; check the role exists and that \
@@ -102,7 +132,7 @@ fn login_reason(settings: &ConnectionSettings, db: &DbError) -> String {
         ),
         SqlState::INVALID_CATALOG_NAME => format!(
             "database \"{}\" does not exist; check the database name",
-            settings.dbname
+            clip(&settings.dbname)
         ),
         SqlState::TOO_MANY_CONNECTIONS => format!(
             "the server has no free connection slots ({}); lower --pool-size or raise \
@@ -136,28 +166,126 @@ fn io_reason(io: &io::Error) -> String {
         _ if text.contains("lookup address") || text.contains("Name or service not known") => {
             format!("the host name could not be resolved ({text}); check the host name")
         }
-        _ => text,
+        _ => one_line(&text),
     }
 }
 
+/// A TLS failure as one sentence: what was refused, and what to do.
 fn tls_reason(settings: &ConnectionSettings, error: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
     let mode = sslmode_keyword(settings.sslmode);
+    let certificate = "the server's TLS certificate";
     match error {
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!(
-            "the server's TLS certificate is not valid for the host name \"{}\" \
-             (sslmode={mode}); connect with a name the certificate lists, or use sslmode=verify-ca",
-            settings.hosts.join(",")
+        rustls::Error::InvalidCertificate(problem) => match problem {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "{certificate} is not valid for the host name \"{}\" (sslmode={mode}); \
+                     connect with a name the certificate lists, or use sslmode=verify-ca",
+                    clip(&settings.hosts.join(","))
+                )
+            }
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                "{certificate} is not signed by a trusted root (sslmode={mode}); set \
+                 sslrootcert to the CA that signed it"
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
+                "{certificate} has expired (sslmode={mode}); the server needs a new one, or \
+                 check this machine's clock"
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                format!(
+                    "{certificate} is not valid yet (sslmode={mode}); check the clocks of this \
+                     machine and the server"
+                )
+            }
+            CertificateError::Revoked => format!(
+                "{certificate} has been revoked (sslmode={mode}); the server needs a new one"
+            ),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                format!(
+                    "{certificate} is not meant for a server: its extended key usage leaves out \
+                     TLS server authentication (sslmode={mode}); the server needs one that \
+                     includes it"
+                )
+            }
+            CertificateError::BadEncoding => format!(
+                "{certificate} could not be read: it is not valid DER (sslmode={mode}); check \
+                 the server's ssl_cert_file"
+            ),
+            CertificateError::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                format!(
+                    "{certificate} is a CA certificate, and not itself one of the roots in \
+                     sslrootcert (sslmode={mode}); give the server a certificate its CA signed, \
+                     or set sslrootcert to this very certificate"
+                )
+            }
+            CertificateError::Other(other) => format!(
+                "{certificate} was refused: {} (sslmode={mode}); check it and sslrootcert",
+                one_line(&other.0.to_string())
+            ),
+            other => format!(
+                "{certificate} was refused: {} (sslmode={mode}); check it and sslrootcert",
+                one_line(&format!("{other:?}"))
+            ),
+        },
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => format!(
+            "the server asks for a client certificate and none was given (sslmode={mode}); set \
+             sslcert and sslkey"
         ),
-        rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        rustls::Error::AlertReceived(
+            alert @ (Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateUnknown
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateExpired
+            | Alert::CertificateRevoked
+            | Alert::AccessDenied),
         ) => format!(
-            "the server's TLS certificate is not signed by a trusted root (sslmode={mode}); \
-             set sslrootcert to the CA that signed it"
+            "the server refused the client certificate ({alert:?}, sslmode={mode}); check \
+             sslcert and sslkey, and that the server trusts the CA that signed them"
         ),
-        other => format!("the TLS handshake failed: {other} (sslmode={mode})"),
+        rustls::Error::AlertReceived(
+            alert
+            @ (Alert::ProtocolVersion | Alert::HandshakeFailure | Alert::InsufficientSecurity),
+        ) => format!(
+            "the server and perfaudit share no TLS version or cipher ({alert:?}, \
+             sslmode={mode}); perfaudit needs TLS 1.2 or later with a modern cipher"
+        ),
+        rustls::Error::AlertReceived(alert) => format!(
+            "the server ended the TLS handshake ({alert:?}, sslmode={mode}); its log says why"
+        ),
+        rustls::Error::PeerIncompatible(why) => format!(
+            "the server's TLS is incompatible with perfaudit's ({why:?}, sslmode={mode}); \
+             perfaudit needs TLS 1.2 or later with a modern cipher"
+        ),
+        rustls::Error::InvalidMessage(_)
+        | rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. }
+        | rustls::Error::PeerMisbehaved(_)
+        | rustls::Error::DecryptError => {
+            format!(
+                "the server's reply to the TLS handshake could not be read (sslmode={mode}; is \
+                 this a PostgreSQL server? check the host and port)"
+            )
+        }
+        rustls::Error::NoCertificatesPresented => format!(
+            "the server presented no TLS certificate (sslmode={mode}); check its ssl_cert_file"
+        ),
+        other => format!(
+            "the TLS handshake failed: {} (sslmode={mode})",
+            one_line(&other.to_string())
+        ),
     }
+}
+
+/// A library's text as part of one sentence: on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The first error of type `E` among the sources of `error`, looking inside

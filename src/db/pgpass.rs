@@ -23,7 +23,7 @@ pub fn lookup(path: &Path, settings: &ConnectionSettings) -> Option<String> {
         eprintln!(
             "perfaudit: warning: password file \"{}\" has group or world access; \
              permissions should be u=rw (0600) or less",
-            path.display()
+            crate::error::clip(&path.to_string_lossy())
         );
         return None;
     }

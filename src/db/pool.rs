@@ -74,7 +74,7 @@ impl Database {
             })
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::database(format!("cannot build the connection pool: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot build the connection pool: {e}")))?;
         Ok(Database {
             pool,
             settings: Arc::new(settings),
@@ -173,7 +173,11 @@ fn pg_config(
     }
     let mut options: Vec<String> = settings.options.iter().cloned().collect();
     if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
-        options.push(format!("-c statement_timeout={}", timeout.as_millis()));
+        // Never rounded down to 0, which the server reads as no timeout.
+        options.push(format!(
+            "-c statement_timeout={}",
+            timeout.as_millis().max(1)
+        ));
     }
     if !options.is_empty() {
         config.options(options.join(" "));

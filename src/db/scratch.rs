@@ -476,7 +476,7 @@ pub fn find_server_binaries() -> Result<PathBuf> {
                 "{BINDIR_VARIABLE} is \"{}\", which holds no initdb and postgres; point it at \
                  the server's bin directory, or unset it and install the server \
                  (Debian/Ubuntu: apt-get install postgresql)",
-                dir.display()
+                crate::error::clip(&dir.to_string_lossy())
             )))
         };
     }

@@ -12,13 +12,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{conninfo, pgpass};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, clip};
 
 /// The `application_name` perfaudit's sessions show in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "perfaudit";
 /// Used when neither the flag, the connection string nor `PGCONNECT_TIMEOUT`
 /// says otherwise. libpq waits forever; a pipeline should not.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest startup message PostgreSQL reads (`MAX_STARTUP_PACKET_LENGTH`);
+/// it drops a connection that sends a longer one.
+const MAX_STARTUP_MESSAGE_BYTES: usize = 10_000;
+/// Room in the startup message for the ` -c statement_timeout=N` the pool
+/// adds to the options.
+const STATEMENT_TIMEOUT_OPTION_BYTES: usize = 40;
+/// The longest timeout perfaudit accepts, for every duration: PostgreSQL's
+/// own limit for `statement_timeout` and `lock_timeout`, `INT_MAX`
+/// milliseconds (24 days 20h 31min 23.647s).
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 const DEFAULT_PORT: u16 = 5432;
 /// Where Debian's and upstream's libpq look for the server's socket.
 pub(crate) const DEFAULT_SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
@@ -51,7 +61,8 @@ impl SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(Error::input(format!(
-                    "invalid sslmode \"{other}\"; use disable, prefer, require, verify-ca or verify-full"
+                    "invalid sslmode \"{}\"; use disable, prefer, require, verify-ca or verify-full",
+                    clip(other)
                 )));
             }
         })
@@ -149,12 +160,19 @@ impl ConnectionSettings {
                 .map_err(|e| Error::input(format!("invalid connection string: {e}")))?,
             None => Vec::new(),
         };
-        for (key, _) in &given {
+        for (key, value) in &given {
             if !KEYWORDS.iter().any(|(k, _)| k == key) {
                 return Err(Error::input(format!(
-                    "unsupported connection option \"{key}\"; perfaudit understands {}",
+                    "unsupported connection option \"{}\"; perfaudit understands {}",
+                    clip(key),
                     KEYWORDS.map(|(k, _)| k).join(", ")
                 )));
+            }
+            refuse_nul(value, &format!("{key} in the connection string"))?;
+        }
+        for (_, variable) in KEYWORDS {
+            if let Some(value) = (sources.env)(variable) {
+                refuse_nul(&value, variable)?;
             }
         }
         let lookup = |key: &str| -> Option<String> {
@@ -176,7 +194,8 @@ impl ConnectionSettings {
                     "" => Ok(DEFAULT_PORT),
                     p => p.parse::<u16>().map_err(|_| {
                         Error::input(format!(
-                            "invalid port \"{p}\"; a port is a number from 1 to 65535"
+                            "invalid port \"{}\"; a port is a number from 1 to 65535",
+                            clip(p)
                         ))
                     }),
                 })
@@ -189,7 +208,8 @@ impl ConnectionSettings {
                 .map(|a| {
                     a.trim().parse::<IpAddr>().map_err(|_| {
                         Error::input(format!(
-                            "invalid hostaddr \"{a}\"; it must be an IP address"
+                            "invalid hostaddr \"{}\"; it must be an IP address",
+                            clip(a)
                         ))
                     })
                 })
@@ -241,6 +261,7 @@ impl ConnectionSettings {
                 .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into()),
             options: lookup("options").filter(|o| !o.is_empty()),
         };
+        settings.check_startup_length()?;
         if settings.password.is_none() {
             let passfile = lookup("passfile")
                 .map(PathBuf::from)
@@ -250,6 +271,49 @@ impl ConnectionSettings {
             }
         }
         Ok(settings)
+    }
+
+    /// Refuses settings too long for PostgreSQL's startup message, which the
+    /// server refuses by dropping the connection: said here, as bad input,
+    /// before anything connects.
+    fn check_startup_length(&self) -> Result<()> {
+        let sent = [
+            ("the user name", "user", self.user.len()),
+            ("the database name", "database", self.dbname.len()),
+            (
+                "the options",
+                "options",
+                self.options.as_ref().map_or(0, String::len),
+            ),
+            (
+                "the application_name",
+                "application_name",
+                self.application_name.len(),
+            ),
+            ("", "client_encoding", "UTF8".len()),
+        ];
+        // The length, the protocol version, each key and value ended by a
+        // NUL, the NUL that ends the list, and room for the pool's option.
+        let length = 4
+            + 4
+            + sent
+                .iter()
+                .map(|(_, key, value)| key.len() + value + 2)
+                .sum::<usize>()
+            + 1
+            + STATEMENT_TIMEOUT_OPTION_BYTES;
+        if length <= MAX_STARTUP_MESSAGE_BYTES {
+            return Ok(());
+        }
+        let (longest, _, bytes) = sent
+            .iter()
+            .max_by_key(|(_, _, bytes)| *bytes)
+            .expect("settings are sent");
+        Err(Error::input(format!(
+            "the connection settings do not fit in PostgreSQL's startup message \
+             ({MAX_STARTUP_MESSAGE_BYTES} bytes at most): the longest, {longest}, is {bytes} \
+             bytes long; shorten it"
+        )))
     }
 
     /// Settings for a server listening on a Unix socket in `socket_dir`,
@@ -340,6 +404,7 @@ impl ConnectionSettings {
 
     /// Where this connects, for messages: hosts and ports, role and database,
     /// never the password. For example `host "db1" port 5432, user "app", database "pay"`.
+    /// Each value is [`clip`]ped: a message stays short whatever was given.
     pub fn describe(&self) -> String {
         let endpoints: Vec<String> = self
             .hosts
@@ -348,17 +413,17 @@ impl ConnectionSettings {
             .map(|(i, host)| {
                 let port = self.port_for(i);
                 if host.starts_with('/') {
-                    format!("socket \"{host}/.s.PGSQL.{port}\"")
+                    format!("socket \"{}\"", clip(&format!("{host}/.s.PGSQL.{port}")))
                 } else {
-                    format!("host \"{host}\" port {port}")
+                    format!("host \"{}\" port {port}", clip(host))
                 }
             })
             .collect();
         format!(
             "{}, user \"{}\", database \"{}\"",
             endpoints.join(" or "),
-            self.user,
-            self.dbname
+            clip(&self.user),
+            clip(&self.dbname)
         )
     }
 }
@@ -401,17 +466,33 @@ fn connect_timeout_keyword(timeout: Duration) -> String {
 }
 
 fn parse_connect_timeout(text: &str) -> Result<Duration> {
-    let seconds: i64 = text.trim().parse().map_err(|_| {
+    let invalid = || {
         Error::input(format!(
-            "invalid connect_timeout \"{text}\"; it is a whole number of seconds"
+            "invalid connect_timeout \"{}\"; it is a whole number of seconds, at most {}",
+            clip(text),
+            MAX_TIMEOUT.as_secs()
         ))
-    })?;
+    };
+    let seconds: i64 = text.trim().parse().map_err(|_| invalid())?;
     // libpq: zero or negative means wait forever, and less than 2s means 2s.
     Ok(match seconds {
         ..=0 => Duration::MAX,
         1 => Duration::from_secs(2),
+        n if n as u64 > MAX_TIMEOUT.as_secs() => return Err(invalid()),
         n => Duration::from_secs(n as u64),
     })
+}
+
+/// Refuses a NUL byte in the connection setting `what`: PostgreSQL's
+/// startup message and the operating system's paths end a string there, so
+/// the setting cannot mean what it says.
+fn refuse_nul(value: &str, what: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::input(format!(
+            "{what} holds a NUL byte, which no connection setting may hold; remove it"
+        )));
+    }
+    Ok(())
 }
 
 /// libpq's default host: the default socket directory when a server listens
@@ -535,6 +616,79 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_byte_in_any_setting_is_bad_input_naming_it() {
+        for (url, named) in [
+            ("postgresql://u@h/d%00b", "dbname in the connection string"),
+            ("postgresql://u%00@h/d", "user in the connection string"),
+            (
+                "postgresql://u:pw%00secret@h/d",
+                "password in the connection string",
+            ),
+            ("postgresql://h%00x/d", "host in the connection string"),
+            (
+                "postgresql://u@h/d?options=-c%20a%3D%00",
+                "options in the connection string",
+            ),
+            (
+                "postgresql://u@h/d?sslrootcert=/a%00b",
+                "sslrootcert in the connection string",
+            ),
+        ] {
+            let error = resolve(Some(url), &[]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{url}: {error}");
+            let message = error.to_string();
+            assert!(message.starts_with(named), "{url}: {message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        let error = resolve(None, &[("PGUSER", "u"), ("PGAPPNAME", "a\0b")]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert!(
+            error.to_string().starts_with("PGAPPNAME holds a NUL byte"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn settings_too_long_for_the_startup_message_are_bad_input() {
+        let fits = "d".repeat(9_000);
+        resolve(Some(&format!("user=u host=h dbname={fits}")), &[]).unwrap();
+        let name = "d".repeat(100_000);
+        let error = resolve(Some(&format!("user=u host=h dbname={name}")), &[]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert_eq!(
+            error.to_string(),
+            "the connection settings do not fit in PostgreSQL's startup message (10000 bytes \
+             at most): the longest, the database name, is 100000 bytes long; shorten it"
+        );
+        let error = resolve(
+            Some(&format!(
+                "user=u options={} application_name={}",
+                "o".repeat(6_000),
+                "a".repeat(5_000)
+            )),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the longest, the options, is 6000 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn long_values_are_echoed_clipped() {
+        let name = "h".repeat(100_000);
+        let s = resolve(Some(&format!("user=u host={name}")), &[]).unwrap();
+        let described = s.describe();
+        assert!(described.len() < 200, "{described}");
+        assert!(described.contains("… (100000 bytes)"), "{described}");
+        let error = resolve(Some(&format!("user=u port={name}")), &[]).unwrap_err();
+        assert!(error.to_string().len() < 200, "{error}");
+    }
+
+    #[test]
     fn system_roots_mean_verify_full() {
         let mode = |conninfo: &str| resolve(Some(conninfo), &[("PGUSER", "u")]).map(|s| s.sslmode);
         assert_eq!(mode("sslrootcert=system").unwrap(), SslMode::VerifyFull);
@@ -561,6 +715,11 @@ mod tests {
         assert_eq!(timeout("0"), Duration::MAX);
         assert_eq!(timeout("1"), Duration::from_secs(2));
         assert_eq!(timeout("30"), Duration::from_secs(30));
+        assert_eq!(timeout("2147483"), Duration::from_secs(2_147_483));
+        for past in ["2147484", "99999999999999"] {
+            let error = resolve(Some(&format!("user=u connect_timeout={past}")), &[]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{error}");
+        }
     }
 
     #[test]

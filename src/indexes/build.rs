@@ -488,7 +488,7 @@ impl Runner<'_> {
         if matches!(error, Error::Interrupted(_)) {
             self.progress.note(&note);
         }
-        with_note(error, &note)
+        error.with_note(&note)
     }
 
     /// The session to clean up on: the build's own, or a new one when the
@@ -513,7 +513,7 @@ impl Runner<'_> {
         if matches!(error, Error::Interrupted(_)) {
             self.progress.warn(advice);
         }
-        with_note(error, advice)
+        error.with_note(advice)
     }
 
     /// Drops `index` if it exists and is not attached to a parent index (the
@@ -707,17 +707,6 @@ impl Runner<'_> {
     }
 }
 
-/// `error` with `note` added to its message; an interruption stays as it is
-/// (the caller tells its cleanup on stderr).
-fn with_note(error: Error, note: &str) -> Error {
-    match error {
-        Error::Input(message) => Error::Input(format!("{message}; {note}")),
-        Error::Database(message) => Error::Database(format!("{message}; {note}")),
-        Error::Gate(message) => Error::Gate(format!("{message}; {note}")),
-        interrupted @ Error::Interrupted(_) => interrupted,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,13 +716,5 @@ mod tests {
         let pauses: Vec<u64> = (1..=7).map(|a| backoff(a).as_millis() as u64).collect();
         assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
-    }
-
-    #[test]
-    fn notes_keep_the_kind_of_error() {
-        let error = with_note(Error::database("building failed"), "nothing left");
-        assert!(matches!(&error, Error::Database(m) if m == "building failed; nothing left"));
-        let interrupted = with_note(Error::Interrupted(Signal::Interrupt), "x");
-        assert!(matches!(interrupted, Error::Interrupted(Signal::Interrupt)));
     }
 }

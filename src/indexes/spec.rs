@@ -231,7 +231,8 @@ fn check_name(what: &str, name: &str) -> std::result::Result<(), String> {
         Err(format!("{what} holds a NUL character"))
     } else if name.len() > MAX_IDENTIFIER_BYTES {
         Err(format!(
-            "{what} \"{name}\" is {} bytes long; PostgreSQL keeps at most {MAX_IDENTIFIER_BYTES}",
+            "{what} \"{}\" is {} bytes long; PostgreSQL keeps at most {MAX_IDENTIFIER_BYTES}",
+            crate::error::clip(name),
             name.len()
         ))
     } else {

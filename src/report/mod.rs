@@ -77,21 +77,29 @@ pub fn severity_cell(severity: Severity) -> Cell {
     })
 }
 
-/// Writes `text` and a newline to stdout. A closed pipe (`| head`) ends the
-/// output quietly instead of failing.
+/// Writes `text` and a newline to stdout; see [`output_error`] for a write
+/// that fails.
 pub fn print(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::input(format!("cannot write the output: {e}")))
-        }
-        _ => Ok(()),
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(output_error)
+}
+
+/// A write to stdout that failed. A closed pipe (`| head`) is
+/// [`Error::OutputClosed`], which ends the run quietly with exit code 0, as
+/// ripgrep does; anything else (a full disk) is an internal error: neither
+/// the input nor the database is at fault.
+pub fn output_error(error: std::io::Error) -> Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return Error::OutputClosed;
     }
+    Error::internal(format!("cannot write the output: {error}"))
 }
 
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::input(format!("cannot encode the JSON output: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot encode the JSON output: {e}")))?;
     print(&text)
 }

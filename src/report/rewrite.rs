@@ -90,7 +90,8 @@ impl<W: Write> RewriteReport<W> {
             column: statement.column,
             rewrite,
         };
-        serde_json::to_writer_pretty(Indented(&mut self.out), &element).map_err(io::Error::other)
+        // An I/O error comes back as itself (a closed pipe stays one).
+        serde_json::to_writer_pretty(Indented(&mut self.out), &element).map_err(io::Error::from)
     }
 
     fn block(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {

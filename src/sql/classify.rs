@@ -268,7 +268,7 @@ impl Visitor for WriteFinder {
             ) {
                 self.add(format!(
                     "the WITH query \"{}\" is data-modifying",
-                    cte.alias.name.value
+                    crate::error::clip(&cte.alias.name.value)
                 ));
             }
         }

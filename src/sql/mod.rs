@@ -30,7 +30,7 @@ pub use classify::{Class, classify, outliving_effect, outliving_reasons};
 pub use functions::{FunctionCall, calls};
 pub use visit::{own_expressions, placeholders};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, clip};
 
 /// How deep the parser may nest (parentheses, subqueries, expressions)
 /// before it gives up with a clean error. sqlparser's default of 50 rejects
@@ -476,6 +476,11 @@ fn parse_error(error: ParserError, span: (Location, Location)) -> Error {
             let (reason, location) = match message.rsplit_once(" at Line: ") {
                 Some((reason, location)) => (reason.to_owned(), Some(location.to_owned())),
                 None => (message, None),
+            };
+            // The token it found may be a megabyte of SQL: echoed clipped.
+            let reason = match reason.split_once(", found: ") {
+                Some((expected, found)) => format!("{expected}, found: {}", clip(found)),
+                None => reason,
             };
             let given = location
                 .as_deref()
