@@ -370,3 +370,54 @@ async fn a_read_only_session_falls_back_to_names_and_fails_closed() {
     );
     assert!(answers(&other).await, "{sql} reached the victim");
 }
+
+#[tokio::test]
+async fn what_perfaudits_parser_cannot_read_is_planned_only_not_refused() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    execute(
+        &db,
+        "CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT pg_terminate_backend(pid) OR other IS NULL';
+         CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = kills)",
+    )
+    .await;
+    let original = fingerprint(&db).await;
+    for sql in [
+        format!(r#"SELECT U&"pg!005fterminate!005fbackend" UESCAPE '!'(pid) {VICTIMS}"#),
+        format!("SELECT pid === 1 {VICTIMS}"),
+        format!("SELECT pid OPERATOR(public.===) 1 {VICTIMS}"),
+        format!(
+            "SELECT * FROM pg_stat_activity a, LATERAL {UNICODE_TERMINATE}(a.pid) k \
+             WHERE a.application_name = 'victim'"
+        ),
+        "SELECT * FROM payments WHERE id = 1 FOR NO KEY UPDATE".to_owned(),
+    ] {
+        for flags in [&[][..], &["--analyze-writes"]] {
+            let args = [flags, &[sql.as_str()]].concat();
+            let statement = &document(&explain_json(&db, &args), 0)["statements"][0];
+            assert_eq!(statement["analyzed"], false, "{sql}: {statement:#}");
+            assert_eq!(statement["class"]["kind"], "unread", "{statement:#}");
+            assert!(
+                statement["notes"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("perfaudit's parser cannot read it"),
+                "{statement:#}"
+            );
+            assert_eq!(statement["executed"], statement["original"]);
+            assert!(answers(&other).await, "{sql} reached the victim");
+        }
+    }
+    assert_eq!(fingerprint(&db).await, original);
+    // What the server does not read either is bad input, found before
+    // anything runs: the statement before it is not run.
+    let output = explain_json(&db, &["SELECT 1; SELEC 2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("the server does not read it either"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

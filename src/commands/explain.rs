@@ -29,7 +29,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     };
     // Everything is checked before connecting: a refused statement, a
     // missing --param or an unmeasurable gate runs nothing at all.
-    let mut jobs = explain::jobs(sql::parse_statements(&text)?, &options)?;
+    let mut jobs = explain::jobs(sql::items(&text).collect::<Result<_>>()?, &options)?;
 
     let database = context.database().await?;
     let interrupt = &context.interrupt;
@@ -53,9 +53,13 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         for job in &mut jobs {
             // With the server at hand the rewriter resolves ORDER BY for
             // `SELECT *` and has the server check what it produced.
-            if let Some(options) = &rewrite_options {
-                let rewritten = rewrite::server::rewrite(&client, &job.statement, options).await?;
-                job.apply(rewritten);
+            match (&rewrite_options, job.statement.parsed()) {
+                (Some(options), Some(parsed)) => {
+                    let rewritten = rewrite::server::rewrite(&client, parsed, options).await?;
+                    job.apply(rewritten);
+                }
+                (Some(_), None) => job.leave_unread(),
+                (None, _) => {}
             }
             // Then the guard judges the SQL that will run, before any runs.
             explain::vet(&client, job, timeout, &options).await?;

@@ -247,6 +247,30 @@ pub async fn vet(
     })
 }
 
+/// Has the server parse `statement`, which perfaudit's parser could not
+/// read (`reason`), without running it: a statement the server does not
+/// read either is bad input, found before anything runs.
+pub async fn server_reads(
+    client: &Client,
+    statement: &str,
+    placeholders: usize,
+    reason: &str,
+) -> Result<()> {
+    match client
+        .prepare_typed(statement, &vec![INFERRED; placeholders])
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => match error.as_db_error() {
+            Some(db) if *db.code() == SqlState::SYNTAX_ERROR => Err(crate::Error::input(format!(
+                "{reason}, and the server does not read it either: {}",
+                db.message()
+            ))),
+            _ => Err(query_error("having the server parse the statement", &error)),
+        },
+    }
+}
+
 /// What the probe learnt.
 enum Probe {
     /// The statement's parse tree.

@@ -28,8 +28,8 @@ use serde_json::value::RawValue;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::rewrite::{Change, Rewrite, Skip};
-use crate::sql::{Class, SqlStatement, outliving_reasons};
+use crate::rewrite::{Change, Rewrite, Rule, Skip};
+use crate::sql::{Class, Item, outliving_reasons};
 use findings::Finding;
 use guard::Guard;
 use mode::{Blockers, Mode, ModeFlags};
@@ -56,8 +56,8 @@ pub struct RewriteSummary {
 pub struct Job {
     /// Its position in the input, from 1.
     pub number: usize,
-    /// The statement as the user wrote it.
-    pub statement: SqlStatement,
+    /// The statement as the user wrote it, parsed or not.
+    pub statement: Item,
     /// The SQL sent inside the EXPLAIN (the rewritten statement).
     pub executed: String,
     /// What the rewrite step did.
@@ -82,12 +82,27 @@ impl Job {
         };
     }
 
+    /// Notes that the rewriter left a statement perfaudit's parser cannot
+    /// read as it is.
+    pub fn leave_unread(&mut self) {
+        let reason = "perfaudit's parser cannot read the statement".to_owned();
+        self.rewrite = RewriteSummary {
+            enabled: true,
+            changes: Vec::new(),
+            skipped: [Rule::Limit, Rule::OrderBy]
+                .into_iter()
+                .map(|rule| Skip {
+                    rule,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        };
+    }
+
     /// `statement 2 (line 3, column 1)`, for messages.
     pub fn label(&self) -> String {
-        format!(
-            "statement {} (line {}, column {})",
-            self.number, self.statement.line, self.statement.column
-        )
+        let (line, column) = self.statement.position();
+        format!("statement {} (line {line}, column {column})", self.number)
     }
 
     /// Decides how the statement runs from its class, what the SQL shows
@@ -95,7 +110,11 @@ impl Job {
     /// refused, or when a gate needs it executed and it would not be.
     fn decide_mode(&mut self, options: &JobOptions) -> Result<()> {
         let mut blockers = Blockers {
-            outliving: outliving_reasons(&self.statement.ast),
+            outliving: self
+                .statement
+                .parsed()
+                .map(|parsed| outliving_reasons(&parsed.ast))
+                .unwrap_or_default(),
             unresolved: Vec::new(),
         };
         if let Some(guard) = &self.guard {
@@ -104,7 +123,7 @@ impl Job {
             blockers.unresolved = verdict.unresolved;
         }
         self.mode =
-            mode::decide(&self.statement.class, options.flags, &blockers).map_err(|reason| {
+            mode::decide(self.statement.class(), options.flags, &blockers).map_err(|reason| {
                 Error::input(format!(
                     "{} is refused, so nothing was run: {reason}",
                     self.label()
@@ -149,7 +168,8 @@ impl Job {
             .chain(verdict.volatile)
             .collect();
         if !volatile.is_empty() {
-            self.statement.class = match std::mem::replace(&mut self.statement.class, Class::Read) {
+            let class = self.statement.class_mut();
+            *class = match std::mem::replace(class, Class::Read) {
                 Class::Write { reasons: mut known } => {
                     known.extend(volatile);
                     Class::Write { reasons: known }
@@ -173,16 +193,19 @@ pub async fn vet(
     timeout: Timeout,
     options: &JobOptions,
 ) -> Result<()> {
+    if let Class::Unread { reason } = job.statement.class() {
+        return guard::server_reads(client, &job.executed, job.params.len(), reason).await;
+    }
     if !job.mode.analyze {
         return Ok(());
     }
-    let writes = matches!(job.statement.class, Class::Write { .. });
+    let writes = matches!(job.statement.class(), Class::Write { .. });
     let guard = guard::vet(
         client,
         &job.executed,
         job.params.len(),
         writes,
-        Some(&job.statement),
+        job.statement.parsed(),
         &timeout.set_local(),
     )
     .await?;
@@ -205,7 +228,7 @@ pub struct JobOptions {
 /// prepares each as the SQL alone shows it, to run as written until the
 /// server has judged the functions it calls ([`apply_volatility`]) and a
 /// rewrite is applied ([`Job::apply`]).
-pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<Job>> {
+pub fn jobs(statements: Vec<Item>, options: &JobOptions) -> Result<Vec<Job>> {
     if statements.is_empty() {
         return Err(Error::input(
             "there is no SQL statement to explain: the input holds only whitespace and comments",
@@ -222,13 +245,13 @@ pub fn jobs(statements: Vec<SqlStatement>, options: &JobOptions) -> Result<Vec<J
                 notes: Vec::new(),
             },
             params: Vec::new(),
-            executed: statement.text.clone(),
+            executed: statement.text().to_owned(),
             statement,
             rewrite: RewriteSummary::default(),
             guard: None,
         };
         job.decide_mode(options)?;
-        let needed = crate::sql::placeholders(&job.statement.ast);
+        let needed = job.statement.placeholders();
         if needed > options.params.len() {
             return Err(Error::input(format!(
                 "{} uses ${needed} but {}; pass one --param per placeholder, in order \
@@ -336,7 +359,9 @@ pub async fn explain(
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);
     if !relations.is_empty() {
-        let tables = runner.tables(&relations, &job.statement.ast).await?;
+        let tables = runner
+            .tables(&relations, job.statement.parsed().map(|p| &p.ast))
+            .await?;
         findings = findings::check(&plan, &tables);
     }
     Ok(Explained {
@@ -355,7 +380,7 @@ pub async fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::parse_statements;
+    use crate::sql::items;
 
     fn options(params: &[&str]) -> JobOptions {
         JobOptions {
@@ -365,7 +390,7 @@ mod tests {
     }
 
     fn prepare(sql: &str, options: &JobOptions) -> Result<Vec<Job>> {
-        jobs(parse_statements(sql).unwrap(), options)
+        jobs(items(sql).collect::<Result<_>>().unwrap(), options)
     }
 
     #[test]
@@ -449,10 +474,10 @@ mod tests {
             .unwrap();
         assert!(!jobs[0].mode.analyze && jobs[2].mode.analyze);
         assert!(
-            matches!(&jobs[0].statement.class, Class::Write { reasons }
+            matches!(jobs[0].statement.class(), Class::Write { reasons }
                 if reasons[0].starts_with("public.make_slot(slot name) is VOLATILE")),
             "{:?}",
-            jobs[0].statement.class
+            jobs[0].statement.class()
         );
         let unresolved = vec!["no function f() exists to call".to_owned()];
         jobs[1]

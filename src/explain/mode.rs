@@ -57,6 +57,11 @@ pub fn decide(class: &Class, flags: ModeFlags, blockers: &Blockers) -> Result<Mo
     match class {
         Class::Refused { reason } => Err(reason.clone()),
         _ if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
+        Class::Unread { reason } => Ok(plain(vec![format!(
+            "not executed because perfaudit's parser cannot read it ({reason}), so what it does \
+             is unknown here: the server plans it, and the plan shows the planner's estimates \
+             only"
+        )])),
         _ if !blockers.unresolved.is_empty() => Ok(plain(vec![format!(
             "not executed because perfaudit could not prove what it runs harmless ({}): the \
              plan shows the planner's estimates only",
@@ -200,6 +205,19 @@ mod tests {
             let mode = decide(&class, NO_ANALYZE, &Blockers::default()).unwrap();
             assert!(!mode.analyze && mode.read_only, "{class:?}");
         }
+    }
+
+    #[test]
+    fn what_the_parser_cannot_read_is_only_planned() {
+        let class = Class::Unread {
+            reason: "the SQL does not parse at line 1, column 9: Expected: ...".into(),
+        };
+        let mode = decide(&class, ANALYZE_WRITES, &Blockers::default()).unwrap();
+        assert!(!mode.analyze && mode.read_only);
+        assert!(
+            mode.notes[0].contains("cannot read it (the SQL does not parse"),
+            "{mode:?}"
+        );
     }
 
     #[test]

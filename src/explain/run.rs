@@ -211,7 +211,11 @@ impl<'a> Runner<'a> {
     /// on the connection (and so with the `search_path`) that ran
     /// `statement`. Catalog reads only: on Ctrl-C they are dropped, and
     /// nothing is left behind.
-    pub async fn tables(&self, relations: &[&str], statement: &Statement) -> Result<Tables> {
+    pub async fn tables(
+        &self,
+        relations: &[&str],
+        statement: Option<&Statement>,
+    ) -> Result<Tables> {
         self.interrupt
             .guard(super::tables::look_up(self.client, relations, statement))
             .await
@@ -278,6 +282,11 @@ fn explain_error(label: &str, error: &tokio_postgres::Error, prepared: &Prepared
         Error::input(format!(
             "--param {n}{value} does not fit ${n} in {label}: {}; give a value of the type \
              PostgreSQL infers for ${n}",
+            db.message()
+        ))
+    } else if *code == SqlState::SYNTAX_ERROR {
+        Error::input(format!(
+            "PostgreSQL does not read {label}: {}",
             db.message()
         ))
     } else if *code == SqlState::INDETERMINATE_DATATYPE {

@@ -68,10 +68,17 @@ impl Tables {
 }
 
 /// Looks up, on `client`, the tables a plan calls `relations`, resolving
-/// those names through the ones `statement` writes. A name that resolves
-/// to no table (or to one the catalog cannot index) is left out.
-pub async fn look_up(client: &Client, relations: &[&str], statement: &Statement) -> Result<Tables> {
-    let written: Vec<RelationName> = statement_scans(statement)
+/// those names through the ones `statement` writes (when perfaudit's
+/// parser read it). A name that resolves to no table (or to one the
+/// catalog cannot index) is left out.
+pub async fn look_up(
+    client: &Client,
+    relations: &[&str],
+    statement: Option<&Statement>,
+) -> Result<Tables> {
+    let written: Vec<RelationName> = statement
+        .map(statement_scans)
+        .unwrap_or_default()
         .into_iter()
         .map(|scan| scan.relation)
         .collect();

@@ -42,8 +42,8 @@ fn statement(result: &Explained, ui: &Ui) -> String {
         capitalized(&job.label()),
         how_it_ran(result)
     )];
-    out.push(indented(&job.statement.text));
-    if job.executed != job.statement.text {
+    out.push(indented(job.statement.text()));
+    if job.executed != job.statement.text() {
         out.push("executed:".to_owned());
         out.push(indented(&job.executed));
     }
@@ -92,10 +92,11 @@ fn how_it_ran(result: &Explained) -> String {
         (true, false) => "executed (EXPLAIN ANALYZE, --analyze-writes) in a transaction",
         (false, _) => "planned only (EXPLAIN) in a READ ONLY transaction",
     };
-    let class = match result.job.statement.class {
+    let class = match result.job.statement.class() {
         Class::Read => "a read",
         Class::Write { .. } => "a write",
         Class::Refused { .. } => "refused",
+        Class::Unread { .. } => "a statement perfaudit's parser cannot read",
     };
     format!("{class}, {what}, rolled back; {runs}")
 }
@@ -419,12 +420,12 @@ impl<'a> StatementJson<'a> {
     fn new(result: &'a Explained) -> Self {
         let job = &result.job;
         StatementJson {
-            line: job.statement.line,
-            column: job.statement.column,
-            original: &job.statement.text,
+            line: job.statement.position().0,
+            column: job.statement.position().1,
+            original: job.statement.text(),
             executed: &job.executed,
             rewrite: &job.rewrite,
-            class: &job.statement.class,
+            class: job.statement.class(),
             analyzed: job.mode.analyze,
             read_only: job.mode.read_only,
             notes: &job.mode.notes,
@@ -557,7 +558,7 @@ mod tests {
             job: Job {
                 number: 1,
                 executed: statement.text.clone(),
-                statement,
+                statement: crate::sql::Item::Parsed(statement),
                 rewrite: RewriteSummary {
                     enabled: true,
                     ..RewriteSummary::default()

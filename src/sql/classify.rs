@@ -52,6 +52,14 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
         &[
             "pg_reload_conf",
             "pg_rotate_logfile",
+            "pg_backup_start",
+            "pg_backup_stop",
+            "pg_start_backup",
+            "pg_stop_backup",
+            "pg_wal_replay_pause",
+            "pg_wal_replay_resume",
+            "pg_replication_origin_advance",
+            "pg_replication_origin_session_setup",
             "pg_switch_wal",
             "pg_create_restore_point",
             "pg_promote",
@@ -68,6 +76,7 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
             "pg_stat_reset_slru",
             "pg_stat_reset_replication_slot",
             "pg_stat_reset_subscription_stats",
+            "pg_stat_statements_reset",
         ],
         "resets statistics, which a rollback does not undo",
     ),
@@ -82,11 +91,19 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
             "dblink_fetch",
             "dblink_close",
             "dblink_send_query",
+            "dblink_get_result",
+            "dblink_cancel_query",
         ],
         "acts through another connection, outside the rollback",
     ),
     (
-        &["lo_export"],
+        &[
+            "lo_export",
+            "pg_file_write",
+            "pg_file_rename",
+            "pg_file_unlink",
+            "pg_file_sync",
+        ],
         "writes a file on the server, which a rollback does not undo",
     ),
     (
@@ -128,6 +145,12 @@ pub enum Class {
     /// Not a statement EXPLAIN can run inside a transaction block.
     Refused {
         /// Why, and what to do instead.
+        reason: String,
+    },
+    /// perfaudit's parser cannot read it, though PostgreSQL may: what it
+    /// does is unknown here, so only the server may plan it.
+    Unread {
+        /// Where and why the parser stopped.
         reason: String,
     },
 }

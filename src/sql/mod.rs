@@ -88,6 +88,100 @@ impl SqlStatement {
     }
 }
 
+/// A statement perfaudit's parser cannot read, though PostgreSQL may
+/// (`UESCAPE`, `FOR NO KEY UPDATE`, an operator sqlparser does not know):
+/// only the server can say what it is.
+#[derive(Debug, Clone)]
+pub struct UnreadStatement {
+    /// The user's exact text, as [`SqlStatement::text`].
+    pub text: String,
+    /// Line of its first token, from 1.
+    pub line: usize,
+    /// Column of its first token, from 1.
+    pub column: usize,
+    /// `Unread`, with where and why the parser stopped.
+    pub class: Class,
+    /// The highest `$n` among its tokens.
+    pub placeholders: usize,
+}
+
+/// One statement of the input, read or not.
+// Nearly every statement is parsed: boxing that variant would cost an
+// allocation per statement to save space on the rare unread one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// Parsed and classified.
+    Parsed(SqlStatement),
+    /// Not read by perfaudit's parser.
+    Unread(UnreadStatement),
+}
+
+impl Item {
+    /// The user's exact text.
+    pub fn text(&self) -> &str {
+        match self {
+            Item::Parsed(statement) => &statement.text,
+            Item::Unread(statement) => &statement.text,
+        }
+    }
+
+    /// Line and column of its first token, from 1.
+    pub fn position(&self) -> (usize, usize) {
+        match self {
+            Item::Parsed(statement) => (statement.line, statement.column),
+            Item::Unread(statement) => (statement.line, statement.column),
+        }
+    }
+
+    /// What running it would do.
+    pub fn class(&self) -> &Class {
+        match self {
+            Item::Parsed(statement) => &statement.class,
+            Item::Unread(statement) => &statement.class,
+        }
+    }
+
+    /// Its class, to change with what the server says.
+    pub fn class_mut(&mut self) -> &mut Class {
+        match self {
+            Item::Parsed(statement) => &mut statement.class,
+            Item::Unread(statement) => &mut statement.class,
+        }
+    }
+
+    /// The parsed statement, when it was read.
+    pub fn parsed(&self) -> Option<&SqlStatement> {
+        match self {
+            Item::Parsed(statement) => Some(statement),
+            Item::Unread(_) => None,
+        }
+    }
+
+    /// The highest `$n` it uses.
+    pub fn placeholders(&self) -> usize {
+        match self {
+            Item::Parsed(statement) => placeholders(&statement.ast),
+            Item::Unread(statement) => statement.placeholders,
+        }
+    }
+
+    /// The parsed statement, or the parser's error for one it cannot read.
+    pub fn into_parsed(self) -> Result<SqlStatement> {
+        match self {
+            Item::Parsed(statement) => Ok(statement),
+            Item::Unread(UnreadStatement {
+                class: Class::Unread { reason },
+                ..
+            }) => Err(Error::input(reason)),
+            Item::Unread(statement) => Err(Error::input(format!(
+                "the SQL does not parse at line {}, column {}",
+                statement.line, statement.column
+            ))),
+        }
+    }
+}
+
 /// Splits, parses and classifies every statement of `input`. Fails on the
 /// first statement that does not parse, naming its line and column: nothing
 /// of a half-understood input should run.
@@ -101,7 +195,15 @@ pub fn parse_statements(input: &str) -> Result<Vec<SqlStatement>> {
 /// come; after text that cannot even be split into tokens (an unterminated
 /// string, say), nothing more does, since where the next statement starts
 /// is unknown.
-pub fn statements(input: &str) -> Statements<'_> {
+pub fn statements(input: &str) -> impl Iterator<Item = Result<SqlStatement>> + '_ {
+    items(input).map(|item| item.and_then(Item::into_parsed))
+}
+
+/// As [`statements`], but a statement perfaudit's parser cannot read comes
+/// as [`Item::Unread`] rather than as an error: for `explain`, which has
+/// the server judge it. Statements nesting or chaining past perfaudit's
+/// limits, and text that does not split into tokens, are still errors.
+pub fn items(input: &str) -> Statements<'_> {
     Statements {
         input,
         next_chunk: 0,
@@ -111,7 +213,7 @@ pub fn statements(input: &str) -> Statements<'_> {
     }
 }
 
-/// The iterator of [`statements`].
+/// The iterator of [`items`].
 pub struct Statements<'a> {
     input: &'a str,
     /// Byte offset where the next chunk of text starts.
@@ -125,9 +227,9 @@ pub struct Statements<'a> {
 }
 
 impl Iterator for Statements<'_> {
-    type Item = Result<SqlStatement>;
+    type Item = Result<Item>;
 
-    fn next(&mut self) -> Option<Result<SqlStatement>> {
+    fn next(&mut self) -> Option<Result<Item>> {
         loop {
             if let Some(tokens) = self.pending.pop_front() {
                 match self.statement(tokens) {
@@ -180,24 +282,40 @@ impl Statements<'_> {
 
     /// Parses and classifies the tokens of one statement; `None` when they
     /// are only whitespace and comments.
-    fn statement(&mut self, tokens: Vec<TokenWithSpan>) -> Option<Result<SqlStatement>> {
+    fn statement(&mut self, tokens: Vec<TokenWithSpan>) -> Option<Result<Item>> {
         let significant =
             |t: &&TokenWithSpan| !matches!(t.token, Token::Whitespace(_) | Token::EOF);
         let first = tokens.iter().find(significant)?.span.start;
         let last = tokens.iter().rev().find(significant)?.span.end;
         let range = self.cursor.offset_of(first)..self.cursor.offset_of(last);
-        let parsed = check_operator_chains(&tokens, first)
-            .and_then(|()| check_nesting(&tokens, first))
-            .and_then(|()| parse_one(tokens, (first, last)));
-        Some(parsed.map(|(ast, tokens)| SqlStatement {
-            text: self.input[range.clone()].to_owned(),
-            line: first.line as usize,
-            column: first.column as usize,
-            range,
-            class: classify(&ast),
-            ast,
-            tokens,
-        }))
+        if let Err(error) =
+            check_operator_chains(&tokens, first).and_then(|()| check_nesting(&tokens, first))
+        {
+            return Some(Err(error));
+        }
+        let highest_placeholder = highest_placeholder(&tokens);
+        let text = self.input[range.clone()].to_owned();
+        Some(match parse_one(tokens, (first, last)) {
+            Ok((ast, tokens)) => Ok(Item::Parsed(SqlStatement {
+                text,
+                line: first.line as usize,
+                column: first.column as usize,
+                range,
+                class: classify(&ast),
+                ast,
+                tokens,
+            })),
+            Err(Failure::Unread(error)) => Ok(Item::Unread(UnreadStatement {
+                text,
+                line: first.line as usize,
+                column: first.column as usize,
+                class: Class::Unread {
+                    reason: error.to_string(),
+                },
+                placeholders: highest_placeholder,
+            })),
+            Err(Failure::Refused(error)) => Err(error),
+        })
     }
 }
 
@@ -359,10 +477,31 @@ const CLAUSE_KEYWORDS: &[Keyword] = &[
 /// Parses the tokens of one statement, which spans `span` (from its first
 /// token's start to its last token's end; positions stay those of the whole
 /// input, so errors point at the right place), and hands the tokens back.
+/// The highest `$n` among `tokens`.
+fn highest_placeholder(tokens: &[TokenWithSpan]) -> usize {
+    tokens
+        .iter()
+        .filter_map(|t| match &t.token {
+            Token::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Why tokens did not become one syntax tree.
+enum Failure {
+    /// sqlparser does not read them, or misreads them: PostgreSQL may
+    /// read them all the same.
+    Unread(Error),
+    /// They nest deeper than perfaudit follows.
+    Refused(Error),
+}
+
 fn parse_one(
     tokens: Vec<TokenWithSpan>,
     span: (Location, Location),
-) -> Result<(Statement, Vec<TokenWithSpan>)> {
+) -> std::result::Result<(Statement, Vec<TokenWithSpan>), Failure> {
     let start = span.0;
     static STACK_GUARD: Once = Once::new();
     STACK_GUARD.call_once(|| {
@@ -378,18 +517,21 @@ fn parse_one(
         Err(ParserError::ParserError(_)) => {
             return Err(diagnose(parser.into_tokens(), span));
         }
-        Err(error) => return Err(parse_error(error, span)),
+        Err(error @ ParserError::RecursionLimitExceeded) => {
+            return Err(Failure::Refused(parse_error(error, span)));
+        }
+        Err(error) => return Err(Failure::Unread(parse_error(error, span))),
     };
     match parsed.len() {
         1 => {
             let statement = parsed.remove(0);
-            keyword_as_column(&statement)?;
+            keyword_as_column(&statement).map_err(Failure::Unread)?;
             Ok((statement, parser.into_tokens()))
         }
-        _ => Err(Error::input(format!(
+        _ => Err(Failure::Unread(Error::input(format!(
             "the SQL does not parse at line {}, column {}: expected one statement",
             start.line, start.column
-        ))),
+        )))),
     }
 }
 
@@ -443,15 +585,15 @@ const DIAGNOSIS_DEPTH: usize = 4 * RECURSION_LIMIT;
 /// tell a statement that is too deep (sqlparser, running out of depth inside
 /// a `CASE` or `NOT`, reports a syntax error instead; see [`check_nesting`])
 /// from one that is wrong. The syntax tree, if any, is only dropped.
-fn diagnose(tokens: Vec<TokenWithSpan>, span: (Location, Location)) -> Error {
+fn diagnose(tokens: Vec<TokenWithSpan>, span: (Location, Location)) -> Failure {
     let dialect = PostgreSqlDialect {};
     let again = Parser::new(&dialect)
         .with_recursion_limit(DIAGNOSIS_DEPTH)
         .with_tokens_with_locations(tokens)
         .parse_statements();
     match again {
-        Ok(_) => too_deep(span.0),
-        Err(error) => parse_error(error, span),
+        Ok(_) | Err(ParserError::RecursionLimitExceeded) => Failure::Refused(too_deep(span.0)),
+        Err(error) => Failure::Unread(parse_error(error, span)),
     }
 }
 
@@ -737,7 +879,9 @@ mod tests {
                             start.column as usize,
                         )
                     })
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| match e {
+                        Failure::Unread(e) | Failure::Refused(e) => e.to_string(),
+                    }),
             );
         }
         out
