@@ -421,3 +421,57 @@ async fn what_perfaudits_parser_cannot_read_is_planned_only_not_refused() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_event_trigger_is_never_fired_by_the_guard() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    // Creating the guard's function would fire this, as any CREATE FUNCTION.
+    execute(
+        &db,
+        "CREATE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'victim';
+         END $$;
+         CREATE EVENT TRIGGER on_ddl ON ddl_command_end EXECUTE FUNCTION on_ddl()",
+    )
+    .await;
+    let statement = &document(
+        &explain_json(&db, &["SELECT count(*) FROM payments WHERE user_id = 7"]),
+        0,
+    )["statements"][0];
+    assert!(answers(&other).await, "the guard fired the event trigger");
+    // The names the SQL shows are looked up instead.
+    assert_eq!(statement["guard"]["resolved_by"], "names", "{statement:#}");
+    assert_eq!(statement["analyzed"], true, "{statement:#}");
+}
+
+#[tokio::test]
+async fn a_foreign_table_on_another_connection_is_never_read() {
+    let db = TestDb::new().await;
+    // A postgres_fdw table over this very database: reading it runs a
+    // query on another connection, outside the rollback.
+    execute(
+        &db,
+        &format!(
+            "CREATE EXTENSION postgres_fdw;
+             CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw
+                 OPTIONS (dbname '{}');
+             CREATE USER MAPPING FOR CURRENT_USER SERVER loop;
+             CREATE FOREIGN TABLE remote_payments (id bigint)
+                 SERVER loop OPTIONS (table_name 'payments')",
+            db.name
+        ),
+    )
+    .await;
+    let sql = "SELECT count(*) FROM remote_payments";
+    for flags in [&[][..], &["--analyze-writes"]] {
+        let args = [flags, &[sql]].concat();
+        let statement = planned_because_of(&explain_json(&db, &args), "postgres_fdw_handler");
+        assert_eq!(
+            reached(&statement, "public.postgres_fdw_handler(")["reached_through"],
+            "foreign table remote_payments"
+        );
+    }
+}

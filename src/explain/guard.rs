@@ -12,12 +12,13 @@
 //! relation by OID. From there the guard follows what runs behind them
 //! (an operator's function, an aggregate's support functions, a type's
 //! input and output, a domain's CHECK, a view's query, row-level security
-//! policies; for a write, triggers, defaults, CHECK constraints, rules and
-//! partitions; the bodies of SQL-standard functions) and reads each
-//! function's volatility from `pg_proc`.
+//! policies, a foreign table's wrapper; for a write, triggers, defaults,
+//! CHECK constraints, rules and partitions; the bodies of SQL-standard
+//! functions) and reads each function's volatility from `pg_proc`.
 //!
 //! Where the server cannot create the function (a standby, a read-only
-//! session, no TEMP privilege), the guard resolves the names the SQL shows
+//! session, no TEMP privilege) or must not (an event trigger would fire on
+//! it), the guard resolves the names the SQL shows
 //! instead, conservatively: every overload of a called name counts, and
 //! what names cannot settle (a Unicode-escaped identifier, operators or
 //! casts the database backs with VOLATILE functions) leaves the statement
@@ -224,7 +225,7 @@ pub async fn vet(
                 )],
             });
         }
-        Probe::ReadOnly(reason) => match parsed {
+        Probe::Unavailable(reason) => match parsed {
             Some(parsed) if !writes => (Resolution::Names, names(client, parsed).await?),
             _ => {
                 return Ok(Guard {
@@ -278,10 +279,20 @@ enum Probe {
     /// The server could not take the statement as a function body (it
     /// does not parse or resolve, or cannot be a function's statement).
     Rejected(String),
-    /// The session cannot create the function (read-only, a standby, no
-    /// TEMP privilege).
-    ReadOnly(String),
+    /// The function cannot or must not be created here: a read-only
+    /// session, a standby, no TEMP privilege, or an event trigger that
+    /// creating it would fire.
+    Unavailable(String),
 }
+
+/// The event triggers that creating a function would fire: user code the
+/// guard's own DDL must not run.
+const EVENT_TRIGGERS_SQL: &str = "\
+SELECT string_agg(quote_ident(evtname), ', ' ORDER BY evtname)
+FROM pg_catalog.pg_event_trigger
+WHERE evtenabled <> 'D'
+  AND evtevent IN ('ddl_command_start', 'ddl_command_end')
+  AND (evttags IS NULL OR 'CREATE FUNCTION' = ANY (evttags))";
 
 /// Has the server parse `statement` as the body of a temporary function,
 /// in a transaction that is rolled back, and returns its parse tree.
@@ -291,6 +302,18 @@ async fn probe(
     placeholders: usize,
     timeout_sql: &str,
 ) -> Result<Probe> {
+    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
+    let triggers: Option<String> = client
+        .query_typed(EVENT_TRIGGERS_SQL, &no_params)
+        .await
+        .map_err(|e| query_error("looking for event triggers", &e))?
+        .first()
+        .and_then(|row| row.get(0));
+    if let Some(triggers) = triggers {
+        return Ok(Probe::Unavailable(format!(
+            "creating the function it parses with would fire the event triggers {triggers}"
+        )));
+    }
     let arguments = match parameter_types(client, statement, placeholders).await? {
         Ok(types) => types,
         Err(reason) => return Ok(Probe::Rejected(reason)),
@@ -309,7 +332,6 @@ async fn probe(
         .batch_execute(&format!("BEGIN{timeout_sql}"))
         .await
         .map_err(|e| query_error("starting the guard's transaction", &e))?;
-    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
     let (created, tree, rollback) = tokio::join!(
         client.query_typed(&create, &no_params),
         client.query_typed(&tree_sql, &no_params),
@@ -324,7 +346,7 @@ async fn probe(
                     SqlState::READ_ONLY_SQL_TRANSACTION | SqlState::INSUFFICIENT_PRIVILEGE
                 ) =>
             {
-                Ok(Probe::ReadOnly(db.message().to_owned()))
+                Ok(Probe::Unavailable(db.message().to_owned()))
             }
             Some(db) => Ok(Probe::Rejected(server_message(db))),
             None => Err(query_error(
@@ -436,7 +458,14 @@ WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
          UNION ALL
          SELECT g.tgfoid, pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::regclass, g.oid, 0)
          FROM relations JOIN pg_catalog.pg_trigger g ON g.tgrelid = relations.oid
-         WHERE $9 AND NOT g.tgisinternal)
+         WHERE $9 AND NOT g.tgisinternal
+         UNION ALL
+         SELECT w.fdwhandler, pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, f.ftrelid, 0)
+         FROM relations
+         JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = relations.oid
+         JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver
+         JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+         WHERE w.fdwhandler <> 0)
 SELECT 'function', j.oid, j.through, n.nspname::text, p.proname::text,
        pg_catalog.pg_get_function_identity_arguments(p.oid), p.provolatile::text,
        p.prosqlbody::text
