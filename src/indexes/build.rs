@@ -11,7 +11,9 @@
 //!   transactions after its build: it runs with `lock_timeout = 0`, and
 //!   [`super::watch`] stops it only while it waits for its table, and
 //!   names what it waits for afterwards. `statement_timeout` is off: a
-//!   build cut short leaves an INVALID index.
+//!   build cut short leaves an INVALID index. Before it starts, the
+//!   transactions it would wait for are waited for ([`super::prewait`]),
+//!   so that a wait that runs out leaves nothing behind.
 //! - Concurrent builds run one at a time (they conflict on their table, and
 //!   wait for each other's snapshots); plain builds run in parallel, each
 //!   on its own pooled connection (their SHARE locks do not conflict).
@@ -31,6 +33,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
+use super::prewait;
 use super::progress::Progress;
 use super::session::{BuildSession, SessionSettings};
 use super::sql;
@@ -218,6 +221,9 @@ enum Failure {
     /// The watcher stopped it (and it was cancelled on the server), after
     /// `attempts` tries.
     Stopped(Verdict, u32),
+    /// A concurrent build was never sent: the transactions it would wait
+    /// for did not end in time.
+    NotStarted(prewait::Held),
 }
 
 impl Failure {
@@ -227,7 +233,7 @@ impl Failure {
         match self {
             Failure::Query(error, _) => lock_failure(error),
             Failure::Stopped(verdict, _) => matches!(verdict, Verdict::LockWait { .. }),
-            Failure::Interrupted(_) => false,
+            Failure::Interrupted(_) | Failure::NotStarted(_) => false,
         }
     }
 
@@ -249,7 +255,7 @@ impl Failure {
             Failure::Stopped(Verdict::LockWait { .. }, _) => {
                 "the lock on the table was not granted in time".to_owned()
             }
-            Failure::Stopped(Verdict::TransactionWait { .. }, _) => {
+            Failure::Stopped(Verdict::TransactionWait { .. }, _) | Failure::NotStarted(_) => {
                 "other transactions did not end in time".to_owned()
             }
             Failure::Stopped(Verdict::Lost(reason), _) => {
@@ -613,9 +619,10 @@ impl Runner<'_> {
     }
 
     /// Sends `statement` once, with the session's `lock_timeout` off when
-    /// the watcher guards it (and on otherwise). On a signal or the
-    /// watcher's verdict, cancels it on the server and waits for it to end,
-    /// so that the session is free for the cleanup.
+    /// the watcher guards it (and on otherwise); a guarded concurrent build
+    /// is sent only once the transactions it would wait for have ended. On
+    /// a signal or the watcher's verdict, cancels it on the server and
+    /// waits for it to end, so that the session is free for the cleanup.
     async fn run_once(
         &self,
         session: &BuildSession,
@@ -623,9 +630,15 @@ impl Runner<'_> {
         statement: &Statement,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let mut guarded = watched
-            .filter(|_| statement.concurrent_build)
-            .map(Watched::guard);
+        let table = statement
+            .concurrent_on
+            .as_ref()
+            .filter(|_| watched.is_some());
+        if let Some(table) = table {
+            self.wait_before(session, statement, table, interruptible)
+                .await?;
+        }
+        let mut guarded = watched.filter(|_| table.is_some()).map(Watched::guard);
         let lock_timeout = match guarded {
             Some(_) => Duration::ZERO,
             None => self.settings.session.lock_timeout,
@@ -664,6 +677,42 @@ impl Runner<'_> {
         }
     }
 
+    /// Waits until the transactions a concurrent build on `table` would
+    /// wait for have ended (see [`prewait`]), within the transaction wait
+    /// timeout.
+    async fn wait_before(
+        &self,
+        session: &BuildSession,
+        statement: &Statement,
+        table: &QualifiedName,
+        interruptible: bool,
+    ) -> std::result::Result<(), Failure> {
+        // Named as the watcher names the build: by its index.
+        let label = statement
+            .creates
+            .as_ref()
+            .map_or_else(|| table.display(), |index| index.name.clone());
+        let wait = prewait::wait(
+            session,
+            table,
+            &label,
+            self.settings.transaction_wait_timeout,
+            self.progress,
+        );
+        let held = if interruptible {
+            tokio::select! {
+                held = wait => held,
+                signal = self.interrupt.wait() => return Err(Failure::Interrupted(signal)),
+            }
+        } else {
+            wait.await
+        };
+        match held.map_err(|e| Failure::Query(e, 1))? {
+            Some(held) => Err(Failure::NotStarted(held)),
+            None => Ok(()),
+        }
+    }
+
     /// The error for a failure while `what`.
     fn error(&self, failure: Failure, what: &str) -> Error {
         let lock_timeout = humantime::format_duration(self.settings.session.lock_timeout);
@@ -688,6 +737,15 @@ impl Runner<'_> {
                     )
                 ))
             }
+            Failure::NotStarted(held) => Error::database(format!(
+                "{what} did not start: it waited {} for the transaction of {} to end \
+                 (--transaction-wait-timeout): a concurrent build would wait for it (it holds \
+                 a lock on the table, or a snapshot older than the build), and so would the \
+                 removal of its unfinished index; nothing was built: end that transaction, or \
+                 allow a longer wait",
+                humantime::format_duration(Duration::from_secs(held.waited.as_secs())),
+                held.by.describe()
+            )),
             Failure::Stopped(Verdict::Lost(reason), _) => Error::database(format!(
                 "{what} was stopped: the run's own session, which watches the builds, failed \
                  ({reason}); run again"
