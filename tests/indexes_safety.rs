@@ -173,6 +173,79 @@ async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_remove
 }
 
 #[tokio::test]
+async fn an_unfinished_index_whose_removal_a_reader_holds_up_is_named_with_its_state_and_drop() {
+    let db = TestDb::with_rows(BIG).await;
+    let client = db.client().await;
+    let child = spawn(&db, &["--transaction-wait-timeout", "1s"]);
+    // A reader of the table, begun during the build: the build waits for
+    // its snapshot, and the removal of its unfinished index for its lock.
+    let (reader, reader_pid) = snapshot_during_a_build(&db, &client, "payments").await;
+    let index = building_index(&client).await;
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            &format!("building index {index} on public.payments stopped: it waited 1s"),
+            &format!(
+                "the unfinished index public.{index} is left behind, INVALID but ready: every \
+                 write to public.payments maintains it; it could not be dropped (canceling \
+                 statement due to lock timeout in 5 attempts), as server process {reader_pid} \
+                 (perfaudit, idle in transaction, its transaction open for "
+            ),
+            &format!(
+                "holds a lock on public.payments: once that transaction ends, drop it with DROP \
+                 INDEX CONCURRENTLY IF EXISTS \"public\".\"{index}\", or run perfaudit indexes \
+                 again"
+            ),
+        ],
+    );
+    let left = all_indexes(&client).await;
+    assert_eq!(
+        invalid_indexes(&client).await,
+        std::slice::from_ref(&index),
+        "{left:?}"
+    );
+    assert_eq!(
+        builds_in_progress(&client).await,
+        0,
+        "the build was cancelled"
+    );
+    let ready: bool = client
+        .query_one(
+            "SELECT indisready FROM pg_index WHERE indexrelid = $1::text::regclass",
+            &[&index],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ready, "as the message says: {}", run.stderr);
+    reader.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unfinished_index_is_dropped_once_the_reader_holding_up_its_removal_ends() {
+    let db = TestDb::with_rows(BIG).await;
+    let client = db.client().await;
+    let child = spawn(&db, &["--transaction-wait-timeout", "1s"]);
+    let (reader, _) = snapshot_during_a_build(&db, &client, "payments").await;
+    let index = building_index(&client).await;
+    // The build is stopped; its removal waits for the reader, which ends.
+    db.wait_until_running("DROP INDEX CONCURRENTLY").await;
+    reader.batch_execute("COMMIT").await.unwrap();
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            &format!("building index {index} on public.payments stopped: it waited 1s"),
+            &format!("the unfinished index public.{index} was dropped again"),
+        ],
+    );
+    assert_no_payment_index(&client).await;
+}
+
+#[tokio::test]
 async fn a_transaction_open_on_the_table_past_the_transaction_wait_timeout_stops_the_run_before_any_build()
  {
     let db = TestDb::new().await;

@@ -39,7 +39,7 @@ use super::session::{BuildSession, SessionSettings};
 use super::sql;
 use super::watch::{Blocker, Limits, Verdict, Watch, Watched};
 use crate::db::Database;
-use crate::db::cancel::cancel_until_done;
+use crate::db::cancel::cancel_backend_until_done;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupt, Signal};
@@ -53,6 +53,29 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// keeps trying at a steady pace.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
+/// How a statement waits for locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LockWaits {
+    /// Bounds each lock wait (zero: as long as it takes).
+    timeout: Duration,
+    /// How many times it is tried again when a lock is not granted.
+    retries: u32,
+}
+
+/// How the removal of an unfinished index waits for locks, whatever the
+/// build's own settings. `DROP INDEX CONCURRENTLY` waits for every
+/// transaction holding a lock on the table (readers too) and blocks no
+/// reader or writer meanwhile, so each wait may be longer than a plain
+/// build's; the drop of a partitioned index (never concurrent) queues for
+/// the table's ACCESS EXCLUSIVE lock, which blocks everything behind it, so
+/// not much longer. Tried again with the same pauses as a build: when the
+/// cleanup truly cannot drop an index, it says so within about 17.5s
+/// (5 waits of 2s, pauses of at most 0.5 + 1 + 2 + 4s).
+const CLEANUP_LOCK_WAITS: LockWaits = LockWaits {
+    timeout: Duration::from_secs(2),
+    retries: 4,
+};
+
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -64,6 +87,16 @@ pub struct Settings {
     /// How long a concurrent build may wait for other transactions to end
     /// (`None`: as long as they take).
     pub transaction_wait_timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// How the build's statements wait for locks.
+    fn lock_waits(&self) -> LockWaits {
+        LockWaits {
+            timeout: self.session.lock_timeout,
+            retries: self.lock_retries,
+        }
+    }
 }
 
 /// A finished build.
@@ -96,6 +129,7 @@ pub async fn execute(
     let watch = Watch::new(progress, limits);
     let runner = Runner {
         database,
+        own,
         interrupt,
         progress,
         watch: &watch,
@@ -301,6 +335,9 @@ fn in_attempts(attempts: u32) -> String {
 
 struct Runner<'a> {
     database: &'a Database,
+    /// The run's own session, which cancels the builds' work on the
+    /// server.
+    own: &'a Client,
     interrupt: &'a Interrupt,
     progress: &'a Progress,
     watch: &'a Watch<'a>,
@@ -325,7 +362,7 @@ impl Runner<'_> {
             return Ok(());
         };
         let what = format!("dropping the INVALID index {}", planned.name.display());
-        self.run(session, None, drop, &what, true)
+        self.run(session, None, drop, &what, self.settings.lock_waits(), true)
             .await
             .map_err(|failure| self.error(failure, &what))
     }
@@ -393,7 +430,14 @@ impl Runner<'_> {
         for statement in &planned.build {
             created.extend(statement.creates.clone());
             result = self
-                .run(session, Some(&watched), statement, what, true)
+                .run(
+                    session,
+                    Some(&watched),
+                    statement,
+                    what,
+                    self.settings.lock_waits(),
+                    true,
+                )
                 .await;
             if result.is_err() {
                 break;
@@ -467,17 +511,25 @@ impl Runner<'_> {
             }
         };
         let mut dropped = Vec::new();
-        for index in created.iter().rev() {
+        for (n, index) in created.iter().rev().enumerate() {
             match self.drop_leftover(&session, index).await {
                 Ok(true) => dropped.push(index.display()),
                 Ok(false) => {}
                 Err(failure) => {
-                    let advice = format!(
-                        "the unfinished index {} could not be dropped ({}); drop it with \
-                         DROP INDEX CONCURRENTLY {index}",
-                        index.display(),
-                        failure.reason()
-                    );
+                    let mut advice = leftover_advice(&session, index, &failure).await;
+                    // The parent of a partition's index, created earlier,
+                    // is there too.
+                    let rest: Vec<String> = created
+                        .iter()
+                        .rev()
+                        .skip(n + 1)
+                        .map(QualifiedName::display)
+                        .collect();
+                    if !rest.is_empty() {
+                        advice
+                            .push_str(&format!("; left too, not yet dropped: {}", rest.join(", ")));
+                    }
+                    session.release().await;
                     return self.left_behind(error, &advice);
                 }
             }
@@ -549,7 +601,8 @@ impl Runner<'_> {
         // Not interruptible: the signal that may have brought us here
         // must not stop the cleanup (a second one exits at once).
         let what = format!("dropping the unfinished index {}", index.display());
-        self.run(session, None, &drop, &what, false).await?;
+        self.run(session, None, &drop, &what, CLEANUP_LOCK_WAITS, false)
+            .await?;
         Ok(true)
     }
 
@@ -560,7 +613,16 @@ impl Runner<'_> {
             "analyzing {} for the statistics of its expression indexes (the indexes are built)",
             planned.table.display()
         );
-        let result = self.run(&session, None, analyze, &what, true).await;
+        let result = self
+            .run(
+                &session,
+                None,
+                analyze,
+                &what,
+                self.settings.lock_waits(),
+                true,
+            )
+            .await;
         session.release().await;
         result.map_err(|failure| self.error(failure, &what))?;
         self.progress.note(format!(
@@ -571,23 +633,24 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Runs `statement`, trying again while a lock is not granted, up to
-    /// the retries allowed; a leftover of a failed attempt is dropped
-    /// before the next. A concurrent build runs guarded by the watcher of
-    /// its session, `watched`.
+    /// Runs `statement`, each lock wait bounded and tried again as `waits`
+    /// says; a leftover of a failed attempt is dropped before the next. A
+    /// concurrent build runs guarded by the watcher of its session,
+    /// `watched`.
     async fn run(
         &self,
         session: &BuildSession,
         watched: Option<&Watched<'_, '_>>,
         statement: &Statement,
         what: &str,
+        waits: LockWaits,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let attempts = self.settings.lock_retries.saturating_add(1);
+        let attempts = waits.retries.saturating_add(1);
         let mut attempt = 1;
         loop {
             let failure = match self
-                .run_once(session, watched, statement, interruptible)
+                .run_once(session, watched, statement, waits.timeout, interruptible)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -628,6 +691,7 @@ impl Runner<'_> {
         session: &BuildSession,
         watched: Option<&Watched<'_, '_>>,
         statement: &Statement,
+        lock_timeout: Duration,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
         let table = statement
@@ -641,7 +705,7 @@ impl Runner<'_> {
         let mut guarded = watched.filter(|_| table.is_some()).map(Watched::guard);
         let lock_timeout = match guarded {
             Some(_) => Duration::ZERO,
-            None => self.settings.session.lock_timeout,
+            None => lock_timeout,
         };
         session
             .use_lock_timeout(lock_timeout)
@@ -669,7 +733,8 @@ impl Runner<'_> {
                 verdict = verdict => Failure::Stopped(verdict, 1),
             }
         };
-        let ended = cancel_until_done(session, &self.tls, query).await;
+        let ended =
+            cancel_backend_until_done(self.own, session.pid(), session, &self.tls, query).await;
         match (failure, ended) {
             // It ended well before the cancel reached it: done is done.
             (Failure::Stopped(..), Ok(_)) => Ok(()),
@@ -763,6 +828,60 @@ impl Runner<'_> {
             Failure::Query(error, _) => query_error(what, &error),
         }
     }
+}
+
+/// What the cleanup says of `index`, which it could not drop (`failure`):
+/// what is left exactly (valid or not, maintained by writes or not), who
+/// holds up its removal, and the statement that removes it.
+async fn leftover_advice(session: &Client, index: &QualifiedName, failure: &Failure) -> String {
+    let attempts = match failure {
+        Failure::Query(_, attempts) | Failure::Stopped(_, attempts) => *attempts,
+        _ => 1,
+    };
+    let why = format!("{}{}", failure.reason(), in_attempts(attempts));
+    let row = session
+        .query_typed_opt(
+            "SELECT i.indisvalid, i.indisready, c.relkind = 'I', n.nspname::text, t.relname::text
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE i.indexrelid = to_regclass($1)::oid",
+            &[(&index.to_string(), Type::TEXT)],
+        )
+        .await;
+    let Ok(Some(row)) = row else {
+        return format!(
+            "the unfinished index {} could not be dropped ({why}); drop it with DROP INDEX \
+             CONCURRENTLY {index}",
+            index.display()
+        );
+    };
+    let (valid, ready, partitioned): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let table = QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4));
+    let state = match (valid, ready) {
+        (true, _) => "valid".to_owned(),
+        (false, true) => format!(
+            "INVALID but ready: every write to {} maintains it",
+            table.display()
+        ),
+        (false, false) => "INVALID and not ready: writes no longer maintain it".to_owned(),
+    };
+    let held_by = match prewait::holders(session, &table, prewait::Scope::Drop).await {
+        Ok(holders) => holders.first().map(|h| {
+            format!(
+                ", as {} holds a lock on {}: once that transaction ends,",
+                h.session.describe(),
+                table.display()
+            )
+        }),
+        Err(_) => None,
+    };
+    format!(
+        "the unfinished index {} is left behind, {state}; it could not be dropped ({why}){} \
+         drop it with {}, or run perfaudit indexes again, which rebuilds an INVALID index",
+        index.display(),
+        held_by.unwrap_or_else(|| ";".to_owned()),
+        sql::drop_index(index, !partitioned)
+    )
 }
 
 /// `error` with `note` added to its message; an interruption stays as it is

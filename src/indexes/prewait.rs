@@ -30,11 +30,11 @@ use super::watch::{Blocker, Limits, POLL_INTERVAL, Sighting, Tracker, Verdict, W
 use crate::sql::ident::QualifiedName;
 
 /// The transactions of other sessions that hold a lock on table `$1` (in
-/// this database), or a snapshot in this database, by their virtual
-/// transaction ids (each transaction holds a lock on its own), longest open
-/// first; those that hold a lock conflicting with a concurrent build's
-/// SHARE UPDATE EXCLUSIVE are left out. A lock still waited for counts: the
-/// build waits for waiters too.
+/// this database), or (when `$2`) a snapshot in this database, by their
+/// virtual transaction ids (each transaction holds a lock on its own),
+/// longest open first; those holding a lock on the table in one of the
+/// modes `$3` are left out. A lock still waited for counts: the server's
+/// waits for lockers count waiters too.
 const HOLDERS_SQL: &str = "SELECT a.pid, v.virtualxid, a.application_name, a.state,
             extract(epoch FROM now() - a.xact_start)::float8
      FROM pg_locks v
@@ -47,11 +47,30 @@ const HOLDERS_SQL: &str = "SELECT a.pid, v.virtualxid, a.application_name, a.sta
      WHERE v.locktype = 'virtualxid' AND v.granted AND v.virtualxid = v.virtualtransaction
        AND a.pid <> pg_backend_pid() AND a.backend_type <> 'autovacuum worker'
        AND (t.modes IS NOT NULL
-            OR (a.datname = current_database() AND a.backend_xmin IS NOT NULL))
-       AND NOT coalesce(t.modes && ARRAY['ShareUpdateExclusiveLock', 'ShareLock',
-                                         'ShareRowExclusiveLock', 'ExclusiveLock',
-                                         'AccessExclusiveLock'], false)
+            OR ($2 AND a.datname = current_database() AND a.backend_xmin IS NOT NULL))
+       AND NOT coalesce(t.modes && $3::text[], false)
      ORDER BY a.xact_start NULLS LAST";
+
+/// The lock modes that conflict with a concurrent build's own lock on its
+/// table (SHARE UPDATE EXCLUSIVE): their holders are `--lock-timeout`'s.
+const CONFLICTING_MODES: [&str; 5] = [
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+];
+
+/// Which transactions [`holders`] looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Those a concurrent build would wait for, but for the holders of
+    /// locks that conflict with its own (see the module's documentation).
+    Build,
+    /// Those a concurrent drop of an index of the table waits for: every
+    /// holder of a lock on it.
+    Drop,
+}
 
 /// A transaction a concurrent build would wait for.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,13 +93,26 @@ pub fn still_open<'a>(first: &[Holder], now: &'a [Holder]) -> Vec<&'a Holder> {
         .collect()
 }
 
-/// The transactions a concurrent build on `table` would wait for, now.
+/// The transactions of other sessions that `scope` on `table` waits for,
+/// now.
 pub async fn holders(
     client: &Client,
     table: &QualifiedName,
+    scope: Scope,
 ) -> Result<Vec<Holder>, tokio_postgres::Error> {
+    let (snapshots, left_out): (bool, &[&str]) = match scope {
+        Scope::Build => (true, &CONFLICTING_MODES),
+        Scope::Drop => (false, &[]),
+    };
     let rows = client
-        .query_typed(HOLDERS_SQL, &[(&table.to_string(), Type::TEXT)])
+        .query_typed(
+            HOLDERS_SQL,
+            &[
+                (&table.to_string(), Type::TEXT),
+                (&snapshots, Type::BOOL),
+                (&left_out, Type::TEXT_ARRAY),
+            ],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -119,7 +151,7 @@ pub async fn wait(
     limit: Option<Duration>,
     progress: &Progress,
 ) -> Result<Option<Held>, tokio_postgres::Error> {
-    let first = holders(client, table).await?;
+    let first = holders(client, table, Scope::Build).await?;
     let limits = Limits {
         lock: None,
         transactions: limit,
@@ -146,7 +178,7 @@ pub async fn wait(
             }));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
-        now = holders(client, table).await?;
+        now = holders(client, table, Scope::Build).await?;
     }
 }
 
