@@ -55,11 +55,41 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// How a statement waits for locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LockWaits {
+pub struct LockWaits {
     /// Bounds each lock wait (zero: as long as it takes).
-    timeout: Duration,
+    pub timeout: Duration,
     /// How many times it is tried again when a lock is not granted.
-    retries: u32,
+    pub retries: u32,
+}
+
+impl LockWaits {
+    /// The lock waits of a run's statements unless the user chose others.
+    ///
+    /// A concurrent build's lock (SHARE UPDATE EXCLUSIVE) and its drops
+    /// conflict with no reader or writer: while one waits in the lock
+    /// queue, only DDL and `VACUUM` queue behind it, so it may wait long
+    /// (5s, 3 retries). A plain build's SHARE lock (and a plain drop's
+    /// ACCESS EXCLUSIVE) conflicts with every writer, and every writer that
+    /// comes after it queues behind it for as long as it waits, even when
+    /// the build never starts: each wait is kept short (500ms, the
+    /// "a few hundred milliseconds" that migration guides such as
+    /// strong_migrations advise, longer than ordinary write transactions
+    /// last), and tried more often (10 retries: under a minute in all with
+    /// the pauses), so that writes stall for at most half a second at a
+    /// time.
+    pub fn default_for(concurrently: bool) -> LockWaits {
+        if concurrently {
+            LockWaits {
+                timeout: Duration::from_secs(5),
+                retries: 3,
+            }
+        } else {
+            LockWaits {
+                timeout: Duration::from_millis(500),
+                retries: 10,
+            }
+        }
+    }
 }
 
 /// How the removal of an unfinished index waits for locks, whatever the
@@ -308,11 +338,24 @@ fn lock_failure(error: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// The pause before attempt `attempt + 1` (counting from 1).
-fn backoff(attempt: u32) -> Duration {
+/// The pause before attempt `attempt + 1` (counting from 1): doubling up
+/// to a ceiling, of which `jitter` (in [0, 1)) picks between half and all,
+/// so that runs that failed together (parallel plain builds, two
+/// pipelines) do not try again in step.
+fn backoff(attempt: u32, jitter: f64) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
         .min(MAX_BACKOFF)
+        .mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number in [0, 1) that differs from call to call: the standard
+/// library's randomly keyed hasher, fresh keys each time, over the clock.
+/// Pauses need no better randomness.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let bits = RandomState::new().hash_one(Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Who holds the lock a statement waited for, in words.
@@ -663,7 +706,7 @@ impl Runner<'_> {
                 // Boxed: the drop runs through `run` too.
                 Box::pin(self.drop_leftover(session, leftover)).await?;
             }
-            let pause = backoff(attempt);
+            let pause = backoff(attempt, jitter());
             self.progress.note(format!(
                 "{what}: {} (attempt {attempt} of {attempts}); trying again in {:.1}s",
                 failure.reason(),
@@ -900,10 +943,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_a_ceiling() {
-        let pauses: Vec<u64> = (1..=7).map(|a| backoff(a).as_millis() as u64).collect();
-        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    fn backoff_doubles_up_to_a_ceiling_and_jitters_down_to_half() {
+        let pauses = |jitter| -> Vec<u64> {
+            (1..=7)
+                .map(|a| backoff(a, jitter).as_millis() as u64)
+                .collect()
+        };
+        assert_eq!(pauses(0.999_999), [499, 999, 1999, 3999, 7999, 7999, 7999]);
+        assert_eq!(pauses(0.0), [250, 500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(backoff(u32::MAX, 1.0), MAX_BACKOFF);
+        let drawn: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(drawn.iter().all(|j| (0.0..1.0).contains(j)), "{drawn:?}");
+        assert!(drawn.iter().any(|j| *j != drawn[0]), "it varies");
+    }
+
+    #[test]
+    fn plain_builds_wait_for_locks_briefly_and_try_more_often() {
+        let concurrent = LockWaits::default_for(true);
+        let plain = LockWaits::default_for(false);
+        assert!(plain.timeout <= Duration::from_secs(1) && plain.timeout < concurrent.timeout);
+        assert!(plain.retries > concurrent.retries);
     }
 
     #[test]
