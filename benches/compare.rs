@@ -7,10 +7,13 @@
 //! into FILE between the `<!-- results:start -->` and
 //! `<!-- results:end -->` markers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions, scratch};
+use support::{parse_options, write_between_markers};
+
+mod support;
 
 const PERFAUDIT: &str = env!("CARGO_BIN_EXE_perfaudit");
 const POINT_LOOKUP: &str = "SELECT * FROM payments WHERE id = 424242";
@@ -32,33 +35,6 @@ const LARGE_PLAN_QUERY: &str =
 /// whole file): at most this many, enough for a median (the issue asks for
 /// five), in a harness that stays under ten minutes.
 const LONG_RUNS: u32 = 5;
-
-struct Options {
-    rows: u64,
-    runs: u32,
-    write: Option<PathBuf>,
-}
-
-fn parse_options() -> Options {
-    let mut options = Options {
-        rows: 1_000_000,
-        runs: 10,
-        write: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-        match arg.as_str() {
-            "--rows" => options.rows = value().parse().expect("--rows takes a number"),
-            "--runs" => options.runs = value().parse().expect("--runs takes a number"),
-            "--write" => options.write = Some(PathBuf::from(value())),
-            // cargo bench passes --bench; nothing else is expected.
-            "--bench" => {}
-            other => panic!("unknown option {other}; use --rows N, --runs N, --write FILE"),
-        }
-    }
-    options
-}
 
 /// One hyperfine measurement of one command, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -369,7 +345,7 @@ fn machine() -> String {
 }
 
 fn main() {
-    let options = parse_options();
+    let options = parse_options(10);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -433,17 +409,7 @@ fn main() {
     );
     println!("{report}");
     if let Some(path) = options.write {
-        write_between_markers(&path, &report);
+        write_between_markers(&path, "results", &report);
     }
     drop(cluster);
-}
-
-/// Replaces the text between the results markers of `path`.
-fn write_between_markers(path: &Path, report: &str) {
-    const START: &str = "<!-- results:start -->";
-    const END: &str = "<!-- results:end -->";
-    let text = std::fs::read_to_string(path).expect("read the report file");
-    let (before, rest) = text.split_once(START).expect("the start marker");
-    let (_, after) = rest.split_once(END).expect("the end marker");
-    std::fs::write(path, format!("{before}{START}\n{report}{END}{after}")).expect("write");
 }

@@ -93,8 +93,9 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
             ]
             .concat(),
         );
-        // Three waits of 200ms, with pauses of 0.5s and 1s between them.
-        assert!(elapsed >= Duration::from_millis(2100), "{elapsed:?}");
+        // Three waits of 200ms, with pauses of 0.5s and 1s between them,
+        // each jittered down to half at most.
+        assert!(elapsed >= Duration::from_millis(1350), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
         let checker = db.client().await;
         assert_no_payment_index(&checker).await;
@@ -103,14 +104,59 @@ async fn a_lock_held_elsewhere_is_given_up_on_after_the_retries() {
 }
 
 #[tokio::test]
-async fn an_old_transaction_holds_a_build_up_without_failing_it() {
+async fn a_plain_build_that_cannot_get_its_lock_stalls_writers_only_briefly() {
     let db = TestDb::new().await;
+    // A writer that keeps its transaction open: a plain build's SHARE lock
+    // is never granted, and every writer after it queues behind it while it
+    // waits.
+    let (holder, _) = db.session().await;
+    holder
+        .batch_execute("BEGIN; UPDATE payments SET amount = amount WHERE id = 1")
+        .await
+        .unwrap();
+    let mut child = spawn(&db, &["--no-concurrently", "--lock-retries", "2"]);
+    let writer = db.client().await;
+    let started = Instant::now();
+    let mut longest = Duration::ZERO;
+    while child.try_wait().unwrap().is_none() {
+        let write = Instant::now();
+        writer
+            .execute("UPDATE payments SET amount = amount WHERE id = 2", &[])
+            .await
+            .unwrap();
+        longest = longest.max(write.elapsed());
+        assert!(started.elapsed() < PATIENCE, "perfaudit did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            "canceling statement due to lock timeout (SQLSTATE 55P03) in 3 attempts, each \
+             waiting up to 500ms",
+            "no index was left behind",
+        ],
+    );
+    // Generous against the default lock wait of 500ms: the old one, 5s,
+    // held every writer for all of it.
+    assert!(
+        longest < Duration::from_secs(3),
+        "a write waited {longest:?} behind the build"
+    );
+    assert_no_payment_index(&writer).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_old_transaction_holds_a_build_up_without_failing_it() {
+    let db = TestDb::with_rows(BIG).await;
     let client = db.client().await;
-    // A REPEATABLE READ transaction on another table, started before the
-    // builds: each waits for it before it ends, much longer than the lock
-    // timeout.
-    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    // A REPEATABLE READ transaction on another table, started while the
+    // first build runs: it waits for it before it ends, much longer than
+    // the lock timeout.
     let child = spawn(&db, &["--lock-timeout", "200ms", "--lock-retries", "0"]);
+    let (snapshot, snapshot_pid) = snapshot_during_a_build(&db, &client, "users").await;
     let builder = held_up_by(&client, snapshot_pid).await;
     // Past the lock timeout, and long enough for the wait to be reported.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -146,12 +192,11 @@ async fn an_old_transaction_holds_a_build_up_without_failing_it() {
 
 #[tokio::test]
 async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_removed() {
-    let db = TestDb::new().await;
+    let db = TestDb::with_rows(BIG).await;
     let client = db.client().await;
-    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
-
-    let started = Instant::now();
-    let run = indexes(&db, &["--transaction-wait-timeout", "1s"]);
+    let child = spawn(&db, &["--transaction-wait-timeout", "1s"]);
+    let (snapshot, snapshot_pid) = snapshot_during_a_build(&db, &client, "users").await;
+    let run = finish(child);
 
     run.assert_failed(
         3,
@@ -169,17 +214,150 @@ async fn a_build_held_up_past_the_transaction_wait_timeout_is_stopped_and_remove
         "no retry: {}",
         run.stderr
     );
-    assert!(started.elapsed() < Duration::from_secs(15));
     assert_no_payment_index(&client).await;
     snapshot.batch_execute("COMMIT").await.unwrap();
 }
 
 #[tokio::test]
-async fn a_build_that_can_no_longer_be_watched_is_stopped_and_removed() {
+async fn an_unfinished_index_whose_removal_a_reader_holds_up_is_named_with_its_state_and_drop() {
+    let db = TestDb::with_rows(BIG).await;
+    let client = db.client().await;
+    let child = spawn(&db, &["--transaction-wait-timeout", "1s"]);
+    // A reader of the table, begun during the build: the build waits for
+    // its snapshot, and the removal of its unfinished index for its lock.
+    let (reader, reader_pid) = snapshot_during_a_build(&db, &client, "payments").await;
+    let index = building_index(&client).await;
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            &format!("building index {index} on public.payments stopped: it waited 1s"),
+            &format!(
+                "the unfinished index public.{index} is left behind, INVALID but ready: every \
+                 write to public.payments maintains it; it could not be dropped (canceling \
+                 statement due to lock timeout in 5 attempts), as server process {reader_pid} \
+                 (perfaudit, idle in transaction, its transaction open for "
+            ),
+            &format!(
+                "holds a lock on public.payments: once that transaction ends, drop it with DROP \
+                 INDEX CONCURRENTLY IF EXISTS \"public\".\"{index}\", or run perfaudit indexes \
+                 again"
+            ),
+        ],
+    );
+    let left = all_indexes(&client).await;
+    assert_eq!(
+        invalid_indexes(&client).await,
+        std::slice::from_ref(&index),
+        "{left:?}"
+    );
+    assert_eq!(
+        builds_in_progress(&client).await,
+        0,
+        "the build was cancelled"
+    );
+    let ready: bool = client
+        .query_one(
+            "SELECT indisready FROM pg_index WHERE indexrelid = $1::text::regclass",
+            &[&index],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ready, "as the message says: {}", run.stderr);
+    reader.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unfinished_index_is_dropped_once_the_reader_holding_up_its_removal_ends() {
+    let db = TestDb::with_rows(BIG).await;
+    let client = db.client().await;
+    let child = spawn(&db, &["--transaction-wait-timeout", "1s"]);
+    let (reader, _) = snapshot_during_a_build(&db, &client, "payments").await;
+    let index = building_index(&client).await;
+    // The build is stopped; its removal waits for the reader, which ends.
+    db.wait_until_running("DROP INDEX CONCURRENTLY").await;
+    reader.batch_execute("COMMIT").await.unwrap();
+    let run = finish(child);
+
+    run.assert_failed(
+        3,
+        &[
+            &format!("building index {index} on public.payments stopped: it waited 1s"),
+            &format!("the unfinished index public.{index} was dropped again"),
+        ],
+    );
+    assert_no_payment_index(&client).await;
+}
+
+#[tokio::test]
+async fn a_transaction_open_on_the_table_past_the_transaction_wait_timeout_stops_the_run_before_any_build()
+ {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    // A reader of the table: a concurrent build would wait for its
+    // snapshot before it ends, and the removal of its unfinished index for
+    // its lock on the table.
+    let (reader, reader_pid) = old_snapshot(&db, "payments").await;
+
+    let run = indexes(&db, &["--transaction-wait-timeout", "1s"]);
+
+    run.assert_failed(
+        3,
+        &[
+            &format!(
+                "building index idx_payments_user_id on public.payments did not start: it \
+                 waited 1s for the transaction of server process {reader_pid} (perfaudit, idle \
+                 in transaction, its transaction open for "
+            ),
+            "(--transaction-wait-timeout): a concurrent build would wait for it",
+            "nothing was built",
+            "no index was left behind",
+            "3 more not attempted",
+        ],
+    );
+    assert_no_payment_index(&client).await;
+    reader.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_transaction_open_before_the_run_holds_the_builds_back_before_they_start() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let (reader, reader_pid) = old_snapshot(&db, "payments").await;
+    let child = spawn(&db, &["--lock-timeout", "200ms", "--lock-retries", "0"]);
+    // Past the lock timeout, and long enough for the wait to be reported:
+    // nothing is built, nor being built, meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(builds_in_progress(&client).await, 0);
+    assert_no_payment_index(&client).await;
+    reader.batch_execute("COMMIT").await.unwrap();
+    let run = finish(child);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Created 4."), "{}", run.stdout);
+    let waiting = format!(
+        "idx_payments_user_id: waiting for server process {reader_pid} (perfaudit, idle in \
+         transaction, its transaction open for "
+    );
+    assert!(run.stderr.contains(&waiting), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "a concurrent build starts only once the transactions it would wait for have ended"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(payment_indexes(&client).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_build_that_can_no_longer_be_watched_is_stopped_and_removed() {
+    let db = TestDb::with_rows(BIG).await;
+    let client = db.client().await;
     let child = spawn(&db, &[]);
+    let (snapshot, snapshot_pid) = snapshot_during_a_build(&db, &client, "users").await;
     held_up_by(&client, snapshot_pid).await;
     // The run's own session (it holds the run lock) goes away.
     client
@@ -288,15 +466,36 @@ async fn sigint_while_reading_the_catalog_leaves_no_server_process_waiting() {
     holder.batch_execute("ROLLBACK").await.unwrap();
 }
 
-/// A REPEATABLE READ transaction that has taken its snapshot: concurrent
-/// index builds started after it wait for it before they end.
-async fn old_snapshot(db: &TestDb) -> (deadpool_postgres::Object, i32) {
+/// A REPEATABLE READ transaction that has read `table`, and so holds a
+/// lock on it and a snapshot: concurrent index builds started after it
+/// wait for it before they end, and perfaudit before they start.
+async fn old_snapshot(db: &TestDb, table: &str) -> (deadpool_postgres::Object, i32) {
     let (client, pid) = db.session().await;
+    begin_reading(&client, table).await;
+    (client, pid)
+}
+
+async fn begin_reading(client: &tokio_postgres::Client, table: &str) {
     client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users")
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM {table}"
+        ))
         .await
         .unwrap();
-    (client, pid)
+}
+
+/// The same, begun once a build of perfaudit (started after the wait for
+/// older transactions) scans its table: its snapshot is older than the
+/// build's last one, so the build waits for it before it ends.
+async fn snapshot_during_a_build(
+    db: &TestDb,
+    client: &tokio_postgres::Client,
+    table: &str,
+) -> (deadpool_postgres::Object, i32) {
+    let (session, pid) = db.session().await;
+    building_index(client).await;
+    begin_reading(&session, table).await;
+    (session, pid)
 }
 
 /// Asserts that no payment index, valid or not, is on the table.
@@ -334,7 +533,7 @@ async fn held_up_by(client: &tokio_postgres::Client, snapshot: i32) -> i32 {
 async fn an_index_another_session_is_building_is_left_alone() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
+    let (snapshot, snapshot_pid) = old_snapshot(&db, "users").await;
     // Another session builds one of the spec's indexes; the old snapshot
     // holds it in its last phase, where its index is there and not valid.
     let (builder, builder_pid) = db.session().await;
@@ -373,11 +572,11 @@ async fn an_index_another_session_is_building_is_left_alone() {
 
 #[tokio::test]
 async fn a_second_run_stops_at_once_while_another_builds() {
-    let db = TestDb::new().await;
+    let db = TestDb::with_rows(BIG).await;
     let client = db.client().await;
-    let (snapshot, snapshot_pid) = old_snapshot(&db).await;
-    // The first run's first build waits for the old snapshot.
+    // The first run's first build waits for a snapshot taken during it.
     let first = spawn(&db, &["--lock-timeout", "0"]);
+    let (snapshot, snapshot_pid) = snapshot_during_a_build(&db, &client, "users").await;
     let first_pid = held_up_by(&client, snapshot_pid).await;
     let holder: i32 = client
         .query_one(

@@ -30,21 +30,25 @@ pub struct IndexesArgs {
     pub no_concurrently: bool,
 
     /// How long each statement may wait for a lock on its table before it gives up
-    /// and tries again (0: as long as it takes)
-    #[arg(long, default_value = "5s", value_name = "DUR", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// and tries again (0: as long as it takes) [default: 5s; 500ms with
+    /// --no-concurrently, whose waits stall every writer]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
 
-    /// How long a concurrent build may wait for older transactions to end before
-    /// it is stopped and its unfinished index dropped (default, or 0: as long as
-    /// they take; the session it waits for is named meanwhile)
+    /// How long a concurrent build may wait for other transactions to end: before it
+    /// starts, for those open on its table and older snapshots (then nothing is
+    /// built), and while it runs (then it is stopped and its unfinished index
+    /// dropped) (default, or 0: as long as they take; the session it waits for is
+    /// named meanwhile)
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub transaction_wait_timeout: Option<Duration>,
 
-    /// How many times a statement whose lock was not granted is tried again (at most
-    /// 100)
-    #[arg(long, default_value_t = 3, value_name = "N",
+    /// How many times a statement whose lock was not granted is tried again, after
+    /// pauses from 0.5s doubling up to 8s (at most 100) [default: 3; 10 with
+    /// --no-concurrently]
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=MAX_LOCK_RETRIES))]
-    pub lock_retries: u32,
+    pub lock_retries: Option<u32>,
 
     /// maintenance_work_mem for the builds (e.g. 512MB, 2GB); each parallel build
     /// gets this much

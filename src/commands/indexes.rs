@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::error::{Error, Result};
-use crate::indexes::build::{self, Settings};
+use crate::indexes::build::{self, LockWaits, Settings};
 use crate::indexes::progress::Progress;
 use crate::indexes::session::SessionSettings;
 use crate::indexes::spec::Spec;
@@ -54,6 +54,8 @@ async fn work(
     own: &Client,
     tls: &MakeRustlsConnect,
 ) -> Result<Report> {
+    let waits = LockWaits::default_for(!args.no_concurrently);
+    let lock_timeout = args.lock_timeout.unwrap_or(waits.timeout);
     // The catalog's transaction ends before any build: a concurrent build
     // waits for every open transaction, ours included. On a signal the read
     // is cancelled on the server, where it may be queued on a lock.
@@ -62,7 +64,7 @@ async fn work(
         plan::check_server_version(tables.server_version)?;
         plan::check_tables(spec, &tables)?;
         let names = plan::wanted_names(spec, &tables);
-        let catalog = catalog::read(own, spec, tables, &names, args.lock_timeout).await?;
+        let catalog = catalog::read(own, spec, tables, &names, lock_timeout).await?;
         let plan = plan::plan(spec, &catalog, !args.no_concurrently)?;
         Ok((catalog, plan))
     };
@@ -72,10 +74,10 @@ async fn work(
     } else {
         let settings = Settings {
             session: SessionSettings {
-                lock_timeout: args.lock_timeout,
+                lock_timeout,
                 maintenance_work_mem: args.maintenance_work_mem.clone(),
             },
-            lock_retries: args.lock_retries,
+            lock_retries: args.lock_retries.unwrap_or(waits.retries),
             transaction_wait_timeout: args.transaction_wait_timeout.filter(|t| !t.is_zero()),
         };
         let progress = Progress::new(&context.ui);

@@ -11,7 +11,9 @@
 //!   transactions after its build: it runs with `lock_timeout = 0`, and
 //!   [`super::watch`] stops it only while it waits for its table, and
 //!   names what it waits for afterwards. `statement_timeout` is off: a
-//!   build cut short leaves an INVALID index.
+//!   build cut short leaves an INVALID index. Before it starts, the
+//!   transactions it would wait for are waited for ([`super::prewait`]),
+//!   so that a wait that runs out leaves nothing behind.
 //! - Concurrent builds run one at a time (they conflict on their table, and
 //!   wait for each other's snapshots); plain builds run in parallel, each
 //!   on its own pooled connection (their SHARE locks do not conflict).
@@ -31,12 +33,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
+use super::prewait;
 use super::progress::Progress;
 use super::session::{BuildSession, SessionSettings};
 use super::sql;
 use super::watch::{Blocker, Limits, Verdict, Watch, Watched};
 use crate::db::Database;
-use crate::db::cancel::cancel_until_done;
+use crate::db::cancel::cancel_backend_until_done;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupt, Signal};
@@ -50,6 +53,59 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// keeps trying at a steady pace.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
+/// How a statement waits for locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockWaits {
+    /// Bounds each lock wait (zero: as long as it takes).
+    pub timeout: Duration,
+    /// How many times it is tried again when a lock is not granted.
+    pub retries: u32,
+}
+
+impl LockWaits {
+    /// The lock waits of a run's statements unless the user chose others.
+    ///
+    /// A concurrent build's lock (SHARE UPDATE EXCLUSIVE) and its drops
+    /// conflict with no reader or writer: while one waits in the lock
+    /// queue, only DDL and `VACUUM` queue behind it, so it may wait long
+    /// (5s, 3 retries). A plain build's SHARE lock (and a plain drop's
+    /// ACCESS EXCLUSIVE) conflicts with every writer, and every writer that
+    /// comes after it queues behind it for as long as it waits, even when
+    /// the build never starts: each wait is kept short (500ms, the
+    /// "a few hundred milliseconds" that migration guides such as
+    /// strong_migrations advise, longer than ordinary write transactions
+    /// last), and tried more often (10 retries: under a minute in all with
+    /// the pauses), so that writes stall for at most half a second at a
+    /// time.
+    pub fn default_for(concurrently: bool) -> LockWaits {
+        if concurrently {
+            LockWaits {
+                timeout: Duration::from_secs(5),
+                retries: 3,
+            }
+        } else {
+            LockWaits {
+                timeout: Duration::from_millis(500),
+                retries: 10,
+            }
+        }
+    }
+}
+
+/// How the removal of an unfinished index waits for locks, whatever the
+/// build's own settings. `DROP INDEX CONCURRENTLY` waits for every
+/// transaction holding a lock on the table (readers too) and blocks no
+/// reader or writer meanwhile, so each wait may be longer than a plain
+/// build's; the drop of a partitioned index (never concurrent) queues for
+/// the table's ACCESS EXCLUSIVE lock, which blocks everything behind it, so
+/// not much longer. Tried again with the same pauses as a build: when the
+/// cleanup truly cannot drop an index, it says so within about 17.5s
+/// (5 waits of 2s, pauses of at most 0.5 + 1 + 2 + 4s).
+const CLEANUP_LOCK_WAITS: LockWaits = LockWaits {
+    timeout: Duration::from_secs(2),
+    retries: 4,
+};
+
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -61,6 +117,16 @@ pub struct Settings {
     /// How long a concurrent build may wait for other transactions to end
     /// (`None`: as long as they take).
     pub transaction_wait_timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// How the build's statements wait for locks.
+    fn lock_waits(&self) -> LockWaits {
+        LockWaits {
+            timeout: self.session.lock_timeout,
+            retries: self.lock_retries,
+        }
+    }
 }
 
 /// A finished build.
@@ -93,6 +159,7 @@ pub async fn execute(
     let watch = Watch::new(progress, limits);
     let runner = Runner {
         database,
+        own,
         interrupt,
         progress,
         watch: &watch,
@@ -218,6 +285,9 @@ enum Failure {
     /// The watcher stopped it (and it was cancelled on the server), after
     /// `attempts` tries.
     Stopped(Verdict, u32),
+    /// A concurrent build was never sent: the transactions it would wait
+    /// for did not end in time.
+    NotStarted(prewait::Held),
 }
 
 impl Failure {
@@ -227,7 +297,7 @@ impl Failure {
         match self {
             Failure::Query(error, _) => lock_failure(error),
             Failure::Stopped(verdict, _) => matches!(verdict, Verdict::LockWait { .. }),
-            Failure::Interrupted(_) => false,
+            Failure::Interrupted(_) | Failure::NotStarted(_) => false,
         }
     }
 
@@ -249,7 +319,7 @@ impl Failure {
             Failure::Stopped(Verdict::LockWait { .. }, _) => {
                 "the lock on the table was not granted in time".to_owned()
             }
-            Failure::Stopped(Verdict::TransactionWait { .. }, _) => {
+            Failure::Stopped(Verdict::TransactionWait { .. }, _) | Failure::NotStarted(_) => {
                 "other transactions did not end in time".to_owned()
             }
             Failure::Stopped(Verdict::Lost(reason), _) => {
@@ -268,11 +338,24 @@ fn lock_failure(error: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// The pause before attempt `attempt + 1` (counting from 1).
-fn backoff(attempt: u32) -> Duration {
+/// The pause before attempt `attempt + 1` (counting from 1): doubling up
+/// to a ceiling, of which `jitter` (in [0, 1)) picks between half and all,
+/// so that runs that failed together (parallel plain builds, two
+/// pipelines) do not try again in step.
+fn backoff(attempt: u32, jitter: f64) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
         .min(MAX_BACKOFF)
+        .mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number in [0, 1) that differs from call to call: the standard
+/// library's randomly keyed hasher, fresh keys each time, over the clock.
+/// Pauses need no better randomness.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let bits = RandomState::new().hash_one(Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Who holds the lock a statement waited for, in words.
@@ -295,6 +378,9 @@ fn in_attempts(attempts: u32) -> String {
 
 struct Runner<'a> {
     database: &'a Database,
+    /// The run's own session, which cancels the builds' work on the
+    /// server.
+    own: &'a Client,
     interrupt: &'a Interrupt,
     progress: &'a Progress,
     watch: &'a Watch<'a>,
@@ -319,7 +405,7 @@ impl Runner<'_> {
             return Ok(());
         };
         let what = format!("dropping the INVALID index {}", planned.name.display());
-        self.run(session, None, drop, &what, true)
+        self.run(session, None, drop, &what, self.settings.lock_waits(), true)
             .await
             .map_err(|failure| self.error(failure, &what))
     }
@@ -387,7 +473,14 @@ impl Runner<'_> {
         for statement in &planned.build {
             created.extend(statement.creates.clone());
             result = self
-                .run(session, Some(&watched), statement, what, true)
+                .run(
+                    session,
+                    Some(&watched),
+                    statement,
+                    what,
+                    self.settings.lock_waits(),
+                    true,
+                )
                 .await;
             if result.is_err() {
                 break;
@@ -461,17 +554,25 @@ impl Runner<'_> {
             }
         };
         let mut dropped = Vec::new();
-        for index in created.iter().rev() {
+        for (n, index) in created.iter().rev().enumerate() {
             match self.drop_leftover(&session, index).await {
                 Ok(true) => dropped.push(index.display()),
                 Ok(false) => {}
                 Err(failure) => {
-                    let advice = format!(
-                        "the unfinished index {} could not be dropped ({}); drop it with \
-                         DROP INDEX CONCURRENTLY {index}",
-                        index.display(),
-                        failure.reason()
-                    );
+                    let mut advice = leftover_advice(&session, index, &failure).await;
+                    // The parent of a partition's index, created earlier,
+                    // is there too.
+                    let rest: Vec<String> = created
+                        .iter()
+                        .rev()
+                        .skip(n + 1)
+                        .map(QualifiedName::display)
+                        .collect();
+                    if !rest.is_empty() {
+                        advice
+                            .push_str(&format!("; left too, not yet dropped: {}", rest.join(", ")));
+                    }
+                    session.release().await;
                     return self.left_behind(error, &advice);
                 }
             }
@@ -543,7 +644,8 @@ impl Runner<'_> {
         // Not interruptible: the signal that may have brought us here
         // must not stop the cleanup (a second one exits at once).
         let what = format!("dropping the unfinished index {}", index.display());
-        self.run(session, None, &drop, &what, false).await?;
+        self.run(session, None, &drop, &what, CLEANUP_LOCK_WAITS, false)
+            .await?;
         Ok(true)
     }
 
@@ -554,7 +656,16 @@ impl Runner<'_> {
             "analyzing {} for the statistics of its expression indexes (the indexes are built)",
             planned.table.display()
         );
-        let result = self.run(&session, None, analyze, &what, true).await;
+        let result = self
+            .run(
+                &session,
+                None,
+                analyze,
+                &what,
+                self.settings.lock_waits(),
+                true,
+            )
+            .await;
         session.release().await;
         result.map_err(|failure| self.error(failure, &what))?;
         self.progress.note(format!(
@@ -565,23 +676,24 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Runs `statement`, trying again while a lock is not granted, up to
-    /// the retries allowed; a leftover of a failed attempt is dropped
-    /// before the next. A concurrent build runs guarded by the watcher of
-    /// its session, `watched`.
+    /// Runs `statement`, each lock wait bounded and tried again as `waits`
+    /// says; a leftover of a failed attempt is dropped before the next. A
+    /// concurrent build runs guarded by the watcher of its session,
+    /// `watched`.
     async fn run(
         &self,
         session: &BuildSession,
         watched: Option<&Watched<'_, '_>>,
         statement: &Statement,
         what: &str,
+        waits: LockWaits,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let attempts = self.settings.lock_retries.saturating_add(1);
+        let attempts = waits.retries.saturating_add(1);
         let mut attempt = 1;
         loop {
             let failure = match self
-                .run_once(session, watched, statement, interruptible)
+                .run_once(session, watched, statement, waits.timeout, interruptible)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -594,7 +706,7 @@ impl Runner<'_> {
                 // Boxed: the drop runs through `run` too.
                 Box::pin(self.drop_leftover(session, leftover)).await?;
             }
-            let pause = backoff(attempt);
+            let pause = backoff(attempt, jitter());
             self.progress.note(format!(
                 "{what}: {} (attempt {attempt} of {attempts}); trying again in {:.1}s",
                 failure.reason(),
@@ -613,22 +725,30 @@ impl Runner<'_> {
     }
 
     /// Sends `statement` once, with the session's `lock_timeout` off when
-    /// the watcher guards it (and on otherwise). On a signal or the
-    /// watcher's verdict, cancels it on the server and waits for it to end,
-    /// so that the session is free for the cleanup.
+    /// the watcher guards it (and on otherwise); a guarded concurrent build
+    /// is sent only once the transactions it would wait for have ended. On
+    /// a signal or the watcher's verdict, cancels it on the server and
+    /// waits for it to end, so that the session is free for the cleanup.
     async fn run_once(
         &self,
         session: &BuildSession,
         watched: Option<&Watched<'_, '_>>,
         statement: &Statement,
+        lock_timeout: Duration,
         interruptible: bool,
     ) -> std::result::Result<(), Failure> {
-        let mut guarded = watched
-            .filter(|_| statement.concurrent_build)
-            .map(Watched::guard);
+        let table = statement
+            .concurrent_on
+            .as_ref()
+            .filter(|_| watched.is_some());
+        if let Some(table) = table {
+            self.wait_before(session, statement, table, interruptible)
+                .await?;
+        }
+        let mut guarded = watched.filter(|_| table.is_some()).map(Watched::guard);
         let lock_timeout = match guarded {
             Some(_) => Duration::ZERO,
-            None => self.settings.session.lock_timeout,
+            None => lock_timeout,
         };
         session
             .use_lock_timeout(lock_timeout)
@@ -656,11 +776,48 @@ impl Runner<'_> {
                 verdict = verdict => Failure::Stopped(verdict, 1),
             }
         };
-        let ended = cancel_until_done(session, &self.tls, query).await;
+        let ended =
+            cancel_backend_until_done(self.own, session.pid(), session, &self.tls, query).await;
         match (failure, ended) {
             // It ended well before the cancel reached it: done is done.
             (Failure::Stopped(..), Ok(_)) => Ok(()),
             (failure, _) => Err(failure),
+        }
+    }
+
+    /// Waits until the transactions a concurrent build on `table` would
+    /// wait for have ended (see [`prewait`]), within the transaction wait
+    /// timeout.
+    async fn wait_before(
+        &self,
+        session: &BuildSession,
+        statement: &Statement,
+        table: &QualifiedName,
+        interruptible: bool,
+    ) -> std::result::Result<(), Failure> {
+        // Named as the watcher names the build: by its index.
+        let label = statement
+            .creates
+            .as_ref()
+            .map_or_else(|| table.display(), |index| index.name.clone());
+        let wait = prewait::wait(
+            session,
+            table,
+            &label,
+            self.settings.transaction_wait_timeout,
+            self.progress,
+        );
+        let held = if interruptible {
+            tokio::select! {
+                held = wait => held,
+                signal = self.interrupt.wait() => return Err(Failure::Interrupted(signal)),
+            }
+        } else {
+            wait.await
+        };
+        match held.map_err(|e| Failure::Query(e, 1))? {
+            Some(held) => Err(Failure::NotStarted(held)),
+            None => Ok(()),
         }
     }
 
@@ -688,6 +845,15 @@ impl Runner<'_> {
                     )
                 ))
             }
+            Failure::NotStarted(held) => Error::database(format!(
+                "{what} did not start: it waited {} for the transaction of {} to end \
+                 (--transaction-wait-timeout): a concurrent build would wait for it (it holds \
+                 a lock on the table, or a snapshot older than the build), and so would the \
+                 removal of its unfinished index; nothing was built: end that transaction, or \
+                 allow a longer wait",
+                humantime::format_duration(Duration::from_secs(held.waited.as_secs())),
+                held.by.describe()
+            )),
             Failure::Stopped(Verdict::Lost(reason), _) => Error::database(format!(
                 "{what} was stopped: the run's own session, which watches the builds, failed \
                  ({reason}); run again"
@@ -707,14 +873,84 @@ impl Runner<'_> {
     }
 }
 
+/// What the cleanup says of `index`, which it could not drop (`failure`):
+/// what is left exactly (valid or not, maintained by writes or not), who
+/// holds up its removal, and the statement that removes it.
+async fn leftover_advice(session: &Client, index: &QualifiedName, failure: &Failure) -> String {
+    let attempts = match failure {
+        Failure::Query(_, attempts) | Failure::Stopped(_, attempts) => *attempts,
+        _ => 1,
+    };
+    let why = format!("{}{}", failure.reason(), in_attempts(attempts));
+    let row = session
+        .query_typed_opt(
+            "SELECT i.indisvalid, i.indisready, c.relkind = 'I', n.nspname::text, t.relname::text
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE i.indexrelid = to_regclass($1)::oid",
+            &[(&index.to_string(), Type::TEXT)],
+        )
+        .await;
+    let Ok(Some(row)) = row else {
+        return format!(
+            "the unfinished index {} could not be dropped ({why}); drop it with DROP INDEX \
+             CONCURRENTLY {index}",
+            index.display()
+        );
+    };
+    let (valid, ready, partitioned): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let table = QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4));
+    let state = match (valid, ready) {
+        (true, _) => "valid".to_owned(),
+        (false, true) => format!(
+            "INVALID but ready: every write to {} maintains it",
+            table.display()
+        ),
+        (false, false) => "INVALID and not ready: writes no longer maintain it".to_owned(),
+    };
+    let held_by = match prewait::holders(session, &table, prewait::Scope::Drop).await {
+        Ok(holders) => holders.first().map(|h| {
+            format!(
+                ", as {} holds a lock on {}: once that transaction ends,",
+                h.session.describe(),
+                table.display()
+            )
+        }),
+        Err(_) => None,
+    };
+    format!(
+        "the unfinished index {} is left behind, {state}; it could not be dropped ({why}){} \
+         drop it with {}, or run perfaudit indexes again, which rebuilds an INVALID index",
+        index.display(),
+        held_by.unwrap_or_else(|| ";".to_owned()),
+        sql::drop_index(index, !partitioned)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_a_ceiling() {
-        let pauses: Vec<u64> = (1..=7).map(|a| backoff(a).as_millis() as u64).collect();
-        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    fn backoff_doubles_up_to_a_ceiling_and_jitters_down_to_half() {
+        let pauses = |jitter| -> Vec<u64> {
+            (1..=7)
+                .map(|a| backoff(a, jitter).as_millis() as u64)
+                .collect()
+        };
+        assert_eq!(pauses(0.999_999), [499, 999, 1999, 3999, 7999, 7999, 7999]);
+        assert_eq!(pauses(0.0), [250, 500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(backoff(u32::MAX, 1.0), MAX_BACKOFF);
+        let drawn: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(drawn.iter().all(|j| (0.0..1.0).contains(j)), "{drawn:?}");
+        assert!(drawn.iter().any(|j| *j != drawn[0]), "it varies");
+    }
+
+    #[test]
+    fn plain_builds_wait_for_locks_briefly_and_try_more_often() {
+        let concurrent = LockWaits::default_for(true);
+        let plain = LockWaits::default_for(false);
+        assert!(plain.timeout <= Duration::from_secs(1) && plain.timeout < concurrent.timeout);
+        assert!(plain.retries > concurrent.retries);
     }
 }

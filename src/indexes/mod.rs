@@ -5,14 +5,17 @@
 //! [`spec`] (what is wanted) -> [`catalog`] (what is there, read once) ->
 //! [`plan`] (pure decisions, the exact SQL, findings) -> [`build`] (safe
 //! execution: concurrent builds, lock timeouts, retries, cancel and
-//! cleanup, on [`session`]s; [`watch`] bounds what `lock_timeout` cannot
-//! and names what a build waits for; [`progress`] shows it) -> [`Report`]
+//! cleanup, on [`session`]s; [`prewait`] holds a concurrent build back
+//! until the transactions it would wait for have ended; [`watch`] bounds
+//! what `lock_timeout` cannot and names what a build waits for;
+//! [`progress`] shows it) -> [`Report`]
 //! (what happened, for the renderer in `report::indexes`). [`sql`] writes
 //! the statements; [`run_lock`] keeps building runs apart.
 
 pub mod build;
 pub mod catalog;
 pub mod plan;
+pub mod prewait;
 pub mod progress;
 pub mod run_lock;
 pub mod session;

@@ -58,10 +58,12 @@ pub struct Statement {
     pub sql: String,
     /// The index it creates, to be removed if the build does not finish.
     pub creates: Option<QualifiedName>,
-    /// Whether it is a `CREATE INDEX CONCURRENTLY`, which waits for other
-    /// transactions after its build: only its first lock wait may be cut
-    /// short (see [`super::watch`]).
-    pub concurrent_build: bool,
+    /// For a `CREATE INDEX CONCURRENTLY`, the table it builds on. Such a
+    /// build waits for other transactions after it has begun: only its
+    /// first lock wait may be cut short (see [`super::watch`]), and the
+    /// transactions it would wait for are waited for before it starts (see
+    /// [`super::prewait`]).
+    pub concurrent_on: Option<QualifiedName>,
 }
 
 impl Statement {
@@ -70,7 +72,7 @@ impl Statement {
         Statement {
             sql,
             creates: None,
-            concurrent_build: false,
+            concurrent_on: None,
         }
     }
 }
@@ -385,7 +387,7 @@ pub fn build_statements(
     let create = |index_name: &QualifiedName, on: &QualifiedName, build: Build| Statement {
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
-        concurrent_build: build == Build::Concurrently,
+        concurrent_on: (build == Build::Concurrently).then(|| on.clone()),
     };
     if !concurrently {
         return vec![create(name, &table.name, Build::Plain)];
@@ -1041,12 +1043,16 @@ mod tests {
                 r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."idx_at_3""#,
             ]
         );
-        let concurrent: Vec<bool> = plan.indexes[0]
+        let concurrent: Vec<Option<String>> = plan.indexes[0]
             .build
             .iter()
-            .map(|s| s.concurrent_build)
+            .map(|s| s.concurrent_on.as_ref().map(QualifiedName::display))
             .collect();
-        assert_eq!(concurrent, [false, true, false, false, false, true, false]);
+        let on = |table: &str| Some(format!("public.{table}"));
+        assert_eq!(
+            concurrent,
+            [None, on("p2023"), None, None, None, on("p2024_eu"), None]
+        );
         let invalid = existing("idx_at", shape(&["created_at"]), false);
         let rebuild = super::plan(
             &spec,

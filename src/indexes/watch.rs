@@ -71,6 +71,9 @@ pub enum Wait {
     Lock,
     /// Another transaction to end (a lock on its transaction id).
     Transaction,
+    /// Before a concurrent build starts: transactions it would wait for
+    /// to end ([`super::prewait`]).
+    BeforeStart,
 }
 
 /// A session another one waits for.
@@ -128,6 +131,10 @@ impl Sighting {
         let phase = self.progress.as_ref().map_or("", |p| p.phase.as_str());
         match self.wait {
             Wait::Lock => "it waits for a lock that session holds",
+            Wait::BeforeStart => {
+                "a concurrent build starts only once the transactions it would wait for have \
+                 ended (those open on its table, and older snapshots)"
+            }
             _ if phase.starts_with("waiting for writers") => {
                 "a concurrent build waits for the transactions writing to its table"
             }
