@@ -103,7 +103,7 @@ async fn every_spelling_of_a_call_reaches_the_guard() {
 }
 
 #[tokio::test]
-async fn operators_casts_and_domains_reach_the_guard() {
+async fn operators_and_casts_reach_the_guard() {
     let db = TestDb::new().await;
     let (other, _) = victim(&db).await;
     execute(
@@ -114,8 +114,7 @@ async fn operators_casts_and_domains_reach_the_guard() {
          CREATE TYPE target AS (pid int);
          CREATE FUNCTION target_kills(target) RETURNS boolean LANGUAGE sql
              AS 'SELECT pg_terminate_backend(($1).pid)';
-         CREATE CAST (target AS boolean) WITH FUNCTION target_kills(target);
-         CREATE DOMAIN doomed AS int CHECK (pg_terminate_backend(VALUE) OR true)",
+         CREATE CAST (target AS boolean) WITH FUNCTION target_kills(target)",
     )
     .await;
     for (sql, through) in [
@@ -134,10 +133,6 @@ async fn operators_casts_and_domains_reach_the_guard() {
         (
             format!("SELECT CAST(ROW(pid)::target AS boolean) {VICTIMS}"),
             "the statement",
-        ),
-        (
-            format!("SELECT pid::doomed {VICTIMS}"),
-            "constraint doomed_check",
         ),
     ] {
         let statement = planned_because_of(&explain_json(&db, &[&sql]), "");
@@ -358,6 +353,16 @@ async fn a_read_only_session_falls_back_to_names_and_fails_closed() {
          COMMIT",
     )
     .await;
+    for sql in [
+        format!("SELECT pid &&& 1 {VICTIMS}"),
+        // Names cannot tell which operator `=` is: the user's operators
+        // are followed whichever the statement uses.
+        format!("SELECT pid = 1 {VICTIMS}"),
+    ] {
+        let statement = &document(&explain_json(&db, &[&sql]), 0)["statements"][0];
+        assert_eq!(statement["analyzed"], false, "{statement:#}");
+        assert!(answers(&other).await, "{sql} reached the victim");
+    }
     let sql = format!("SELECT pid &&& 1 {VICTIMS}");
     let statement = &document(&explain_json(&db, &[&sql]), 0)["statements"][0];
     assert_eq!(statement["analyzed"], false, "{statement:#}");
@@ -474,4 +479,126 @@ async fn a_foreign_table_on_another_connection_is_never_read() {
             "foreign table remote_payments"
         );
     }
+    // file_fdw runs a program for a table.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let touched = dir.path().join("ran");
+    execute(
+        &db,
+        &format!(
+            "CREATE EXTENSION file_fdw;
+             CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+             CREATE FOREIGN TABLE program_output (line text) SERVER files
+                 OPTIONS (program 'touch {} && echo x')",
+            touched.display()
+        ),
+    )
+    .await;
+    for flags in [&[][..], &["--analyze-writes"]] {
+        let args = [flags, &["SELECT * FROM program_output"]].concat();
+        planned_because_of(&explain_json(&db, &args), "file_fdw_handler");
+    }
+    assert!(!touched.exists(), "file_fdw ran its program");
+}
+
+#[tokio::test]
+async fn a_domain_check_that_runs_volatile_code_keeps_the_database_from_being_read() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE TABLE log (message text);
+         CREATE FUNCTION writes(id int) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO log VALUES ('wrote ' || id);
+             DELETE FROM payments WHERE payments.id = writes.id;
+             RETURN true;
+         END $$;
+         CREATE DOMAIN checked AS int CHECK (writes(VALUE));
+         CREATE TYPE holder AS (value checked)",
+    )
+    .await;
+    let original = fingerprint(&db).await;
+    // Reading '(42)' as a holder runs the domain's CHECK while the
+    // statement is parsed, before any transaction: nothing may be sent.
+    for flags in [&[][..], &["--no-analyze"], &["--no-rewrite"]] {
+        let args = [flags, &["SELECT '(42)'::holder"]].concat();
+        let output = explain_json(&db, &args);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("domains whose CHECK runs code") && stderr.contains("public.writes("),
+            "{stderr}"
+        );
+    }
+    assert_eq!(fingerprint(&db).await, original);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM log WHERE $1 = $1", "x").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn operator_class_support_functions_and_writes_inside_functions_are_followed() {
+    let db = TestDb::new().await;
+    let (other, _) = victim(&db).await;
+    execute(
+        &db,
+        "CREATE TABLE documents (id int, body json);
+         INSERT INTO documents SELECT g, json_build_object('n', g) FROM generate_series(1, 50) g;
+         CREATE FUNCTION jcmp(a json, b json) RETURNS int LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'victim';
+             RETURN bttextcmp(a::text, b::text);
+         END $$;
+         CREATE FUNCTION jlt(a json, b json) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT a::text < b::text; END;
+         CREATE FUNCTION jle(a json, b json) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT a::text <= b::text; END;
+         CREATE FUNCTION jeq(a json, b json) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT a::text = b::text; END;
+         CREATE FUNCTION jge(a json, b json) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT a::text >= b::text; END;
+         CREATE FUNCTION jgt(a json, b json) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT a::text > b::text; END;
+         CREATE OPERATOR < (LEFTARG = json, RIGHTARG = json, FUNCTION = jlt);
+         CREATE OPERATOR <= (LEFTARG = json, RIGHTARG = json, FUNCTION = jle);
+         CREATE OPERATOR = (LEFTARG = json, RIGHTARG = json, FUNCTION = jeq);
+         CREATE OPERATOR >= (LEFTARG = json, RIGHTARG = json, FUNCTION = jge);
+         CREATE OPERATOR > (LEFTARG = json, RIGHTARG = json, FUNCTION = jgt);
+         CREATE OPERATOR CLASS json_order DEFAULT FOR TYPE json USING btree AS
+             OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+             FUNCTION 1 jcmp(json, json);
+         CREATE SEQUENCE stamps;
+         CREATE TABLE stamped (x int, stamp bigint DEFAULT setval('stamps', 1000));
+         CREATE FUNCTION stamp() RETURNS void LANGUAGE sql
+             BEGIN ATOMIC INSERT INTO stamped (x) VALUES (1); END",
+    )
+    .await;
+    // Sorting json runs the operator class's comparison function.
+    let statement = planned_because_of(
+        &explain_json(&db, &["SELECT id FROM documents ORDER BY body"]),
+        "public.jcmp(",
+    );
+    assert!(
+        reached(&statement, "public.jcmp(")["reached_through"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator"),
+        "{statement:#}"
+    );
+    assert!(answers(&other).await, "sorting reached the victim");
+    // A function that inserts makes the statement a write, whose table's
+    // default sets a sequence: not even --analyze-writes runs it.
+    let before = count(&db, "SELECT last_value FROM stamps WHERE $1 = $1", "x").await;
+    let output = explain_json(&db, &["--analyze-writes", "SELECT stamp()"]);
+    planned_because_of(&output, "pg_catalog.setval(");
+    assert_eq!(
+        count(&db, "SELECT last_value FROM stamps WHERE $1 = $1", "x").await,
+        before
+    );
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
-use crate::explain::{self, JobOptions, Repetition};
+use crate::explain::{self, JobOptions, Repetition, guard};
 use crate::report;
 use crate::rewrite;
 use crate::sql;
@@ -40,7 +40,8 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         .await?;
     // The server's questions before the runs (the rewriter's describe and
     // catalog reads, the guard's) have the runs' timeout, since one can
-    // queue behind a lock, and a signal cancels them on the server.
+    // queue behind a lock, and a signal cancels them on the server; they
+    // run READ ONLY (guard::enter).
     let bound = timeout.for_session();
     let rewrite_options = (!args.no_rewrite).then(|| args.rewrite.options());
     let prepare_all = async {
@@ -50,6 +51,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
                 .await
                 .map_err(|e| query_error("bounding the questions before the runs", &e))?;
         }
+        let session = guard::enter(&client).await?;
         for job in &mut jobs {
             // With the server at hand the rewriter resolves ORDER BY for
             // `SELECT *` and has the server check what it produced.
@@ -62,8 +64,9 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
                 (None, _) => {}
             }
             // Then the guard judges the SQL that will run, before any runs.
-            explain::vet(&client, job, timeout, &options).await?;
+            explain::vet(&client, session, job, timeout, &options).await?;
         }
+        guard::leave(&client).await?;
         if let Some((_, reset)) = &bound {
             client
                 .batch_execute(reset)

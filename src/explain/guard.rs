@@ -197,6 +197,116 @@ const PROBE: &str = "pg_temp.perfaudit_guard";
 /// a view calling an SQL function...) before it gives up, unresolved.
 const MAX_DEPTH: usize = 16;
 
+/// What the guard learnt of the session before the first statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    /// Why the probe's function may not be created here, if so: the session
+    /// is read-only (a standby, or read-only by its settings), which
+    /// perfaudit respects, or creating it would fire an event trigger.
+    cannot_probe: Option<&'static str>,
+}
+
+/// Readies `client` for the questions asked of the server before any
+/// statement runs (the rewriter's, the guard's): refuses a database where
+/// merely reading a statement can run code whose effect outlives a
+/// rollback ([`parse_hazards`]), learns whether the probe may run, and
+/// makes every transaction READ ONLY unless it says otherwise, so that a
+/// describe, which PostgreSQL runs outside a transaction block, commits
+/// nothing. [`leave`] undoes it.
+pub async fn enter(client: &Client) -> Result<Session> {
+    let hazards = parse_hazards(client).await?;
+    if !hazards.is_empty() {
+        return Err(crate::Error::input(format!(
+            "this database has domains whose CHECK runs code a rollback does not undo ({}); \
+             PostgreSQL runs it while it merely reads a statement that gives such a domain a \
+             value, before any transaction perfaudit could make read-only, so perfaudit sends \
+             it no statement: run it on a copy of the database, or make those CHECKs \
+             IMMUTABLE as PostgreSQL asks",
+            hazards.join("; ")
+        )));
+    }
+    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
+    let rows = client
+        .query_typed(SESSION_SQL, &no_params)
+        .await
+        .map_err(|e| query_error("reading how the session may be used", &e))?;
+    let (read_only, event_triggers): (bool, bool) = rows
+        .first()
+        .map_or((true, true), |row| (row.get(0), row.get(1)));
+    client
+        .batch_execute("SET default_transaction_read_only = on")
+        .await
+        .map_err(|e| query_error("making the session read-only", &e))?;
+    Ok(Session {
+        cannot_probe: if read_only {
+            Some("the session is read-only")
+        } else if event_triggers {
+            Some("creating the function it parses with would fire an event trigger")
+        } else {
+            None
+        },
+    })
+}
+
+/// Gives the session back its own `default_transaction_read_only`.
+pub async fn leave(client: &Client) -> Result<()> {
+    client
+        .batch_execute("RESET default_transaction_read_only")
+        .await
+        .map_err(|e| query_error("giving the session back its settings", &e))
+}
+
+/// Whether the session is read-only (by its settings, or as a standby),
+/// and whether an event trigger would fire on `CREATE FUNCTION`.
+const SESSION_SQL: &str = "\
+SELECT pg_catalog.current_setting('transaction_read_only')::bool,
+       EXISTS (SELECT FROM pg_catalog.pg_event_trigger
+               WHERE evtenabled <> 'D'
+                 AND evtevent IN ('ddl_command_start', 'ddl_command_end')
+                 AND (evttags IS NULL OR 'CREATE FUNCTION' = ANY (evttags)))";
+
+/// The domains with a CHECK constraint, which their input function runs
+/// whenever a value is read into them, even while a statement is parsed.
+const DOMAINS_SQL: &str = "\
+SELECT t.oid, pg_catalog.format_type(t.oid, NULL)
+FROM pg_catalog.pg_type t
+WHERE t.typtype = 'd'
+  AND EXISTS (SELECT FROM pg_catalog.pg_constraint c
+              WHERE c.contypid = t.oid AND c.conbin IS NOT NULL)";
+
+/// What reading a statement could run that no transaction stops: a
+/// domain's CHECK reaching a VOLATILE function (`'(42)'::composite` runs
+/// the CHECK of a domain column while the statement is parsed, outside any
+/// transaction perfaudit makes). One sentence per function.
+pub async fn parse_hazards(client: &Client) -> Result<Vec<String>> {
+    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
+    let domains = client
+        .query_typed(DOMAINS_SQL, &no_params)
+        .await
+        .map_err(|e| query_error("reading the database's domains", &e))?;
+    let mut seeds = Seeds::default();
+    for row in domains {
+        seeds
+            .types
+            .push((row.get(0), format!("domain {}", row.get::<_, String>(1))));
+    }
+    if seeds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (functions, _) = follow(client, seeds, false).await?;
+    let verdict = Guard {
+        resolved_by: Resolution::Server,
+        functions,
+        unresolved: Vec::new(),
+    }
+    .verdict();
+    Ok(verdict
+        .outliving
+        .into_iter()
+        .chain(verdict.volatile)
+        .collect())
+}
+
 /// Resolves what `statement` (the SQL that would run, with `placeholders`
 /// parameters) runs, on `client`. `writes`: whether it writes, so that
 /// triggers, defaults and constraints count. `parsed` is the statement as
@@ -208,13 +318,18 @@ const MAX_DEPTH: usize = 16;
 /// reported in the [`Guard`].
 pub async fn vet(
     client: &Client,
+    session: Session,
     statement: &str,
     placeholders: usize,
     writes: bool,
     parsed: Option<&SqlStatement>,
     timeout_sql: &str,
 ) -> Result<Guard> {
-    let (resolution, seeds) = match probe(client, statement, placeholders, timeout_sql).await? {
+    let probed = match session.cannot_probe {
+        Some(reason) => Probe::Unavailable(reason.to_owned()),
+        None => probe(client, statement, placeholders, timeout_sql).await?,
+    };
+    let (resolution, seeds) = match probed {
         Probe::Parsed(tree) => (Resolution::Server, Seeds::statement(&tree)),
         Probe::Rejected(reason) => {
             return Ok(Guard {
@@ -285,15 +400,6 @@ enum Probe {
     Unavailable(String),
 }
 
-/// The event triggers that creating a function would fire: user code the
-/// guard's own DDL must not run.
-const EVENT_TRIGGERS_SQL: &str = "\
-SELECT string_agg(quote_ident(evtname), ', ' ORDER BY evtname)
-FROM pg_catalog.pg_event_trigger
-WHERE evtenabled <> 'D'
-  AND evtevent IN ('ddl_command_start', 'ddl_command_end')
-  AND (evttags IS NULL OR 'CREATE FUNCTION' = ANY (evttags))";
-
 /// Has the server parse `statement` as the body of a temporary function,
 /// in a transaction that is rolled back, and returns its parse tree.
 async fn probe(
@@ -302,18 +408,6 @@ async fn probe(
     placeholders: usize,
     timeout_sql: &str,
 ) -> Result<Probe> {
-    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
-    let triggers: Option<String> = client
-        .query_typed(EVENT_TRIGGERS_SQL, &no_params)
-        .await
-        .map_err(|e| query_error("looking for event triggers", &e))?
-        .first()
-        .and_then(|row| row.get(0));
-    if let Some(triggers) = triggers {
-        return Ok(Probe::Unavailable(format!(
-            "creating the function it parses with would fire the event triggers {triggers}"
-        )));
-    }
     let arguments = match parameter_types(client, statement, placeholders).await? {
         Ok(types) => types,
         Err(reason) => return Ok(Probe::Rejected(reason)),
@@ -328,10 +422,13 @@ async fn probe(
     );
     let tree_sql =
         format!("SELECT prosqlbody::text FROM pg_catalog.pg_proc WHERE oid = '{PROBE}'::regproc");
+    // The session's transactions are READ ONLY by default meanwhile
+    // ([`enter`]); this one creates the function, and is rolled back.
     client
-        .batch_execute(&format!("BEGIN{timeout_sql}"))
+        .batch_execute(&format!("BEGIN READ WRITE{timeout_sql}"))
         .await
         .map_err(|e| query_error("starting the guard's transaction", &e))?;
+    let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
     let (created, tree, rollback) = tokio::join!(
         client.query_typed(&create, &no_params),
         client.query_typed(&tree_sql, &no_params),
@@ -391,7 +488,7 @@ async fn parameter_types(
 }
 
 /// Objects to follow, each with how the statement reaches it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Seeds {
     functions: Vec<(u32, String)>,
     operators: Vec<(u32, String)>,
@@ -401,6 +498,8 @@ struct Seeds {
     unknown: BTreeSet<String>,
     /// What the names could not settle, one sentence each.
     unresolved: Vec<String>,
+    /// Whether a query among the trees changes rows.
+    writes: bool,
 }
 
 impl Seeds {
@@ -418,6 +517,7 @@ impl Seeds {
         self.types.extend(with(found.types));
         self.relations.extend(with(found.relations));
         self.unknown.extend(found.unknown_nodes);
+        self.writes |= found.writes;
     }
 
     fn is_empty(&self) -> bool {
@@ -428,93 +528,162 @@ impl Seeds {
     }
 }
 
+/// What a foreign table's wrapper does, as the guard reports it: any
+/// wrapper may reach another server (postgres_fdw's remote transaction runs
+/// the remote side's functions) or run a program (file_fdw's `program`).
+const FOREIGN_EFFECT: &str = "reads through a foreign data wrapper (another server, a program, \
+                              a file), outside the rollback";
+
 /// One level of following: the functions behind the objects of `$1..$8`
 /// (functions, operators, types, relations, each with how the statement
 /// reaches it), and the parse trees, types and relations behind them to
-/// follow next. `$9`: the statement writes.
+/// follow next. `$9`: the statement writes. `$10`: the effect of a foreign
+/// table's wrapper ([`FOREIGN_EFFECT`]).
 const FOLLOW_SQL: &str = "\
 WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
      operators(oid, through) AS (SELECT * FROM unnest($3::oid[], $4::text[])),
      types(oid, through) AS (SELECT * FROM unnest($5::oid[], $6::text[])),
      relations(oid, through) AS (SELECT * FROM unnest($7::oid[], $8::text[])),
-     judged(oid, through) AS (
-         SELECT oid, through FROM functions
+     judged(oid, through, outlives) AS (
+         SELECT oid, through, NULL::text FROM functions
          UNION ALL
+         -- an operator runs its function
          SELECT o.oprcode::oid,
-                pg_catalog.pg_describe_object('pg_catalog.pg_operator'::regclass, o.oid, 0)
+                pg_catalog.pg_describe_object('pg_catalog.pg_operator'::regclass, o.oid, 0), NULL
          FROM operators JOIN pg_catalog.pg_operator o ON o.oid = operators.oid
          UNION ALL
-         SELECT support, pg_catalog.pg_describe_object('pg_catalog.pg_proc'::regclass, a.aggfnoid, 0)
+         -- sorting, hashing, index scans and partition pruning run the
+         -- support functions of the operator's families
+         SELECT p.amproc::oid,
+                pg_catalog.pg_describe_object('pg_catalog.pg_opfamily'::regclass, p.amprocfamily, 0),
+                NULL
+         FROM operators
+         JOIN pg_catalog.pg_amop o ON o.amopopr = operators.oid
+         JOIN pg_catalog.pg_amproc p ON p.amprocfamily = o.amopfamily
+         UNION ALL
+         -- an aggregate runs its support functions
+         SELECT support, pg_catalog.pg_describe_object('pg_catalog.pg_proc'::regclass, a.aggfnoid, 0),
+                NULL
          FROM functions JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = functions.oid
          CROSS JOIN LATERAL unnest(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn,
                                          a.aggserialfn, a.aggdeserialfn, a.aggmtransfn,
                                          a.aggminvtransfn, a.aggmfinalfn]::oid[]) AS support
          WHERE support <> 0
          UNION ALL
-         SELECT io, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0)
+         -- a type: its input and output, and its default operator classes
+         -- (comparing records and arrays, DISTINCT, hashing)
+         SELECT io, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0), NULL
          FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
          CROSS JOIN LATERAL unnest(ARRAY[t.typinput, t.typoutput]::oid[]) AS io
          WHERE io <> 0
          UNION ALL
-         SELECT g.tgfoid, pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::regclass, g.oid, 0)
+         SELECT p.amproc::oid,
+                pg_catalog.pg_describe_object('pg_catalog.pg_opclass'::regclass, c.oid, 0), NULL
+         FROM types
+         JOIN pg_catalog.pg_opclass c ON c.opcintype = types.oid AND c.opcdefault
+         JOIN pg_catalog.pg_amproc p ON p.amprocfamily = c.opcfamily
+         UNION ALL
+         -- a write fires the table's triggers
+         SELECT g.tgfoid, pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::regclass, g.oid, 0),
+                NULL
          FROM relations JOIN pg_catalog.pg_trigger g ON g.tgrelid = relations.oid
          WHERE $9 AND NOT g.tgisinternal
          UNION ALL
-         SELECT w.fdwhandler, pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, f.ftrelid, 0)
+         -- a foreign table runs its wrapper
+         SELECT w.fdwhandler,
+                pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, f.ftrelid, 0), $10
          FROM relations
          JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = relations.oid
          JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver
-         JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-         WHERE w.fdwhandler <> 0)
+         JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw)
 SELECT 'function', j.oid, j.through, n.nspname::text, p.proname::text,
        pg_catalog.pg_get_function_identity_arguments(p.oid), p.provolatile::text,
-       p.prosqlbody::text
+       p.prosqlbody::text, j.outlives
 FROM judged j
 LEFT JOIN pg_catalog.pg_proc p ON p.oid = j.oid
 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 UNION ALL
+-- a view runs its query; a written table, its rules
 SELECT 'tree', w.oid, pg_catalog.pg_describe_object('pg_catalog.pg_rewrite'::regclass, w.oid, 0),
-       NULL, NULL, NULL, NULL, w.ev_action::text
+       NULL, NULL, NULL, NULL, w.ev_action::text, NULL
 FROM relations
 JOIN pg_catalog.pg_class c ON c.oid = relations.oid
 JOIN pg_catalog.pg_rewrite w ON w.ev_class = c.oid
 WHERE (c.relkind = 'v' AND w.rulename = '_RETURN') OR ($9 AND w.rulename <> '_RETURN')
 UNION ALL
+-- row-level security policies
 SELECT 'tree', p.oid, pg_catalog.pg_describe_object('pg_catalog.pg_policy'::regclass, p.oid, 0),
-       NULL, NULL, NULL, NULL, concat_ws(' ', p.polqual::text, p.polwithcheck::text)
+       NULL, NULL, NULL, NULL, concat_ws(' ', p.polqual::text, p.polwithcheck::text), NULL
 FROM relations
 JOIN pg_catalog.pg_class c ON c.oid = relations.oid AND c.relrowsecurity
 JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
 UNION ALL
+-- a write fills defaults and generated columns
 SELECT 'tree', d.oid, pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::regclass, d.oid, 0),
-       NULL, NULL, NULL, NULL, d.adbin::text
+       NULL, NULL, NULL, NULL, d.adbin::text, NULL
 FROM relations JOIN pg_catalog.pg_attrdef d ON d.adrelid = relations.oid
 WHERE $9
 UNION ALL
+-- a write checks the table's CHECKs; a value of a domain, the domain's
 SELECT 'tree', k.oid, pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::regclass, k.oid, 0),
-       NULL, NULL, NULL, NULL, k.conbin::text
+       NULL, NULL, NULL, NULL, k.conbin::text, NULL
 FROM pg_catalog.pg_constraint k
 WHERE k.conbin IS NOT NULL
   AND (($9 AND k.conrelid IN (SELECT oid FROM relations))
        OR k.contypid IN (SELECT oid FROM types))
 UNION ALL
-SELECT 'type', t.typbasetype, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0),
-       NULL, NULL, NULL, NULL, NULL
+-- types inside a type: a domain's base, a composite's columns, an array's
+-- elements, a range's subtype
+SELECT 'type', inner_type, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0),
+       NULL, NULL, NULL, NULL, NULL, NULL
 FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
-WHERE t.typtype = 'd'
+CROSS JOIN LATERAL (
+    SELECT t.typbasetype WHERE t.typtype = 'd'
+    UNION ALL SELECT t.typelem WHERE t.typelem <> 0
+    UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+) AS inside(inner_type)
 UNION ALL
+-- a write reaches the partitions, and the tables its foreign keys'
+-- actions change (ON DELETE CASCADE, SET NULL, SET DEFAULT...)
 SELECT 'relation', i.inhrelid, pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, i.inhparent, 0),
-       NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL
 FROM relations JOIN pg_catalog.pg_inherits i ON i.inhparent = relations.oid
-WHERE $9";
+WHERE $9
+UNION ALL
+SELECT 'relation', k.conrelid, pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::regclass, k.oid, 0),
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM relations JOIN pg_catalog.pg_constraint k ON k.confrelid = relations.oid
+WHERE $9 AND k.contype = 'f'
+  AND (k.confupdtype NOT IN ('a', 'r') OR k.confdeltype NOT IN ('a', 'r'))";
+
+/// Follows `seeds` to every function behind them ([`follow_once`]); when a
+/// query found on the way changes rows (a function's body that inserts, a
+/// rule), again as a write, so that the triggers, defaults and constraints
+/// of what it writes count.
+async fn follow(
+    client: &Client,
+    seeds: Seeds,
+    writes: bool,
+) -> Result<(Vec<Reached>, Vec<String>)> {
+    let (functions, unresolved, found_writes) = follow_once(client, seeds.clone(), writes).await?;
+    if found_writes && !writes {
+        let (functions, unresolved, _) = follow_once(client, seeds, true).await?;
+        return Ok((functions, unresolved));
+    }
+    Ok((functions, unresolved))
+}
 
 /// Follows `seeds` to every function behind them, level by level, each
-/// object once. Returns the functions, and what could not be resolved.
-async fn follow(
+/// object once. Returns the functions, what could not be resolved, and
+/// whether a query on the way changes rows.
+async fn follow_once(
     client: &Client,
     mut seeds: Seeds,
     writes: bool,
-) -> Result<(Vec<Reached>, Vec<String>)> {
+) -> Result<(Vec<Reached>, Vec<String>, bool)> {
+    let mut found_writes = seeds.writes;
     let mut seen: [BTreeSet<u32>; 4] = Default::default();
     let mut functions: Vec<Reached> = Vec::new();
     let mut unresolved = Vec::new();
@@ -524,6 +693,7 @@ async fn follow(
     for _ in 0..MAX_DEPTH {
         unknown.append(&mut seeds.unknown);
         unresolved.append(&mut seeds.unresolved);
+        found_writes |= seeds.writes;
         let lists = [
             &mut seeds.functions,
             &mut seeds.operators,
@@ -556,6 +726,7 @@ async fn follow(
                     (&r, Type::OID_ARRAY),
                     (&r_through, Type::TEXT_ARRAY),
                     (&writes, Type::BOOL),
+                    (&FOREIGN_EFFECT, Type::TEXT),
                 ],
             )
             .await
@@ -589,7 +760,11 @@ async fn follow(
                         "s" => Volatility::Stable,
                         _ => Volatility::Volatile,
                     };
-                    functions.push(Reached::new(schema, name, &arguments, volatility, through));
+                    let mut reached = Reached::new(schema, name, &arguments, volatility, through);
+                    if row.get::<_, Option<String>>(8).is_some() {
+                        reached.outlives_rollback = Some(FOREIGN_EFFECT);
+                    }
+                    functions.push(reached);
                 }
                 "tree" => seeds.add(
                     node_tree::references(tree.as_deref().unwrap_or_default()),
@@ -613,7 +788,7 @@ async fn follow(
             unknown.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    Ok((functions, unresolved))
+    Ok((functions, unresolved, found_writes))
 }
 
 /// Names PostgreSQL's grammar reads as syntax, not as functions in
@@ -653,17 +828,21 @@ LEFT JOIN LATERAL (
 ORDER BY 1";
 
 /// The relations and types named in `$1` and `$2` (as SQL spells them),
-/// and the operators of the database whose function is VOLATILE: without
-/// the server's parse, perfaudit cannot tell which operator a statement
-/// means, so any of these leaves it unresolved.
+/// and every operator and cast the database's users and extensions
+/// defined: without the server's parse, perfaudit cannot tell which of
+/// those a statement uses (an implicit cast shows no name at all), so the
+/// guard follows them all.
 const OBJECTS_BY_NAME: &str = "\
 SELECT 'relation', pg_catalog.to_regclass(name)::oid, name FROM unnest($1::text[]) AS name
 UNION ALL
 SELECT 'type', pg_catalog.to_regtype(name)::oid, name FROM unnest($2::text[]) AS name
 UNION ALL
-SELECT 'volatile operator', o.oid, o.oid::pg_catalog.regoperator::text
-FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-WHERE p.provolatile = 'v'";
+SELECT 'operator', o.oid, o.oid::pg_catalog.regoperator::text
+FROM pg_catalog.pg_operator o WHERE o.oid >= 16384
+UNION ALL
+SELECT 'cast', c.castfunc,
+       pg_catalog.format('%s to %s', c.castsource::pg_catalog.regtype, c.casttarget::pg_catalog.regtype)
+FROM pg_catalog.pg_cast c WHERE c.oid >= 16384 AND c.castfunc <> 0";
 
 /// Seeds from the names the SQL shows, for a read in a session where the
 /// probe cannot run: every function of a called name, the relations and
@@ -703,9 +882,12 @@ async fn names(client: &Client, parsed: &SqlStatement) -> Result<Seeds> {
             ("relation", Some(oid)) => seeds.relations.push((oid, "the statement".to_owned())),
             ("type", Some(oid)) => seeds.types.push((oid, "the statement".to_owned())),
             ("type", None) => unresolved.push(format!("no type {name} exists to cast to")),
-            ("volatile operator", _) => unresolved.push(format!(
-                "operator {name} runs a VOLATILE function, and only the server's parse could \
-                 tell whether the statement uses it"
+            ("operator", Some(oid)) => seeds
+                .operators
+                .push((oid, format!("operator {name}, which the statement may use"))),
+            ("cast", Some(oid)) => seeds.functions.push((
+                oid,
+                format!("the cast from {name}, which the statement may use"),
             )),
             // A name that is no relation is a CTE's or a subquery's.
             _ => {}

@@ -189,6 +189,7 @@ impl Job {
 /// [`jobs`] does. `timeout` bounds the guard's own transaction.
 pub async fn vet(
     client: &Client,
+    session: guard::Session,
     job: &mut Job,
     timeout: Timeout,
     options: &JobOptions,
@@ -202,6 +203,7 @@ pub async fn vet(
     let writes = matches!(job.statement.class(), Class::Write { .. });
     let guard = guard::vet(
         client,
+        session,
         &job.executed,
         job.params.len(),
         writes,

@@ -33,6 +33,9 @@ pub struct References {
     pub sequences: BTreeSet<u32>,
     /// Node types the tree holds that perfaudit does not know.
     pub unknown_nodes: BTreeSet<String>,
+    /// Whether a query in the tree changes rows (`INSERT`, `UPDATE`,
+    /// `DELETE`, `MERGE`, or a data-modifying `WITH`).
+    pub writes: bool,
 }
 
 impl References {
@@ -44,6 +47,7 @@ impl References {
         self.relations.extend(other.relations);
         self.sequences.extend(other.sequences);
         self.unknown_nodes.extend(other.unknown_nodes);
+        self.writes |= other.writes;
     }
 }
 
@@ -202,6 +206,14 @@ pub fn references(tree: &str) -> References {
         let Some(name) = token.strip_prefix(':') else {
             continue;
         };
+        // CmdType: 1 is SELECT; 2 to 5 UPDATE, INSERT, DELETE, MERGE.
+        match (name, tokens.peek()) {
+            ("commandType", Some(&("2" | "3" | "4" | "5")))
+            | ("hasModifyingCTE", Some(&"true")) => {
+                found.writes = true;
+            }
+            _ => {}
+        }
         let kind = field(name);
         if kind == Field::Other {
             continue;
@@ -270,6 +282,13 @@ mod tests {
         assert_eq!(found.sequences, BTreeSet::from([16400]));
         assert_eq!(found.types, BTreeSet::from([20]));
         assert_eq!(found.unknown_nodes, BTreeSet::from(["JSONEXPR".to_owned()]));
+    }
+
+    #[test]
+    fn a_query_that_changes_rows_is_a_write() {
+        assert!(!references(TREE).writes);
+        assert!(references("({QUERY :commandType 3 :resultRelation 1})").writes);
+        assert!(references("({QUERY :commandType 1 :hasModifyingCTE true})").writes);
     }
 
     #[test]

@@ -93,8 +93,6 @@ const OUTLIVING_FUNCTIONS: &[(&[&str], &str)] = &[
             "dblink_send_query",
             "dblink_get_result",
             "dblink_cancel_query",
-            // A foreign table's wrapper, reached through the table.
-            "postgres_fdw_handler",
         ],
         "acts through another connection, outside the rollback",
     ),
