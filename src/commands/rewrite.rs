@@ -8,6 +8,7 @@ use crate::cli::RewriteArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::input::read_sql;
+use crate::report::output_error;
 use crate::report::rewrite::RewriteReport;
 use crate::rewrite::{self, Knowledge};
 use crate::sql;
@@ -86,13 +87,4 @@ async fn rewrite_all<W: Write>(
         }
     }
     Ok(())
-}
-
-/// A write to stdout that failed: a closed pipe (`| head`) ends the output
-/// quietly, anything else is an error.
-fn output_error(error: io::Error) -> Result<()> {
-    if error.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(());
-    }
-    Err(Error::input(format!("cannot write the output: {error}")))
 }
