@@ -1,21 +1,40 @@
-//! `perfaudit explain`: read and check every statement, then explain each
-//! on one connection, print the report, and apply the gates.
+//! `perfaudit explain`: check every statement, then explain each on one
+//! connection, report it as soon as it is done, and apply the gates.
+//!
+//! The input is read in passes, a batch of statements at a time: one
+//! checks every statement before anything runs; one, only when statements
+//! call functions, checks what the server's word on those changes; the
+//! last rewrites, runs and reports. No pass keeps a syntax tree or a
+//! result beyond its batch, so memory stays flat however many statements
+//! the input holds.
+
+use std::io::{self, BufWriter, Write};
 
 use indicatif::ProgressBar;
+use tokio_postgres::Client;
 
-use crate::cli::{ExplainArgs, Format};
+use crate::cli::ExplainArgs;
 use crate::context::Context;
+use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
-use crate::explain::volatility;
-use crate::explain::{self, JobOptions, Repetition};
-use crate::report;
-use crate::rewrite;
-use crate::sql;
+use crate::explain::volatility::{self, Volatile};
+use crate::explain::{self, Job, JobOptions, Jobs, Repetition};
+use crate::interrupt::Interrupt;
+use crate::report::explain::ExplainReport;
+use crate::report::output_error;
+use crate::rewrite::{self, RewriteOptions};
+use crate::sql::{self, FunctionCall, Statements};
+
+/// Statements held at a time. A batch's syntax trees are kept while the
+/// rewriter asks the server about them (its statement timeout is set and
+/// reset once a batch, not once a statement), then dropped as each
+/// statement is reported.
+const BATCH: usize = 1000;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
@@ -28,18 +47,17 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         params: args.params,
         needs_execution: args.max_ms.is_some(),
     };
+    let interrupt = &context.interrupt;
     // Everything is checked before connecting: a refused statement, a
     // missing --param or an unmeasurable gate runs nothing at all.
-    let mut jobs = explain::jobs(sql::parse_statements(&text)?, &options)?;
+    let calls = check(&text, &options, interrupt).await?;
 
     let database = context.database().await?;
-    let interrupt = &context.interrupt;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
     let client = interrupt.guard(database.connection()).await?;
     // The server's word on the functions the statements call, asked in the
     // same round trip as its statement_timeout (tokio-postgres pipelines
     // the two): a VOLATILE one makes its statement a write.
-    let calls = explain::calls_to_vet(&jobs);
     let timeout = Timeout::from_flag(database.options().statement_timeout);
     let (timeout, volatile) = interrupt
         .guard(async {
@@ -49,14 +67,166 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
             )
         })
         .await?;
-    explain::apply_volatility(&mut jobs, &volatile, &options)?;
-    if !args.no_rewrite {
+    // A statement that word makes a write may then be only planned, which
+    // a gate refuses: that too is found before anything runs. Without
+    // calls, the word is about nothing.
+    if !calls.is_empty() {
+        let mut jobs = Jobs::new(&options);
+        let mut statements = sql::statements(&text);
+        loop {
+            let mut batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+            if batch.is_empty() {
+                break;
+            }
+            explain::apply_volatility(&mut batch, &volatile, &options)?;
+        }
+    }
+
+    let explainer = Explainer {
+        context,
+        database,
+        client: &client,
+        options: &options,
+        volatile: &volatile,
         // With the server at hand the rewriter resolves ORDER BY for
-        // `SELECT *` and has the server check what it produced. Its
-        // questions (a describe can queue behind a lock) have the runs'
-        // timeout, and a signal cancels them on the server.
-        let rewrite_options = args.rewrite.options();
-        let bound = timeout.for_session();
+        // `SELECT *` and has the server check what it produced.
+        rewrite: (!args.no_rewrite).then(|| args.rewrite.options()),
+        repetition: Repetition {
+            runs: args.runs as usize,
+            warmup: args.warmup as usize,
+            timeout,
+        },
+        gates: Gates {
+            max_ms: args.max_ms,
+            fail_on: args.fail_on,
+        },
+    };
+    let mut report = ExplainReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
+    let mut failures = Vec::new();
+    let outcome = explainer.all(&text, &mut report, &mut failures).await;
+    // The statements explained before one failed are still reported (a
+    // pipeline keeps their JSON); the exit code is then the failure's.
+    let finished = report.finish().or_else(output_error);
+    outcome?;
+    finished?;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Gate(format!("gate failed: {}", failures.join("; "))))
+    }
+}
+
+/// Checks every statement of `text` as [`Jobs`] does, without a server;
+/// returns the functions the statements to be executed call, each once,
+/// for the server to judge. Nothing else is kept.
+async fn check(
+    text: &str,
+    options: &JobOptions,
+    interrupt: &Interrupt,
+) -> Result<Vec<FunctionCall>> {
+    let mut jobs = Jobs::new(options);
+    let mut statements = sql::statements(text);
+    let mut calls = Vec::new();
+    loop {
+        let batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for call in explain::calls_to_vet(&batch) {
+            if !calls.contains(&call) {
+                calls.push(call);
+            }
+        }
+    }
+    jobs.finish()?;
+    Ok(calls)
+}
+
+/// The jobs of the next [`BATCH`] statements at most; empty at the end.
+async fn next_batch(
+    statements: &mut Statements<'_>,
+    jobs: &mut Jobs<'_>,
+    interrupt: &Interrupt,
+) -> Result<Vec<Job>> {
+    let mut batch = Vec::new();
+    for statement in statements.by_ref().take(BATCH) {
+        // Reading awaits nothing else: giving the runtime its turn once
+        // the task's budget is spent lets the signal listener, a task on
+        // this same thread, run.
+        tokio::task::consume_budget().await;
+        interrupt.check()?;
+        batch.push(jobs.make(statement?)?);
+    }
+    Ok(batch)
+}
+
+/// What every statement of one run is explained with.
+struct Explainer<'a> {
+    context: &'a Context,
+    database: &'a Database,
+    client: &'a Client,
+    options: &'a JobOptions,
+    volatile: &'a Volatile,
+    /// `None` with `--no-rewrite`.
+    rewrite: Option<RewriteOptions>,
+    repetition: Repetition,
+    gates: Gates,
+}
+
+impl Explainer<'_> {
+    /// Rewrites, runs and reports the statements of `text`, a batch at a
+    /// time, and adds why each fails a gate to `failures`. Stops at the
+    /// first statement that fails, and quietly when stdout is closed.
+    async fn all(
+        &self,
+        text: &str,
+        report: &mut ExplainReport<impl Write>,
+        failures: &mut Vec<String>,
+    ) -> Result<()> {
+        let interrupt = &self.context.interrupt;
+        let runner = Runner::new(self.client, self.database.tls(), interrupt);
+        let mut jobs = Jobs::new(self.options);
+        let mut statements = sql::statements(text);
+        loop {
+            let mut batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            explain::apply_volatility(&mut batch, self.volatile, self.options)?;
+            if let Some(options) = &self.rewrite {
+                self.rewrite(&mut batch, options).await?;
+            }
+            for job in batch {
+                let total = (self.repetition.runs + self.repetition.warmup) as u64;
+                let progress = if total > 1 {
+                    self.context
+                        .ui
+                        .bar(total, format!("explaining {}", job.label()))
+                } else {
+                    ProgressBar::hidden()
+                };
+                let result = explain::explain(&runner, job, self.repetition, &progress).await;
+                progress.finish_and_clear();
+                let result = result?;
+                let label = result.job.label();
+                failures.extend(self.gates.failures([Measured {
+                    label: &label,
+                    median_ms: result.timing.execution_ms.map(|spread| spread.median),
+                    findings: &result.findings,
+                }]));
+                if let Err(e) = report.statement(&result) {
+                    return output_error(e);
+                }
+            }
+        }
+    }
+
+    /// Rewrites the statements of `batch`. The rewriter's questions (a
+    /// describe can queue behind a lock) have the runs' timeout, and a
+    /// signal cancels them on the server.
+    async fn rewrite(&self, batch: &mut [Job], options: &RewriteOptions) -> Result<()> {
+        let client = self.client;
+        let bound = self.repetition.timeout.for_session();
         let rewrite_all = async {
             if let Some((set, _)) = &bound {
                 client
@@ -64,9 +234,8 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
                     .await
                     .map_err(|e| query_error("bounding the rewriter's questions", &e))?;
             }
-            for job in &mut jobs {
-                let rewritten =
-                    rewrite::server::rewrite(&client, &job.statement, &rewrite_options).await?;
+            for job in batch.iter_mut() {
+                let rewritten = rewrite::server::rewrite(client, &job.statement, options).await?;
                 job.apply(rewritten);
             }
             if let Some((_, reset)) = &bound {
@@ -77,58 +246,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
             }
             Ok(())
         };
-        cancellable(&client, database.tls(), interrupt, rewrite_all).await?;
-    }
-    let repetition = Repetition {
-        runs: args.runs as usize,
-        warmup: args.warmup as usize,
-        timeout,
-    };
-    let runner = Runner::new(&client, database.tls(), interrupt);
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut failure = None;
-    for job in jobs {
-        let total = (repetition.runs + repetition.warmup) as u64;
-        let progress = if total > 1 {
-            context.ui.bar(total, format!("explaining {}", job.label()))
-        } else {
-            ProgressBar::hidden()
-        };
-        let result = explain::explain(&runner, job, repetition, &progress).await;
-        progress.finish_and_clear();
-        match result {
-            Ok(result) => results.push(result),
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
-        }
-    }
-
-    // The statements explained before one failed are still reported (a
-    // pipeline keeps their JSON); the exit code is then the failure's.
-    if failure.is_none() || !results.is_empty() {
-        match context.ui.format() {
-            Format::Json => report::print_json(&report::explain::json(&results))?,
-            Format::Table => report::print(&report::explain::render(&results, &context.ui))?,
-        }
-    }
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    let gates = Gates {
-        max_ms: args.max_ms,
-        fail_on: args.fail_on,
-    };
-    let labels: Vec<String> = results.iter().map(|r| r.job.label()).collect();
-    let failures = gates.failures(results.iter().zip(&labels).map(|(result, label)| Measured {
-        label,
-        median_ms: result.timing.execution_ms.map(|spread| spread.median),
-        findings: &result.findings,
-    }));
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Gate(format!("gate failed: {}", failures.join("; "))))
+        let interrupt = &self.context.interrupt;
+        cancellable(client, self.database.tls(), interrupt, rewrite_all).await
     }
 }
