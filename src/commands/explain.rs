@@ -48,8 +48,9 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         needs_execution: args.max_ms.is_some(),
     };
     let interrupt = &context.interrupt;
-    // Everything is checked before connecting: a refused statement, a
-    // missing --param or an unmeasurable gate runs nothing at all.
+    // What the SQL alone shows is checked before connecting: a refused
+    // statement, a missing --param or an unmeasurable gate runs nothing
+    // at all. Only the functions for the server to judge are kept.
     let calls = check(&text, &options, interrupt).await?;
 
     let database = context.database().await?;
