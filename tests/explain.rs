@@ -852,6 +852,31 @@ async fn gates_fail_with_exit_1_and_still_print_the_report() {
 }
 
 #[tokio::test]
+async fn a_gate_the_servers_word_makes_unmeasurable_runs_nothing_however_late() {
+    let db = TestDb::new().await;
+    execute(
+        &db,
+        "CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1'",
+    )
+    .await;
+    // Past the first batch explain reads at a time: the statements before
+    // it would have run, and been reported, had it been found only when
+    // its turn came.
+    let sql = format!("{}SELECT bump()", "SELECT 1;\n".repeat(1_000));
+    let output = explain_json(&db, &["--max-ms", "60000", &sql]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "--max-ms needs every statement executed, but statement 1001 (line 1001, column 1) \
+             is only planned"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.stdout.is_empty(), "something ran");
+}
+
+#[tokio::test]
 async fn no_analyze_executes_nothing() {
     let db = TestDb::new().await;
     // Not folded by the planner: it fails only when executed.

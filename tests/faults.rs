@@ -1,6 +1,7 @@
 //! Robustness: what perfaudit does when the server goes away in the middle
 //! of a run, when the pool has one connection, when the input is hostile,
-//! when a plan has a thousand nodes, and when its role lacks privileges.
+//! when a plan has a thousand nodes or the input 100,000 statements, and
+//! when its role lacks privileges.
 //! Each case ends in a clear error with its exit code or a correct result,
 //! never a hang, a panic or something left behind. Signals are in
 //! faults_signals.rs, secrets in faults_secrets.rs, hostile configuration
@@ -10,9 +11,10 @@
 mod common;
 mod indexes_support;
 
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
@@ -456,7 +458,7 @@ fn deeply_nested_subqueries_never_overflow_the_stack() {
     }
 }
 
-// --- Large plans --------------------------------------------------------------
+// --- Large plans and long inputs ---------------------------------------------
 
 /// Memory perfaudit may use to explain a plan of a thousand nodes. It uses
 /// about 30 MiB; the bound only catches output held many times over.
@@ -464,37 +466,58 @@ const LARGE_PLAN_MEMORY: u64 = 256 * 1024 * 1024;
 
 /// Runs `command` to its end; returns its output and the peak resident
 /// memory of that process alone (bytes), as the kernel accounted it.
+fn run_measured(command: &mut Command) -> (Output, u64) {
+    let (status, stdout, stderr, memory) = run_measured_reading(command, |mut pipe| {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    (
+        Output {
+            status,
+            stdout,
+            stderr: stderr.into_bytes(),
+        },
+        memory,
+    )
+}
+
+/// Runs `command` to its end, `read` taking its stdout as it comes (an
+/// output too large to hold is checked as it streams); returns its exit
+/// status, what `read` returned, its stderr and the peak resident memory
+/// of that process alone (bytes), as the kernel accounted it.
 // Reaped with wait4, which std's wait does not offer.
 #[allow(clippy::zombie_processes)]
-fn run_measured(command: &mut Command) -> (Output, u64) {
-    use std::io::Read;
+fn run_measured_reading<T: Send + 'static>(
+    command: &mut Command,
+    read: impl FnOnce(ChildStdout) -> T + Send + 'static,
+) -> (ExitStatus, T, String, u64) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().unwrap()));
-    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || read(stdout));
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
     let mut status = 0;
     // SAFETY: rusage is plain data the kernel fills in; wait4 reaps the
     // child this function spawned (std then never waits for it again).
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32, "wait4");
-    let output = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    // Linux counts ru_maxrss in KiB.
-    (output, usage.ru_maxrss as u64 * 1024)
+    (
+        ExitStatus::from_raw(status),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
+        // Linux counts ru_maxrss in KiB.
+        usage.ru_maxrss as u64 * 1024,
+    )
 }
 
 #[tokio::test]
@@ -528,6 +551,72 @@ async fn a_plan_over_500_partitions_renders_in_bounded_memory() {
         );
     }
     assert!(memory < LARGE_PLAN_MEMORY, "table: {memory} bytes");
+}
+
+/// Statements in the long input below: 25 batches' worth, past which
+/// explain held 660 MB before it streamed (2.6 GB at the 100,000,
+/// measured in BENCHMARKS.md; that count took the debug build minutes).
+const MANY_STATEMENTS: usize = 25_000;
+
+/// Memory perfaudit may use to explain any number of statements. It uses
+/// about 38 MiB (a debug build; a batch of statements and one result at a
+/// time); results held to the end grow past it within 2,000 statements.
+const MANY_STATEMENTS_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// The number of elements of the `statements` array of a JSON document,
+/// read as it streams: the whole document is never held, and it must be
+/// valid JSON to the end.
+fn count_json_statements(stdout: ChildStdout) -> Result<usize, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        // Each statement read and checked, then dropped (zero-sized).
+        statements: Vec<serde::de::IgnoredAny>,
+    }
+    let mut stdout = BufReader::new(stdout);
+    let document = serde_json::from_reader::<_, Document>(&mut stdout);
+    // What follows an error is read all the same: perfaudit must not
+    // block on a full pipe.
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    Ok(document?.statements.len())
+}
+
+#[tokio::test]
+async fn many_statements_are_explained_in_flat_memory() {
+    let db = TestDb::empty().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.sql");
+    std::fs::write(&file, "SELECT 1;\n".repeat(MANY_STATEMENTS)).unwrap();
+
+    let mut json = db.perfaudit();
+    json.args(["--format", "json", "explain", "-f"]).arg(&file);
+    let (status, statements, stderr, memory) =
+        run_measured_reading(&mut json, count_json_statements);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(statements.unwrap(), MANY_STATEMENTS);
+    assert!(memory < MANY_STATEMENTS_MEMORY, "JSON: {memory} bytes");
+
+    let mut table = db.perfaudit();
+    table.args(["explain", "-f"]).arg(&file);
+    let (status, (headers, misplaced), stderr, memory) =
+        run_measured_reading(&mut table, |stdout| {
+            let mut headers = 0;
+            let mut misplaced = None;
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                if line.starts_with("Statement ") {
+                    headers += 1;
+                    let expected = format!("Statement {headers} (line {headers}, column 1): ");
+                    if !line.starts_with(&expected) && misplaced.is_none() {
+                        misplaced = Some(line);
+                    }
+                }
+            }
+            (headers, misplaced)
+        });
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(misplaced, None, "each statement in its turn");
+    assert_eq!(headers, MANY_STATEMENTS);
+    assert!(memory < MANY_STATEMENTS_MEMORY, "tables: {memory} bytes");
 }
 
 // --- Permissions ----------------------------------------------------------------

@@ -69,7 +69,7 @@ fn follow(statement: SqlStatement) -> Result<(), TestCaseError> {
     }
     let _ = extract::statement_scans(&statement.ast);
     let _ = sql::placeholders(&statement.ast);
-    let _ = explain::jobs(vec![sql::Item::Parsed(statement)], &JobOptions::default());
+    let _ = explain::Jobs::new(&JobOptions::default()).make(sql::Item::Parsed(statement));
     Ok(())
 }
 

@@ -1,20 +1,40 @@
-//! `perfaudit explain`: read and check every statement, then explain each
-//! on one connection, print the report, and apply the gates.
+//! `perfaudit explain`: check every statement, then explain each on one
+//! connection, report it as soon as it is done, and apply the gates.
+//!
+//! The input is read in passes, a batch of statements at a time: one
+//! checks what the SQL alone shows before connecting; one, only when a
+//! gate needs every statement executed or the server must read what
+//! perfaudit's parser cannot, rewrites each statement and has the guard
+//! judge it before anything runs; the last rewrites, judges, runs and
+//! reports. No pass keeps a syntax tree or a result beyond its batch, so
+//! memory stays flat however many statements the input holds.
+
+use std::io::{self, BufWriter, Write};
 
 use indicatif::ProgressBar;
+use tokio_postgres::Client;
 
-use crate::cli::{ExplainArgs, Format};
+use crate::cli::ExplainArgs;
 use crate::context::Context;
+use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::explain::gate::{Gates, Measured};
 use crate::explain::mode::ModeFlags;
 use crate::explain::run::{Runner, Timeout};
-use crate::explain::{self, JobOptions, Repetition, guard};
-use crate::report;
-use crate::rewrite;
-use crate::sql;
+use crate::explain::{self, Job, JobOptions, Jobs, Repetition, guard};
+use crate::interrupt::Interrupt;
+use crate::report::explain::ExplainReport;
+use crate::report::output_error;
+use crate::rewrite::{self, RewriteOptions};
+use crate::sql::{self, Class, Statements};
+
+/// Statements held at a time. A batch's syntax trees are kept while the
+/// rewriter asks the server about them (its statement timeout is set and
+/// reset once a batch, not once a statement), then dropped as each
+/// statement is reported.
+const BATCH: usize = 1000;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
@@ -27,105 +47,212 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         params: args.params,
         needs_execution: args.max_ms.is_some(),
     };
-    // Everything is checked before connecting: a refused statement, a
-    // missing --param or an unmeasurable gate runs nothing at all.
-    let mut jobs = explain::jobs(sql::items(&text).collect::<Result<_>>()?, &options)?;
+    let interrupt = &context.interrupt;
+    // What the SQL alone shows is checked before connecting: a refused
+    // statement, a missing --param or an unmeasurable gate runs nothing
+    // at all.
+    let unread = check(&text, &options, interrupt).await?;
 
     let database = context.database().await?;
-    let interrupt = &context.interrupt;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
     let client = interrupt.guard(database.connection()).await?;
     let timeout = interrupt
         .guard(Timeout::from_flag(database.options().statement_timeout).resolve(&client))
         .await?;
-    // The server's questions before the runs (the rewriter's describe and
-    // catalog reads, the guard's) have the runs' timeout, since one can
-    // queue behind a lock, and a signal cancels them on the server; they
-    // run READ ONLY (guard::enter).
-    let bound = timeout.for_session();
-    let rewrite_options = (!args.no_rewrite).then(|| args.rewrite.options());
-    let prepare_all = async {
-        if let Some((set, _)) = &bound {
-            client
-                .batch_execute(set)
-                .await
-                .map_err(|e| query_error("bounding the questions before the runs", &e))?;
-        }
-        let session = guard::enter(&client).await?;
-        for job in &mut jobs {
-            // With the server at hand the rewriter resolves ORDER BY for
-            // `SELECT *` and has the server check what it produced.
-            match (&rewrite_options, job.statement.parsed()) {
-                (Some(options), Some(parsed)) => {
-                    let rewritten = rewrite::server::rewrite(&client, parsed, options).await?;
-                    job.apply(rewritten);
-                }
-                (Some(_), None) => job.leave_unread(),
-                (None, _) => {}
-            }
-            // Then the guard judges the SQL that will run, before any runs.
-            explain::vet(&client, session, job, timeout, &options).await?;
-        }
-        guard::leave(&client).await?;
-        if let Some((_, reset)) = &bound {
-            client
-                .batch_execute(reset)
-                .await
-                .map_err(|e| query_error("bounding the questions before the runs", &e))?;
-        }
-        Ok(())
+    // Before the server reads any statement: a database where reading one
+    // can run what no rollback undoes gets none.
+    interrupt
+        .guard(guard::refuse_parse_hazards(&client))
+        .await?;
+    let explainer = Explainer {
+        context,
+        database,
+        client: &client,
+        options: &options,
+        // With the server at hand the rewriter resolves ORDER BY for
+        // `SELECT *` and has the server check what it produced.
+        rewrite: (!args.no_rewrite).then(|| args.rewrite.options()),
+        repetition: Repetition {
+            runs: args.runs as usize,
+            warmup: args.warmup as usize,
+            timeout,
+        },
+        gates: Gates {
+            max_ms: args.max_ms,
+            fail_on: args.fail_on,
+        },
     };
-    cancellable(&client, database.tls(), interrupt, prepare_all).await?;
-    let repetition = Repetition {
-        runs: args.runs as usize,
-        warmup: args.warmup as usize,
-        timeout,
-    };
-    let runner = Runner::new(&client, database.tls(), interrupt);
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut failure = None;
-    for job in jobs {
-        let total = (repetition.runs + repetition.warmup) as u64;
-        let progress = if total > 1 {
-            context.ui.bar(total, format!("explaining {}", job.label()))
-        } else {
-            ProgressBar::hidden()
-        };
-        let result = explain::explain(&runner, job, repetition, &progress).await;
-        progress.finish_and_clear();
-        match result {
-            Ok(result) => results.push(result),
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
-        }
+    // The guard's word may make a statement that a gate needs executed
+    // only planned, and the server may not read what perfaudit's parser
+    // cannot: both are found before anything runs.
+    if options.needs_execution || unread {
+        explainer.judge_all(&text).await?;
     }
-
+    let mut report = ExplainReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
+    let mut failures = Vec::new();
+    let outcome = explainer.all(&text, &mut report, &mut failures).await;
     // The statements explained before one failed are still reported (a
     // pipeline keeps their JSON); the exit code is then the failure's.
-    if failure.is_none() || !results.is_empty() {
-        match context.ui.format() {
-            Format::Json => report::print_json(&report::explain::json(&results))?,
-            Format::Table => report::print(&report::explain::render(&results, &context.ui))?,
-        }
-    }
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    let gates = Gates {
-        max_ms: args.max_ms,
-        fail_on: args.fail_on,
-    };
-    let labels: Vec<String> = results.iter().map(|r| r.job.label()).collect();
-    let failures = gates.failures(results.iter().zip(&labels).map(|(result, label)| Measured {
-        label,
-        median_ms: result.timing.execution_ms.map(|spread| spread.median),
-        findings: &result.findings,
-    }));
+    let finished = report.finish().map_err(output_error);
+    outcome?;
+    finished?;
     if failures.is_empty() {
         Ok(())
     } else {
         Err(Error::Gate(format!("gate failed: {}", failures.join("; "))))
+    }
+}
+
+/// Checks every statement of `text` as [`Jobs`] does, without a server;
+/// returns whether any is one perfaudit's parser cannot read, which the
+/// server must read before anything runs. Nothing else is kept.
+async fn check(text: &str, options: &JobOptions, interrupt: &Interrupt) -> Result<bool> {
+    let mut jobs = Jobs::new(options);
+    let mut statements = sql::items(text);
+    let mut unread = false;
+    loop {
+        let batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+        if batch.is_empty() {
+            break;
+        }
+        unread |= batch
+            .iter()
+            .any(|job| matches!(job.statement.class(), Class::Unread { .. }));
+    }
+    jobs.finish()?;
+    Ok(unread)
+}
+
+/// The jobs of the next [`BATCH`] statements at most; empty at the end.
+async fn next_batch(
+    statements: &mut Statements<'_>,
+    jobs: &mut Jobs<'_>,
+    interrupt: &Interrupt,
+) -> Result<Vec<Job>> {
+    let mut batch = Vec::new();
+    for statement in statements.by_ref().take(BATCH) {
+        // Reading awaits nothing else: giving the runtime its turn once
+        // the task's budget is spent lets the signal listener, a task on
+        // this same thread, run.
+        tokio::task::consume_budget().await;
+        interrupt.check()?;
+        batch.push(jobs.make(statement?)?);
+    }
+    Ok(batch)
+}
+
+/// What every statement of one run is explained with.
+struct Explainer<'a> {
+    context: &'a Context,
+    database: &'a Database,
+    client: &'a Client,
+    options: &'a JobOptions,
+    /// `None` with `--no-rewrite`.
+    rewrite: Option<RewriteOptions>,
+    repetition: Repetition,
+    gates: Gates,
+}
+
+impl Explainer<'_> {
+    /// Rewrites, runs and reports the statements of `text`, a batch at a
+    /// time, and adds why each fails a gate to `failures`. Stops at the
+    /// first statement that fails, and quietly when stdout is closed.
+    async fn all(
+        &self,
+        text: &str,
+        report: &mut ExplainReport<impl Write>,
+        failures: &mut Vec<String>,
+    ) -> Result<()> {
+        let interrupt = &self.context.interrupt;
+        let runner = Runner::new(self.client, self.database.tls(), interrupt);
+        let mut jobs = Jobs::new(self.options);
+        let mut statements = sql::items(text);
+        loop {
+            let mut batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.prepare(&mut batch).await?;
+            for job in batch {
+                let total = (self.repetition.runs + self.repetition.warmup) as u64;
+                let progress = if total > 1 {
+                    self.context
+                        .ui
+                        .bar(total, format!("explaining {}", job.label()))
+                } else {
+                    ProgressBar::hidden()
+                };
+                let result = explain::explain(&runner, job, self.repetition, &progress).await;
+                progress.finish_and_clear();
+                let result = result?;
+                let label = result.job.label();
+                failures.extend(self.gates.failures([Measured {
+                    label: &label,
+                    median_ms: result.timing.execution_ms.map(|spread| spread.median),
+                    findings: &result.findings,
+                }]));
+                if let Err(e) = report.statement(&result) {
+                    return Err(output_error(e));
+                }
+            }
+        }
+    }
+
+    /// Judges every statement of `text` as [`Explainer::all`] would, and
+    /// keeps nothing: a statement the guard keeps from running that a gate
+    /// needs measured, or one the server does not read, fails here, before
+    /// anything runs.
+    async fn judge_all(&self, text: &str) -> Result<()> {
+        let interrupt = &self.context.interrupt;
+        let mut jobs = Jobs::new(self.options);
+        let mut statements = sql::items(text);
+        loop {
+            let mut batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.prepare(&mut batch).await?;
+        }
+    }
+
+    /// Rewrites the statements of `batch` and has the guard judge the SQL
+    /// that will run ([`explain::vet`]). The questions to the server (a
+    /// describe can queue behind a lock) have the runs' timeout and run
+    /// READ ONLY ([`guard::enter`]), and a signal cancels them on the
+    /// server.
+    async fn prepare(&self, batch: &mut [Job]) -> Result<()> {
+        let client = self.client;
+        let timeout = self.repetition.timeout;
+        let bound = timeout.for_session();
+        let prepare_all = async {
+            if let Some((set, _)) = &bound {
+                client
+                    .batch_execute(set)
+                    .await
+                    .map_err(|e| query_error("bounding the questions before the runs", &e))?;
+            }
+            let mut session = guard::enter(client).await?;
+            for job in batch.iter_mut() {
+                match (&self.rewrite, job.statement.parsed()) {
+                    (Some(options), Some(parsed)) => {
+                        let rewritten = rewrite::server::rewrite(client, parsed, options).await?;
+                        job.apply(rewritten);
+                    }
+                    (Some(_), None) => job.leave_unread(),
+                    (None, _) => {}
+                }
+                explain::vet(client, &mut session, job, timeout, self.options).await?;
+            }
+            guard::leave(client).await?;
+            if let Some((_, reset)) = &bound {
+                client
+                    .batch_execute(reset)
+                    .await
+                    .map_err(|e| query_error("bounding the questions before the runs", &e))?;
+            }
+            Ok(())
+        };
+        let interrupt = &self.context.interrupt;
+        cancellable(client, self.database.tls(), interrupt, prepare_all).await
     }
 }

@@ -197,34 +197,44 @@ const PROBE: &str = "pg_temp.perfaudit_guard";
 /// a view calling an SQL function...) before it gives up, unresolved.
 const MAX_DEPTH: usize = 16;
 
-/// What the guard learnt of the session before the first statement.
-#[derive(Debug, Clone, Copy)]
+/// What the guard learnt of the session, and what it judged there: a
+/// statement repeated in the input (a file of the same query) is judged
+/// once. One lives for a batch of statements, which bounds what it keeps.
+#[derive(Debug, Default)]
 pub struct Session {
     /// Why the probe's function may not be created here, if so: the session
     /// is read-only (a standby, or read-only by its settings), which
     /// perfaudit respects, or creating it would fire an event trigger.
     cannot_probe: Option<&'static str>,
+    /// The guards of the statements judged, by SQL, parameters and whether
+    /// it writes.
+    judged: std::collections::HashMap<(String, usize, bool), Guard>,
 }
 
-/// Readies `client` for the questions asked of the server before any
-/// statement runs (the rewriter's, the guard's): refuses a database where
-/// merely reading a statement can run code whose effect outlives a
-/// rollback ([`parse_hazards`]), learns whether the probe may run, and
-/// makes every transaction READ ONLY unless it says otherwise, so that a
-/// describe, which PostgreSQL runs outside a transaction block, commits
-/// nothing. [`leave`] undoes it.
-pub async fn enter(client: &Client) -> Result<Session> {
+/// Refuses a database where merely reading a statement can run code whose
+/// effect outlives a rollback ([`parse_hazards`]): call it once, before
+/// the server reads any statement.
+pub async fn refuse_parse_hazards(client: &Client) -> Result<()> {
     let hazards = parse_hazards(client).await?;
-    if !hazards.is_empty() {
-        return Err(crate::Error::input(format!(
-            "this database has domains whose CHECK runs code a rollback does not undo ({}); \
-             PostgreSQL runs it while it merely reads a statement that gives such a domain a \
-             value, before any transaction perfaudit could make read-only, so perfaudit sends \
-             it no statement: run it on a copy of the database, or make those CHECKs \
-             IMMUTABLE as PostgreSQL asks",
-            hazards.join("; ")
-        )));
+    if hazards.is_empty() {
+        return Ok(());
     }
+    Err(crate::Error::input(format!(
+        "this database has domains whose CHECK runs code a rollback does not undo ({}); \
+         PostgreSQL runs it while it merely reads a statement that gives such a domain a value, \
+         before any transaction perfaudit could make read-only, so perfaudit sends it no \
+         statement: run it on a copy of the database, or make those CHECKs IMMUTABLE as \
+         PostgreSQL asks",
+        hazards.join("; ")
+    )))
+}
+
+/// Readies `client` for the questions asked of the server before a
+/// statement runs (the rewriter's, the guard's): learns whether the probe
+/// may run, and makes every transaction READ ONLY unless it says otherwise,
+/// so that a describe, which PostgreSQL runs outside a transaction block,
+/// commits nothing. [`leave`] undoes it.
+pub async fn enter(client: &Client) -> Result<Session> {
     let no_params: [(&(dyn ToSql + Sync), Type); 0] = [];
     let rows = client
         .query_typed(SESSION_SQL, &no_params)
@@ -238,6 +248,7 @@ pub async fn enter(client: &Client) -> Result<Session> {
         .await
         .map_err(|e| query_error("making the session read-only", &e))?;
     Ok(Session {
+        judged: Default::default(),
         cannot_probe: if read_only {
             Some("the session is read-only")
         } else if event_triggers {
@@ -318,7 +329,35 @@ pub async fn parse_hazards(client: &Client) -> Result<Vec<String>> {
 /// reported in the [`Guard`].
 pub async fn vet(
     client: &Client,
-    session: Session,
+    session: &mut Session,
+    statement: &str,
+    placeholders: usize,
+    writes: bool,
+    parsed: Option<&SqlStatement>,
+    timeout_sql: &str,
+) -> Result<Guard> {
+    let key = (statement.to_owned(), placeholders, writes);
+    if let Some(guard) = session.judged.get(&key) {
+        return Ok(guard.clone());
+    }
+    let guard = judge(
+        client,
+        session,
+        statement,
+        placeholders,
+        writes,
+        parsed,
+        timeout_sql,
+    )
+    .await?;
+    session.judged.insert(key, guard.clone());
+    Ok(guard)
+}
+
+/// [`vet`], for a statement not judged yet.
+async fn judge(
+    client: &Client,
+    session: &Session,
     statement: &str,
     placeholders: usize,
     writes: bool,

@@ -186,10 +186,10 @@ impl Job {
 /// it is to be executed, and decides again how it runs. Call it on the SQL
 /// that will run (after the rewrite) and before any statement runs: a
 /// statement that may no longer be executed fails a gate here, as
-/// [`jobs`] does. `timeout` bounds the guard's own transaction.
+/// [`Jobs::make`] does. `timeout` bounds the guard's own transaction.
 pub async fn vet(
     client: &Client,
-    session: guard::Session,
+    session: &mut guard::Session,
     job: &mut Job,
     timeout: Timeout,
     options: &JobOptions,
@@ -225,22 +225,35 @@ pub struct JobOptions {
     pub needs_execution: bool,
 }
 
-/// Checks every statement before anything runs (a refusal, a missing
-/// `--param`, a gate that cannot be measured fail the whole input) and
-/// prepares each as the SQL alone shows it, to run as written until the
-/// server has judged the functions it calls ([`apply_volatility`]) and a
-/// rewrite is applied ([`Job::apply`]).
-pub fn jobs(statements: Vec<Item>, options: &JobOptions) -> Result<Vec<Job>> {
-    if statements.is_empty() {
-        return Err(Error::input(
-            "there is no SQL statement to explain: the input holds only whitespace and comments",
-        ));
+/// Makes the jobs of one input, a statement at a time (a long input is
+/// never held whole): each is checked as it is made (a refusal, a missing
+/// `--param`, a gate that cannot be measured) and prepared as the SQL alone
+/// shows it, to run as written until a rewrite is applied ([`Job::apply`])
+/// and the server has judged what it runs ([`vet`]). [`Jobs::finish`] checks what only the whole input
+/// shows. Making every job once before running any is what keeps one bad
+/// statement from running the others.
+#[derive(Debug)]
+pub struct Jobs<'a> {
+    options: &'a JobOptions,
+    made: usize,
+    most_placeholders: usize,
+}
+
+impl<'a> Jobs<'a> {
+    /// Jobs for the statements of one input, from its first.
+    pub fn new(options: &'a JobOptions) -> Self {
+        Jobs {
+            options,
+            made: 0,
+            most_placeholders: 0,
+        }
     }
-    let mut jobs = Vec::with_capacity(statements.len());
-    let mut most_placeholders = 0;
-    for (index, statement) in statements.into_iter().enumerate() {
+
+    /// The job of the input's next statement.
+    pub fn make(&mut self, statement: Item) -> Result<Job> {
+        let options = self.options;
         let mut job = Job {
-            number: index + 1,
+            number: self.made + 1,
             mode: Mode {
                 analyze: false,
                 read_only: true,
@@ -262,24 +275,38 @@ pub fn jobs(statements: Vec<Item>, options: &JobOptions) -> Result<Vec<Job>> {
                 values_given(options.params.len())
             )));
         }
-        most_placeholders = most_placeholders.max(needed);
+        self.made += 1;
+        self.most_placeholders = self.most_placeholders.max(needed);
         job.params = options.params[..needed]
             .iter()
             .map(|value| TextParam(value.clone()))
             .collect();
-        jobs.push(job);
+        Ok(job)
     }
-    if options.params.len() > most_placeholders {
-        return Err(Error::input(format!(
-            "{} but the SQL uses {}; drop the extra values",
-            values_given(options.params.len()),
-            match most_placeholders {
-                0 => "no placeholder".to_owned(),
-                n => format!("only ${n}"),
-            }
-        )));
+
+    /// Checks, once every statement has been made, what only the whole
+    /// input shows: that it holds a statement, and that every `--param`
+    /// value is used.
+    pub fn finish(&self) -> Result<()> {
+        if self.made == 0 {
+            return Err(Error::input(
+                "there is no SQL statement to explain: the input holds only whitespace and \
+                 comments",
+            ));
+        }
+        let given = self.options.params.len();
+        if given > self.most_placeholders {
+            return Err(Error::input(format!(
+                "{} but the SQL uses {}; drop the extra values",
+                values_given(given),
+                match self.most_placeholders {
+                    0 => "no placeholder".to_owned(),
+                    n => format!("only ${n}"),
+                }
+            )));
+        }
+        Ok(())
     }
-    Ok(jobs)
 }
 
 /// `1 --param value was given`, `2 --param values were given`.
@@ -391,8 +418,17 @@ mod tests {
         }
     }
 
+    /// Every job of `sql`, as `explain` makes them before running any.
     fn prepare(sql: &str, options: &JobOptions) -> Result<Vec<Job>> {
-        jobs(items(sql).collect::<Result<_>>().unwrap(), options)
+        let mut jobs = Jobs::new(options);
+        let made = items(sql)
+            .collect::<Result<Vec<Item>>>()
+            .unwrap()
+            .into_iter()
+            .map(|statement| jobs.make(statement))
+            .collect::<Result<Vec<Job>>>()?;
+        jobs.finish()?;
+        Ok(made)
     }
 
     #[test]

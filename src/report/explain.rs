@@ -1,11 +1,15 @@
-//! The `explain` report: per statement, a header, the plan as an indented
-//! tree table, the timing and cache tables and the findings; or one JSON
-//! document. Only formatting: every number was computed by `explain`.
+//! The `explain` report, written as each statement is explained: per
+//! statement, a header, the plan as an indented tree table, the timing and
+//! cache tables and the findings; or one JSON document. Only formatting:
+//! every number was computed by `explain`.
+
+use std::io::{self, Write};
 
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::cli::Format;
 use crate::explain::findings::{Finding, count};
 use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
 use crate::explain::plan::{Node, Plan};
@@ -26,13 +30,53 @@ const SHOWN_MISESTIMATE: f64 = 2.0;
 /// The marker of the costliest node.
 const COSTLIEST: &str = "◀";
 
-/// The tables for people.
-pub fn render(results: &[Explained], ui: &Ui) -> String {
-    results
-        .iter()
-        .map(|result| statement(result, ui))
-        .collect::<Vec<_>>()
-        .join("\n\n")
+/// The report of one run, written to `out` a statement at a time, as each
+/// is explained: a person sees each statement when it is done, and a long
+/// input's results are never held. The JSON document is the one
+/// pretty-printing all the results at once would give,
+/// `{"statements": [...]}`, as the README documents it.
+pub struct ExplainReport<W: Write> {
+    out: W,
+    ui: Ui,
+    json: super::JsonStatements,
+    statements: usize,
+}
+
+impl<W: Write> ExplainReport<W> {
+    /// A report in the UI's format, written to `out`.
+    pub fn new(ui: &Ui, out: W) -> Self {
+        ExplainReport {
+            out,
+            ui: ui.clone(),
+            json: super::JsonStatements::default(),
+            statements: 0,
+        }
+    }
+
+    /// Writes one statement's result.
+    pub fn statement(&mut self, result: &Explained) -> io::Result<()> {
+        match self.ui.format() {
+            Format::Json => self.json.push(&mut self.out, &StatementJson::new(result))?,
+            Format::Table => {
+                if self.statements > 0 {
+                    writeln!(self.out)?;
+                }
+                writeln!(self.out, "{}", statement(result, &self.ui))?;
+            }
+        }
+        self.statements += 1;
+        self.out.flush()
+    }
+
+    /// Ends the report: the JSON document the first statement began is
+    /// closed. When no statement was written (the first one failed) there
+    /// is no document, and nothing is written.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.ui.format() == Format::Json && self.statements > 0 {
+            self.json.close(&mut self.out)?;
+        }
+        self.out.flush()
+    }
 }
 
 fn statement(result: &Explained, ui: &Ui) -> String {
@@ -382,17 +426,6 @@ fn indented(sql: &str) -> String {
         .join("\n")
 }
 
-/// The JSON document: `{"statements": [...]}`, as the README documents it.
-pub fn json(results: &[Explained]) -> impl Serialize + '_ {
-    #[derive(Serialize)]
-    struct Document<'a> {
-        statements: Vec<StatementJson<'a>>,
-    }
-    Document {
-        statements: results.iter().map(StatementJson::new).collect(),
-    }
-}
-
 #[derive(Serialize)]
 struct StatementJson<'a> {
     line: usize,
@@ -516,7 +549,6 @@ impl<'a> NodeJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Format;
     use crate::explain::mode::{Blockers, ModeFlags, decide};
     use crate::explain::plan::{Buffers, RunSummary};
     use crate::explain::timing::{CacheComparison, RunMeasurement};
@@ -612,19 +644,19 @@ mod tests {
     #[test]
     fn renders_plan_timing_cache_and_findings() {
         let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
-        insta::assert_snapshot!(render(&[result], &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
     }
 
     #[test]
     fn renders_a_plan_that_was_not_executed() {
-        let statement = "DELETE FROM payments WHERE user_id = 42";
+        let sql = "DELETE FROM payments WHERE user_id = 42";
         let root = json!({"Node Type": "ModifyTable", "Operation": "Delete",
                           "Relation Name": "payments", "Alias": "payments", "Total Cost": 2751.0,
                           "Plan Rows": 0,
                           "Plans": [{"Node Type": "Seq Scan", "Relation Name": "payments",
                                      "Alias": "payments", "Total Cost": 2751.0, "Plan Rows": 22,
                                      "Filter": "(user_id = 42)"}]});
-        let mut result = explained(statement, root, &[0.0]);
+        let mut result = explained(sql, root, &[0.0]);
         // Plain EXPLAIN measures no execution and no buffers.
         result.plan.execution_ms = None;
         for node in &mut result.plan.nodes {
@@ -632,13 +664,13 @@ mod tests {
         }
         result.timing.execution_ms = None;
         result.cache = None;
-        insta::assert_snapshot!(render(&[result], &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
     }
 
     #[test]
     fn json_holds_the_documented_keys_and_the_plan_untouched() {
         let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
-        let text = serde_json::to_string(&json(std::slice::from_ref(&result))).unwrap();
+        let text = written(Format::Json, &[&result]);
         let value: Value = serde_json::from_str(&text).unwrap();
         let statement = &value["statements"][0];
         let mut keys: Vec<_> = statement.as_object().unwrap().keys().cloned().collect();
@@ -677,6 +709,42 @@ mod tests {
             text.contains(result.document.get()),
             "the plan is embedded as sent"
         );
+    }
+
+    /// What the report of `results` writes, finished.
+    fn written(format: Format, results: &[&Explained]) -> String {
+        let mut report = ExplainReport::new(&Ui::plain(format), Vec::new());
+        for result in results {
+            report.statement(result).unwrap();
+        }
+        report.finish().unwrap();
+        String::from_utf8(report.out).unwrap()
+    }
+
+    #[test]
+    fn statements_are_written_one_after_another() {
+        let first = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
+        let second = explained("SELECT 1", wide_and_deep(3, 2), &[0.5]);
+        let ui = Ui::plain(Format::Table);
+        assert_eq!(
+            written(Format::Table, &[&first, &second]),
+            format!(
+                "{}\n\n{}\n",
+                statement(&first, &ui),
+                statement(&second, &ui)
+            )
+        );
+        let json = written(Format::Json, &[&first, &second]);
+        // The bytes of the whole document pretty-printed at once.
+        #[derive(Serialize)]
+        struct Document<'a> {
+            statements: [StatementJson<'a>; 2],
+        }
+        let whole = Document {
+            statements: [StatementJson::new(&first), StatementJson::new(&second)],
+        };
+        assert_eq!(json, serde_json::to_string_pretty(&whole).unwrap() + "\n");
+        assert_eq!(written(Format::Json, &[]), "", "no statement, no document");
     }
 
     /// A plan of `nodes` nodes: an Append over chains `depth` nodes deep.

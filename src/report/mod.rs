@@ -6,11 +6,12 @@ pub mod explain;
 pub mod indexes;
 pub mod rewrite;
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::{Error, Result};
 use crate::severity::Severity;
@@ -97,9 +98,93 @@ pub fn output_error(error: std::io::Error) -> Error {
     Error::internal(format!("cannot write the output: {error}"))
 }
 
+/// A `{"statements": [...]}` document written one statement at a time,
+/// byte for byte as pretty-printing the whole document at once would
+/// write it: a long input's report is never held whole.
+#[derive(Debug, Default)]
+pub struct JsonStatements {
+    written: usize,
+}
+
+impl JsonStatements {
+    /// Writes the next statement (the document's opening before the first).
+    pub fn push(&mut self, out: &mut impl Write, statement: &impl Serialize) -> io::Result<()> {
+        let opening = match self.written {
+            0 => "{\n  \"statements\": [\n    ",
+            _ => ",\n    ",
+        };
+        out.write_all(opening.as_bytes())?;
+        self.written += 1;
+        // serde_json's own indentation, two levels in (the document's
+        // object, its array). Indenting its output line by line instead
+        // would indent inside a plan PostgreSQL sent as lines of text.
+        let mut formatter = PrettyFormatter::new();
+        formatter.begin_object(&mut io::sink())?;
+        formatter.begin_array(&mut io::sink())?;
+        // An I/O error comes back as itself: a closed pipe stays one.
+        statement
+            .serialize(&mut serde_json::Serializer::with_formatter(out, formatter))
+            .map_err(io::Error::from)
+    }
+
+    /// Ends the document, with its newline: `{"statements": []}` when no
+    /// statement was written.
+    pub fn close(&self, out: &mut impl Write) -> io::Result<()> {
+        match self.written {
+            0 => writeln!(out, "{{\n  \"statements\": []\n}}"),
+            _ => writeln!(out, "\n  ]\n}}"),
+        }
+    }
+}
+
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::internal(format!("cannot encode the JSON output: {e}")))?;
     print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn json_statements_are_the_bytes_of_the_whole_document() {
+        #[derive(Serialize)]
+        struct Statement {
+            text: &'static str,
+            empty: Vec<u8>,
+            plan: Box<RawValue>,
+        }
+        #[derive(Serialize)]
+        struct Document {
+            statements: Vec<Statement>,
+        }
+        let statement = || Statement {
+            text: "SELECT\n 1",
+            empty: Vec::new(),
+            // As PostgreSQL sends a plan: lines of its own indentation.
+            plan: RawValue::from_string("[\n  {\n    \"Plan\": {}\n  }\n]".to_owned()).unwrap(),
+        };
+        for count in [0, 1, 3] {
+            let whole = Document {
+                statements: (0..count).map(|_| statement()).collect(),
+            };
+            let mut streamed = Vec::new();
+            let mut json = JsonStatements::default();
+            for statement in &whole.statements {
+                json.push(&mut streamed, statement).unwrap();
+            }
+            json.close(&mut streamed).unwrap();
+            let streamed = String::from_utf8(streamed).unwrap();
+            assert_eq!(
+                streamed,
+                serde_json::to_string_pretty(&whole).unwrap() + "\n"
+            );
+            let value: Value = serde_json::from_str(&streamed).unwrap();
+            assert_eq!(value["statements"].as_array().unwrap().len(), count);
+        }
+    }
 }

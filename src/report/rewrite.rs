@@ -13,13 +13,11 @@ use crate::rewrite::{Rewrite, Rule};
 use crate::sql::SqlStatement;
 use crate::ui::Ui;
 
-/// Indentation of one statement inside the pretty-printed JSON document.
-const JSON_ELEMENT_INDENT: &str = "    ";
-
 /// The report of one run, written statement by statement to `out`.
 pub struct RewriteReport<W: Write> {
     out: W,
     ui: Ui,
+    json: super::JsonStatements,
     statements: usize,
     rewritten: usize,
 }
@@ -30,6 +28,7 @@ impl<W: Write> RewriteReport<W> {
         RewriteReport {
             out,
             ui: ui.clone(),
+            json: super::JsonStatements::default(),
             statements: 0,
             rewritten: 0,
         }
@@ -50,10 +49,7 @@ impl<W: Write> RewriteReport<W> {
     /// which people are told (JSON carries it in each rule's reason).
     pub fn finish(&mut self, offline: bool) -> io::Result<()> {
         match self.ui.format() {
-            Format::Json if self.statements == 0 => {
-                writeln!(self.out, "{{\n  \"statements\": []\n}}")?
-            }
-            Format::Json => writeln!(self.out, "\n  ]\n}}")?,
+            Format::Json => self.json.close(&mut self.out)?,
             Format::Table if self.statements == 0 => {}
             Format::Table => {
                 writeln!(
@@ -78,20 +74,12 @@ impl<W: Write> RewriteReport<W> {
     }
 
     fn json_element(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
-        let opening = if self.statements == 1 {
-            "{\n  \"statements\": [\n"
-        } else {
-            ",\n"
-        };
-        self.out.write_all(opening.as_bytes())?;
-        self.out.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
         let element = Element {
             line: statement.line,
             column: statement.column,
             rewrite,
         };
-        // An I/O error comes back as itself (a closed pipe stays one).
-        serde_json::to_writer_pretty(Indented(&mut self.out), &element).map_err(io::Error::from)
+        self.json.push(&mut self.out, &element)
     }
 
     fn block(&mut self, statement: &SqlStatement, rewrite: &Rewrite) -> io::Result<()> {
@@ -145,26 +133,4 @@ struct Element<'a> {
     column: usize,
     #[serde(flatten)]
     rewrite: &'a Rewrite,
-}
-
-/// Writes through, indenting each new line by [`JSON_ELEMENT_INDENT`]:
-/// JSON strings escape their newlines, so this nests a pretty-printed
-/// value exactly as pretty-printing the whole document would.
-struct Indented<'a, W: Write>(&'a mut W);
-
-impl<W: Write> Write for Indented<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(n) = rest.iter().position(|&b| b == b'\n') {
-            self.0.write_all(&rest[..=n])?;
-            self.0.write_all(JSON_ELEMENT_INDENT.as_bytes())?;
-            rest = &rest[n + 1..];
-        }
-        self.0.write_all(rest)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
 }
