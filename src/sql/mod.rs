@@ -482,7 +482,7 @@ fn highest_placeholder(tokens: &[TokenWithSpan]) -> usize {
     tokens
         .iter()
         .filter_map(|t| match &t.token {
-            Token::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            Token::Placeholder(p) => visit::placeholder_number(p),
             _ => None,
         })
         .max()

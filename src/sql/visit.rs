@@ -41,6 +41,17 @@ pub fn own_expressions(
     node.visit(&mut OwnScope { depth: 0, visit })
 }
 
+/// The `n` of a placeholder `$n`; a number too large to count is the
+/// largest there is, so that it is reported as missing rather than read
+/// as none.
+pub fn placeholder_number(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix('$')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(usize::MAX))
+}
+
 /// The highest `$n` the statement uses (0 when none): how many parameters
 /// it takes. Placeholders are counted wherever they are, subqueries and
 /// CTEs included; `'$4'` in a string is no placeholder.
@@ -49,7 +60,7 @@ pub fn placeholders(statement: &Statement) -> usize {
     let _ = visit_expressions(statement, |expr| {
         if let Expr::Value(value) = expr
             && let Value::Placeholder(name) = &value.value
-            && let Some(n) = name.strip_prefix('$').and_then(|n| n.parse().ok())
+            && let Some(n) = placeholder_number(name)
         {
             highest = highest.max(n);
         }
@@ -93,6 +104,7 @@ mod tests {
     #[test]
     fn placeholders_are_counted_by_the_highest_number() {
         assert_eq!(count("SELECT 1"), 0);
+        assert_eq!(count("SELECT $99999999999999999999999"), usize::MAX);
         assert_eq!(
             count("SELECT * FROM t WHERE a = $2 AND b IN (SELECT $1) LIMIT $3"),
             3
