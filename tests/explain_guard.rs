@@ -534,6 +534,21 @@ async fn a_domain_check_that_runs_volatile_code_keeps_the_database_from_being_re
             "{stderr}"
         );
     }
+    // The other commands that have the server read statements refuse too.
+    for args in [
+        &["rewrite", "SELECT '(42)'::holder FROM payments"][..],
+        &[
+            "advise",
+            "SELECT '(42)'::holder FROM payments WHERE user_id = 1",
+        ],
+    ] {
+        let output = common::explain::run(db.perfaudit().args(args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("domains whose CHECK runs code"),
+            "{args:?}"
+        );
+    }
     assert_eq!(fingerprint(&db).await, original);
     assert_eq!(
         count(&db, "SELECT count(*) FROM log WHERE $1 = $1", "x").await,

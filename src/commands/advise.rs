@@ -4,6 +4,7 @@ use crate::advise::{self, Options, workload};
 use crate::cli::{AdviseArgs, Format};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::explain::guard;
 use crate::input::read_sql;
 use crate::report;
 
@@ -22,10 +23,16 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
         )?),
     };
     let database = context.database().await?;
+    // advise has the server plan every statement, which first reads it: a
+    // database where that runs what no rollback undoes gets none.
+    let client = context.interrupt.guard(database.connection()).await?;
+    context
+        .interrupt
+        .guard(guard::refuse_parse_hazards(&client))
+        .await?;
     let workload = match from_sql {
         Some(workload) => workload,
         None => {
-            let client = context.interrupt.guard(database.connection()).await?;
             let top = args.top.unwrap_or(DEFAULT_TOP);
             context
                 .interrupt

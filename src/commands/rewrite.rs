@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 use crate::cli::RewriteArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::explain::guard;
 use crate::input::read_sql;
 use crate::report::{self, rewrite::RewriteReport};
 use crate::rewrite::{self, Knowledge};
@@ -29,7 +30,16 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     let connection = match context.database_configured() {
         true => {
             let database = context.database().await?;
-            Some(context.interrupt.guard(database.connection()).await?)
+            let client = context.interrupt.guard(database.connection()).await?;
+            // The rewriter's describes are READ ONLY, and a database where
+            // merely reading a statement runs what no rollback undoes gets
+            // none (see explain's guard).
+            let interrupt = &context.interrupt;
+            interrupt
+                .guard(guard::refuse_parse_hazards(&client))
+                .await?;
+            interrupt.guard(guard::enter(&client)).await?;
+            Some(client)
         }
         false => None,
     };
