@@ -287,16 +287,12 @@ async fn reads_that_run_nothing_volatile_are_executed_and_say_why() {
         "{guard:#}"
     );
     reached(statement, "pg_catalog.sum(");
-    // Only planned from the start: the server was not asked.
+    // Only planned: judged all the same, since planning can run code.
     let statement = &document(
         &explain_json(&db, &["DELETE FROM payments WHERE id = 1"]),
         0,
     )["statements"][0];
-    assert_eq!(
-        statement["guard"]["resolved_by"],
-        Value::Null,
-        "{statement:#}"
-    );
+    assert_eq!(statement["guard"]["resolved_by"], "server", "{statement:#}");
     assert!(
         statement["guard"]["reason"]
             .as_str()
@@ -616,4 +612,125 @@ async fn operator_class_support_functions_and_writes_inside_functions_are_follow
         count(&db, "SELECT last_value FROM stamps WHERE $1 = $1", "x").await,
         before
     );
+}
+
+#[tokio::test]
+async fn what_the_guard_does_not_follow_behind_built_ins_runs_nothing_volatile() {
+    // The guard follows only what users and extensions defined behind
+    // operators, operator families, aggregates and types: this is why.
+    let db = TestDb::empty().await;
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT
+               (SELECT count(*) FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+                WHERE o.oid < 16384 AND p.provolatile = 'v'),
+               (SELECT count(*) FROM pg_amproc a JOIN pg_proc p ON p.oid = a.amproc
+                WHERE a.amprocfamily < 16384 AND p.provolatile = 'v'),
+               (SELECT count(*) FROM pg_type t JOIN pg_proc p ON p.oid IN (t.typinput, t.typoutput)
+                WHERE t.oid < 16384 AND p.provolatile = 'v'),
+               (SELECT count(*) FROM pg_aggregate a JOIN pg_proc p
+                  ON p.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
+                               a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
+                WHERE a.aggfnoid < 16384 AND p.provolatile = 'v')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counts: [i64; 4] = [row.get(0), row.get(1), row.get(2), row.get(3)];
+    assert_eq!(
+        counts,
+        [0, 0, 0, 0],
+        "operators, families, types, aggregates"
+    );
+}
+
+/// A function that writes a row of `marker` through dblink, committed on
+/// its own connection whatever happens to the caller's transaction.
+async fn marker_writer(db: &TestDb) {
+    execute(
+        db,
+        &format!(
+            "CREATE EXTENSION IF NOT EXISTS dblink;
+             CREATE TABLE marker (what text);
+             CREATE FUNCTION mark(what text) RETURNS boolean LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM dblink_exec('{}', format('INSERT INTO marker VALUES (%L)', what));
+                 RETURN true;
+             END $$",
+            db.url().replace('\'', "''")
+        ),
+    )
+    .await;
+}
+
+async fn marks(db: &TestDb) -> i64 {
+    count(db, "SELECT count(*) FROM marker WHERE $1 = $1", "x").await
+}
+
+#[tokio::test]
+async fn negators_commutators_and_what_writes_maintain_are_followed() {
+    let db = TestDb::new().await;
+    marker_writer(&db).await;
+    execute(
+        &db,
+        "CREATE FUNCTION differs(a int, b int) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN PERFORM mark('negator'); RETURN a <> b; END $$;
+         CREATE OPERATOR !### (FUNCTION = differs, LEFTARG = int, RIGHTARG = int);
+         CREATE OPERATOR ### (FUNCTION = int4eq, LEFTARG = int, RIGHTARG = int, NEGATOR = !###);
+         CREATE TABLE numbers AS SELECT g AS x FROM generate_series(1, 20) g;
+         CREATE TABLE keyed (x int);
+         CREATE FUNCTION key_and_mark(x int) RETURNS text LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT x::text || mark('index')::text; END;
+         CREATE INDEX ON keyed (key_and_mark(x))",
+    )
+    .await;
+    // NOT (x ### 1) is planned as x !### 1.
+    planned_because_of(
+        &explain_json(&db, &["SELECT x FROM numbers WHERE NOT (x ### 1)"]),
+        "public.differs(",
+    );
+    // Inserting computes the index's expression, whose IMMUTABLE body
+    // marks: not even planned.
+    for flags in [&[][..], &["--analyze-writes"]] {
+        let args = [flags, &["INSERT INTO keyed VALUES (1), (2)"]].concat();
+        let output = explain_json(&db, &args);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr)
+                .contains("inside the IMMUTABLE function public.key_and_mark("),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(marks(&db).await, 0);
+}
+
+#[tokio::test]
+async fn what_planning_alone_would_run_is_not_even_planned() {
+    let db = TestDb::new().await;
+    marker_writer(&db).await;
+    // The planner evaluates an IMMUTABLE function of constants: its body
+    // marks, through dblink, whatever EXPLAIN is asked.
+    execute(
+        &db,
+        "CREATE FUNCTION folded(x int) RETURNS boolean LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC SELECT mark('planned'); END",
+    )
+    .await;
+    for flags in [&[][..], &["--no-analyze"], &["--analyze-writes"]] {
+        let args = [flags, &["SELECT 1 WHERE folded(1)"]].concat();
+        let output = explain_json(&db, &args);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "public.mark(what text) runs inside the IMMUTABLE function public.folded(x integer)"
+            ),
+            "{stderr}"
+        );
+    }
+    assert_eq!(marks(&db).await, 0);
 }

@@ -12,7 +12,7 @@ mod common;
 mod indexes_support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -485,9 +485,7 @@ fn run_measured(command: &mut Command) -> (Output, u64) {
 /// Runs `command` to its end, `read` taking its stdout as it comes (an
 /// output too large to hold is checked as it streams); returns its exit
 /// status, what `read` returned, its stderr and the peak resident memory
-/// of that process alone (bytes), as the kernel accounted it.
-// Reaped with wait4, which std's wait does not offer.
-#[allow(clippy::zombie_processes)]
+/// of that process alone (bytes, its `VmHWM`).
 fn run_measured_reading<T: Send + 'static>(
     command: &mut Command,
     read: impl FnOnce(ChildStdout) -> T + Send + 'static,
@@ -505,19 +503,37 @@ fn run_measured_reading<T: Send + 'static>(
         stderr.read_to_string(&mut text).unwrap();
         text
     });
-    let mut status = 0;
-    // SAFETY: rusage is plain data the kernel fills in; wait4 reaps the
-    // child this function spawned (std then never waits for it again).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
+    // The peak of the child's own memory, read while it runs: wait4's
+    // ru_maxrss would count the test process's memory at the fork too.
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(peak_rss(pid).unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let status = child.wait().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     (
-        ExitStatus::from_raw(status),
+        status,
         stdout.join().unwrap(),
         stderr.join().unwrap(),
-        // Linux counts ru_maxrss in KiB.
-        usage.ru_maxrss as u64 * 1024,
+        peak.join().unwrap(),
     )
+}
+
+/// The peak resident memory of process `pid` so far (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[tokio::test]

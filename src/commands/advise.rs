@@ -40,6 +40,8 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
                 .await?
         }
     };
+    // advise takes a session of its own: with --pool-size 1, this one.
+    drop(client);
     let options = Options {
         min_improvement: args.min_improvement,
         min_cost: args.min_cost,

@@ -51,7 +51,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     // What the SQL alone shows is checked before connecting: a refused
     // statement, a missing --param or an unmeasurable gate runs nothing
     // at all.
-    let unread = check(&text, &options, interrupt).await?;
+    let checked = check(&text, &options, interrupt).await?;
 
     let database = context.database().await?;
     // Dropping these futures on Ctrl-C leaves nothing running on the server.
@@ -82,10 +82,11 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
             fail_on: args.fail_on,
         },
     };
-    // The guard's word may make a statement that a gate needs executed
-    // only planned, and the server may not read what perfaudit's parser
-    // cannot: both are found before anything runs.
-    if options.needs_execution || unread {
+    // The guard may refuse a statement (planning it would run what no
+    // rollback undoes) or make one that a gate needs executed only planned,
+    // and the server may not read what perfaudit's parser cannot: with more
+    // than one statement, all of it is found before the first runs.
+    if checked.statements > 1 || options.needs_execution || checked.unread {
         explainer.judge_all(&text).await?;
     }
     let mut report = ExplainReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
@@ -103,24 +104,35 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     }
 }
 
-/// Checks every statement of `text` as [`Jobs`] does, without a server;
-/// returns whether any is one perfaudit's parser cannot read, which the
-/// server must read before anything runs. Nothing else is kept.
-async fn check(text: &str, options: &JobOptions, interrupt: &Interrupt) -> Result<bool> {
+/// What the check pass keeps of an input.
+struct Checked {
+    /// How many statements it holds.
+    statements: usize,
+    /// Whether one is a statement perfaudit's parser cannot read, which
+    /// the server must read before anything runs.
+    unread: bool,
+}
+
+/// Checks every statement of `text` as [`Jobs`] does, without a server.
+async fn check(text: &str, options: &JobOptions, interrupt: &Interrupt) -> Result<Checked> {
     let mut jobs = Jobs::new(options);
     let mut statements = sql::items(text);
-    let mut unread = false;
+    let mut checked = Checked {
+        statements: 0,
+        unread: false,
+    };
     loop {
         let batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
         if batch.is_empty() {
             break;
         }
-        unread |= batch
+        checked.statements += batch.len();
+        checked.unread |= batch
             .iter()
             .any(|job| matches!(job.statement.class(), Class::Unread { .. }));
     }
     jobs.finish()?;
-    Ok(unread)
+    Ok(checked)
 }
 
 /// The jobs of the next [`BATCH`] statements at most; empty at the end.

@@ -115,12 +115,13 @@ impl Job {
                 .parsed()
                 .map(|parsed| outliving_reasons(&parsed.ast))
                 .unwrap_or_default(),
-            unresolved: Vec::new(),
+            ..Blockers::default()
         };
         if let Some(guard) = &self.guard {
             let verdict = guard.verdict();
             blockers.outliving.extend(verdict.outliving);
             blockers.unresolved = verdict.unresolved;
+            blockers.planning = verdict.planning;
         }
         self.mode =
             mode::decide(self.statement.class(), options.flags, &blockers).map_err(|reason| {
@@ -182,8 +183,8 @@ impl Job {
     }
 }
 
-/// Has the server resolve everything `job` would run ([`guard::vet`]) when
-/// it is to be executed, and decides again how it runs. Call it on the SQL
+/// Has the server resolve everything `job` would run ([`guard::vet`]),
+/// and decides again how it runs. Call it on the SQL
 /// that will run (after the rewrite) and before any statement runs: a
 /// statement that may no longer be executed fails a gate here, as
 /// [`Jobs::make`] does. `timeout` bounds the guard's own transaction.
@@ -197,9 +198,7 @@ pub async fn vet(
     if let Class::Unread { reason } = job.statement.class() {
         return guard::server_reads(client, &job.executed, job.params.len(), reason).await;
     }
-    if !job.mode.analyze {
-        return Ok(());
-    }
+    // Planned only too: planning can run what the guard finds.
     let writes = matches!(job.statement.class(), Class::Write { .. });
     let guard = guard::vet(
         client,

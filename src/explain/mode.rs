@@ -49,6 +49,9 @@ pub struct Blockers {
     /// What could not be resolved on the server: never executed, since
     /// what it would run cannot be proven harmless.
     pub unresolved: Vec<String>,
+    /// What planning alone would run that a rollback does not undo: the
+    /// statement is refused, not even planned.
+    pub planning: Vec<String>,
 }
 
 /// Decides how to explain a statement of class `class` that `blockers`
@@ -56,6 +59,11 @@ pub struct Blockers {
 pub fn decide(class: &Class, flags: ModeFlags, blockers: &Blockers) -> Result<Mode, String> {
     match class {
         Class::Refused { reason } => Err(reason.clone()),
+        _ if !blockers.planning.is_empty() => Err(format!(
+            "planning it would run what a rollback does not undo ({}); perfaudit sends it no \
+             EXPLAIN at all",
+            blockers.planning.join("; ")
+        )),
         _ if flags.no_analyze => Ok(plain(vec![NOT_EXECUTED_NO_ANALYZE.to_owned()])),
         Class::Unread { reason } => Ok(plain(vec![format!(
             "not executed because perfaudit's parser cannot read it ({reason}), so what it does \
@@ -169,7 +177,7 @@ mod tests {
     fn what_outlives_the_rollback_is_never_executed() {
         let blockers = Blockers {
             outliving: vec!["setval() changes a sequence, which a rollback does not undo".into()],
-            unresolved: Vec::new(),
+            ..Blockers::default()
         };
         let mode = decide(&write(), ANALYZE_WRITES, &blockers).unwrap();
         assert!(!mode.analyze && mode.read_only);
@@ -186,8 +194,8 @@ mod tests {
     #[test]
     fn what_cannot_be_resolved_is_never_executed() {
         let blockers = Blockers {
-            outliving: Vec::new(),
             unresolved: vec!["no function f() exists to call".into()],
+            ..Blockers::default()
         };
         for (class, flags) in [
             (Class::Read, ModeFlags::default()),
@@ -205,6 +213,16 @@ mod tests {
             let mode = decide(&class, NO_ANALYZE, &Blockers::default()).unwrap();
             assert!(!mode.analyze && mode.read_only, "{class:?}");
         }
+    }
+
+    #[test]
+    fn what_planning_alone_would_run_is_refused_even_without_analyze() {
+        let blockers = Blockers {
+            planning: vec!["public.f() runs inside the IMMUTABLE function public.g()".into()],
+            ..Blockers::default()
+        };
+        let reason = decide(&Class::Read, NO_ANALYZE, &blockers).unwrap_err();
+        assert!(reason.contains("no EXPLAIN at all"), "{reason}");
     }
 
     #[test]

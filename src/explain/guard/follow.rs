@@ -66,7 +66,12 @@ const FOREIGN_EFFECT: &str = "reads through a foreign data wrapper (another serv
 /// (functions, operators, types, relations, each with how the statement
 /// reaches it), and the parse trees, types and relations behind them to
 /// follow next. `$9`: the statement writes. `$10`: the effect of a foreign
-/// table's wrapper ([`FOREIGN_EFFECT`]).
+/// table's wrapper ([`FOREIGN_EFFECT`]). `$11`: operator families count.
+///
+/// Built-in operators, operator families, aggregates and types (OIDs below
+/// `FirstNormalObjectId`, 16384) run only built-in functions that are not
+/// VOLATILE, which a test checks on the server: only what users and
+/// extensions defined is followed behind them.
 const FOLLOW_SQL: &str = "\
 WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
      operators(oid, through) AS (SELECT * FROM unnest($3::oid[], $4::text[])),
@@ -79,6 +84,7 @@ WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
          SELECT o.oprcode::oid,
                 pg_catalog.pg_describe_object('pg_catalog.pg_operator'::regclass, o.oid, 0), NULL
          FROM operators JOIN pg_catalog.pg_operator o ON o.oid = operators.oid
+         WHERE o.oid >= 16384
          UNION ALL
          -- sorting, hashing, index scans and partition pruning run the
          -- support functions of the operator's families
@@ -88,6 +94,7 @@ WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
          FROM operators
          JOIN pg_catalog.pg_amop o ON o.amopopr = operators.oid
          JOIN pg_catalog.pg_amproc p ON p.amprocfamily = o.amopfamily
+         WHERE $11 AND o.amopfamily >= 16384
          UNION ALL
          -- an aggregate runs its support functions
          SELECT support, pg_catalog.pg_describe_object('pg_catalog.pg_proc'::regclass, a.aggfnoid, 0),
@@ -96,20 +103,32 @@ WITH functions(oid, through) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
          CROSS JOIN LATERAL unnest(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn,
                                          a.aggserialfn, a.aggdeserialfn, a.aggmtransfn,
                                          a.aggminvtransfn, a.aggmfinalfn]::oid[]) AS support
-         WHERE support <> 0
+         WHERE support <> 0 AND a.aggfnoid >= 16384
          UNION ALL
          -- a type: its input and output, and its default operator classes
          -- (comparing records and arrays, DISTINCT, hashing)
          SELECT io, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0), NULL
          FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
          CROSS JOIN LATERAL unnest(ARRAY[t.typinput, t.typoutput]::oid[]) AS io
-         WHERE io <> 0
+         WHERE io <> 0 AND t.oid >= 16384
          UNION ALL
          SELECT p.amproc::oid,
                 pg_catalog.pg_describe_object('pg_catalog.pg_opclass'::regclass, c.oid, 0), NULL
          FROM types
          JOIN pg_catalog.pg_opclass c ON c.opcintype = types.oid AND c.opcdefault
          JOIN pg_catalog.pg_amproc p ON p.amprocfamily = c.opcfamily
+         WHERE $11 AND c.oid >= 16384
+         UNION ALL
+         -- a write maintains the table's indexes, with their operator
+         -- classes' support functions
+         SELECT p.amproc::oid,
+                pg_catalog.pg_describe_object('pg_catalog.pg_opclass'::regclass, c.oid, 0), NULL
+         FROM relations
+         JOIN pg_catalog.pg_index i ON i.indrelid = relations.oid
+         CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS class(oid)
+         JOIN pg_catalog.pg_opclass c ON c.oid = class.oid
+         JOIN pg_catalog.pg_amproc p ON p.amprocfamily = c.opcfamily
+         WHERE $9 AND c.opcfamily >= 16384
          UNION ALL
          -- a write fires the table's triggers
          SELECT g.tgfoid, pg_catalog.pg_describe_object('pg_catalog.pg_trigger'::regclass, g.oid, 0),
@@ -152,6 +171,37 @@ SELECT 'tree', d.oid, pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::reg
 FROM relations JOIN pg_catalog.pg_attrdef d ON d.adrelid = relations.oid
 WHERE $9
 UNION ALL
+-- a write computes the table's index expressions and partial indexes'
+-- predicates
+SELECT 'tree', i.indexrelid,
+       pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, i.indexrelid, 0),
+       NULL, NULL, NULL, NULL, concat_ws(' ', i.indexprs::text, i.indpred::text), NULL
+FROM relations JOIN pg_catalog.pg_index i ON i.indrelid = relations.oid
+WHERE $9 AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+UNION ALL
+-- the planner may use an operator's negator (NOT a op b) or commutator
+-- (a join turned around); a family's other operators serve its indexes;
+-- a write checks exclusion constraints with their operators
+SELECT 'operator', other, pg_catalog.pg_describe_object('pg_catalog.pg_operator'::regclass, o.oid, 0),
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM operators JOIN pg_catalog.pg_operator o ON o.oid = operators.oid
+CROSS JOIN LATERAL unnest(ARRAY[o.oprnegate, o.oprcom]::oid[]) AS other
+WHERE other <> 0
+UNION ALL
+SELECT 'operator', f.amopopr,
+       pg_catalog.pg_describe_object('pg_catalog.pg_opfamily'::regclass, f.amopfamily, 0),
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM operators
+JOIN pg_catalog.pg_amop o ON o.amopopr = operators.oid
+JOIN pg_catalog.pg_amop f ON f.amopfamily = o.amopfamily
+WHERE $11 AND o.amopfamily >= 16384
+UNION ALL
+SELECT 'operator', op, pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::regclass, k.oid, 0),
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM relations JOIN pg_catalog.pg_constraint k ON k.conrelid = relations.oid
+CROSS JOIN LATERAL unnest(k.conexclop) AS op
+WHERE $9
+UNION ALL
 -- a write checks the table's CHECKs; a value of a domain, the domain's
 SELECT 'tree', k.oid, pg_catalog.pg_describe_object('pg_catalog.pg_constraint'::regclass, k.oid, 0),
        NULL, NULL, NULL, NULL, k.conbin::text, NULL
@@ -164,7 +214,7 @@ UNION ALL
 -- elements, a range's subtype
 SELECT 'type', inner_type, pg_catalog.pg_describe_object('pg_catalog.pg_type'::regclass, t.oid, 0),
        NULL, NULL, NULL, NULL, NULL, NULL
-FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
+FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid AND t.oid >= 16384
 CROSS JOIN LATERAL (
     SELECT t.typbasetype WHERE t.typtype = 'd'
     UNION ALL SELECT t.typelem WHERE t.typelem <> 0
@@ -189,15 +239,19 @@ WHERE $9 AND k.contype = 'f'
 /// Follows `seeds` to every function behind them ([`follow_once`]); when a
 /// query found on the way changes rows (a function's body that inserts, a
 /// rule), again as a write, so that the triggers, defaults and constraints
-/// of what it writes count.
+/// of what it writes count. `families`: whether the support functions of
+/// operator families count (sorting, hashing, index scans do; evaluating
+/// an expression, a domain's CHECK, does not).
 pub(super) async fn follow(
     client: &Client,
     seeds: Seeds,
     writes: bool,
+    families: bool,
 ) -> Result<(Vec<Reached>, Vec<String>)> {
-    let (functions, unresolved, found_writes) = follow_once(client, seeds.clone(), writes).await?;
+    let (functions, unresolved, found_writes) =
+        follow_once(client, seeds.clone(), writes, families).await?;
     if found_writes && !writes {
-        let (functions, unresolved, _) = follow_once(client, seeds, true).await?;
+        let (functions, unresolved, _) = follow_once(client, seeds, true, families).await?;
         return Ok((functions, unresolved));
     }
     Ok((functions, unresolved))
@@ -210,6 +264,7 @@ async fn follow_once(
     client: &Client,
     mut seeds: Seeds,
     writes: bool,
+    families: bool,
 ) -> Result<(Vec<Reached>, Vec<String>, bool)> {
     let mut found_writes = seeds.writes;
     let mut seen: [BTreeSet<u32>; 4] = Default::default();
@@ -255,6 +310,7 @@ async fn follow_once(
                     (&r_through, Type::TEXT_ARRAY),
                     (&writes, Type::BOOL),
                     (&FOREIGN_EFFECT, Type::TEXT),
+                    (&families, Type::BOOL),
                 ],
             )
             .await
@@ -300,6 +356,7 @@ async fn follow_once(
                 ),
                 "type" => seeds.types.push((oid, through)),
                 "relation" => seeds.relations.push((oid, through)),
+                "operator" => seeds.operators.push((oid, through)),
                 _ => {}
             }
         }

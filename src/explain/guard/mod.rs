@@ -58,6 +58,17 @@ pub enum Volatility {
     Volatile,
 }
 
+impl Volatility {
+    /// `IMMUTABLE`, `STABLE` or `VOLATILE`, as SQL spells it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Volatility::Immutable => "IMMUTABLE",
+            Volatility::Stable => "STABLE",
+            Volatility::Volatile => "VOLATILE",
+        }
+    }
+}
+
 /// One function the statement would run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reached {
@@ -106,6 +117,11 @@ pub struct Verdict {
     /// VOLATILE functions: the statement is a write (planned only unless
     /// `--analyze-writes`).
     pub volatile: Vec<String>,
+    /// What planning alone would run: a VOLATILE function, or one that
+    /// outlives the rollback, inside the body of an IMMUTABLE or STABLE one,
+    /// which the planner evaluates when its arguments are constants. Such a
+    /// statement is not even planned.
+    pub planning: Vec<String>,
 }
 
 /// VOLATILE functions of `pg_catalog` that only compute or read a value and
@@ -143,6 +159,15 @@ impl Guard {
                 other => format!(" (through {other})"),
             };
             let sequence_by_default = reached.by_default && reached.name == "nextval";
+            let harmful = (reached.outlives_rollback.is_some() && !sequence_by_default)
+                || (reached.volatility == Volatility::Volatile && !reached.is_harmless());
+            if harmful && let Some(folded) = self.folded_caller(reached) {
+                verdict.planning.push(format!(
+                    "{} runs inside {folded}, which the planner evaluates when its arguments \
+                     are constants",
+                    reached.function
+                ));
+            }
             if let Some(effect) = reached.outlives_rollback
                 && !sequence_by_default
             {
@@ -158,6 +183,23 @@ impl Guard {
             }
         }
         verdict
+    }
+}
+
+impl Guard {
+    /// The IMMUTABLE or STABLE function in whose SQL-standard body
+    /// `reached` was found, described for people.
+    fn folded_caller(&self, reached: &Reached) -> Option<String> {
+        let caller = reached.reached_through.strip_prefix("function ")?;
+        self.functions
+            .iter()
+            .find(|f| {
+                f.volatility != Volatility::Volatile
+                    && f.function
+                        .strip_prefix(caller)
+                        .is_some_and(|rest| rest.starts_with('('))
+            })
+            .map(|f| format!("the {} function {}", f.volatility.keyword(), f.function))
     }
 }
 
@@ -266,11 +308,12 @@ SELECT pg_catalog.current_setting('transaction_read_only')::bool,
                  AND (evttags IS NULL OR 'CREATE FUNCTION' = ANY (evttags)))";
 
 /// The domains with a CHECK constraint, which their input function runs
-/// whenever a value is read into them, even while a statement is parsed.
+/// whenever a value is read into them, even while a statement is parsed;
+/// the built-in ones (`information_schema`'s) check with built-ins.
 const DOMAINS_SQL: &str = "\
 SELECT t.oid, pg_catalog.format_type(t.oid, NULL)
 FROM pg_catalog.pg_type t
-WHERE t.typtype = 'd'
+WHERE t.typtype = 'd' AND t.oid >= 16384
   AND EXISTS (SELECT FROM pg_catalog.pg_constraint c
               WHERE c.contypid = t.oid AND c.conbin IS NOT NULL)";
 
@@ -293,7 +336,7 @@ pub async fn parse_hazards(client: &Client) -> Result<Vec<String>> {
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
-    let (functions, _) = follow(client, seeds, false).await?;
+    let (functions, _) = follow(client, seeds, false, false).await?;
     let verdict = Guard {
         resolved_by: Resolution::Server,
         functions,
@@ -383,7 +426,7 @@ async fn judge(
             }
         },
     };
-    let (functions, unresolved) = follow(client, seeds, writes).await?;
+    let (functions, unresolved) = follow(client, seeds, writes, true).await?;
     Ok(Guard {
         resolved_by: resolution,
         functions,

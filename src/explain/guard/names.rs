@@ -51,10 +51,11 @@ LEFT JOIN LATERAL (
 ORDER BY 1";
 
 /// The relations and types named in `$1` and `$2` (as SQL spells them),
-/// and every operator and cast the database's users and extensions
-/// defined: without the server's parse, perfaudit cannot tell which of
-/// those a statement uses (an implicit cast shows no name at all), so the
-/// guard follows them all.
+/// and every operator, operator family support function and cast the
+/// database's users and extensions defined: without the server's parse,
+/// perfaudit cannot tell which of those a statement uses (an implicit cast
+/// shows no name at all, an index scan no operator class), so the guard
+/// follows them all.
 const OBJECTS_BY_NAME: &str = "\
 SELECT 'relation', pg_catalog.to_regclass(name)::oid, name FROM unnest($1::text[]) AS name
 UNION ALL
@@ -62,6 +63,10 @@ SELECT 'type', pg_catalog.to_regtype(name)::oid, name FROM unnest($2::text[]) AS
 UNION ALL
 SELECT 'operator', o.oid, o.oid::pg_catalog.regoperator::text
 FROM pg_catalog.pg_operator o WHERE o.oid >= 16384
+UNION ALL
+SELECT 'support', p.amproc,
+       pg_catalog.pg_describe_object('pg_catalog.pg_opfamily'::regclass, p.amprocfamily, 0)
+FROM pg_catalog.pg_amproc p WHERE p.amprocfamily >= 16384
 UNION ALL
 SELECT 'cast', c.castfunc,
        pg_catalog.format('%s to %s', c.castsource::pg_catalog.regtype, c.casttarget::pg_catalog.regtype)
@@ -108,6 +113,10 @@ pub(super) async fn names(client: &Client, parsed: &SqlStatement) -> Result<Seed
             ("operator", Some(oid)) => seeds
                 .operators
                 .push((oid, format!("operator {name}, which the statement may use"))),
+            ("support", Some(oid)) => seeds.functions.push((
+                oid,
+                format!("{name}, which the statement's sorts and index scans may use"),
+            )),
             ("cast", Some(oid)) => seeds.functions.push((
                 oid,
                 format!("the cast from {name}, which the statement may use"),
