@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions, scratch};
-use support::{parse_options, write_between_markers};
+use perfaudit::db::scratch;
+use support::{parse_options, seeded_cluster, write_between_markers};
 
 mod support;
 
@@ -350,27 +350,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let cluster = runtime
-        .block_on(ScratchCluster::start(&ScratchOptions::default()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (cluster, _database, version) = seeded_cluster(&runtime, options.rows, PARTITIONED_TABLE);
     let settings = cluster.settings("postgres");
-    let version: String = runtime.block_on(async {
-        let db = Database::new(settings.clone(), PoolOptions::default()).unwrap();
-        let client = db.connection().await.unwrap();
-        eprintln!("seeding {} payments ...", options.rows);
-        perfaudit::db::fixture::load(&client, options.rows)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        client
-            .batch_execute(PARTITIONED_TABLE)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        client
-            .query_one("SHOW server_version", &[])
-            .await
-            .unwrap()
-            .get(0)
-    });
     let bindir = scratch::find_server_binaries().unwrap_or_else(|e| panic!("{e}"));
     let mut bench = Bench {
         conninfo: format!(

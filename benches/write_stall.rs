@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions, scratch};
-use support::{parse_options, write_between_markers};
+use perfaudit::db::{Database, scratch};
+use support::{parse_options, seeded_cluster, write_between_markers};
 use tokio::runtime::Runtime;
 
 mod support;
@@ -275,23 +275,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let cluster = runtime
-        .block_on(ScratchCluster::start(&ScratchOptions::default()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (cluster, database, version) = seeded_cluster(&runtime, options.rows, "");
     let settings = cluster.settings("postgres");
-    let database = Database::new(settings.clone(), PoolOptions::default()).unwrap();
-    let version: String = runtime.block_on(async {
-        let client = database.connection().await.unwrap();
-        eprintln!("seeding {} payments ...", options.rows);
-        perfaudit::db::fixture::load(&client, options.rows)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        client
-            .query_one("SHOW server_version", &[])
-            .await
-            .unwrap()
-            .get(0)
-    });
     let bindir = scratch::find_server_binaries().unwrap_or_else(|e| panic!("{e}"));
     let script = cluster.dir().join("update_payments.sql");
     std::fs::write(

@@ -302,9 +302,13 @@ fn self_signed_ca((year, month, day): (i32, u8, u8)) -> (String, String) {
     (certificate.pem(), key.serialize_pem())
 }
 
-#[tokio::test]
-async fn a_server_certificate_that_is_itself_the_trusted_root_is_accepted_as_libpq_does() {
-    let (certificate_pem, key_pem) = self_signed_ca((2999, 1, 1));
+/// A TLS cluster whose certificate is a self-signed CA valid until
+/// `not_after`, its port, and that certificate written as a root file (in
+/// the directory returned with it).
+async fn serving_its_own_root(
+    not_after: (i32, u8, u8),
+) -> (ScratchCluster, u16, tempfile::TempDir, std::path::PathBuf) {
+    let (certificate_pem, key_pem) = self_signed_ca(not_after);
     let cluster = tcp_cluster(Some(ScratchTls {
         certificate_pem: certificate_pem.clone(),
         key_pem,
@@ -315,6 +319,12 @@ async fn a_server_certificate_that_is_itself_the_trusted_root_is_accepted_as_lib
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root.crt");
     std::fs::write(&root, &certificate_pem).unwrap();
+    (cluster, port, dir, root)
+}
+
+#[tokio::test]
+async fn a_server_certificate_that_is_itself_the_trusted_root_is_accepted_as_libpq_does() {
+    let (_cluster, port, _dir, root) = serving_its_own_root((2999, 1, 1)).await;
     let conninfo = |host: &str, mode: &str| {
         format!(
             "host={host} port={port} user=alice password={PASSWORD} dbname=postgres \
@@ -365,17 +375,7 @@ async fn a_server_certificate_that_is_itself_the_trusted_root_is_accepted_as_lib
 
 #[tokio::test]
 async fn an_expired_certificate_that_is_itself_the_trusted_root_is_refused() {
-    let (certificate_pem, key_pem) = self_signed_ca((2020, 1, 1));
-    let cluster = tcp_cluster(Some(ScratchTls {
-        certificate_pem: certificate_pem.clone(),
-        key_pem,
-        client_ca_pem: None,
-    }))
-    .await;
-    let port = cluster.tcp_port().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root.crt");
-    std::fs::write(&root, &certificate_pem).unwrap();
+    let (_cluster, port, _dir, root) = serving_its_own_root((2020, 1, 1)).await;
     for mode in ["verify-ca", "verify-full"] {
         let message = database_error(
             uses_tls(&format!(

@@ -31,6 +31,16 @@ const UNICODE_TERMINATE: &str = r#"U&"pg\005fterminate\005fbackend""#;
 
 const VICTIMS: &str = "FROM pg_stat_activity WHERE application_name = 'victim'";
 
+/// SQL that makes `operator` (on two integers) terminate the session whose
+/// pid is its left side, through the function `kills`.
+fn killing_operator(operator: &str) -> String {
+    format!(
+        "CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT pg_terminate_backend(pid) OR other IS NULL';
+         CREATE OPERATOR {operator} (LEFTARG = int, RIGHTARG = int, FUNCTION = kills)"
+    )
+}
+
 /// The guard's entry for `function` (a prefix of its signature).
 fn reached<'a>(statement: &'a Value, function: &str) -> &'a Value {
     statement["guard"]["functions"]
@@ -108,13 +118,14 @@ async fn operators_and_casts_reach_the_guard() {
     let (other, _) = victim(&db).await;
     execute(
         &db,
-        "CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
-             AS 'SELECT pg_terminate_backend(pid) OR other IS NULL';
-         CREATE OPERATOR &&& (LEFTARG = int, RIGHTARG = int, FUNCTION = kills);
+        &format!(
+            "{};
          CREATE TYPE target AS (pid int);
          CREATE FUNCTION target_kills(target) RETURNS boolean LANGUAGE sql
              AS 'SELECT pg_terminate_backend(($1).pid)';
          CREATE CAST (target AS boolean) WITH FUNCTION target_kills(target)",
+            killing_operator("&&&")
+        ),
     )
     .await;
     for (sql, through) in [
@@ -342,11 +353,7 @@ async fn a_read_only_session_falls_back_to_names_and_fails_closed() {
     // cannot tell which operator a statement means.
     execute(
         &db,
-        "BEGIN READ WRITE;
-         CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
-             AS 'SELECT pg_terminate_backend(pid)';
-         CREATE OPERATOR &&& (LEFTARG = int, RIGHTARG = int, FUNCTION = kills);
-         COMMIT",
+        &format!("BEGIN READ WRITE; {}; COMMIT", killing_operator("&&&")),
     )
     .await;
     for sql in [
@@ -376,13 +383,7 @@ async fn a_read_only_session_falls_back_to_names_and_fails_closed() {
 async fn what_perfaudits_parser_cannot_read_is_planned_only_not_refused() {
     let db = TestDb::new().await;
     let (other, _) = victim(&db).await;
-    execute(
-        &db,
-        "CREATE FUNCTION kills(pid int, other int) RETURNS boolean LANGUAGE sql
-             AS 'SELECT pg_terminate_backend(pid) OR other IS NULL';
-         CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = kills)",
-    )
-    .await;
+    execute(&db, &killing_operator("===")).await;
     let original = fingerprint(&db).await;
     for sql in [
         format!(r#"SELECT U&"pg!005fterminate!005fbackend" UESCAPE '!'(pid) {VICTIMS}"#),

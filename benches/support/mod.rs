@@ -1,7 +1,10 @@
-//! What the benchmark harnesses share: their options, and writing a report
-//! into a Markdown file between markers.
+//! What the benchmark harnesses share: their options, a seeded scratch
+//! cluster, and writing a report into a Markdown file between markers.
 
 use std::path::{Path, PathBuf};
+
+use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
+use tokio::runtime::Runtime;
 
 /// The options of a harness.
 pub struct Options {
@@ -45,4 +48,34 @@ pub fn write_between_markers(path: &Path, name: &str, report: &str) {
     let (before, rest) = text.split_once(&start).expect("the start marker");
     let (_, after) = rest.split_once(&end).expect("the end marker");
     std::fs::write(path, format!("{before}{start}\n{report}{end}{after}")).expect("write");
+}
+
+/// A scratch cluster seeded with `rows` payments and then `setup` (SQL),
+/// a pool on it, and its server's version.
+pub fn seeded_cluster(
+    runtime: &Runtime,
+    rows: u64,
+    setup: &str,
+) -> (ScratchCluster, Database, String) {
+    let cluster = runtime
+        .block_on(ScratchCluster::start(&ScratchOptions::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let database = Database::new(cluster.settings("postgres"), PoolOptions::default()).unwrap();
+    let version = runtime.block_on(async {
+        let client = database.connection().await.unwrap();
+        eprintln!("seeding {rows} payments ...");
+        perfaudit::db::fixture::load(&client, rows)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        client
+            .batch_execute(setup)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        client
+            .query_one("SHOW server_version", &[])
+            .await
+            .unwrap()
+            .get(0)
+    });
+    (cluster, database, version)
 }

@@ -175,16 +175,8 @@ impl Explainer<'_> {
         report: &mut ExplainReport<impl Write>,
         failures: &mut Vec<String>,
     ) -> Result<()> {
-        let interrupt = &self.context.interrupt;
-        let runner = Runner::new(self.client, self.database.tls(), interrupt);
-        let mut jobs = Jobs::new(self.options);
-        let mut statements = sql::items(text);
-        loop {
-            let mut batch = next_batch(&mut statements, &mut jobs, interrupt).await?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            self.prepare(&mut batch).await?;
+        let runner = Runner::new(self.client, self.database.tls(), &self.context.interrupt);
+        self.prepared_batches(text, async |batch| {
             for job in batch {
                 let total = (self.repetition.runs + self.repetition.warmup) as u64;
                 let progress = if total > 1 {
@@ -203,11 +195,11 @@ impl Explainer<'_> {
                     median_ms: result.timing.execution_ms.map(|spread| spread.median),
                     findings: &result.findings,
                 }]));
-                if let Err(e) = report.statement(&result) {
-                    return Err(output_error(e));
-                }
+                report.statement(&result).map_err(output_error)?;
             }
-        }
+            Ok(())
+        })
+        .await
     }
 
     /// Judges every statement of `text` as [`Explainer::all`] would, and
@@ -215,6 +207,16 @@ impl Explainer<'_> {
     /// needs measured, or one the server does not read, fails here, before
     /// anything runs.
     async fn judge_all(&self, text: &str) -> Result<()> {
+        self.prepared_batches(text, async |_| Ok(())).await
+    }
+
+    /// Hands `each` the statements of `text` a batch at a time, made and
+    /// checked ([`Jobs`]), rewritten and judged ([`Explainer::prepare`]).
+    async fn prepared_batches(
+        &self,
+        text: &str,
+        mut each: impl AsyncFnMut(Vec<Job>) -> Result<()>,
+    ) -> Result<()> {
         let interrupt = &self.context.interrupt;
         let mut jobs = Jobs::new(self.options);
         let mut statements = sql::items(text);
@@ -224,6 +226,7 @@ impl Explainer<'_> {
                 return Ok(());
             }
             self.prepare(&mut batch).await?;
+            each(batch).await?;
         }
     }
 
