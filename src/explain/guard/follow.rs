@@ -186,7 +186,7 @@ SELECT 'operator', other, pg_catalog.pg_describe_object('pg_catalog.pg_operator'
        NULL, NULL, NULL, NULL, NULL, NULL
 FROM operators JOIN pg_catalog.pg_operator o ON o.oid = operators.oid
 CROSS JOIN LATERAL unnest(ARRAY[o.oprnegate, o.oprcom]::oid[]) AS other
-WHERE other <> 0
+WHERE other <> 0 AND (o.oid >= 16384 OR other >= 16384)
 UNION ALL
 SELECT 'operator', f.amopopr,
        pg_catalog.pg_describe_object('pg_catalog.pg_opfamily'::regclass, f.amopfamily, 0),
