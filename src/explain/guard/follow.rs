@@ -165,10 +165,16 @@ FROM relations
 JOIN pg_catalog.pg_class c ON c.oid = relations.oid AND c.relrowsecurity
 JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
 UNION ALL
--- a write fills defaults and generated columns
-SELECT 'tree', d.oid, pg_catalog.pg_describe_object('pg_catalog.pg_attrdef'::regclass, d.oid, 0),
+-- a write fills defaults and generated columns, described in our own
+-- words (pg_describe_object's follow lc_messages): `Reached` tells a
+-- default by them
+SELECT 'tree', d.oid,
+       pg_catalog.format('default value for column %I of table %s', a.attname,
+                         d.adrelid::pg_catalog.regclass),
        NULL, NULL, NULL, NULL, d.adbin::text, NULL
-FROM relations JOIN pg_catalog.pg_attrdef d ON d.adrelid = relations.oid
+FROM relations
+JOIN pg_catalog.pg_attrdef d ON d.adrelid = relations.oid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
 WHERE $9
 UNION ALL
 -- a write computes the table's index expressions and partial indexes'

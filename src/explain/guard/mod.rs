@@ -215,7 +215,8 @@ impl Reached {
         Reached {
             function: format!("{schema}.{name}({arguments})"),
             volatility,
-            by_default: through.starts_with("default value"),
+            // As follow.rs words a column default, whatever the server's language.
+            by_default: through.starts_with("default value for column"),
             reached_through: through,
             outlives_rollback: outliving_effect(&name),
             name,
