@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::rewrite::{Change, Rewrite, Rule, Skip};
 use crate::sql::{Class, Item, outliving_reasons};
 use findings::Finding;
-use guard::Guard;
+use guard::{Guard, Verdict};
 use mode::{Blockers, Mode, ModeFlags};
 use params::TextParam;
 use plan::{Plan, RunSummary};
@@ -106,23 +106,21 @@ impl Job {
     }
 
     /// Decides how the statement runs from its class, what the SQL shows
-    /// to outlive the rollback and what the guard found; fails when it is
-    /// refused, or when a gate needs it executed and it would not be.
-    fn decide_mode(&mut self, options: &JobOptions) -> Result<()> {
-        let mut blockers = Blockers {
-            outliving: self
-                .statement
-                .parsed()
-                .map(|parsed| outliving_reasons(&parsed.ast))
-                .unwrap_or_default(),
-            ..Blockers::default()
+    /// to outlive the rollback and what the guard found (`verdict`, empty
+    /// when it was not asked); fails when it is refused, or when a gate
+    /// needs it executed and it would not be.
+    fn decide_mode(&mut self, options: &JobOptions, verdict: Verdict) -> Result<()> {
+        let mut outliving = self
+            .statement
+            .parsed()
+            .map(|parsed| outliving_reasons(&parsed.ast))
+            .unwrap_or_default();
+        outliving.extend(verdict.outliving);
+        let blockers = Blockers {
+            outliving,
+            unresolved: verdict.unresolved,
+            planning: verdict.planning,
         };
-        if let Some(guard) = &self.guard {
-            let verdict = guard.verdict();
-            blockers.outliving.extend(verdict.outliving);
-            blockers.unresolved = verdict.unresolved;
-            blockers.planning = verdict.planning;
-        }
         self.mode =
             mode::decide(self.statement.class(), options.flags, &blockers).map_err(|reason| {
                 Error::input(format!(
@@ -165,8 +163,9 @@ impl Job {
         let verdict = guard.verdict();
         let volatile: Vec<String> = verdict
             .outliving
-            .into_iter()
-            .chain(verdict.volatile)
+            .iter()
+            .chain(&verdict.volatile)
+            .cloned()
             .collect();
         if !volatile.is_empty() {
             let class = self.statement.class_mut();
@@ -179,7 +178,7 @@ impl Job {
             };
         }
         self.guard = Some(guard);
-        self.decide_mode(options)
+        self.decide_mode(options, verdict)
     }
 }
 
@@ -264,7 +263,7 @@ impl<'a> Jobs<'a> {
             rewrite: RewriteSummary::default(),
             guard: None,
         };
-        job.decide_mode(options)?;
+        job.decide_mode(options, Verdict::default())?;
         let needed = job.statement.placeholders();
         if needed > options.params.len() {
             return Err(Error::input(format!(
