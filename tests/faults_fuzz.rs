@@ -20,9 +20,9 @@ mod common;
 
 use std::path::Path;
 
-use perfaudit::advise::extract;
 use perfaudit::explain::{self, JobOptions};
 use perfaudit::rewrite::{self, Knowledge, RewriteOptions};
+use perfaudit::sql::scans;
 use perfaudit::sql::{self, SqlStatement};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -67,7 +67,7 @@ fn follow(statement: SqlStatement) -> Result<(), TestCaseError> {
             first.rewritten
         );
     }
-    let _ = extract::statement_scans(&statement.ast);
+    let _ = scans::statement_scans(&statement.ast);
     let _ = sql::placeholders(&statement.ast);
     let _ = explain::Jobs::new(&JobOptions::default()).make(sql::Item::Parsed(statement));
     Ok(())

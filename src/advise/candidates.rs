@@ -5,26 +5,14 @@
 //! one range or the sort — and the planner, with each candidate created as
 //! a hypothetical index, decides which of them pay.
 
-use super::extract::Scan;
+use crate::pg::catalog::Index;
 use crate::sql::predicates::equality_order;
+use crate::sql::scans::Scan;
 
 /// The widest index advise proposes. Each further column makes the index
 /// larger and every write slower, and past three equality or range columns
 /// the rows left to filter are rarely worth it.
 pub const MAX_INDEX_COLUMNS: usize = 3;
-
-/// An index that exists on a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExistingIndex {
-    /// Its name.
-    pub name: String,
-    /// Its leading key columns, up to the first expression.
-    pub columns: Vec<String>,
-    /// Whether the planner can use it for any query on these columns: a
-    /// valid, ready and live (as `perfaudit indexes` counts one), non-partial
-    /// B-tree.
-    pub usable: bool,
-}
 
 /// The candidate indexes for `scan` (whose columns all exist): each column
 /// alone, the equality columns together — in [`equality_order`], most
@@ -71,15 +59,15 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String
     unique
 }
 
-/// The existing index that already gives `candidate`: a usable index whose
-/// key starts with the candidate's columns, in order.
-pub fn already_given<'a>(
-    candidate: &[String],
-    existing: &'a [ExistingIndex],
-) -> Option<&'a ExistingIndex> {
-    existing
-        .iter()
-        .find(|index| index.usable && index.columns.starts_with(candidate))
+/// The existing index that already gives `candidate`: one that serves any
+/// query on its leading columns, and they start with the candidate's, in
+/// order.
+pub fn already_given<'a>(candidate: &[String], existing: &'a [Index]) -> Option<&'a Index> {
+    existing.iter().find(|index| {
+        index.serves_any_query()
+            && index.leading_columns().count() >= candidate.len()
+            && index.leading_columns().zip(candidate).all(|(a, b)| a == b)
+    })
 }
 
 #[cfg(test)]
@@ -158,20 +146,12 @@ mod tests {
     #[test]
     fn an_index_gives_the_prefixes_of_its_key() {
         let existing = [
-            ExistingIndex {
-                name: "partial".into(),
-                columns: vec!["status".into()],
-                usable: false,
-            },
-            ExistingIndex {
-                name: "user_status".into(),
-                columns: vec!["user_id".into(), "status".into()],
-                usable: true,
-            },
+            Index::btree("partial", &["status"], Some("status = 'failed'")),
+            Index::btree("user_status", &["user_id", "status"], None),
         ];
         let given = |columns: &[&str]| {
             let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-            already_given(&columns, &existing).map(|i| i.name.clone())
+            already_given(&columns, &existing).map(|i| i.name.name.clone())
         };
         assert_eq!(given(&["user_id"]).as_deref(), Some("user_status"));
         assert_eq!(

@@ -24,8 +24,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::db::JsonText;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
-use crate::explain::plan::Plan;
 use crate::interrupt::Interrupt;
+use crate::pg::plan::Plan;
 
 /// How long planning may wait for a table lock (another session's `ALTER
 /// TABLE`, say). Waiting longer would hold our own lock on the tables

@@ -12,9 +12,7 @@
 //! ([`ddl`]). Nothing is executed and nothing is created for real.
 
 pub mod candidates;
-pub mod catalog;
 pub mod ddl;
-pub mod extract;
 pub mod hypo;
 pub mod select;
 pub mod workload;
@@ -25,16 +23,17 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use self::catalog::{Catalog, Kind, Relation, Taken};
-use self::extract::Scan;
 use self::hypo::{Hypothetical, PlanCost, Session};
 use self::select::{Footprint, Trial};
 pub use self::workload::WorkloadStatement;
 use crate::db::Database;
 use crate::error::Result;
+use crate::indexes;
 use crate::interrupt::Interrupt;
+use crate::pg::catalog::{RelKind, Relation, Relations, Taken};
 use crate::sql::Class;
 use crate::sql::ident::QualifiedName;
+use crate::sql::scans::{self, Scan};
 
 /// The default `--min-improvement`: an index must halve a statement's
 /// cost. Smaller savings rarely outweigh what an index costs every write.
@@ -292,7 +291,7 @@ pub async fn advise(
         options.create_extension,
         async |session| {
             let mut advisor = Advisor {
-                catalog: Catalog::new(session.client()),
+                catalog: Relations::new(session.client()),
                 session,
                 options,
             };
@@ -328,7 +327,7 @@ struct Candidate {
 /// One advise run on the pinned session.
 struct Advisor<'s, 'c, 'o> {
     session: &'s mut Session<'c>,
-    catalog: Catalog<'c>,
+    catalog: Relations<'c>,
     options: &'o Options,
 }
 
@@ -426,7 +425,7 @@ impl Advisor<'_, '_, '_> {
         if matches!(crate::sql::classify(ast), Class::Refused { .. }) {
             return Ok(Err(Reason::NotAQuery));
         }
-        let scans = match self.resolve(extract::statement_scans(ast)).await? {
+        let scans = match self.resolve(scans::statement_scans(ast)).await? {
             Ok(scans) => scans,
             Err(reason) => return Ok(Err(reason)),
         };
@@ -448,8 +447,8 @@ impl Advisor<'_, '_, '_> {
             let distinct = |column: &str| relation.columns.get(column).copied().unwrap_or(0.0);
             for columns in candidates::candidates(scan, distinct) {
                 if let Some(index) = candidates::already_given(&columns, &relation.indexes) {
-                    if !planned.given.contains(&index.name) {
-                        planned.given.push(index.name.clone());
+                    if !planned.given.contains(&index.name.name) {
+                        planned.given.push(index.name.name.clone());
                     }
                     continue;
                 }
@@ -497,7 +496,7 @@ impl Advisor<'_, '_, '_> {
                 continue;
             }
             match relation.kind {
-                Kind::Table | Kind::Partitioned => {
+                kind if kind.indexable() => {
                     let exists = |c: &String| relation.columns.contains_key(c);
                     scan.equality.retain(exists);
                     scan.range.retain(exists);
@@ -506,19 +505,19 @@ impl Advisor<'_, '_, '_> {
                     }
                     resolved.push((relation, scan));
                 }
-                Kind::View if depth < MAX_VIEW_DEPTH => {
+                RelKind::View if depth < MAX_VIEW_DEPTH => {
                     let block = relation
                         .view_definition
                         .as_deref()
                         .and_then(|text| crate::sql::parse_statements(text).ok())
                         .and_then(|mut parsed| (parsed.len() == 1).then(|| parsed.remove(0)))
-                        .and_then(|parsed| extract::view_block(&parsed.ast));
+                        .and_then(|parsed| scans::view_block(&parsed.ast));
                     if let Some(block) = block {
                         pending.extend(block.inline(&scan).into_iter().map(|s| (s, depth + 1)));
                     }
                 }
-                Kind::Foreign => foreign.push(relation.table.display()),
-                Kind::View | Kind::Other => {}
+                RelKind::Foreign => foreign.push(relation.table.display()),
+                _ => {}
             }
         }
         resolved.reverse(); // back to statement order
@@ -653,16 +652,16 @@ impl Advisor<'_, '_, '_> {
             let relation = &candidate.relation;
             let table = self.catalog.indexable(relation).await?;
             self.catalog.read_names(&table, &mut taken).await?;
-            let name = ddl::free_name(&table, &candidate.columns, &taken);
+            let name = indexes::ddl::free_name(&table, &candidate.columns, &taken);
             for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
-                .chain(ddl::partition_names(&name, &table))
+                .chain(indexes::ddl::partition_names(&name, &table))
             {
                 taken.entry(part.schema).or_default().insert(part.name);
             }
             recommendations.push(Recommendation {
                 table: relation.table.display(),
                 columns: candidate.columns.clone(),
-                ddl: ddl::build(&table, &name, &candidate.columns),
+                ddl: indexes::ddl::build(&table, &name, &candidate.columns),
                 size_bytes: candidate.size,
                 name,
             });

@@ -6,9 +6,9 @@ use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::extract::statement_scans;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
+use crate::sql::scans::statement_scans;
 use crate::sql::{Class, parse_statements};
 
 /// One statement of a workload.

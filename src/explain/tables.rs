@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 
-use crate::advise::catalog::{Catalog, Kind, Taken};
-use crate::advise::ddl;
-use crate::advise::extract::{RelationName, statement_scans};
 use crate::error::Result;
-use crate::indexes::catalog::Table;
+use crate::indexes::ddl;
+use crate::pg::catalog::{Relations, Table, Taken};
+use crate::sql::scans::{RelationName, statement_scans};
 
 /// The tables of one plan the catalog knows, by the name the plan gives
 /// them (`Relation Name`).
@@ -82,7 +81,7 @@ pub async fn look_up(
         .into_iter()
         .map(|scan| scan.relation)
         .collect();
-    let mut catalog = Catalog::new(client);
+    let mut catalog = Relations::new(client);
     let mut tables = Tables::default();
     for &relation in relations {
         let Some(found) = catalog
@@ -91,7 +90,7 @@ pub async fn look_up(
         else {
             continue;
         };
-        if !matches!(found.kind, Kind::Table | Kind::Partitioned) {
+        if !found.kind.indexable() {
             continue;
         }
         let table = catalog.indexable(&found).await?;
@@ -121,12 +120,11 @@ fn resolvable_name(relation: &str, written: &[RelationName]) -> RelationName {
 /// `idx_payments_user_id_status_created_at`.
 #[cfg(test)]
 pub fn payments() -> Tables {
-    use crate::indexes::catalog::TableKind;
     use crate::sql::ident::QualifiedName;
     let table = Table {
         oid: 1,
         name: QualifiedName::new("public", "payments"),
-        kind: TableKind::Table,
+        kind: crate::pg::catalog::RelKind::Table,
         columns: Vec::new(),
         partitions: Vec::new(),
     };

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::plan::{Buffers, RunSummary};
+use crate::pg::plan::{Buffers, RunSummary};
 
 /// What one run measured.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -31,7 +31,6 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::catalog::INDEX_SIZE_SQL;
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::prewait;
 use super::progress::Progress;
@@ -43,6 +42,7 @@ use crate::db::cancel::cancel_backend_until_done;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupt, Signal};
+use crate::pg::catalog::indexes::INDEX_SIZE_SQL;
 use crate::sql::ident::QualifiedName;
 
 /// The pause after the first lock not granted; it doubles with each retry.

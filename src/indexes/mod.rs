@@ -14,6 +14,7 @@
 
 pub mod build;
 pub mod catalog;
+pub mod ddl;
 pub mod plan;
 pub mod prewait;
 pub mod progress;

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::catalog::{Busy, BusyWith, Catalog, ExistingIndex, Shape, Table, TableKind, Tables};
+use super::catalog::{Catalog, SpecTables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build};
 use crate::error::{Error, Result};
+use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Table};
 use crate::severity::Severity;
 use crate::sql::ident::QualifiedName;
 
@@ -141,7 +142,7 @@ fn version_name(server_version: i32) -> String {
 
 /// Checks that every table of the spec exists, can be indexed, and has the
 /// columns the spec names.
-pub fn check_tables(spec: &Spec, tables: &Tables) -> Result<()> {
+pub fn check_tables(spec: &Spec, tables: &SpecTables) -> Result<()> {
     for (index, table) in spec.indexes.iter().zip(&tables.of_index) {
         let Some(table) = table.map(|t| &tables.tables[t]) else {
             return Err(Error::input(format!(
@@ -161,12 +162,13 @@ pub fn check_tables(spec: &Spec, tables: &Tables) -> Result<()> {
                 index.name
             )));
         }
-        if let TableKind::Other(what) = table.kind {
+        if !table.kind.indexable() {
             return Err(Error::input(format!(
-                "{} (the table of index \"{}\") is {what}; only tables, partitioned tables \
+                "{} (the table of index \"{}\") is {}; only tables, partitioned tables \
                  and materialized views can be indexed",
                 table.name.display(),
-                index.name
+                index.name,
+                table.kind.words()
             )));
         }
         let missing: Vec<&str> = index
@@ -195,7 +197,7 @@ pub fn check_tables(spec: &Spec, tables: &Tables) -> Result<()> {
 
 /// Every name the plan may give an index: the spec's names in their
 /// tables' schemas, and the names of the partitions' indexes.
-pub fn wanted_names(spec: &Spec, tables: &Tables) -> Vec<QualifiedName> {
+pub fn wanted_names(spec: &Spec, tables: &SpecTables) -> Vec<QualifiedName> {
     spec.indexes
         .iter()
         .zip(&tables.of_index)
@@ -257,7 +259,7 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
         let drop = (action == Action::Rebuild).then(|| {
             Statement::new(sql::drop_index(
                 &name,
-                concurrently && table.kind != TableKind::Partitioned,
+                concurrently && table.kind != RelKind::Partitioned,
             ))
         });
         let build = if action.builds() {
@@ -392,7 +394,7 @@ pub fn build_statements(
     if !concurrently {
         return vec![create(name, &table.name, Build::Plain)];
     }
-    if table.kind != TableKind::Partitioned {
+    if table.kind != RelKind::Partitioned {
         return vec![create(name, &table.name, Build::Concurrently)];
     }
     let mut statements = vec![create(name, &table.name, Build::OnlyParent)];
@@ -506,7 +508,7 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
         .existing
         .iter()
         .filter(|e| e.usable)
-        .map(|e: &ExistingIndex| Present {
+        .map(|e: &Index| Present {
             name: &e.name,
             table: table_name(e.table),
             shape: &e.shape,
@@ -620,7 +622,7 @@ fn redundant_finding(a: &Present, b: &Present) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indexes::catalog::{KeyShape, Partition, TakenName};
+    use crate::pg::catalog::{KeyShape, Partition, TakenName};
 
     const TABLE: u32 = 100;
 
@@ -630,6 +632,7 @@ mod tests {
             opclass: 3124,
             option: 0,
             collation: 0,
+            column: None,
         }
     }
 
@@ -643,8 +646,8 @@ mod tests {
         }
     }
 
-    fn existing(name: &str, shape: Shape, usable: bool) -> ExistingIndex {
-        ExistingIndex {
+    fn existing(name: &str, shape: Shape, usable: bool) -> Index {
+        Index {
             table: TABLE,
             name: QualifiedName::new("public", name),
             shape,
@@ -655,7 +658,7 @@ mod tests {
         }
     }
 
-    fn payments(kind: TableKind, partitions: Vec<Partition>) -> Table {
+    fn payments(kind: RelKind, partitions: Vec<Partition>) -> Table {
         Table {
             oid: TABLE,
             name: QualifiedName::new("public", "payments"),
@@ -667,8 +670,8 @@ mod tests {
         }
     }
 
-    fn tables(spec: &Spec, table: Table) -> Tables {
-        Tables {
+    fn tables(spec: &Spec, table: Table) -> SpecTables {
+        SpecTables {
             server_version: 150_004,
             tables: vec![table],
             of_index: vec![Some(0); spec.indexes.len()],
@@ -676,11 +679,11 @@ mod tests {
     }
 
     /// The default spec against a payments table holding `existing`.
-    fn catalog(spec: &Spec, existing: Vec<ExistingIndex>) -> Catalog {
-        catalog_on(spec, payments(TableKind::Table, vec![]), existing)
+    fn catalog(spec: &Spec, existing: Vec<Index>) -> Catalog {
+        catalog_on(spec, payments(RelKind::Table, vec![]), existing)
     }
 
-    fn catalog_on(spec: &Spec, table: Table, existing: Vec<ExistingIndex>) -> Catalog {
+    fn catalog_on(spec: &Spec, table: Table, existing: Vec<Index>) -> Catalog {
         Catalog {
             wanted: spec
                 .indexes
@@ -886,7 +889,7 @@ mod tests {
                 && message.contains("btree (user_id)"),
             "{message}"
         );
-        let refused = |holder: &str, index_of: Option<u32>, existing: Vec<ExistingIndex>| {
+        let refused = |holder: &str, index_of: Option<u32>, existing: Vec<Index>| {
             let mut catalog = catalog(&spec, existing);
             catalog.taken.push(TakenName {
                 name: QualifiedName::new("public", "idx_payments_status"),
@@ -911,7 +914,7 @@ mod tests {
     #[test]
     fn missing_tables_kinds_and_columns_are_named() {
         let spec = default_spec();
-        let mut found = tables(&spec, payments(TableKind::Table, vec![]));
+        let mut found = tables(&spec, payments(RelKind::Table, vec![]));
         assert!(check_tables(&spec, &found).is_ok());
         found.of_index[1] = None;
         let message = check_tables(&spec, &found).unwrap_err().to_string();
@@ -919,14 +922,14 @@ mod tests {
             message.contains("table payments of index \"idx_payments_status\" does not exist"),
             "{message}"
         );
-        let mut found = tables(&spec, payments(TableKind::Other("a view"), vec![]));
+        let mut found = tables(&spec, payments(RelKind::View, vec![]));
         let message = check_tables(&spec, &found).unwrap_err().to_string();
         assert!(
             message.contains("public.payments (the table of index"),
             "{message}"
         );
         assert!(message.contains("is a view"), "{message}");
-        found.tables[0].kind = TableKind::Table;
+        found.tables[0].kind = RelKind::Table;
         found.tables[0].columns.retain(|c| c != "status");
         let message = check_tables(&spec, &found).unwrap_err().to_string();
         assert!(
@@ -1013,7 +1016,7 @@ mod tests {
             leaf,
         };
         let table = payments(
-            TableKind::Partitioned,
+            RelKind::Partitioned,
             vec![
                 partition(101, "p2023", TABLE, true),
                 partition(102, "p2024", TABLE, false),

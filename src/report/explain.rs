@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 use crate::cli::Format;
 use crate::explain::findings::{Finding, count};
 use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
-use crate::explain::plan::{Node, Plan};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
+use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
 use crate::ui::Ui;
 
@@ -550,9 +550,9 @@ impl<'a> NodeJson<'a> {
 mod tests {
     use super::*;
     use crate::explain::mode::{Blockers, ModeFlags, decide};
-    use crate::explain::plan::{Buffers, RunSummary};
     use crate::explain::timing::{CacheComparison, RunMeasurement};
     use crate::explain::{Job, findings};
+    use crate::pg::plan::{Buffers, RunSummary};
     use crate::sql::parse_statements;
     use serde_json::{Value, json};
 
@@ -562,7 +562,7 @@ mod tests {
         let statement = parse_statements(sql).unwrap().remove(0);
         let mode = decide(&statement.class, ModeFlags::default(), &Blockers::default()).unwrap();
         let document =
-            crate::explain::plan::tests::document(root, 0.25, executions[executions.len() / 2]);
+            crate::pg::plan::tests::document(root, 0.25, executions[executions.len() / 2]);
         let plan = Plan::from_json(&document).unwrap();
         let measurements: Vec<RunMeasurement> = executions
             .iter()

@@ -12,6 +12,7 @@ mod classify;
 mod functions;
 pub mod ident;
 pub mod predicates;
+pub mod scans;
 mod split;
 mod visit;
 

@@ -3,7 +3,7 @@
 //! cache or the disk).
 
 use super::{Check, Finding, Rule, Severity, count, percent};
-use crate::explain::plan::{Node, Plan};
+use crate::pg::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -64,7 +64,7 @@ fn own_reads(plan: &Plan, node: &Node) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     fn plan(hit: u32, read: u32) -> Plan {

@@ -2,7 +2,7 @@
 //! not fit in `work_mem` and was split into batches written to disk.
 
 use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
-use crate::explain::plan::Node;
+use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -46,8 +46,8 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables::Tables;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     #[test]

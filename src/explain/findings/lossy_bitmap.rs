@@ -3,7 +3,7 @@
 //! pages had to be checked again.
 
 use super::{Check, Finding, Rule, Severity, count, percent};
-use crate::explain::plan::Node;
+use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -46,9 +46,9 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::Plan;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables::Tables;
+    use crate::pg::plan::Plan;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     fn heap_scan(lossy: u32) -> Plan {

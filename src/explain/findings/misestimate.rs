@@ -4,7 +4,7 @@
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, owner};
-use crate::explain::plan::{Node, Plan};
+use crate::pg::plan::{Node, Plan};
 use crate::sql::ident::ident;
 
 /// The rule.
@@ -171,7 +171,7 @@ fn statistics_name(relation: &str, columns: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
+    use crate::pg::plan::tests::analysed;
     use serde_json::{Value, json};
 
     fn scan(estimated: f64, actual: f64, filter: &str) -> Value {

@@ -19,8 +19,8 @@ mod sort_spill;
 
 use serde::Serialize;
 
-use super::plan::{Node, Plan};
 use super::tables::Tables;
+use crate::pg::plan::{Node, Plan};
 pub use crate::severity::Severity;
 use predicates::Constrained;
 
@@ -212,8 +212,8 @@ fn work_mem_advice(kb: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     #[test]

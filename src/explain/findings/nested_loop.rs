@@ -5,8 +5,8 @@
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
-use crate::explain::plan::{Node, Plan};
 use crate::explain::tables::Tables;
+use crate::pg::plan::{Node, Plan};
 use crate::report::plural;
 
 /// The rule.
@@ -151,8 +151,8 @@ fn inner_index(tables: &Tables, join: &Node, scan: &Node, outer_tables: &[&str])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables::payments;
+    use crate::pg::plan::tests::analysed;
     use serde_json::{Value, json};
 
     fn nested_loop(inner: Value, outer_estimate: u32) -> Plan {

@@ -2,7 +2,7 @@
 //! query, and long enough to matter.
 
 use super::{Check, Finding, Rule, Severity};
-use crate::explain::plan::Plan;
+use crate::pg::plan::Plan;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -39,7 +39,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::tests::analysed;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     fn plan(planning: f64, execution: f64) -> Plan {

@@ -4,8 +4,8 @@
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
-use crate::explain::plan::Node;
 use crate::explain::tables::Tables;
+use crate::pg::plan::Node;
 use crate::report::plural;
 
 /// The rule.
@@ -72,9 +72,9 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::Plan;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables::payments;
+    use crate::pg::plan::Plan;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     /// The rule's findings, with the fixture's `payments` in the catalog.

@@ -2,7 +2,7 @@
 //! temporary files on disk.
 
 use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
-use crate::explain::plan::Node;
+use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -40,9 +40,9 @@ fn finding(node: &Node) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::explain::plan::Plan;
-    use crate::explain::plan::tests::analysed;
     use crate::explain::tables::Tables;
+    use crate::pg::plan::Plan;
+    use crate::pg::plan::tests::analysed;
     use serde_json::json;
 
     fn sort(space_type: &str, method: &str) -> Plan {

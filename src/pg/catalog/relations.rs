@@ -1,7 +1,7 @@
-//! What the catalog says about the relations a workload names: what they
+//! What the catalog says about the relations statements name: what they
 //! are, their columns and statistics, their indexes, a view's definition, a
-//! partitioned table's partitions. Read on the pinned session, so names
-//! resolve with its `search_path`, as the statements' own names do.
+//! partitioned table's partitions. Read on the session that runs the
+//! statements, so names resolve with its `search_path`, as theirs do.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -9,29 +9,14 @@ use std::rc::Rc;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::candidates::ExistingIndex;
-use super::extract::RelationName;
+use super::indexes::{self, Detail, Index};
+use super::{RelKind, Table, partitions};
 use crate::db::errors::query_error;
 use crate::error::Result;
-use crate::indexes::catalog::{Table, TableKind, partitions};
 use crate::sql::ident::{QualifiedName, quote};
+use crate::sql::scans::RelationName;
 
-/// What a relation is, as far as indexing goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A table (or a materialized view): indexable.
-    Table,
-    /// A partitioned table: indexable, through its partitions.
-    Partitioned,
-    /// A view: its definition is inlined.
-    View,
-    /// A foreign table: PostgreSQL cannot index it.
-    Foreign,
-    /// A sequence, a composite type, ...: nothing to index.
-    Other,
-}
-
-/// One relation of the workload.
+/// One relation, as a statement names it.
 #[derive(Debug)]
 pub struct Relation {
     /// Its object id.
@@ -40,7 +25,7 @@ pub struct Relation {
     /// [`QualifiedName::display`], as `indexes` does.
     pub table: QualifiedName,
     /// What it is.
-    pub kind: Kind,
+    pub kind: RelKind,
     /// Whether it lives in `pg_catalog`, `information_schema` or TOAST.
     pub system: bool,
     /// A view's definition (`pg_get_viewdef`).
@@ -49,7 +34,7 @@ pub struct Relation {
     /// (0 when there are no statistics).
     pub columns: HashMap<String, f64>,
     /// Its indexes.
-    pub indexes: Vec<ExistingIndex>,
+    pub indexes: Vec<Index>,
 }
 
 /// The relation names taken in each schema, read as needed: an index name
@@ -57,15 +42,15 @@ pub struct Relation {
 pub type Taken = HashMap<String, HashSet<String>>;
 
 /// Relations looked up so far, by name as written.
-pub struct Catalog<'c> {
+pub struct Relations<'c> {
     client: &'c Client,
     known: HashMap<RelationName, Option<Rc<Relation>>>,
 }
 
-impl<'c> Catalog<'c> {
+impl<'c> Relations<'c> {
     /// An empty cache over `client`.
-    pub fn new(client: &'c Client) -> Catalog<'c> {
-        Catalog {
+    pub fn new(client: &'c Client) -> Relations<'c> {
+        Relations {
             client,
             known: HashMap::new(),
         }
@@ -113,31 +98,25 @@ impl<'c> Catalog<'c> {
         };
         let Some(row) = row else { return Ok(None) };
         let oid: u32 = row.get(0);
-        let kind = match row.get::<_, String>(3).as_str() {
-            "r" | "m" => Kind::Table,
-            "p" => Kind::Partitioned,
-            "v" => Kind::View,
-            "f" => Kind::Foreign,
-            _ => Kind::Other,
-        };
-        let (columns, attnames) = self.columns(oid).await?;
+        let table = QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2));
+        let indexes = indexes::read(self.client, &[table.to_string()], Detail::Definitions).await?;
         Ok(Some(Relation {
             oid,
-            table: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
-            kind,
+            table,
+            kind: RelKind::from_relkind(row.get(3)),
             system: row.get(4),
             view_definition: row.get(5),
-            columns,
-            indexes: self.indexes(oid, &attnames).await?,
+            columns: self.columns(oid).await?,
+            indexes,
         }))
     }
 
-    /// Column names with their distinct values, and names by number.
-    async fn columns(&self, oid: u32) -> Result<(HashMap<String, f64>, HashMap<i16, String>)> {
+    /// Column names with their distinct values.
+    async fn columns(&self, oid: u32) -> Result<HashMap<String, f64>> {
         let rows = self
             .client
             .query(
-                "SELECT a.attnum, a.attname::text, coalesce(( \
+                "SELECT a.attname::text, coalesce(( \
                      SELECT CASE WHEN s.n_distinct >= 0 THEN s.n_distinct \
                                  ELSE -s.n_distinct * greatest(c.reltuples, 0) END \
                      FROM pg_stats s \
@@ -152,51 +131,9 @@ impl<'c> Catalog<'c> {
             )
             .await
             .map_err(|e| query_error("reading a table's columns", &e))?;
-        let mut distinct = HashMap::new();
-        let mut names = HashMap::new();
-        for row in rows {
-            let name: String = row.get(1);
-            distinct.insert(name.clone(), row.get(2));
-            names.insert(row.get(0), name);
-        }
-        Ok((distinct, names))
-    }
-
-    async fn indexes(
-        &self,
-        oid: u32,
-        attnames: &HashMap<i16, String>,
-    ) -> Result<Vec<ExistingIndex>> {
-        let rows = self
-            .client
-            .query(
-                "SELECT c.relname::text, i.indkey::int2[], i.indnkeyatts, \
-                        i.indisvalid AND i.indisready AND i.indislive AND i.indpred IS NULL \
-                            AND am.amname = 'btree' \
-                 FROM pg_index i \
-                 JOIN pg_class c ON c.oid = i.indexrelid \
-                 JOIN pg_am am ON am.oid = c.relam \
-                 WHERE i.indrelid = $1 ORDER BY c.relname",
-                &[&oid],
-            )
-            .await
-            .map_err(|e| query_error("reading a table's indexes", &e))?;
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let keys: Vec<i16> = row.get(1);
-                let key_count = usize::try_from(row.get::<_, i16>(2)).unwrap_or(0);
-                ExistingIndex {
-                    name: row.get(0),
-                    // Up to the first expression (attribute number 0).
-                    columns: keys
-                        .iter()
-                        .take(key_count)
-                        .map_while(|number| attnames.get(number).cloned())
-                        .collect(),
-                    usable: row.get(3),
-                }
-            })
+            .map(|row| (row.get(0), row.get(1)))
             .collect())
     }
 
@@ -209,17 +146,14 @@ impl<'c> Catalog<'c> {
     /// (a table or a partitioned one): a partitioned table with every
     /// partition below it.
     pub async fn indexable(&self, relation: &Relation) -> Result<Table> {
-        let (kind, partitions) = match relation.kind {
-            Kind::Partitioned => (
-                TableKind::Partitioned,
-                partitions(self.client, relation.oid).await?,
-            ),
-            _ => (TableKind::Table, Vec::new()),
+        let partitions = match relation.kind {
+            RelKind::Partitioned => partitions(self.client, relation.oid).await?,
+            _ => Vec::new(),
         };
         Ok(Table {
             oid: relation.oid,
             name: relation.table.clone(),
-            kind,
+            kind: relation.kind,
             columns: Vec::new(),
             partitions,
         })

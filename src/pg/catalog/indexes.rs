@@ -1,0 +1,318 @@
+//! Indexes as the server describes them: `pg_index`, read in one place.
+//! An existing index and a wanted one (created on an empty temporary copy
+//! of its table) are described by the same query, so that two indexes
+//! serving the same queries have equal [`Shape`]s.
+
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::RelKind;
+use crate::db::errors::query_error;
+use crate::error::Result;
+use crate::sql::ident::QualifiedName;
+
+/// SQL for the size of index `i` (a `pg_index` row whose `pg_class` row is
+/// `c`): the sum over its partitions for a partitioned index, which has no
+/// storage of its own.
+pub const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
+     THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.indexrelid) p) \
+     ELSE pg_relation_size(i.indexrelid) END::int8";
+
+/// One key column of an index, as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyShape {
+    /// The column name or the deparsed expression (`pg_get_indexdef`).
+    pub definition: String,
+    /// The operator class.
+    pub opclass: u32,
+    /// `indoption`: sort order and nulls placement.
+    pub option: i16,
+    /// The collation (0 for none).
+    pub collation: u32,
+    /// The column, when the key is a plain column (not an expression).
+    pub column: Option<String>,
+}
+
+/// What an index is, independently of its name: two indexes with the same
+/// shape on the same table serve the same queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// The access method.
+    pub method: String,
+    /// Whether it enforces uniqueness.
+    pub unique: bool,
+    /// The key, in order.
+    pub keys: Vec<KeyShape>,
+    /// The `INCLUDE` columns.
+    pub include: Vec<String>,
+    /// The deparsed predicate of a partial index.
+    pub predicate: Option<String>,
+}
+
+/// An index on a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// The OID of its table.
+    pub table: u32,
+    /// Its name.
+    pub name: QualifiedName,
+    /// What it is.
+    pub shape: Shape,
+    /// `indisvalid AND indisready AND indislive`: queries use it. An index
+    /// left by a failed concurrent build is not.
+    pub usable: bool,
+    /// Whether a constraint (primary key, unique, exclusion, a foreign key
+    /// that references it) depends on it.
+    pub backs_constraint: bool,
+    /// Its size on disk (all partitions' for a partitioned index).
+    pub size_bytes: i64,
+    /// Another session working on it right now, if one is (read only with
+    /// [`Detail::WithSessions`]).
+    pub busy: Option<Busy>,
+}
+
+impl Index {
+    /// Its leading key columns, up to the first expression.
+    pub fn leading_columns(&self) -> impl Iterator<Item = &str> {
+        self.shape
+            .keys
+            .iter()
+            .map_while(|key| key.column.as_deref())
+    }
+
+    /// Whether the planner can use it for any query on its leading
+    /// columns: a usable (valid, ready and live), non-partial B-tree.
+    pub fn serves_any_query(&self) -> bool {
+        self.usable && self.shape.predicate.is_none() && self.shape.method == "btree"
+    }
+
+    /// A valid B-tree on plain `columns` of `public.t`, for tests.
+    #[cfg(test)]
+    pub fn btree(name: &str, columns: &[&str], predicate: Option<&str>) -> Index {
+        Index {
+            table: 1,
+            name: QualifiedName::new("public", name),
+            shape: Shape {
+                method: "btree".to_owned(),
+                unique: false,
+                keys: columns
+                    .iter()
+                    .map(|column| KeyShape {
+                        definition: (*column).to_owned(),
+                        opclass: 0,
+                        option: 0,
+                        collation: 0,
+                        column: Some((*column).to_owned()),
+                    })
+                    .collect(),
+                include: Vec::new(),
+                predicate: predicate.map(str::to_owned),
+            },
+            usable: true,
+            backs_constraint: false,
+            size_bytes: 0,
+            busy: None,
+        }
+    }
+}
+
+/// How much [`read`] reads about each index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// What it is.
+    Definitions,
+    /// What it is, and which other session works on it right now (from
+    /// `pg_locks` and `pg_stat_progress_create_index`): what a build
+    /// needs to know.
+    WithSessions,
+}
+
+/// Another session working on an index right now: building it (an index
+/// under construction is not valid yet), rebuilding or dropping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Its server process.
+    pub pid: i32,
+    /// How it shows.
+    pub with: BusyWith,
+}
+
+/// How a session working on an index shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusyWith {
+    /// `pg_stat_progress_create_index` names the index: the command, e.g.
+    /// `CREATE INDEX CONCURRENTLY`.
+    Build(String),
+    /// It holds a lock on the index that only DDL takes (a concurrent drop
+    /// or `REINDEX` holds one for its whole length).
+    IndexLock,
+    /// The index is not valid and the session holds the lock on its table
+    /// that a concurrent build takes, while what it builds is hidden from
+    /// this role (progress of other roles' sessions needs
+    /// `pg_read_all_stats`).
+    TableLock,
+}
+
+/// Who is working on which index, read once per query: the builds in
+/// progress and the locks only DDL takes, held by other sessions in this
+/// database (OIDs are per database).
+const BUSY_CTES: &str = "WITH progress AS (
+         SELECT p.pid, p.relid, p.index_relid, p.command FROM pg_stat_progress_create_index p
+         WHERE p.pid <> pg_backend_pid()
+           AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ), ddl_locks AS (
+         SELECT l.pid, l.relation, l.mode FROM pg_locks l
+         WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock',
+                          'ExclusiveLock', 'AccessExclusiveLock')
+     )";
+
+/// The session working on index `i` (a `pg_index` row), most certain
+/// first, as `pid, kind, command` (kinds as in [`BusyWith`], from 1).
+const BUSY_SQL: &str = "SELECT b.pid, b.kind, b.command FROM (
+         SELECT p.pid, 1 AS kind, p.command FROM progress p WHERE p.index_relid = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 2, NULL FROM ddl_locks l WHERE l.relation = i.indexrelid
+         UNION ALL
+         SELECT l.pid, 3, NULL FROM ddl_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
+           AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock'
+           AND a.backend_type = 'client backend'
+           AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.pid = l.pid AND p.relid IS NOT NULL)
+     ) b ORDER BY b.kind, b.pid LIMIT 1";
+
+/// A relation that already holds a name the plan would give an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenName {
+    /// The name.
+    pub name: QualifiedName,
+    /// What holds it, in words ("a table", "an index on public.users").
+    pub holder: String,
+    /// The table, when the holder is an index.
+    pub index_of: Option<u32>,
+}
+
+/// The indexes on `relations` (quoted, qualified names), by table in the
+/// order of their names, then by index name.
+pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Result<Vec<Index>> {
+    let (ctes, busy_join) = match detail {
+        Detail::Definitions => (
+            "",
+            "LEFT JOIN (SELECT NULL::int4, NULL::int4, NULL::text) busy(pid, kind, command) ON true"
+                .to_owned(),
+        ),
+        Detail::WithSessions => (BUSY_CTES, format!("LEFT JOIN LATERAL ({BUSY_SQL}) busy ON true")),
+    };
+    let rows = client
+        .query_typed(
+            &format!(
+                "{ctes}
+             SELECT i.indrelid, n.nspname::text, c.relname::text, am.amname::text,
+                    i.indisunique, i.indisvalid AND i.indisready AND i.indislive,
+                    i.indnkeyatts::int4,
+                    ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
+                          FROM generate_series(1, i.indnatts) AS k ORDER BY k),
+                    i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[],
+                    pg_get_expr(i.indpred, i.indrelid, true),
+                    EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid),
+                    {INDEX_SIZE_SQL},
+                    busy.pid, busy.kind, busy.command,
+                    ARRAY(SELECT a.attname::text FROM generate_series(1, i.indnkeyatts) AS k
+                          LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
+                               AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
+                          ORDER BY k)
+             FROM unnest($1::text[]) AS r(name)
+             JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
+             JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_am am ON am.oid = c.relam
+             {busy_join}
+             ORDER BY r.name, c.relname"
+            ),
+            &[(&relations, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(|e| query_error("reading the existing indexes", &e))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let key_count = row.get::<_, i32>(6) as usize;
+            let mut columns: Vec<String> = row.get(7);
+            let include = columns.split_off(key_count.min(columns.len()));
+            let opclasses: Vec<u32> = row.get(8);
+            let options: Vec<i16> = row.get(9);
+            let collations: Vec<u32> = row.get(10);
+            let plain_columns: Vec<Option<String>> = row.get(17);
+            let keys = columns
+                .into_iter()
+                .enumerate()
+                .map(|(k, definition)| KeyShape {
+                    definition,
+                    opclass: opclasses.get(k).copied().unwrap_or_default(),
+                    option: options.get(k).copied().unwrap_or_default(),
+                    collation: collations.get(k).copied().unwrap_or_default(),
+                    column: plain_columns.get(k).cloned().flatten(),
+                })
+                .collect();
+            let busy = row.get::<_, Option<i32>>(14).map(|pid| Busy {
+                pid,
+                with: match (row.get::<_, i32>(15), row.get::<_, Option<String>>(16)) {
+                    (1, Some(command)) => BusyWith::Build(command),
+                    (1 | 2, _) => BusyWith::IndexLock,
+                    _ => BusyWith::TableLock,
+                },
+            });
+            Index {
+                table: row.get(0),
+                name: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
+                shape: Shape {
+                    method: row.get(3),
+                    unique: row.get(4),
+                    keys,
+                    include,
+                    predicate: row.get(11),
+                },
+                usable: row.get(5),
+                backs_constraint: row.get(12),
+                size_bytes: row.get(13),
+                busy,
+            }
+        })
+        .collect())
+}
+
+/// Which relations hold any of `names`, and what they are.
+pub async fn taken_names(client: &Client, names: &[QualifiedName]) -> Result<Vec<TakenName>> {
+    let schemas: Vec<&str> = names.iter().map(|n| n.schema.as_str()).collect();
+    let relations: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&schemas, Type::TEXT_ARRAY), (&relations, Type::TEXT_ARRAY)];
+    let rows = client
+        .query_typed(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text, i.indrelid,
+                    i.indrelid::regclass::text
+             FROM unnest($1::text[], $2::text[]) AS w(schema, name)
+             JOIN pg_namespace n ON n.nspname = w.schema
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+             LEFT JOIN pg_index i ON i.indexrelid = c.oid",
+            &params,
+        )
+        .await
+        .map_err(|e| query_error("reading the names already taken", &e))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let index_of: Option<u32> = row.get(3);
+            let holder = match index_of {
+                Some(_) => format!("an index on {}", row.get::<_, String>(4)),
+                None => RelKind::from_relkind(row.get(2)).words().to_owned(),
+            };
+            TakenName {
+                name: QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                holder,
+                index_of,
+            }
+        })
+        .collect())
+}
