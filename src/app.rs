@@ -24,8 +24,8 @@ pub async fn run(cli: Cli, interrupt: Interrupt) -> Result<()> {
             .and_then(|()| stdout.flush())
             .map_err(crate::report::output_error);
     }
-    let ui = Ui::new(&cli.global);
-    let context = Context::open(&cli.global, ui, interrupt).await?;
+    let ui = Ui::new(cli.global.ui_options());
+    let context = Context::open(cli.global.database_options(), ui, interrupt).await?;
     match cli.command {
         Command::Indexes(args) => commands::indexes::run(&context, args).await,
         Command::Rewrite(args) => commands::rewrite::run(&context, args).await,

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use tokio::sync::OnceCell;
 
-use crate::cli::GlobalArgs;
 use crate::db::{
     ConnectionSettings, Database, PoolOptions, ScratchCluster, ScratchOptions, Sources,
 };
@@ -25,6 +24,19 @@ const CONNECTION_VARIABLES: [&str; 5] = [
     "PGDATABASE",
 ];
 
+/// Where the database is, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// With `--scratch`, the rows of payments to seed.
+    pub scratch_rows: Option<u64>,
+    /// `--connect-timeout`.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// The pool's size and timeouts.
+    pub pool: PoolOptions,
+}
+
 /// Shared state of one command run.
 pub struct Context {
     /// Output decisions.
@@ -42,27 +54,22 @@ pub struct Context {
 impl Context {
     /// Prepares a run. With `--scratch`, starts the cluster and seeds the
     /// payments fixture first; otherwise opens nothing.
-    pub async fn open(global: &GlobalArgs, ui: Ui, interrupt: Interrupt) -> Result<Context> {
+    pub async fn open(options: DatabaseOptions, ui: Ui, interrupt: Interrupt) -> Result<Context> {
         let mut context = Context {
             ui,
             interrupt,
             // Read here rather than by clap, so that an exported DATABASE_URL
             // does not make --scratch a usage error; --scratch ignores it.
-            connection_string: global
+            connection_string: options
                 .database_url
-                .clone()
                 .or_else(|| std::env::var("DATABASE_URL").ok()),
-            connect_timeout: global.connect_timeout,
-            pool_options: PoolOptions {
-                max_size: usize::from(global.pool_size),
-                wait_timeout: global.pool_timeout,
-                statement_timeout: global.statement_timeout,
-            },
+            connect_timeout: options.connect_timeout,
+            pool_options: options.pool,
             database: OnceCell::new(),
             scratch: None,
         };
-        if global.scratch {
-            context.start_scratch(global.scratch_rows).await?;
+        if let Some(rows) = options.scratch_rows {
+            context.start_scratch(rows).await?;
         }
         Ok(context)
     }

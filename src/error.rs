@@ -3,7 +3,7 @@
 //! Exit codes are part of the command-line contract (see the README): pipelines
 //! branch on them, so they never change meaning.
 
-use crate::interrupt::Signal;
+use crate::signal::Signal;
 
 /// A failure, classified by who is at fault. Each message is one sentence a
 /// person can act on: what failed, why, and what to do.

@@ -3,22 +3,42 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::cli::SqlArgs;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+
+/// Where the SQL is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlSource {
+    /// The text of a command-line argument.
+    Argument(String),
+    /// A file.
+    File(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+impl SqlSource {
+    /// The source `sql` (an argument) or `file` name, where `-` is
+    /// standard input.
+    pub fn of(sql: Option<&str>, file: Option<&Path>) -> SqlSource {
+        match (sql, file) {
+            (Some(sql), None) if sql != "-" => SqlSource::Argument(sql.to_owned()),
+            (_, Some(path)) if path != Path::new("-") => SqlSource::File(path.to_owned()),
+            _ => SqlSource::Stdin,
+        }
+    }
+}
 
 /// The SQL text, checked to be UTF-8 without NUL bytes (PostgreSQL accepts
 /// neither in a query), without the byte order mark some editors put at the
 /// start of a UTF-8 file (it is not SQL, and a message quoting it would
 /// show an invisible character). A signal stops the wait for a file or
 /// stdin (`perfaudit explain -` waiting for a pipe that never writes).
-pub async fn read_sql(args: &SqlArgs, interrupt: &Interrupt) -> Result<String> {
-    let file: Option<PathBuf> = match (&args.sql, &args.file) {
-        (Some(sql), None) if sql != "-" => {
-            return check(sql.clone().into_bytes(), "the SQL argument");
-        }
-        (_, Some(path)) if path != Path::new("-") => Some(path.clone()),
-        _ => None,
+pub async fn read_sql(source: &SqlSource, interrupt: &Interrupt) -> Result<String> {
+    let file: Option<PathBuf> = match source {
+        SqlSource::Argument(sql) => return check(sql.clone().into_bytes(), "the SQL argument"),
+        SqlSource::File(path) => Some(path.clone()),
+        SqlSource::Stdin => None,
     };
     // Read on a thread of its own: a read blocks the thread it runs on,
     // and this one must go on listening for signals.

@@ -19,7 +19,9 @@ pub mod pg;
 pub mod report;
 pub mod rewrite;
 pub mod severity;
+pub mod signal;
 pub mod sql;
+pub mod text;
 pub mod ui;
 
 pub use error::{Error, Result};

@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
-/// How much a finding matters; `explain --fail-on` compares against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+/// How much a finding matters; `explain --fail-on` compares against it
+/// (its values and their help are in `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; often expected (a cold cache, a fast query's planning).

@@ -5,13 +5,37 @@
 //! - Progress bars only when stderr is a terminal, never with `--format json`
 //!   or `--no-progress`; elsewhere (CI logs) plain status lines instead.
 //! - `-q` silences status lines; `-v` adds detail.
+//!
+//! Engines report work in progress through the [`Progress`] trait and never
+//! learn how it is shown; [`Bars`] shows it with indicatif.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::{Format, GlobalArgs};
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tables for people.
+    Table,
+    /// One JSON document on stdout, for pipelines.
+    Json,
+}
+
+/// What the command line says about output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiOptions {
+    /// The output format.
+    pub format: Format,
+    /// `-q`.
+    pub quiet: bool,
+    /// How many `-v`.
+    pub verbose: u8,
+    /// `--no-progress`.
+    pub no_progress: bool,
+}
 
 /// Output decisions for one run.
 #[derive(Debug, Clone)]
@@ -23,21 +47,22 @@ pub struct Ui {
 }
 
 impl Ui {
-    /// Decides from the flags, the environment and the terminals.
-    pub fn new(global: &GlobalArgs) -> Ui {
+    /// Decides from the options, the environment and the terminals.
+    pub fn new(options: UiOptions) -> Ui {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let table = options.format == Format::Table;
         Ui {
-            format: global.format,
-            verbosity: if global.quiet {
+            format: options.format,
+            verbosity: if options.quiet {
                 -1
             } else {
-                global.verbose as i8
+                options.verbose.min(i8::MAX as u8) as i8
             },
-            progress: !global.no_progress
-                && global.format == Format::Table
-                && !global.quiet
+            progress: !options.no_progress
+                && table
+                && !options.quiet
                 && std::io::stderr().is_terminal(),
-            color: !no_color && global.format == Format::Table && std::io::stdout().is_terminal(),
+            color: !no_color && table && std::io::stdout().is_terminal(),
         }
     }
 
@@ -80,6 +105,12 @@ impl Ui {
         }
     }
 
+    /// A line on stderr whatever the format and `-q`: something a person
+    /// has to deal with.
+    pub fn warn(&self, message: impl AsRef<str>) {
+        eprintln!("perfaudit: {}", message.as_ref());
+    }
+
     /// A spinner for work of unknown length. On a terminal it spins; elsewhere
     /// the message is printed once as a status line.
     pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {
@@ -92,21 +123,145 @@ impl Ui {
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
         );
-        bar.enable_steady_tick(Duration::from_millis(100));
+        bar.enable_steady_tick(TICK_INTERVAL);
         bar
     }
+}
 
-    /// A bar over `len` steps, hidden unless progress is drawn.
-    pub fn bar(&self, len: u64, message: impl Into<String>) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
+/// How often a bar redraws on its own (for the elapsed time and spinner).
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The kinds of line an engine says while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// For people following along (a summary, a retry); not with JSON.
+    Status,
+    /// With `-v`.
+    Detail,
+    /// Whatever the format: something was left that a person must handle.
+    Warning,
+}
+
+/// What an engine tells about work in progress: tasks (each a key the
+/// engine picks, such as a server process id) with steps done of a total,
+/// and lines for people.
+pub trait Progress {
+    /// Whether progress is shown: work done only to show it (polling the
+    /// server for a build's phase) is skipped otherwise.
+    fn shown(&self) -> bool;
+    /// Task `task`, called `label`, begins.
+    fn start(&self, task: i32, label: &str);
+    /// Task `task` has done `done` of `total` steps; `message` says where.
+    fn advance(&self, task: i32, done: u64, total: u64, message: Option<&str>);
+    /// Task `task` ended.
+    fn finish(&self, task: i32);
+    /// A line for people.
+    fn say(&self, line: Line, message: &str);
+}
+
+/// [`Progress`] on a terminal: one bar per task in flight, lines above
+/// them; without bars (off a terminal, `--no-progress`), lines only;
+/// with JSON, only warnings and details.
+pub struct Bars {
+    ui: Ui,
+    multi: Option<MultiProgress>,
+    /// The bars of the tasks in flight.
+    bars: RefCell<Vec<(i32, ProgressBar)>>,
+}
+
+impl Bars {
+    /// Progress as `ui` allows: bars only when it draws progress.
+    pub fn new(ui: &Ui) -> Bars {
+        Bars {
+            ui: ui.clone(),
+            multi: ui.progress().then(MultiProgress::new),
+            bars: RefCell::new(Vec::new()),
         }
-        let bar = ProgressBar::new(len).with_message(message.into());
+    }
+
+    /// Runs `print` above the bars.
+    fn above(&self, print: impl FnOnce()) {
+        match &self.multi {
+            Some(multi) => multi.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn shown(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    fn start(&self, task: i32, label: &str) {
+        let Some(multi) = &self.multi else { return };
+        let bar = multi.add(ProgressBar::new(1).with_prefix(label.to_owned()));
         bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            ProgressStyle::with_template("{prefix} [{bar:25}] {percent:>3}% {elapsed:>4} {msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar
+        bar.enable_steady_tick(TICK_INTERVAL);
+        self.bars.borrow_mut().push((task, bar));
+    }
+
+    fn advance(&self, task: i32, done: u64, total: u64, message: Option<&str>) {
+        if let Some((_, bar)) = self.bars.borrow().iter().find(|(t, _)| *t == task) {
+            bar.set_length(total);
+            bar.set_position(done);
+            if let Some(message) = message {
+                bar.set_message(message.to_owned());
+            }
+        }
+    }
+
+    fn finish(&self, task: i32) {
+        let mut bars = self.bars.borrow_mut();
+        let Some(at) = bars.iter().position(|(t, _)| *t == task) else {
+            return;
+        };
+        let (_, bar) = bars.remove(at);
+        bar.finish_and_clear();
+        if let Some(multi) = &self.multi {
+            multi.remove(&bar);
+        }
+    }
+
+    fn say(&self, line: Line, message: &str) {
+        match line {
+            Line::Status if self.ui.format() == Format::Table => {
+                self.above(|| self.ui.status(message));
+            }
+            Line::Status => {}
+            Line::Detail => self.above(|| self.ui.detail(message)),
+            Line::Warning => self.above(|| self.ui.warn(message)),
+        }
+    }
+}
+
+/// [`Progress`] nobody sees, for library use and tests.
+pub struct Unseen;
+
+impl Progress for Unseen {
+    fn shown(&self) -> bool {
+        false
+    }
+    fn start(&self, _: i32, _: &str) {}
+    fn advance(&self, _: i32, _: u64, _: u64, _: Option<&str>) {}
+    fn finish(&self, _: i32) {}
+    fn say(&self, _: Line, _: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_terminal_nothing_is_drawn() {
+        let bars = Bars::new(&Ui::plain(Format::Table));
+        assert!(!bars.shown());
+        bars.start(42, "idx");
+        assert!(bars.bars.borrow().is_empty());
+        bars.finish(42);
     }
 }

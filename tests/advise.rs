@@ -4,11 +4,15 @@
 
 mod common;
 
+use std::cell::Cell;
+
 use std::process::Output;
 
 use perfaudit::advise::{self, Options, workload};
 use perfaudit::db::{Database, PoolOptions, ScratchCluster, ScratchOptions};
-use perfaudit::interrupt::{Interrupt, Signal};
+use perfaudit::interrupt::{Interrupt, Trigger};
+use perfaudit::signal::Signal;
+use perfaudit::ui::{Line, Progress, Unseen};
 use serde_json::Value;
 
 use common::TestDb;
@@ -751,7 +755,7 @@ async fn the_pooled_session_is_reset_after_advise() {
         &workload,
         &options(),
         &Interrupt::never(),
-        &mut |_, _| {},
+        &Unseen,
     )
     .await
     .unwrap();
@@ -762,6 +766,28 @@ async fn the_pooled_session_is_reset_after_advise() {
     );
 }
 
+/// Progress that fires an interrupt at a given step, and counts them.
+struct InterruptAt {
+    step: u64,
+    trigger: Trigger,
+    steps: Cell<u64>,
+}
+
+impl Progress for InterruptAt {
+    fn shown(&self) -> bool {
+        false
+    }
+    fn start(&self, _: i32, _: &str) {}
+    fn advance(&self, _: i32, done: u64, _: u64, _: Option<&str>) {
+        self.steps.set(done);
+        if done == self.step {
+            self.trigger.fire(Signal::Interrupt);
+        }
+    }
+    fn finish(&self, _: i32) {}
+    fn say(&self, _: Line, _: &str) {}
+}
+
 #[tokio::test]
 async fn an_interrupt_stops_advise_and_closes_its_session() {
     let db = hypopg_db().await;
@@ -770,21 +796,14 @@ async fn an_interrupt_stops_advise_and_closes_its_session() {
     let indexes = all_indexes(&db).await;
     let workload = workload::from_sql(SESSION_WORKLOAD).unwrap();
     let (interrupt, trigger) = Interrupt::manual();
-    let mut steps = 0;
-    let result = advise::advise(
-        &database,
-        &workload,
-        &options(),
-        &interrupt,
-        // Stop while a hypothetical index exists.
-        &mut |done, _| {
-            steps = done;
-            if done == 2 {
-                trigger.fire(Signal::Interrupt);
-            }
-        },
-    )
-    .await;
+    // Stops while a hypothetical index exists.
+    let progress = InterruptAt {
+        step: 2,
+        trigger,
+        steps: Cell::new(0),
+    };
+    let result = advise::advise(&database, &workload, &options(), &interrupt, &progress).await;
+    let steps = progress.steps.get();
     assert!(
         matches!(
             result,

@@ -10,10 +10,11 @@ use indexes_support::{
     BIG, EVENTS_SQL, all_indexes, definition, indexes, invalid_indexes, make_invalid_index,
     spec_file,
 };
-use perfaudit::cli::{Cli, Command, Format};
+use perfaudit::cli::{Cli, Command};
 use perfaudit::context::Context;
 use perfaudit::interrupt::Interrupt;
 use perfaudit::sql::ident::quote;
+use perfaudit::ui::Format;
 use perfaudit::ui::Ui;
 use serde_json::json;
 
@@ -251,9 +252,13 @@ async fn the_rendered_report_after_a_build() {
         unreachable!("parsed as indexes")
     };
     let ui = Ui::plain(Format::Table);
-    let context = Context::open(&cli.global, ui.clone(), Interrupt::never())
-        .await
-        .unwrap();
+    let context = Context::open(
+        cli.global.database_options(),
+        ui.clone(),
+        Interrupt::never(),
+    )
+    .await
+    .unwrap();
     let mut report = perfaudit::commands::indexes::report(&context, args)
         .await
         .unwrap();
@@ -292,9 +297,13 @@ async fn pooled_sessions_keep_their_settings_after_the_builds() {
         let Command::Indexes(args) = cli.command else {
             unreachable!("parsed as indexes")
         };
-        let context = Context::open(&cli.global, Ui::plain(Format::Table), Interrupt::never())
-            .await
-            .unwrap();
+        let context = Context::open(
+            cli.global.database_options(),
+            Ui::plain(Format::Table),
+            Interrupt::never(),
+        )
+        .await
+        .unwrap();
         perfaudit::commands::indexes::report(&context, args)
             .await
             .unwrap();

@@ -34,6 +34,7 @@ use crate::pg::catalog::{RelKind, Relation, Relations, Taken};
 use crate::sql::Class;
 use crate::sql::ident::QualifiedName;
 use crate::sql::scans::{self, Scan};
+use crate::ui::Progress;
 
 /// The default `--min-improvement`: an index must halve a statement's
 /// cost. Smaller savings rarely outweigh what an index costs every write.
@@ -275,16 +276,17 @@ impl Advice {
 }
 
 /// Advises on `workload`: see the module documentation. `progress` hears
-/// `(done, total)` as the hypothetical indexes are tried.
+/// how many hypothetical indexes are tried, of how many.
 pub async fn advise(
     database: &Database,
     workload: &[WorkloadStatement],
     options: &Options,
     interrupt: &Interrupt,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &dyn Progress,
 ) -> Result<Advice> {
     let connection = interrupt.guard(database.connection()).await?;
-    hypo::with_session(
+    progress.start(0, "trying hypothetical indexes");
+    let advice = hypo::with_session(
         connection,
         database.tls().clone(),
         interrupt,
@@ -298,7 +300,9 @@ pub async fn advise(
             advisor.run(workload, progress).await
         },
     )
-    .await
+    .await;
+    progress.finish(0);
+    advice
 }
 
 /// A statement with a plan, ready for trials.
@@ -335,7 +339,7 @@ impl Advisor<'_, '_, '_> {
     async fn run(
         &mut self,
         workload: &[WorkloadStatement],
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &dyn Progress,
     ) -> Result<Advice> {
         let mut pool: Vec<Candidate> = Vec::new();
         let mut prepared: Vec<std::result::Result<Planned, Reason>> = Vec::new();
@@ -543,7 +547,7 @@ impl Advisor<'_, '_, '_> {
         workload: &[WorkloadStatement],
         prepared: &[std::result::Result<Planned, Reason>],
         pool: &mut [Candidate],
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &dyn Progress,
     ) -> Result<Vec<Trial>> {
         let min_cost = self.options.min_cost;
         let readers = |candidate: &Candidate| -> Vec<(usize, &Planned)> {
@@ -561,7 +565,7 @@ impl Advisor<'_, '_, '_> {
         };
         let total: usize = pool.iter().map(|c| readers(c).len()).sum();
         let mut done = 0;
-        progress(done, total);
+        progress.advance(0, done as u64, total as u64, None);
         let mut trials = Vec::new();
         for (id, candidate) in pool.iter_mut().enumerate() {
             let statements = readers(candidate);
@@ -569,7 +573,7 @@ impl Advisor<'_, '_, '_> {
             let Ok(index) = self.session.create_index(&ddl).await? else {
                 // A column type without a B-tree operator class, say.
                 done += statements.len();
-                progress(done, total);
+                progress.advance(0, done as u64, total as u64, None);
                 continue;
             };
             candidate.size = index.size;
@@ -588,7 +592,7 @@ impl Advisor<'_, '_, '_> {
                     });
                 }
                 done += 1;
-                progress(done, total);
+                progress.advance(0, done as u64, total as u64, None);
             }
             self.session.drop_index(&index).await?;
         }

@@ -11,9 +11,15 @@ mod rewrite;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::context::DatabaseOptions;
+use crate::db::PoolOptions;
 use crate::db::settings::MAX_TIMEOUT;
+use crate::input::SqlSource;
+use crate::severity::Severity;
+use crate::ui::{Format, UiOptions};
 
 pub use advise::AdviseArgs;
 pub use explain::ExplainArgs;
@@ -91,13 +97,63 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-/// The output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Tables for people.
-    Table,
-    /// One JSON document on stdout, for pipelines.
-    Json,
+impl GlobalArgs {
+    /// What the options say about output.
+    pub fn ui_options(&self) -> UiOptions {
+        UiOptions {
+            format: self.format,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            no_progress: self.no_progress,
+        }
+    }
+
+    /// What the options say about the database.
+    pub fn database_options(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            database_url: self.database_url.clone(),
+            scratch_rows: self.scratch.then_some(self.scratch_rows),
+            connect_timeout: self.connect_timeout,
+            pool: PoolOptions {
+                max_size: usize::from(self.pool_size),
+                wait_timeout: self.pool_timeout,
+                statement_timeout: self.statement_timeout,
+            },
+        }
+    }
+}
+
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Format] {
+        &[Format::Table, Format::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Table => PossibleValue::new("table").help("Tables for people"),
+            Format::Json => {
+                PossibleValue::new("json").help("One JSON document on stdout, for pipelines")
+            }
+        })
+    }
+}
+
+impl ValueEnum for Severity {
+    fn value_variants<'a>() -> &'a [Severity] {
+        &[Severity::Info, Severity::Warning, Severity::Critical]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, help) = match self {
+            Severity::Info => (
+                "info",
+                "Worth knowing; often expected (a cold cache, a fast query's planning)",
+            ),
+            Severity::Warning => ("warning", "Likely costs time now or as the data grows"),
+            Severity::Critical => ("critical", "Costs a lot of time already"),
+        };
+        Some(PossibleValue::new(name).help(help))
+    }
 }
 
 /// The commands.
@@ -132,6 +188,13 @@ pub struct SqlArgs {
     /// Read the SQL from a file (`-` for standard input); it may hold several statements
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+impl SqlArgs {
+    /// Where the SQL is.
+    pub fn source(&self) -> SqlSource {
+        SqlSource::of(self.sql.as_deref(), self.file.as_deref())
+    }
 }
 
 /// Parses a duration such as `5s`, `250ms`, `2min` or `1h 30m`; a bare number

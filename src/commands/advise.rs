@@ -1,12 +1,14 @@
 //! `perfaudit advise`.
 
 use crate::advise::{self, Options, workload};
-use crate::cli::{AdviseArgs, Format};
+use crate::cli::AdviseArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::explain::guard;
 use crate::input::read_sql;
 use crate::report;
+use crate::ui::Bars;
+use crate::ui::Format;
 
 /// How many `pg_stat_statements` entries `--from-stat-statements` takes
 /// unless `--top` says otherwise: the heaviest twenty are usually most of
@@ -19,7 +21,7 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
     let from_sql = match args.from_stat_statements {
         true => None,
         false => Some(workload::from_sql(
-            &read_sql(&args.input, &context.interrupt).await?,
+            &read_sql(&args.input.source(), &context.interrupt).await?,
         )?),
     };
     let database = context.database().await?;
@@ -48,20 +50,14 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
         // Only a scratch cluster is perfaudit's to change.
         create_extension: context.is_scratch(),
     };
-    let bar = context.ui.bar(0, "trying hypothetical indexes");
     let advice = advise::advise(
         database,
         &workload,
         &options,
         &context.interrupt,
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
+        &Bars::new(&context.ui),
     )
-    .await;
-    bar.finish_and_clear();
-    let advice = advice?;
+    .await?;
 
     if let Some(path) = &args.write_spec {
         if advice.indexes.is_empty() {

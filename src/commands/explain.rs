@@ -11,7 +11,6 @@
 
 use std::io::{self, BufWriter, Write};
 
-use indicatif::ProgressBar;
 use tokio_postgres::Client;
 
 use crate::cli::ExplainArgs;
@@ -29,6 +28,7 @@ use crate::report::explain::ExplainReport;
 use crate::report::output_error;
 use crate::rewrite::{self, RewriteOptions};
 use crate::sql::{self, Class, Statements};
+use crate::ui::Bars;
 
 /// Statements held at a time. A batch's syntax trees are kept while the
 /// rewriter asks the server about them (its statement timeout is set and
@@ -38,7 +38,7 @@ const BATCH: usize = 1000;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
-    let text = crate::input::read_sql(&args.input, &context.interrupt).await?;
+    let text = crate::input::read_sql(&args.input.source(), &context.interrupt).await?;
     let options = JobOptions {
         flags: ModeFlags {
             no_analyze: args.no_analyze,
@@ -178,17 +178,8 @@ impl Explainer<'_> {
         let runner = Runner::new(self.client, self.database.tls(), &self.context.interrupt);
         self.prepared_batches(text, async |batch| {
             for job in batch {
-                let total = (self.repetition.runs + self.repetition.warmup) as u64;
-                let progress = if total > 1 {
-                    self.context
-                        .ui
-                        .bar(total, format!("explaining {}", job.label()))
-                } else {
-                    ProgressBar::hidden()
-                };
-                let result = explain::explain(&runner, job, self.repetition, &progress).await;
-                progress.finish_and_clear();
-                let result = result?;
+                let progress = Bars::new(&self.context.ui);
+                let result = explain::explain(&runner, job, self.repetition, &progress).await?;
                 let label = result.job.label();
                 failures.extend(self.gates.failures([Measured {
                     label: &label,

@@ -10,11 +10,11 @@ use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::error::{Error, Result};
 use crate::indexes::build::{self, LockWaits, Settings};
-use crate::indexes::progress::Progress;
 use crate::indexes::session::SessionSettings;
 use crate::indexes::spec::Spec;
 use crate::indexes::{Report, catalog, plan, run_lock};
 use crate::report;
+use crate::ui::Bars;
 
 /// Runs `perfaudit indexes`.
 pub async fn run(context: &Context, args: IndexesArgs) -> Result<()> {
@@ -80,7 +80,7 @@ async fn work(
             lock_retries: args.lock_retries.unwrap_or(waits.retries),
             transaction_wait_timeout: args.transaction_wait_timeout.filter(|t| !t.is_zero()),
         };
-        let progress = Progress::new(&context.ui);
+        let progress = Bars::new(&context.ui);
         build::execute(
             database,
             own,

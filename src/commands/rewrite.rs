@@ -18,7 +18,7 @@ use crate::sql;
 /// finished — a JSON document is complete even when a statement fails to
 /// parse, the server fails, or a signal stops the run.
 pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
-    let text = read_sql(&args.input, &context.interrupt).await?;
+    let text = read_sql(&args.input.source(), &context.interrupt).await?;
     let mut statements = sql::statements(&text).peekable();
     // Refused before any output: an empty input has no report to finish.
     if statements.peek().is_none() {

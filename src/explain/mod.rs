@@ -21,7 +21,6 @@ pub mod run;
 pub mod tables;
 pub mod timing;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_postgres::Client;
@@ -30,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::pg::plan::{Plan, RunSummary};
 use crate::rewrite::{Change, Rewrite, Rule, Skip};
 use crate::sql::{Class, Item, outliving_reasons};
+use crate::ui::Progress;
 use findings::Finding;
 use guard::{Guard, Verdict};
 use mode::{Blockers, Mode, ModeFlags};
@@ -347,36 +347,65 @@ pub struct Explained {
 }
 
 /// Runs `job` `warmup + runs` times, each rolled back, and analyses the
-/// plan of the representative (median) run. `progress` advances per run.
+/// plan of the representative (median) run. `progress` hears of each run
+/// when there is more than one.
 pub async fn explain(
     runner: &Runner<'_>,
     job: Job,
     repetition: Repetition,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Explained> {
     let label = job.label();
+    let total = (repetition.warmup + repetition.runs.max(1)) as u64;
+    let shown = total > 1;
+    if shown {
+        progress.start(0, &format!("explaining {label}"));
+    }
+    let ran = |done: u64| {
+        if shown {
+            progress.advance(0, done, total, None);
+        }
+    };
+    let result = run_and_analyse(runner, job, repetition, &label, &ran).await;
+    if shown {
+        progress.finish(0);
+    }
+    result
+}
+
+/// [`explain`]'s work; `ran` hears how many runs are done after each.
+async fn run_and_analyse(
+    runner: &Runner<'_>,
+    job: Job,
+    repetition: Repetition,
+    label: &str,
+    ran: &impl Fn(u64),
+) -> Result<Explained> {
     let prepared = Prepared::new(
         &job.mode,
         &job.executed,
         job.params.clone(),
         repetition.timeout,
     );
+    let mut done = 0;
     for _ in 0..repetition.warmup {
-        runner.run(&prepared, &label).await?;
-        progress.inc(1);
+        runner.run(&prepared, label).await?;
+        done += 1;
+        ran(done);
     }
     let runs = repetition.runs.max(1);
     let mut documents = Vec::with_capacity(runs);
     let mut measurements = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let output = runner.run(&prepared, &label).await?;
+        let output = runner.run(&prepared, label).await?;
         measurements.push(RunMeasurement {
             summary: RunSummary::from_json(&output.document)?,
             // Microseconds: the clock says no more, and JSON stays readable.
             round_trip_ms: output.round_trip.as_micros() as f64 / 1000.0,
         });
         documents.push(output.document);
-        progress.inc(1);
+        done += 1;
+        ran(done);
     }
     let representative = timing::representative_run(&measurements);
     let document = documents.swap_remove(representative);

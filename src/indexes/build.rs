@@ -33,7 +33,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::plan::{Plan, PlannedIndex, Statement};
 use super::prewait;
-use super::progress::Progress;
+use super::progress::BuildBar;
 use super::session::{BuildSession, SessionSettings};
 use super::sql;
 use super::watch::{Blocker, Limits, Verdict, Watch, Watched};
@@ -41,9 +41,11 @@ use crate::db::Database;
 use crate::db::cancel::cancel_backend_until_done;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
-use crate::interrupt::{Interrupt, Signal};
+use crate::interrupt::Interrupt;
 use crate::pg::catalog::indexes::INDEX_SIZE_SQL;
+use crate::signal::Signal;
 use crate::sql::ident::QualifiedName;
+use crate::ui::{Line, Progress};
 
 /// The pause after the first lock not granted; it doubles with each retry.
 /// Short, because each attempt has already waited `lock_timeout`.
@@ -148,7 +150,7 @@ pub async fn execute(
     database: &Database,
     own: &Client,
     interrupt: &Interrupt,
-    progress: &Progress,
+    progress: &dyn Progress,
     plan: &Plan,
     settings: &Settings,
 ) -> Result<Vec<Option<Built>>> {
@@ -209,7 +211,7 @@ pub async fn execute(
         .collect::<Vec<_>>();
     // Concurrent builds need the watcher to bound their table lock; plain
     // ones are watched only for their progress bars.
-    let results = if plan.concurrently || progress.drawing() {
+    let results = if plan.concurrently || progress.shown() {
         tokio::select! {
             results = builds => results,
             never = watch.poll(own) => match never {},
@@ -382,7 +384,7 @@ struct Runner<'a> {
     /// server.
     own: &'a Client,
     interrupt: &'a Interrupt,
-    progress: &'a Progress,
+    progress: &'a dyn Progress,
     watch: &'a Watch<'a>,
     settings: &'a Settings,
     concurrently: bool,
@@ -439,17 +441,20 @@ impl Runner<'_> {
             }
             Err(error) => return Err(self.clean_up(session, &created, error).await),
         };
-        self.progress.note(format!(
-            "{} {label} on {} in {:.2}s ({})",
-            if planned.drop.is_some() {
-                "rebuilt"
-            } else {
-                "created"
-            },
-            planned.table.display(),
-            built.duration.as_secs_f64(),
-            crate::report::bytes(built.size_bytes)
-        ));
+        self.progress.say(
+            Line::Status,
+            &format!(
+                "{} {label} on {} in {:.2}s ({})",
+                if planned.drop.is_some() {
+                    "rebuilt"
+                } else {
+                    "created"
+                },
+                planned.table.display(),
+                built.duration.as_secs_f64(),
+                crate::text::bytes(built.size_bytes)
+            ),
+        );
         Ok(built)
     }
 
@@ -468,7 +473,7 @@ impl Runner<'_> {
             self.drop_broken(session, planned).await?;
         }
         let watched = self.watch.session(session.pid(), &planned.name.name);
-        let bar = self.progress.start(&planned.name.name, session.pid());
+        let bar = BuildBar::start(self.progress, &planned.name.name, session.pid());
         let mut result = Ok(());
         for statement in &planned.build {
             created.extend(statement.creates.clone());
@@ -546,9 +551,9 @@ impl Runner<'_> {
                 let advice = format!(
                     "the unfinished {} {} could not be dropped ({reconnect}); once the server is \
                      back, drop {} or run perfaudit indexes again, which rebuilds an INVALID index",
-                    crate::report::plural(names.len(), "index", "indexes"),
+                    crate::text::plural(names.len(), "index", "indexes"),
                     names.join(", "),
-                    crate::report::plural(names.len(), "it", "them"),
+                    crate::text::plural(names.len(), "it", "them"),
                 );
                 return self.left_behind(error, &advice);
             }
@@ -587,7 +592,7 @@ impl Runner<'_> {
             ),
         };
         if matches!(error, Error::Interrupted(_)) {
-            self.progress.note(&note);
+            self.progress.say(Line::Status, &note);
         }
         error.with_note(&note)
     }
@@ -612,7 +617,7 @@ impl Runner<'_> {
     /// stderr too.
     fn left_behind(&self, error: Error, advice: &str) -> Error {
         if matches!(error, Error::Interrupted(_)) {
-            self.progress.warn(advice);
+            self.progress.say(Line::Warning, advice);
         }
         error.with_note(advice)
     }
@@ -668,11 +673,14 @@ impl Runner<'_> {
             .await;
         session.release().await;
         result.map_err(|failure| self.error(failure, &what))?;
-        self.progress.note(format!(
-            "analyzed {} for the statistics of its expression indexes in {:.2}s",
-            planned.table.display(),
-            started.elapsed().as_secs_f64()
-        ));
+        self.progress.say(
+            Line::Status,
+            &format!(
+                "analyzed {} for the statistics of its expression indexes in {:.2}s",
+                planned.table.display(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
         Ok(())
     }
 
@@ -707,11 +715,14 @@ impl Runner<'_> {
                 Box::pin(self.drop_leftover(session, leftover)).await?;
             }
             let pause = backoff(attempt, jitter());
-            self.progress.note(format!(
-                "{what}: {} (attempt {attempt} of {attempts}); trying again in {:.1}s",
-                failure.reason(),
-                pause.as_secs_f64()
-            ));
+            self.progress.say(
+                Line::Status,
+                &format!(
+                    "{what}: {} (attempt {attempt} of {attempts}); trying again in {:.1}s",
+                    failure.reason(),
+                    pause.as_secs_f64()
+                ),
+            );
             if interruptible {
                 tokio::select! {
                     signal = self.interrupt.wait() => return Err(Failure::Interrupted(signal)),
@@ -838,7 +849,7 @@ impl Runner<'_> {
                     "{what} stopped: it waited {} for {} to end (--transaction-wait-timeout), \
                      which a concurrent build must before it ends; end that transaction, or \
                      allow a longer wait",
-                    humantime::format_duration(Duration::from_secs(waited.as_secs())),
+                    crate::text::whole_seconds(waited),
                     blocker.map_or_else(
                         || "other transactions".to_owned(),
                         |b| format!("the transaction of {}", b.describe())
@@ -851,7 +862,7 @@ impl Runner<'_> {
                  a lock on the table, or a snapshot older than the build), and so would the \
                  removal of its unfinished index; nothing was built: end that transaction, or \
                  allow a longer wait",
-                humantime::format_duration(Duration::from_secs(held.waited.as_secs())),
+                crate::text::whole_seconds(held.waited),
                 held.by.describe()
             )),
             Failure::Stopped(Verdict::Lost(reason), _) => Error::database(format!(

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use super::progress::Progress;
 use super::watch::{Blocker, Limits, POLL_INTERVAL, Sighting, Tracker, Verdict, Wait};
 use crate::sql::ident::QualifiedName;
+use crate::ui::{Line, Progress};
 
 /// The transactions of other sessions that hold a lock on table `$1` (in
 /// this database), or (when `$2`) a snapshot in this database, by their
@@ -149,7 +149,7 @@ pub async fn wait(
     table: &QualifiedName,
     label: &str,
     limit: Option<Duration>,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Option<Held>, tokio_postgres::Error> {
     let first = holders(client, table, Scope::Build).await?;
     let limits = Limits {
@@ -169,7 +169,7 @@ pub async fn wait(
         };
         let step = tracker.see(label, &sighting, Instant::now(), &limits);
         if let Some(report) = step.report {
-            progress.note(report);
+            progress.say(Line::Status, &report);
         }
         if let Some(Verdict::TransactionWait { waited, .. }) = step.verdict {
             return Ok(Some(Held {

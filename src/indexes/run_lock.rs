@@ -67,7 +67,7 @@ fn taken_message(holder: Option<(i32, Option<f64>)>) -> String {
     let who = match holder {
         Some((pid, Some(seconds))) => format!(
             " (its session is server process {pid}, connected {} ago)",
-            humantime::format_duration(Duration::from_secs(seconds.max(0.0) as u64))
+            crate::text::whole_seconds(Duration::from_secs(seconds.max(0.0) as u64))
         ),
         Some((pid, None)) => format!(" (its session is server process {pid})"),
         None => " (it has just ended)".to_owned(),

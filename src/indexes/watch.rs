@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_postgres::Client;
 
-use super::progress::{Progress, ProgressRow};
+use super::progress::{self, ProgressRow};
+use crate::ui::{Line, Progress};
 
 /// How often the server is asked: a lock wait is cut at most this much
 /// after `--lock-timeout`, for one cheap query on an idle session.
@@ -99,7 +100,7 @@ impl Blocker {
             self.transaction_age.map(|age| {
                 format!(
                     "its transaction open for {}",
-                    humantime::format_duration(Duration::from_secs(age.as_secs()))
+                    crate::text::whole_seconds(age)
                 )
             }),
         ]
@@ -254,7 +255,7 @@ struct Entry {
 
 /// The watcher of one run's build sessions.
 pub struct Watch<'a> {
-    progress: &'a Progress,
+    progress: &'a dyn Progress,
     limits: Limits,
     entries: RefCell<Vec<Entry>>,
     /// Why the watcher stopped watching, once it has.
@@ -264,7 +265,7 @@ pub struct Watch<'a> {
 impl<'a> Watch<'a> {
     /// A watcher that bounds guarded statements by `limits` and shows what
     /// it sees on `progress`.
-    pub fn new(progress: &'a Progress, limits: Limits) -> Watch<'a> {
+    pub fn new(progress: &'a dyn Progress, limits: Limits) -> Watch<'a> {
         Watch {
             progress,
             limits,
@@ -291,8 +292,10 @@ impl<'a> Watch<'a> {
     pub async fn poll(&self, client: &Client) -> Infallible {
         if let Err(e) = self.poll_until_failure(client).await {
             let reason = e.to_string();
-            self.progress
-                .detail(format!("the builds cannot be watched: {reason}"));
+            self.progress.say(
+                Line::Detail,
+                &format!("the builds cannot be watched: {reason}"),
+            );
             for entry in self.entries.borrow_mut().iter_mut() {
                 if let Some(guard) = entry.guard.take() {
                     let _ = guard.send(Verdict::Lost(reason.clone()));
@@ -331,7 +334,8 @@ impl<'a> Watch<'a> {
         let Some(entry) = entries.iter_mut().find(|e| e.pid == pid) else {
             return;
         };
-        self.progress.update(
+        progress::show(
+            self.progress,
             pid,
             sighting.progress.as_ref(),
             sighting.blocker.as_ref().map(Blocker::describe),
@@ -342,7 +346,7 @@ impl<'a> Watch<'a> {
         }
         let step = entry.tracker.see(&entry.label, sighting, now, &self.limits);
         if let Some(report) = step.report {
-            self.progress.note(report);
+            self.progress.say(Line::Status, &report);
         }
         if let Some(verdict) = step.verdict
             && let Some(guard) = entry.guard.take()

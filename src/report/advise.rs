@@ -61,7 +61,7 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
                 index.name.clone(),
                 index.table.clone(),
                 index.columns.join(", "),
-                super::bytes(index.size_bytes),
+                crate::text::bytes(index.size_bytes),
                 serves.join(", "),
             ]);
         }
@@ -81,12 +81,12 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
         "\nWorkload: {} {}, {} planned, {} improved; {} {} recommended ({} estimated); total \
          cost {:.1} -> {:.1}{}",
         summary.statements,
-        super::plural(summary.statements, "statement", "statements"),
+        crate::text::plural(summary.statements, "statement", "statements"),
         summary.planned,
         summary.improved,
         summary.indexes,
-        super::plural(summary.indexes, "index", "indexes"),
-        super::bytes(summary.size_bytes),
+        crate::text::plural(summary.indexes, "index", "indexes"),
+        crate::text::bytes(summary.size_bytes),
         summary.cost_before,
         summary.cost_after,
         change(summary.cost_before, summary.cost_after),
@@ -127,7 +127,7 @@ fn change(before: f64, after: f64) -> String {
 mod tests {
     use super::*;
     use crate::advise::{Recommendation, Summary};
-    use crate::cli::Format;
+    use crate::ui::Format;
 
     fn recommendation() -> Recommendation {
         Recommendation {

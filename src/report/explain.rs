@@ -9,13 +9,13 @@ use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::cli::Format;
 use crate::explain::findings::{Finding, count};
 use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
 use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
+use crate::ui::Format;
 use crate::ui::Ui;
 
 /// Levels of indentation drawn in the plan tree; deeper nodes are drawn at
@@ -307,7 +307,7 @@ fn timing_table(result: &Explained, ui: &Ui) -> Table {
     let runs = format!(
         "{} {}",
         result.runs,
-        crate::report::plural(result.runs, "run", "runs")
+        crate::text::plural(result.runs, "run", "runs")
     );
     table.set_header([runs.as_str(), "min", "median", "p95", "max"]);
     let Timing {

@@ -4,9 +4,9 @@
 
 use comfy_table::Cell;
 
-use crate::cli::Format;
 use crate::error::Result;
 use crate::indexes::Report;
+use crate::ui::Format;
 use crate::ui::Ui;
 
 /// Prints `report` in the format the UI asks for.
@@ -83,5 +83,5 @@ pub fn render(ui: &Ui, report: &Report) -> String {
 }
 
 fn size(bytes: Option<i64>) -> String {
-    bytes.map_or_else(|| "-".to_owned(), super::bytes)
+    bytes.map_or_else(|| "-".to_owned(), crate::text::bytes)
 }

@@ -48,17 +48,6 @@ pub fn table(ui: &Ui) -> Table {
     table
 }
 
-/// A size in bytes for people, e.g. `768.00 KiB` (a negative or unknown
-/// size, which the catalog never reports for a real relation, reads as 0).
-pub fn bytes(size: i64) -> String {
-    indicatif::HumanBytes(size.max(0) as u64).to_string()
-}
-
-/// `one` or `many`, as `count` asks: "1 index", "2 indexes".
-pub fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
-    if count == 1 { one } else { many }
-}
-
 /// A table for findings: house style, its sentences wrapped at the
 /// terminal's width, or at a readable width off a terminal.
 pub fn findings_table(ui: &Ui) -> Table {

@@ -8,9 +8,9 @@ use std::io::{self, Write};
 use comfy_table::{Cell, Color};
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::rewrite::{Rewrite, Rule};
 use crate::sql::SqlStatement;
+use crate::ui::Format;
 use crate::ui::Ui;
 
 /// The report of one run, written statement by statement to `out`.
@@ -56,7 +56,7 @@ impl<W: Write> RewriteReport<W> {
                     self.out,
                     "{} {}: {} rewritten, {} unchanged.",
                     self.statements,
-                    super::plural(self.statements, "statement", "statements"),
+                    crate::text::plural(self.statements, "statement", "statements"),
                     self.rewritten,
                     self.statements - self.rewritten
                 )?;

@@ -7,7 +7,7 @@ use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
 use crate::explain::tables::Tables;
 use crate::pg::plan::{Node, Plan};
-use crate::report::plural;
+use crate::text::plural;
 
 /// The rule.
 pub const RULE: Rule = Rule {
