@@ -12,7 +12,9 @@ use indexes_support::{
 };
 use perfaudit::cli::{Cli, Command};
 use perfaudit::context::Context;
+use perfaudit::finding::Subject;
 use perfaudit::interrupt::Interrupt;
+use perfaudit::report::View;
 use perfaudit::sql::ident::quote;
 use perfaudit::ui::Format;
 use perfaudit::ui::Ui;
@@ -269,9 +271,11 @@ async fn the_rendered_report_after_a_build() {
         index.duration_ms = Some(250);
     }
     for finding in &mut report.findings {
-        finding.size_bytes = Some(2_260_992);
+        if let Subject::Index { size_bytes, .. } = &mut finding.subject {
+            *size_bytes = Some(2_260_992);
+        }
     }
-    insta::assert_snapshot!("created", perfaudit::report::indexes::render(&ui, &report));
+    insta::assert_snapshot!("created", report.text(&ui));
 }
 
 #[tokio::test]

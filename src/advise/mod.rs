@@ -18,7 +18,6 @@ pub mod select;
 pub mod workload;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -63,7 +62,7 @@ pub struct Options {
 }
 
 /// The advice for a workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Advice {
     /// Per statement, in workload order.
     pub statements: Vec<StatementAdvice>,
@@ -74,7 +73,7 @@ pub struct Advice {
 }
 
 /// The advice for one statement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StatementAdvice {
     /// The statement's text.
     pub original: String,
@@ -90,7 +89,7 @@ pub struct StatementAdvice {
     /// The recommended indexes this statement's plan uses.
     pub indexes: Vec<Recommendation>,
     /// Why nothing is recommended for it.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 /// One recommended index.
@@ -127,8 +126,8 @@ pub struct Summary {
     pub cost_after: f64,
 }
 
-/// Why nothing is recommended for a statement. Displayed as
-/// `<kind>: <detail>`, where the kind is stable for scripts.
+/// Why nothing is recommended for a statement (reports write it as
+/// `<kind>: <detail>`, where the kind is stable for scripts).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     /// The text does not parse (only from `pg_stat_statements`).
@@ -173,90 +172,6 @@ pub enum Reason {
         /// `--min-improvement`.
         min_improvement: f64,
     },
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quoted = |names: &[String]| {
-            names
-                .iter()
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let shape = |columns: &[String]| format!("({})", columns.join(", "));
-        match self {
-            Reason::CouldNotParse(why) => write!(f, "could not parse: {why}"),
-            Reason::NotAQuery => write!(
-                f,
-                "not a query: only SELECT, INSERT, UPDATE, DELETE and MERGE have plans an index \
-                 can improve"
-            ),
-            Reason::NoTables => write!(f, "no tables: the statement reads no table"),
-            Reason::SystemCatalogsOnly(names) => write!(
-                f,
-                "system catalogs only: it reads {} only, which perfaudit does not index",
-                quoted(names)
-            ),
-            Reason::TableMissing(name) => {
-                write!(f, "table missing: relation \"{name}\" does not exist")
-            }
-            Reason::ForeignTable(name) => write!(
-                f,
-                "foreign table: \"{name}\" lives on another server, where its indexes belong"
-            ),
-            Reason::CouldNotPlan(why) => write!(f, "could not plan: {why}"),
-            Reason::LowCost { cost, min_cost } => write!(
-                f,
-                "low cost: the plan costs {cost:.1}, below --min-cost {min_cost}; an index would \
-                 save little and slow every write"
-            ),
-            Reason::AlreadyGiven(names) => write!(
-                f,
-                "already indexed: {} already gives every index this statement could use",
-                quoted(names)
-            ),
-            Reason::AlreadyUsed {
-                indexes,
-                min_improvement,
-            } => {
-                write!(f, "already indexed: the plan uses {}", quoted(indexes))?;
-                match min_improvement {
-                    Some(percent) => {
-                        write!(f, " and no new index lowers its cost by {percent}% or more")
-                    }
-                    None => write!(f, " and is cheap already"),
-                }
-            }
-            Reason::NothingToIndex => write!(
-                f,
-                "nothing to index: it neither filters, joins nor sorts on a plain column"
-            ),
-            Reason::BelowThreshold {
-                best: Some((columns, saving)),
-                min_improvement,
-                ..
-            } => write!(
-                f,
-                "below threshold: the best candidate, {}, lowers the cost by {:.0}%, less than \
-                 --min-improvement {min_improvement}%",
-                shape(columns),
-                saving * 100.0
-            ),
-            Reason::BelowThreshold {
-                best: None, tried, ..
-            } => write!(
-                f,
-                "below threshold: the planner would use none of the candidates ({}): reading \
-                 the table stays cheaper, or the plan cannot reach them",
-                tried
-                    .iter()
-                    .map(|c| shape(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
 }
 
 impl Advice {
@@ -388,12 +303,12 @@ impl Advisor<'_, '_, '_> {
         let mut statements = Vec::new();
         for (s, statement) in workload.iter().enumerate() {
             let (cost_before, cost_after, indexes, reason) = match &prepared[s] {
-                Err(reason) => (None, None, Vec::new(), Some(reason.to_string())),
+                Err(reason) => (None, None, Vec::new(), Some(reason.clone())),
                 Ok(planned) => {
                     let indexes: Vec<Recommendation> = uses[s].iter().map(recommendation).collect();
                     let reason = indexes
                         .is_empty()
-                        .then(|| self.reason(planned, &pool, &trials, s).to_string());
+                        .then(|| self.reason(planned, &pool, &trials, s));
                     (Some(planned.before.cost), after[s], indexes, reason)
                 }
             };

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{RewriteFlags, SqlArgs};
-use crate::severity::Severity;
+use crate::finding::Severity;
 
 /// Where `--help` lists the options below, apart from the global ones.
 const HEADING: &str = "Explain options";

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::indexes::Options;
 use clap::Args;
 
 use super::parse_duration;
@@ -66,6 +67,20 @@ fn parse_memory(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("expected a size such as 512MB or 2GB (units: B, kB, MB, GB, TB)".into())
+    }
+}
+
+impl IndexesArgs {
+    /// How to build, as the options say.
+    pub fn options(&self) -> Options {
+        Options {
+            dry_run: self.dry_run,
+            concurrently: !self.no_concurrently,
+            lock_timeout: self.lock_timeout,
+            lock_retries: self.lock_retries,
+            transaction_wait_timeout: self.transaction_wait_timeout,
+            maintenance_work_mem: self.maintenance_work_mem.clone(),
+        }
     }
 }
 

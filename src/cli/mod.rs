@@ -17,8 +17,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::context::DatabaseOptions;
 use crate::db::PoolOptions;
 use crate::db::settings::MAX_TIMEOUT;
+use crate::finding::Severity;
 use crate::input::SqlSource;
-use crate::severity::Severity;
 use crate::ui::{Format, UiOptions};
 
 pub use advise::AdviseArgs;

@@ -8,7 +8,6 @@ use crate::explain::guard;
 use crate::input::read_sql;
 use crate::report;
 use crate::ui::Bars;
-use crate::ui::Format;
 
 /// How many `pg_stat_statements` entries `--from-stat-statements` takes
 /// unless `--top` says otherwise: the heaviest twenty are usually most of
@@ -80,8 +79,5 @@ pub async fn run(context: &Context, args: AdviseArgs) -> Result<()> {
             ));
         }
     }
-    match context.ui.format() {
-        Format::Json => report::print_json(&advice),
-        Format::Table => report::print(&report::advise::render(&advice, &context.ui)),
-    }
+    report::emit(&context.ui, &advice)
 }

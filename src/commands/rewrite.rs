@@ -9,7 +9,8 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::explain::guard;
 use crate::input::read_sql;
-use crate::report::{self, rewrite::RewriteReport};
+use crate::report::rewrite::{self as view, RewriteView};
+use crate::report::{self, Statements};
 use crate::rewrite::{self, Knowledge};
 use crate::sql;
 
@@ -43,11 +44,22 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
         }
         false => None,
     };
-    let mut report = RewriteReport::new(&context.ui, BufWriter::new(io::stdout().lock()));
+    let mut report = Statements::new(&context.ui, BufWriter::new(io::stdout().lock()));
     let mut errors = Vec::new();
     let client: Option<&tokio_postgres::Client> = connection.as_deref().map(|c| &**c);
-    let outcome = rewrite_all(context, &args, statements, client, &mut report, &mut errors).await;
-    let finished = report.finish(connection.is_none());
+    let mut tally = Tally::default();
+    let outcome = rewrite_all(
+        context,
+        &args,
+        statements,
+        client,
+        &mut report,
+        &mut errors,
+        &mut tally,
+    )
+    .await;
+    let footer = view::footer(tally.statements, tally.rewritten, connection.is_none());
+    let finished = report.finish(true, Some(&footer));
     outcome?;
     finished.map_err(report::output_error)?;
     // Each error on its own line; the last one is the command's.
@@ -58,16 +70,25 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     last.map_or(Ok(()), Err)
 }
 
-/// Rewrites and reports every statement that parses; collects the parse
-/// errors in `errors`. Fails on a server error, a signal, or a failed write
-/// (a closed pipe included: nobody reads the rest).
+/// The statements reported so far, and how many of them changed.
+#[derive(Debug, Default)]
+struct Tally {
+    statements: usize,
+    rewritten: usize,
+}
+
+/// Rewrites and reports every statement that parses, counting them in
+/// `tally`; collects the parse errors in `errors`. Fails on a server
+/// error, a signal, or a failed write (a closed pipe included: nobody
+/// reads the rest).
 async fn rewrite_all<W: Write>(
     context: &Context,
     args: &RewriteArgs,
     statements: impl Iterator<Item = Result<sql::SqlStatement>>,
     connection: Option<&tokio_postgres::Client>,
-    report: &mut RewriteReport<W>,
+    report: &mut Statements<W>,
     errors: &mut Vec<Error>,
+    tally: &mut Tally,
 ) -> Result<()> {
     let options = args.rules.options();
     for parsed in statements {
@@ -90,9 +111,14 @@ async fn rewrite_all<W: Write>(
             }
             None => rewrite::rewrite(&statement, &options, &Knowledge::offline()),
         };
-        report
-            .statement(&statement, &rewrite)
-            .map_err(report::output_error)?;
+        tally.statements += 1;
+        tally.rewritten += usize::from(rewrite.changed());
+        let view = RewriteView {
+            number: tally.statements,
+            statement: &statement,
+            rewrite: &rewrite,
+        };
+        report.push(&view).map_err(report::output_error)?;
     }
     Ok(())
 }

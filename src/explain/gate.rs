@@ -61,12 +61,13 @@ impl Gates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Subject;
 
     fn finding(code: &'static str, severity: Severity) -> Finding {
         Finding {
             code,
             severity,
-            node: None,
+            subject: Subject::Statement,
             message: String::new(),
             suggestion: String::new(),
         }

@@ -17,6 +17,7 @@ pub mod gate;
 pub mod guard;
 pub mod mode;
 pub mod params;
+pub mod pipeline;
 pub mod run;
 pub mod tables;
 pub mod timing;

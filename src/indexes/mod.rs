@@ -8,8 +8,9 @@
 //! cleanup, on [`session`]s; [`prewait`] holds a concurrent build back
 //! until the transactions it would wait for have ended; [`watch`] bounds
 //! what `lock_timeout` cannot and names what a build waits for;
-//! [`progress`] shows it) -> [`Report`]
-//! (what happened, for the renderer in `report::indexes`). [`sql`] writes
+//! [`progress`] tells of it) -> [`Report`]
+//! (what happened, for the renderer in `report::indexes`); [`run`] wires
+//! the steps. [`sql`] writes
 //! the statements; [`run_lock`] keeps building runs apart.
 
 pub mod build;
@@ -24,16 +25,44 @@ pub mod spec;
 pub mod sql;
 pub mod watch;
 
-use serde::Serialize;
+use std::time::Duration;
 
-use build::Built;
-use plan::{Action, Finding, Plan};
+use deadpool_postgres::Object;
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use build::{Built, LockWaits, Settings};
+use plan::{Action, Plan};
+use session::SessionSettings;
+use spec::Spec;
+
+use crate::db::Database;
+use crate::db::cancel::cancellable;
+use crate::error::{Error, Result};
+use crate::finding::Finding;
+use crate::interrupt::Interrupt;
 use crate::sql::ident::QualifiedName;
+use crate::ui::Progress;
+
+/// How `perfaudit indexes` builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Plan only (`--dry-run`).
+    pub dry_run: bool,
+    /// Build with `CREATE INDEX CONCURRENTLY` (not `--no-concurrently`).
+    pub concurrently: bool,
+    /// `--lock-timeout` (a default for the build mode when `None`).
+    pub lock_timeout: Option<Duration>,
+    /// `--lock-retries` (a default for the build mode when `None`).
+    pub lock_retries: Option<u32>,
+    /// `--transaction-wait-timeout`; 0 waits as long as it takes.
+    pub transaction_wait_timeout: Option<Duration>,
+    /// `--maintenance-work-mem`.
+    pub maintenance_work_mem: Option<String>,
+}
 
 /// What a run did (or, in a dry run, would do) about one wanted index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Built.
     Created,
@@ -64,7 +93,7 @@ impl Outcome {
 }
 
 /// One wanted index in the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexReport {
     /// The index name (in its table's schema).
     pub name: String,
@@ -107,14 +136,13 @@ fn valid(action: &Action, built: bool, dry_run: bool) -> Option<bool> {
 }
 
 /// What a run of `perfaudit indexes` reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// One entry per spec index, in spec order.
     pub indexes: Vec<IndexReport>,
     /// Redundant and INVALID indexes on the spec's tables.
     pub findings: Vec<Finding>,
     /// Whether nothing was changed because the run was a dry run.
-    #[serde(skip)]
     pub dry_run: bool,
 }
 
@@ -182,41 +210,80 @@ impl Report {
             dry_run,
         }
     }
+}
 
-    /// One sentence on what the run did, for people.
-    pub fn summary(&self) -> String {
-        let count = |outcome: Outcome| self.indexes.iter().filter(|i| i.action == outcome).count();
-        let there = count(Outcome::Exists) + count(Outcome::EquivalentExists);
-        let built: Vec<String> = [
-            (Outcome::Created, "created"),
-            (Outcome::Rebuilt, "rebuilt"),
-            (Outcome::WouldCreate, "would create"),
-            (Outcome::WouldRebuild, "would rebuild"),
-        ]
-        .into_iter()
-        .filter(|(outcome, _)| count(*outcome) > 0)
-        .map(|(outcome, verb)| format!("{verb} {}", count(outcome)))
-        .collect();
-        let mut text = if built.is_empty() {
-            match self.indexes.len() {
-                1 => "Nothing to build: the index is already there".to_owned(),
-                n => format!("Nothing to build: all {n} indexes are already there"),
-            }
-        } else {
-            let mut text = built.join(", ");
-            text[..1].make_ascii_uppercase();
-            if there > 0 {
-                text.push_str(&format!("; {there} already there"));
-            }
-            text
-        };
-        text.push_str(if self.dry_run {
-            " (dry run: nothing was changed)."
-        } else {
-            "."
-        });
-        text
+/// Creates the indexes `spec` wants on `database` (in a dry run, only
+/// plans them) and returns what happened.
+pub async fn run(
+    database: &Database,
+    spec: &Spec,
+    options: &Options,
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let tls = database.tls();
+    // The run's own session: it holds the run lock (unless the run is dry),
+    // reads the catalog, then watches the builds. It goes back to the pool
+    // only once its lock is given back; after a signal it is closed, which
+    // ends whatever it still had on the server.
+    let own = interrupt.guard(database.connection()).await?;
+    let locked = !options.dry_run;
+    if locked {
+        run_lock::acquire(&own).await?;
     }
+    let result = work(options, spec, database, &own, tls, interrupt, progress).await;
+    let clean = !matches!(result, Err(Error::Interrupted(_)))
+        && (!locked || run_lock::release(&own).await.is_ok());
+    if !clean {
+        drop(Object::take(own));
+    }
+    result
+}
+
+/// Reads the catalog on `own`, plans, builds unless the run is dry.
+async fn work(
+    options: &Options,
+    spec: &Spec,
+    database: &Database,
+    own: &Client,
+    tls: &MakeRustlsConnect,
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let waits = LockWaits::default_for(options.concurrently);
+    let lock_timeout = options.lock_timeout.unwrap_or(waits.timeout);
+    // The catalog's transaction ends before any build: a concurrent build
+    // waits for every open transaction, ours included. On a signal the read
+    // is cancelled on the server, where it may be queued on a lock.
+    let read = async {
+        let tables = catalog::tables(own, spec).await?;
+        plan::check_server_version(tables.server_version)?;
+        plan::check_tables(spec, &tables)?;
+        let names = plan::wanted_names(spec, &tables);
+        let catalog = catalog::read(own, spec, tables, &names, lock_timeout).await?;
+        let plan = plan::plan(spec, &catalog, options.concurrently)?;
+        Ok((catalog, plan))
+    };
+    let (catalog, plan) = cancellable(own, tls, interrupt, read).await?;
+    let built = if options.dry_run {
+        vec![None; plan.indexes.len()]
+    } else {
+        let settings = Settings {
+            session: SessionSettings {
+                lock_timeout,
+                maintenance_work_mem: options.maintenance_work_mem.clone(),
+            },
+            lock_retries: options.lock_retries.unwrap_or(waits.retries),
+            transaction_wait_timeout: options.transaction_wait_timeout.filter(|t| !t.is_zero()),
+        };
+        build::execute(database, own, interrupt, progress, &plan, &settings).await?
+    };
+    let sizes: Vec<Option<i64>> = built
+        .iter()
+        .map(|b| b.as_ref().map(|b| b.size_bytes))
+        .collect();
+    let findings = plan::findings(&catalog, &plan, &sizes);
+    Ok(Report::new(&plan, &built, findings, options.dry_run))
 }
 
 #[cfg(test)]

@@ -4,14 +4,12 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use super::catalog::{Catalog, SpecTables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build};
 use crate::error::{Error, Result};
+use crate::finding::{Finding, Severity, Subject};
 use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Table};
-use crate::severity::Severity;
 use crate::sql::ident::QualifiedName;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
@@ -463,25 +461,6 @@ fn key_columns(shape: &Shape) -> String {
         .join(", ")
 }
 
-/// Something worth knowing about the indexes on the spec's tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// A stable kebab-case name: `redundant-index`, `invalid-index`.
-    pub code: &'static str,
-    /// How much it matters.
-    pub severity: Severity,
-    /// The index it is about (in its table's schema).
-    pub index: String,
-    /// Its table (`schema.name`).
-    pub table: String,
-    /// What the index costs on disk, when known.
-    pub size_bytes: Option<i64>,
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub suggestion: String,
-}
-
 /// An index that will be on a table after the run.
 struct Present<'a> {
     name: &'a QualifiedName,
@@ -552,9 +531,11 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
             .map(|e| Finding {
                 code: "invalid-index",
                 severity: Severity::Warning,
-                index: e.name.name.clone(),
-                table: table_name(e.table).display(),
-                size_bytes: Some(e.size_bytes),
+                subject: Subject::Index {
+                    index: e.name.name.clone(),
+                    table: table_name(e.table).display(),
+                    size_bytes: Some(e.size_bytes),
+                },
                 message: "INVALID (left by a failed or cancelled concurrent build): queries \
                           never use it, yet every write still updates it"
                     .to_owned(),
@@ -611,9 +592,11 @@ fn redundant_finding(a: &Present, b: &Present) -> Finding {
     Finding {
         code: "redundant-index",
         severity: Severity::Info,
-        index: a.name.name.clone(),
-        table: a.table.display(),
-        size_bytes: a.size_bytes,
+        subject: Subject::Index {
+            index: a.name.name.clone(),
+            table: a.table.display(),
+            size_bytes: a.size_bytes,
+        },
         message,
         suggestion,
     }
@@ -625,6 +608,16 @@ mod tests {
     use crate::pg::catalog::{KeyShape, Partition, TakenName};
 
     const TABLE: u32 = 100;
+
+    /// The index a finding is about, and its size.
+    fn about(finding: &Finding) -> (&str, Option<i64>) {
+        match &finding.subject {
+            Subject::Index {
+                index, size_bytes, ..
+            } => (index, *size_bytes),
+            other => panic!("not about an index: {other:?}"),
+        }
+    }
 
     fn key(definition: &str) -> KeyShape {
         KeyShape {
@@ -1093,7 +1086,10 @@ mod tests {
         let found = findings(&catalog, &plan, &sizes);
         let summary: Vec<(&str, &str, Option<i64>)> = found
             .iter()
-            .map(|f| (f.code, f.index.as_str(), f.size_bytes))
+            .map(|f| {
+                let (index, size_bytes) = about(f);
+                (f.code, index, size_bytes)
+            })
             .collect();
         assert_eq!(
             summary,
@@ -1133,9 +1129,9 @@ mod tests {
         for catalog in [with(partial), with(unique_prefix)] {
             let plan = plan(&spec, &catalog, true).unwrap();
             let found = findings(&catalog, &plan, &[None; 4]);
-            let indexes: Vec<&str> = found.iter().map(|f| f.index.as_str()).collect();
+            let indexes: Vec<&str> = found.iter().map(|f| about(f).0).collect();
             assert_eq!(indexes, ["idx_payments_user_id"], "{found:#?}");
-            assert_eq!(found[0].size_bytes, None, "not built yet");
+            assert_eq!(about(&found[0]).1, None, "not built yet");
         }
     }
 }

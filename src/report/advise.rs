@@ -2,12 +2,146 @@
 //! or the reason, then the recommended set with its DDL, then the workload
 //! in one line.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use comfy_table::{ColumnConstraint, Width};
+use serde::Serialize;
 
-use crate::advise::{Advice, StatementAdvice};
+use super::View;
+use crate::advise::{Advice, Reason, Recommendation, StatementAdvice, Summary};
 use crate::ui::Ui;
+
+impl View for Advice {
+    fn json(&self) -> impl Serialize {
+        AdviceJson {
+            statements: self.statements.iter().map(StatementJson::new).collect(),
+            indexes: &self.indexes,
+            summary: &self.summary,
+        }
+    }
+
+    fn text(&self, ui: &Ui) -> String {
+        render(self, ui)
+    }
+}
+
+/// The JSON document.
+#[derive(Serialize)]
+struct AdviceJson<'a> {
+    statements: Vec<StatementJson<'a>>,
+    indexes: &'a [Recommendation],
+    summary: &'a Summary,
+}
+
+/// One statement's advice in the JSON document; the reason as text.
+#[derive(Serialize)]
+struct StatementJson<'a> {
+    original: &'a str,
+    line: Option<usize>,
+    column: Option<usize>,
+    cost_before: Option<f64>,
+    cost_after: Option<f64>,
+    indexes: &'a [Recommendation],
+    reason: Option<String>,
+}
+
+impl<'a> StatementJson<'a> {
+    fn new(statement: &'a StatementAdvice) -> StatementJson<'a> {
+        StatementJson {
+            original: &statement.original,
+            line: statement.line,
+            column: statement.column,
+            cost_before: statement.cost_before,
+            cost_after: statement.cost_after,
+            indexes: &statement.indexes,
+            reason: statement.reason.as_ref().map(Reason::to_string),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let shape = |columns: &[String]| format!("({})", columns.join(", "));
+        match self {
+            Reason::CouldNotParse(why) => write!(f, "could not parse: {why}"),
+            Reason::NotAQuery => write!(
+                f,
+                "not a query: only SELECT, INSERT, UPDATE, DELETE and MERGE have plans an index \
+                 can improve"
+            ),
+            Reason::NoTables => write!(f, "no tables: the statement reads no table"),
+            Reason::SystemCatalogsOnly(names) => write!(
+                f,
+                "system catalogs only: it reads {} only, which perfaudit does not index",
+                quoted(names)
+            ),
+            Reason::TableMissing(name) => {
+                write!(f, "table missing: relation \"{name}\" does not exist")
+            }
+            Reason::ForeignTable(name) => write!(
+                f,
+                "foreign table: \"{name}\" lives on another server, where its indexes belong"
+            ),
+            Reason::CouldNotPlan(why) => write!(f, "could not plan: {why}"),
+            Reason::LowCost { cost, min_cost } => write!(
+                f,
+                "low cost: the plan costs {cost:.1}, below --min-cost {min_cost}; an index would \
+                 save little and slow every write"
+            ),
+            Reason::AlreadyGiven(names) => write!(
+                f,
+                "already indexed: {} already gives every index this statement could use",
+                quoted(names)
+            ),
+            Reason::AlreadyUsed {
+                indexes,
+                min_improvement,
+            } => {
+                write!(f, "already indexed: the plan uses {}", quoted(indexes))?;
+                match min_improvement {
+                    Some(percent) => {
+                        write!(f, " and no new index lowers its cost by {percent}% or more")
+                    }
+                    None => write!(f, " and is cheap already"),
+                }
+            }
+            Reason::NothingToIndex => write!(
+                f,
+                "nothing to index: it neither filters, joins nor sorts on a plain column"
+            ),
+            Reason::BelowThreshold {
+                best: Some((columns, saving)),
+                min_improvement,
+                ..
+            } => write!(
+                f,
+                "below threshold: the best candidate, {}, lowers the cost by {:.0}%, less than \
+                 --min-improvement {min_improvement}%",
+                shape(columns),
+                saving * 100.0
+            ),
+            Reason::BelowThreshold {
+                best: None, tried, ..
+            } => write!(
+                f,
+                "below threshold: the planner would use none of the candidates ({}): reading \
+                 the table stays cheaper, or the plan cannot reach them",
+                tried
+                    .iter()
+                    .map(|c| shape(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
 
 /// How much of a statement the table shows; the JSON has all of it.
 const STATEMENT_WIDTH: usize = 60;
@@ -15,7 +149,7 @@ const STATEMENT_WIDTH: usize = 60;
 const ADVICE_WIDTH: u16 = 60;
 
 /// The whole report.
-pub fn render(advice: &Advice, ui: &Ui) -> String {
+fn render(advice: &Advice, ui: &Ui) -> String {
     let mut out = String::new();
     let mut statements = super::table(ui);
     statements.set_header(["#", "statement", "cost before", "cost after", "advice"]);
@@ -29,7 +163,7 @@ pub fn render(advice: &Advice, ui: &Ui) -> String {
             cost(statement.cost_before),
             cost_after(statement),
             match &statement.reason {
-                Some(reason) => reason.clone(),
+                Some(reason) => reason.to_string(),
                 None => statement
                     .indexes
                     .iter()
@@ -126,7 +260,6 @@ fn change(before: f64, after: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advise::{Recommendation, Summary};
     use crate::ui::Format;
 
     fn recommendation() -> Recommendation {
@@ -165,14 +298,14 @@ mod tests {
             Some(2751.0),
         );
         second.line = Some(3);
-        second.reason = Some(
-            "below threshold: the planner would use none of the candidates ((status)): \
-             reading the table stays cheaper, or the plan cannot reach them"
-                .into(),
-        );
+        second.reason = Some(Reason::BelowThreshold {
+            best: None,
+            tried: vec![vec!["status".into()]],
+            min_improvement: 50.0,
+        });
         let mut third = statement("SELECT 1", None, None);
         third.line = None;
-        third.reason = Some("no tables: the statement reads no table".into());
+        third.reason = Some(Reason::NoTables);
         let advice = Advice {
             statements: vec![first, second, third],
             indexes: vec![recommendation()],

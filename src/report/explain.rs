@@ -1,21 +1,20 @@
-//! The `explain` report, written as each statement is explained: per
-//! statement, a header, the plan as an indented tree table, the timing and
-//! cache tables and the findings; or one JSON document. Only formatting:
-//! every number was computed by `explain`.
-
-use std::io::{self, Write};
+//! The `explain` report, written as each statement is explained (see
+//! [`super::Statements`]): per statement, a header, the plan as an indented
+//! tree table, the timing and cache tables and the findings; or its element
+//! of one JSON document. Only formatting: every number was computed by
+//! `explain`.
 
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::{FindingJson, View};
 use crate::explain::findings::{Finding, count};
 use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
 use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
-use crate::ui::Format;
 use crate::ui::Ui;
 
 /// Levels of indentation drawn in the plan tree; deeper nodes are drawn at
@@ -30,52 +29,16 @@ const SHOWN_MISESTIMATE: f64 = 2.0;
 /// The marker of the costliest node.
 const COSTLIEST: &str = "◀";
 
-/// The report of one run, written to `out` a statement at a time, as each
-/// is explained: a person sees each statement when it is done, and a long
-/// input's results are never held. The JSON document is the one
-/// pretty-printing all the results at once would give,
-/// `{"statements": [...]}`, as the README documents it.
-pub struct ExplainReport<W: Write> {
-    out: W,
-    ui: Ui,
-    json: super::JsonStatements,
-    statements: usize,
-}
-
-impl<W: Write> ExplainReport<W> {
-    /// A report in the UI's format, written to `out`.
-    pub fn new(ui: &Ui, out: W) -> Self {
-        ExplainReport {
-            out,
-            ui: ui.clone(),
-            json: super::JsonStatements::default(),
-            statements: 0,
-        }
+/// One statement's result: its text (a header, the plan as an indented
+/// tree table, the timing and cache tables and the findings) and its
+/// element of the `{"statements": [...]}` document.
+impl View for Explained {
+    fn json(&self) -> impl Serialize {
+        StatementJson::new(self)
     }
 
-    /// Writes one statement's result.
-    pub fn statement(&mut self, result: &Explained) -> io::Result<()> {
-        match self.ui.format() {
-            Format::Json => self.json.push(&mut self.out, &StatementJson::new(result))?,
-            Format::Table => {
-                if self.statements > 0 {
-                    writeln!(self.out)?;
-                }
-                writeln!(self.out, "{}", statement(result, &self.ui))?;
-            }
-        }
-        self.statements += 1;
-        self.out.flush()
-    }
-
-    /// Ends the report: the JSON document the first statement began is
-    /// closed. When no statement was written (the first one failed) there
-    /// is no document, and nothing is written.
-    pub fn finish(&mut self) -> io::Result<()> {
-        if self.ui.format() == Format::Json && self.statements > 0 {
-            self.json.close(&mut self.out)?;
-        }
-        self.out.flush()
+    fn text(&self, ui: &Ui) -> String {
+        statement(self, ui)
     }
 }
 
@@ -380,7 +343,7 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
     let mut table = crate::report::findings_table(ui);
     table.set_header(["severity", "finding", "node", "what", "what to do"]);
     for finding in findings {
-        let node = match finding.node {
+        let node = match finding.node() {
             Some(id) => format!("#{id} {}", plan.nodes[id].label()),
             None => "statement".to_owned(),
         };
@@ -445,7 +408,7 @@ struct StatementJson<'a> {
     plan: &'a RawValue,
     nodes: Vec<NodeJson<'a>>,
     costliest_node: Option<usize>,
-    findings: &'a [Finding],
+    findings: Vec<FindingJson<'a>>,
     rolled_back: bool,
 }
 
@@ -476,7 +439,7 @@ impl<'a> StatementJson<'a> {
             plan: &result.document,
             nodes: result.plan.nodes.iter().map(NodeJson::new).collect(),
             costliest_node: result.plan.costliest,
-            findings: &result.findings,
+            findings: result.findings.iter().map(FindingJson::new).collect(),
             // Every run ends in ROLLBACK; a failed one is an error, not a report.
             rolled_back: true,
         }
@@ -553,7 +516,9 @@ mod tests {
     use crate::explain::timing::{CacheComparison, RunMeasurement};
     use crate::explain::{Job, findings};
     use crate::pg::plan::{Buffers, RunSummary};
+    use crate::report::Statements;
     use crate::sql::parse_statements;
+    use crate::ui::Format;
     use serde_json::{Value, json};
 
     /// What `explain` would have produced for `sql` whose runs returned
@@ -713,12 +678,13 @@ mod tests {
 
     /// What the report of `results` writes, finished.
     fn written(format: Format, results: &[&Explained]) -> String {
-        let mut report = ExplainReport::new(&Ui::plain(format), Vec::new());
+        let mut out = Vec::new();
+        let mut report = Statements::new(&Ui::plain(format), &mut out);
         for result in results {
-            report.statement(result).unwrap();
+            report.push(*result).unwrap();
         }
-        report.finish().unwrap();
-        String::from_utf8(report.out).unwrap()
+        report.finish(false, None).unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     #[test]

@@ -3,22 +3,65 @@
 //! or the report as one JSON document.
 
 use comfy_table::Cell;
+use serde::Serialize;
 
-use crate::error::Result;
-use crate::indexes::Report;
-use crate::ui::Format;
+use super::{FindingJson, View};
+use crate::finding::Subject;
+use crate::indexes::{IndexReport, Outcome, Report};
 use crate::ui::Ui;
 
-/// Prints `report` in the format the UI asks for.
-pub fn print(ui: &Ui, report: &Report) -> Result<()> {
-    match ui.format() {
-        Format::Json => super::print_json(report),
-        Format::Table => super::print(&render(ui, report)),
+impl View for Report {
+    fn json(&self) -> impl Serialize {
+        ReportJson {
+            indexes: self.indexes.iter().map(IndexJson::new).collect(),
+            findings: self.findings.iter().map(FindingJson::new).collect(),
+        }
+    }
+
+    fn text(&self, ui: &Ui) -> String {
+        render(ui, self)
+    }
+}
+
+/// The JSON document.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    indexes: Vec<IndexJson<'a>>,
+    findings: Vec<FindingJson<'a>>,
+}
+
+/// One wanted index in the JSON document.
+#[derive(Serialize)]
+struct IndexJson<'a> {
+    name: &'a str,
+    table: &'a str,
+    columns: &'a [String],
+    action: &'static str,
+    valid: Option<bool>,
+    size_bytes: Option<i64>,
+    duration_ms: Option<u64>,
+    ddl: Option<&'a str>,
+    equivalent: Option<&'a str>,
+}
+
+impl<'a> IndexJson<'a> {
+    fn new(index: &'a IndexReport) -> IndexJson<'a> {
+        IndexJson {
+            name: &index.name,
+            table: &index.table,
+            columns: &index.columns,
+            action: index.action.name(),
+            valid: index.valid,
+            size_bytes: index.size_bytes,
+            duration_ms: index.duration_ms,
+            ddl: index.ddl.as_deref(),
+            equivalent: index.equivalent.as_deref(),
+        }
     }
 }
 
 /// The report as text for people.
-pub fn render(ui: &Ui, report: &Report) -> String {
+fn render(ui: &Ui, report: &Report) -> String {
     let mut indexes = super::table(ui);
     indexes.set_header([
         "index", "table", "columns", "action", "valid", "size", "duration",
@@ -50,11 +93,17 @@ pub fn render(ui: &Ui, report: &Report) -> String {
         let mut findings = super::findings_table(ui);
         findings.set_header(["severity", "finding", "index", "size", "what", "what to do"]);
         for finding in &report.findings {
+            let (index, size_bytes) = match &finding.subject {
+                Subject::Index {
+                    index, size_bytes, ..
+                } => (index.as_str(), *size_bytes),
+                _ => ("-", None),
+            };
             findings.add_row([
                 super::severity_cell(finding.severity),
                 Cell::new(finding.code),
-                Cell::new(&finding.index),
-                Cell::new(size(finding.size_bytes)),
+                Cell::new(index),
+                Cell::new(size(size_bytes)),
                 Cell::new(&finding.message),
                 Cell::new(&finding.suggestion),
             ]);
@@ -78,7 +127,48 @@ pub fn render(ui: &Ui, report: &Report) -> String {
             text.push_str(&format!("\n\nDDL that would run:\n{}", ddl.join("\n")));
         }
     }
-    text.push_str(&format!("\n\n{}", report.summary()));
+    text.push_str(&format!("\n\n{}", summary(report)));
+    text
+}
+
+/// One sentence on what the run did.
+fn summary(report: &Report) -> String {
+    let count = |outcome: Outcome| {
+        report
+            .indexes
+            .iter()
+            .filter(|i| i.action == outcome)
+            .count()
+    };
+    let there = count(Outcome::Exists) + count(Outcome::EquivalentExists);
+    let built: Vec<String> = [
+        (Outcome::Created, "created"),
+        (Outcome::Rebuilt, "rebuilt"),
+        (Outcome::WouldCreate, "would create"),
+        (Outcome::WouldRebuild, "would rebuild"),
+    ]
+    .into_iter()
+    .filter(|(outcome, _)| count(*outcome) > 0)
+    .map(|(outcome, verb)| format!("{verb} {}", count(outcome)))
+    .collect();
+    let mut text = if built.is_empty() {
+        match report.indexes.len() {
+            1 => "Nothing to build: the index is already there".to_owned(),
+            n => format!("Nothing to build: all {n} indexes are already there"),
+        }
+    } else {
+        let mut text = built.join(", ");
+        text[..1].make_ascii_uppercase();
+        if there > 0 {
+            text.push_str(&format!("; {there} already there"));
+        }
+        text
+    };
+    text.push_str(if report.dry_run {
+        " (dry run: nothing was changed)."
+    } else {
+        "."
+    });
     text
 }
 

@@ -1,5 +1,10 @@
 //! Rendering: tables for people, JSON for pipelines. Rendering never
-//! computes; it only formats what the analysis produced.
+//! computes; it only formats what the engines produced.
+//!
+//! Each command's result is a [`View`] (in the command's file here): its
+//! text for people and its JSON document, whose shape the view owns.
+//! [`emit`] prints a whole document; [`Statements`] writes one a statement
+//! at a time, for commands that report each statement as it is done.
 
 pub mod advise;
 pub mod explain;
@@ -14,8 +19,8 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::{Error, Result};
-use crate::severity::Severity;
-use crate::ui::Ui;
+use crate::finding::{Finding, Severity, Subject};
+use crate::ui::{Format, Ui};
 
 /// The width of a findings table when the terminal's is unknown (a pipe, a
 /// CI log): its sentences wrap instead of running hundreds of columns wide.
@@ -67,6 +72,128 @@ pub fn severity_cell(severity: Severity) -> Cell {
     })
 }
 
+/// A finding in JSON: its code and severity, what it is about (a plan's
+/// `node`, `null` for the statement as a whole; or an `index` with its
+/// `table` and `size_bytes`), what is wrong and what to do.
+#[derive(Debug, Serialize)]
+pub struct FindingJson<'a> {
+    code: &'a str,
+    severity: Severity,
+    #[serde(flatten)]
+    subject: SubjectJson<'a>,
+    message: &'a str,
+    suggestion: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum SubjectJson<'a> {
+    Node {
+        node: Option<usize>,
+    },
+    Index {
+        index: &'a str,
+        table: &'a str,
+        size_bytes: Option<i64>,
+    },
+}
+
+impl<'a> FindingJson<'a> {
+    /// The JSON of `finding`.
+    pub fn new(finding: &'a Finding) -> FindingJson<'a> {
+        FindingJson {
+            code: finding.code,
+            severity: finding.severity,
+            subject: match &finding.subject {
+                Subject::Statement => SubjectJson::Node { node: None },
+                Subject::Node(id) => SubjectJson::Node { node: Some(*id) },
+                Subject::Index {
+                    index,
+                    table,
+                    size_bytes,
+                } => SubjectJson::Index {
+                    index,
+                    table,
+                    size_bytes: *size_bytes,
+                },
+            },
+            message: &finding.message,
+            suggestion: &finding.suggestion,
+        }
+    }
+}
+
+/// A command's result as people and pipelines see it.
+pub trait View {
+    /// Its JSON (a whole document, or one statement's element of one).
+    fn json(&self) -> impl Serialize;
+    /// Its text for people.
+    fn text(&self, ui: &Ui) -> String;
+}
+
+/// Prints `view` on stdout in the format the UI asks for.
+pub fn emit(ui: &Ui, view: &impl View) -> Result<()> {
+    match ui.format() {
+        Format::Json => print_json(&view.json()),
+        Format::Table => print(&view.text(ui)),
+    }
+}
+
+/// A report written to `out` a statement at a time, as each is done: a
+/// person sees each statement when it is done, and a long input's results
+/// are never held. Texts are separated by a blank line; the JSON document
+/// is `{"statements": [...]}`, byte for byte the one pretty-printing all
+/// of them at once would give.
+pub struct Statements<W: Write> {
+    out: W,
+    ui: Ui,
+    json: JsonStatements,
+    written: usize,
+}
+
+impl<W: Write> Statements<W> {
+    /// A report in the UI's format, written to `out`.
+    pub fn new(ui: &Ui, out: W) -> Self {
+        Statements {
+            out,
+            ui: ui.clone(),
+            json: JsonStatements::default(),
+            written: 0,
+        }
+    }
+
+    /// Writes one statement's view.
+    pub fn push(&mut self, view: &impl View) -> io::Result<()> {
+        match self.ui.format() {
+            Format::Json => self.json.push(&mut self.out, &view.json())?,
+            Format::Table => {
+                if self.written > 0 {
+                    writeln!(self.out)?;
+                }
+                writeln!(self.out, "{}", view.text(&self.ui))?;
+            }
+        }
+        self.written += 1;
+        self.out.flush()
+    }
+
+    /// Ends the report. The JSON document is closed when a statement was
+    /// written, or as an empty one when `empty_document` asks for one;
+    /// people get `footer` after the statements, when there were any.
+    pub fn finish(&mut self, empty_document: bool, footer: Option<&str>) -> io::Result<()> {
+        match self.ui.format() {
+            Format::Json if self.written > 0 || empty_document => self.json.close(&mut self.out)?,
+            Format::Json => {}
+            Format::Table => {
+                if let Some(footer) = footer.filter(|_| self.written > 0) {
+                    writeln!(self.out, "{footer}")?;
+                }
+            }
+        }
+        self.out.flush()
+    }
+}
+
 /// Writes `text` and a newline to stdout; see [`output_error`] for a write
 /// that fails.
 pub fn print(text: &str) -> Result<()> {
@@ -89,15 +216,15 @@ pub fn output_error(error: std::io::Error) -> Error {
 
 /// A `{"statements": [...]}` document written one statement at a time,
 /// byte for byte as pretty-printing the whole document at once would
-/// write it: a long input's report is never held whole.
+/// write it.
 #[derive(Debug, Default)]
-pub struct JsonStatements {
+struct JsonStatements {
     written: usize,
 }
 
 impl JsonStatements {
     /// Writes the next statement (the document's opening before the first).
-    pub fn push(&mut self, out: &mut impl Write, statement: &impl Serialize) -> io::Result<()> {
+    fn push(&mut self, out: &mut impl Write, statement: &impl Serialize) -> io::Result<()> {
         let opening = match self.written {
             0 => "{\n  \"statements\": [\n    ",
             _ => ",\n    ",
@@ -118,7 +245,7 @@ impl JsonStatements {
 
     /// Ends the document, with its newline: `{"statements": []}` when no
     /// statement was written.
-    pub fn close(&self, out: &mut impl Write) -> io::Result<()> {
+    fn close(&self, out: &mut impl Write) -> io::Result<()> {
         match self.written {
             0 => writeln!(out, "{{\n  \"statements\": []\n}}"),
             _ => writeln!(out, "\n  ]\n}}"),

@@ -2,7 +2,7 @@
 //! shared buffers and had to be read from the operating system (its page
 //! cache or the disk).
 
-use super::{Check, Finding, Rule, Severity, count, percent};
+use super::{Check, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::{Node, Plan};
 
 /// The rule.
@@ -34,7 +34,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
     vec![Finding {
         code: RULE.code,
         severity: Severity::Info,
-        node: Some(reader.id),
+        subject: Subject::Node(reader.id),
         message: format!(
             "{} of {} shared blocks ({}, {:.0} MB) were not in shared buffers and were read \
              from the operating system, most of them by {}",
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn cold_reads_point_at_the_node_reading() {
         let findings = check(&plan(100, 1400));
-        assert_eq!(findings[0].node, Some(1));
+        assert_eq!(findings[0].node(), Some(1));
         assert_eq!(
             findings[0].message,
             "1,400 of 1,500 shared blocks (93%, 11 MB) were not in shared buffers and were \

@@ -1,7 +1,7 @@
 //! `hash-spill`: a hash table (of a hash join or a hash aggregate) that did
 //! not fit in `work_mem` and was split into batches written to disk.
 
-use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
+use super::{Check, Finding, Rule, Severity, Subject, count, work_mem_advice};
 use crate::pg::plan::Node;
 
 /// The rule.
@@ -28,7 +28,7 @@ fn finding(node: &Node) -> Option<Finding> {
     Some(Finding {
         code: RULE.code,
         severity: Severity::Warning,
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} spilled to disk in {} batches{planned} because its hash table did not fit in \
              work_mem ({} kB at peak in memory)",

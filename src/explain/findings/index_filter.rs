@@ -3,7 +3,7 @@
 //! also covers the filter's columns would fetch only the rows kept.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
+use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
 use crate::explain::tables::Tables;
 use crate::pg::plan::Node;
 use crate::text::plural;
@@ -65,7 +65,7 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     Some(Finding {
         code: RULE.code,
         severity: Severity::Warning,
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} fetched {} rows and its filter {filter} threw away {} of them ({})",
             node.label(),

@@ -2,7 +2,7 @@
 //! kept only which pages match, not which rows, so every row on those
 //! pages had to be checked again.
 
-use super::{Check, Finding, Rule, Severity, count, percent};
+use super::{Check, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::Node;
 
 /// The rule.
@@ -27,7 +27,7 @@ fn finding(node: &Node) -> Option<Finding> {
     Some(Finding {
         code: RULE.code,
         severity: Severity::Warning,
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} went lossy on {} of {} pages ({}): its bitmap outgrew work_mem, so every row \
              on those pages was checked again{rechecked}",

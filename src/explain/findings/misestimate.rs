@@ -3,7 +3,7 @@
 //! order, scan type) was made for the wrong number of rows.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, owner};
+use super::{Check, Finding, Rule, Severity, Subject, count, owner};
 use crate::pg::plan::{Node, Plan};
 use crate::sql::ident::ident;
 
@@ -93,7 +93,7 @@ fn finding(node: &Node) -> Finding {
         } else {
             Severity::Warning
         },
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} was estimated at {} rows and returned {}{}: {:.0}x {} than planned",
             node.label(),
@@ -196,7 +196,7 @@ mod tests {
         let plan = analysed(over(scan, "Sort", 50.0, 5_000.0), 0.1, 6.0);
         let findings = check(&plan);
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].node, Some(1));
+        assert_eq!(findings[0].node(), Some(1));
         assert_eq!(
             findings[0].message,
             "Seq Scan on payments was estimated at 50 rows and returned 5,000: 100x more than planned"

@@ -17,27 +17,10 @@ pub mod predicates;
 mod seq_scan;
 mod sort_spill;
 
-use serde::Serialize;
-
 use super::tables::Tables;
+pub use crate::finding::{Finding, Severity, Subject};
 use crate::pg::plan::{Node, Plan};
-pub use crate::severity::Severity;
 use predicates::Constrained;
-
-/// One diagnostic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    /// The rule's stable kebab-case code.
-    pub code: &'static str,
-    /// How much it matters.
-    pub severity: Severity,
-    /// The id of the node it points to; `None` for the statement as a whole.
-    pub node: Option<usize>,
-    /// What is wrong, with the numbers that show it.
-    pub message: String,
-    /// What to do about it, concretely.
-    pub suggestion: String,
-}
 
 /// A rule: its code and its check.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +93,7 @@ pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a st
         let reads_tables = RULES
             .iter()
             .any(|rule| rule.code == finding.code && rule.check.reads_tables());
-        let Some(node) = finding.node.filter(|_| reads_tables) else {
+        let Some(node) = finding.node().filter(|_| reads_tables) else {
             continue;
         };
         for below in plan.subtree(&plan.nodes[node]) {

@@ -4,7 +4,7 @@
 //! make each inner run cheap.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
+use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
 use crate::explain::tables::Tables;
 use crate::pg::plan::{Node, Plan};
 use crate::text::plural;
@@ -88,7 +88,7 @@ fn finding(plan: &Plan, tables: &Tables, node: &Node) -> Option<Finding> {
         } else {
             Severity::Warning
         },
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} ran its inner side ({}) {} times, {:.1} ms in all ({} of the execution)",
             node.label(),

@@ -1,7 +1,7 @@
 //! `planning-exceeds-execution`: planning took longer than running the
 //! query, and long enough to matter.
 
-use super::{Check, Finding, Rule, Severity};
+use super::{Check, Finding, Rule, Severity, Subject};
 use crate::pg::plan::Plan;
 
 /// The rule.
@@ -24,7 +24,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
     vec![Finding {
         code: RULE.code,
         severity: Severity::Info,
-        node: None,
+        subject: Subject::Statement,
         message: format!(
             "planning took {planning:.2} ms, longer than the {execution:.2} ms of execution"
         ),
@@ -58,7 +58,7 @@ mod tests {
             findings[0].message,
             "planning took 12.50 ms, longer than the 0.40 ms of execution"
         );
-        assert_eq!(findings[0].node, None);
+        assert_eq!(findings[0].node(), None);
     }
 
     #[test]

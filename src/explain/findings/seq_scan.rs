@@ -3,7 +3,7 @@
 //! the rows kept.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, count, index_advice, owner, percent};
+use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
 use crate::explain::tables::Tables;
 use crate::pg::plan::Node;
 use crate::text::plural;
@@ -57,7 +57,7 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
         } else {
             Severity::Warning
         },
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} read {} rows and kept {} ({}): the filter {filter} threw the rest away",
             node.label(),

@@ -1,7 +1,7 @@
 //! `sort-spill`: a sort that did not fit in `work_mem` and sorted through
 //! temporary files on disk.
 
-use super::{Check, Finding, Rule, Severity, count, work_mem_advice};
+use super::{Check, Finding, Rule, Severity, Subject, count, work_mem_advice};
 use crate::pg::plan::Node;
 
 /// The rule.
@@ -25,7 +25,7 @@ fn finding(node: &Node) -> Option<Finding> {
     Some(Finding {
         code: RULE.code,
         severity: Severity::Warning,
-        node: Some(node.id),
+        subject: Subject::Node(node.id),
         message: format!(
             "{} spilled to disk ({}, {} kB of temporary files) because its rows did not fit \
              in work_mem",
