@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod explain;
 pub mod finding;
+pub mod guard;
 pub mod indexes;
 pub mod input;
 pub mod interrupt;

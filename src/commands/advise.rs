@@ -4,7 +4,7 @@ use crate::advise::{self, Options, workload};
 use crate::cli::AdviseArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::explain::guard;
+use crate::guard;
 use crate::input::read_sql;
 use crate::report;
 use crate::ui::Bars;

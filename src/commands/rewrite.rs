@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Write};
 use crate::cli::RewriteArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::explain::guard;
+use crate::guard;
 use crate::input::read_sql;
 use crate::report::rewrite::{self as view, RewriteView};
 use crate::report::{self, Statements};

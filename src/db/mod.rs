@@ -1,12 +1,14 @@
 //! Everything about reaching PostgreSQL: connection settings resolved like
-//! libpq, TLS, the pool, the scratch cluster and the payments fixture, and
-//! the server's values perfaudit reads in a form of its own (`json` as text).
+//! libpq, TLS, the pool, the scratch cluster and the payments fixture, the
+//! server's values perfaudit reads in a form of its own (`json` as text),
+//! and the values it binds (`--param`, as text).
 
 pub mod cancel;
 pub mod conninfo;
 pub mod errors;
 pub mod fixture;
 pub mod json;
+pub mod params;
 pub mod pgpass;
 pub mod pool;
 pub mod scratch;

@@ -14,9 +14,7 @@
 
 pub mod findings;
 pub mod gate;
-pub mod guard;
 pub mod mode;
-pub mod params;
 pub mod pipeline;
 pub mod run;
 pub mod tables;
@@ -26,15 +24,15 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_postgres::Client;
 
+use crate::db::params::TextParam;
 use crate::error::{Error, Result};
+use crate::guard::{self, Guard, Verdict};
 use crate::pg::plan::{Plan, RunSummary};
 use crate::rewrite::{Change, Rewrite, Rule, Skip};
 use crate::sql::{Class, Item, outliving_reasons};
 use crate::ui::Progress;
 use findings::Finding;
-use guard::{Guard, Verdict};
 use mode::{Blockers, Mode, ModeFlags};
-use params::TextParam;
 use run::{Prepared, Runner, Timeout};
 use tables::Tables;
 use timing::{CacheComparison, RunMeasurement, Timing};

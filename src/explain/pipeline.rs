@@ -14,11 +14,12 @@ use tokio_postgres::Client;
 
 use super::gate::{Gates, Measured};
 use super::run::{Runner, Timeout};
-use super::{Explained, Job, JobOptions, Jobs, Repetition, guard};
+use super::{Explained, Job, JobOptions, Jobs, Repetition};
 use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::db::errors::query_error;
 use crate::error::Result;
+use crate::guard;
 use crate::interrupt::Interrupt;
 use crate::rewrite::{self, RewriteOptions};
 use crate::sql::{self, Class, Statements};

@@ -21,11 +21,11 @@ use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::mode::Mode;
-use super::params::{INFERRED, TextParam};
 use super::tables::Tables;
 use crate::db::JsonText;
 use crate::db::cancel::cancel_until_done;
 use crate::db::errors::query_error;
+use crate::db::params::{INFERRED, TextParam};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 

@@ -10,9 +10,9 @@ use serde_json::value::RawValue;
 
 use super::{FindingJson, View};
 use crate::explain::findings::{Finding, count};
-use crate::explain::guard::{Guard, Reached, Resolution, Volatility};
 use crate::explain::timing::{Spread, Timing};
 use crate::explain::{Explained, RewriteSummary};
+use crate::guard::{Guard, Reached, Resolution, Volatility};
 use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
 use crate::ui::Ui;

@@ -1,5 +1,6 @@
-//! explain's write guard: every function a statement would run, resolved on
-//! the server, before it is executed with ANALYZE.
+//! The write guard of explain (and of every command that has the server read
+//! a statement): every function a statement would run, resolved on the
+//! server, before it is executed with ANALYZE.
 //!
 //! The SQL text is not trusted to say what a statement calls: PostgreSQL
 //! reads `U&"pg\005fterminate\005fbackend"`, a name cut at 63 bytes,

@@ -7,8 +7,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::db::errors::{query_error, server_message};
+use crate::db::params::INFERRED;
 use crate::error::Result;
-use crate::explain::params::INFERRED;
 use crate::sql::ident::quote;
 
 /// The name of the function the probe creates; the transaction that
