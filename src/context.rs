@@ -118,6 +118,7 @@ impl Context {
                     connection_string: self.connection_string.as_deref(),
                     env: &env,
                     connect_timeout: self.connect_timeout,
+                    warn: &|message| self.ui.warn(message),
                 })?;
                 self.ui.detail(format!(
                     "connecting to {}, sslmode {}, up to {} pooled connections",

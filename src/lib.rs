@@ -1,8 +1,10 @@
 //! perfaudit: a PostgreSQL performance auditor.
 //!
 //! The binary is a thin shell over this library: [`cli`] defines the command
-//! line, [`app::run`] dispatches it, and each module below does one job.
-//! See the README for the architecture picture.
+//! line, [`app::run`] dispatches it to a [`commands`] file, which turns
+//! options into one engine call ([`explain`], [`advise`], [`indexes`],
+//! [`rewrite`]) and hands the result to [`report`]. docs/ARCHITECTURE.md
+//! draws the map.
 
 pub mod advise;
 pub mod app;

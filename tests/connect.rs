@@ -22,6 +22,7 @@ fn settings(conninfo: &str) -> ConnectionSettings {
         connection_string: Some(conninfo),
         env: &|_| None,
         connect_timeout: None,
+        warn: &|_| {},
     })
     .unwrap()
 }
@@ -151,6 +152,7 @@ async fn password_comes_from_the_password_file() {
         )),
         env: &env,
         connect_timeout: None,
+        warn: &|_| {},
     })
     .unwrap();
     assert!(settings.password.is_some());

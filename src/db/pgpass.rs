@@ -11,8 +11,9 @@ use std::path::Path;
 
 use super::settings::{ConnectionSettings, DEFAULT_SOCKET_DIRECTORIES};
 
-/// The password for the first host of `settings`, if the file has one.
-pub fn lookup(path: &Path, settings: &ConnectionSettings) -> Option<String> {
+/// The password for the first host of `settings`, if the file has one;
+/// `warn` hears why a file that is there is not read.
+pub fn lookup(path: &Path, settings: &ConnectionSettings, warn: &dyn Fn(&str)) -> Option<String> {
     let metadata = std::fs::metadata(path).ok()?;
     if !metadata.is_file() {
         return None;
@@ -20,11 +21,11 @@ pub fn lookup(path: &Path, settings: &ConnectionSettings) -> Option<String> {
     if metadata.permissions().mode() & 0o077 != 0 {
         // libpq refuses a password file that group or others can read,
         // and says so: the password it holds is then silently missing.
-        eprintln!(
-            "perfaudit: warning: password file \"{}\" has group or world access; \
-             permissions should be u=rw (0600) or less",
+        warn(&format!(
+            "warning: password file \"{}\" has group or world access; permissions should be \
+             u=rw (0600) or less",
             crate::error::clip(&path.to_string_lossy())
-        );
+        ));
         return None;
     }
     let contents = std::fs::read_to_string(path).ok()?;
@@ -116,7 +117,7 @@ short:line
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let password = |socket: &str| {
             let settings = ConnectionSettings::unix_socket(Path::new(socket), 5432, "u", "d");
-            lookup(&path, &settings)
+            lookup(&path, &settings, &|warning| panic!("{warning}"))
         };
         assert_eq!(password("/srv/pg"), Some("literal".into()));
         assert_eq!(password("/var/run/postgresql"), Some("default".into()));
@@ -125,14 +126,21 @@ short:line
     }
 
     #[test]
-    fn unsafe_permissions_disable_the_file() {
+    fn unsafe_permissions_disable_the_file_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgpass");
         std::fs::write(&path, "*:*:*:*:secret\n").unwrap();
         let settings = ConnectionSettings::unix_socket(Path::new("/tmp"), 5432, "u", "d");
+        let warnings = std::cell::RefCell::new(Vec::new());
+        let warn = |warning: &str| warnings.borrow_mut().push(warning.to_owned());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(lookup(&path, &settings), None);
+        assert_eq!(lookup(&path, &settings, &warn), None);
+        assert!(
+            warnings.borrow()[0].contains("has group or world access"),
+            "{warnings:?}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(lookup(&path, &settings), Some("secret".into()));
+        assert_eq!(lookup(&path, &settings, &warn), Some("secret".into()));
+        assert_eq!(warnings.borrow().len(), 1);
     }
 }

@@ -131,6 +131,9 @@ pub struct Sources<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// `--connect-timeout`, which beats every other source.
     pub connect_timeout: Option<Duration>,
+    /// Hears what a person should know about the sources (a password file
+    /// others may read); the UI decides how to show it.
+    pub warn: &'a dyn Fn(&str),
 }
 
 /// The libpq keywords perfaudit understands, with their environment variable.
@@ -267,7 +270,8 @@ impl ConnectionSettings {
                 .map(PathBuf::from)
                 .or_else(|| (sources.env)("HOME").map(|home| Path::new(&home).join(".pgpass")));
             if let Some(passfile) = passfile {
-                settings.password = pgpass::lookup(&passfile, &settings).map(Password);
+                settings.password =
+                    pgpass::lookup(&passfile, &settings, sources.warn).map(Password);
             }
         }
         Ok(settings)
@@ -530,6 +534,7 @@ mod tests {
             connection_string: url,
             env: &lookup,
             connect_timeout: None,
+            warn: &|_| {},
         })
     }
 

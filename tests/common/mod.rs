@@ -68,6 +68,7 @@ fn server() -> &'static Server {
                 connection_string: Some(&url),
                 env: &env,
                 connect_timeout: None,
+                warn: &|_| {},
             })
             .unwrap_or_else(|e| panic!("{EXTERNAL_URL} is not usable: {e}"));
             register_cleanup();
