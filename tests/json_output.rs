@@ -54,7 +54,7 @@ fn json(db: &TestDb, args: &[&str]) -> Output {
 const PAYMENTS_WORKLOAD: &str = "SELECT * FROM payments WHERE user_id = 42;\n\
      SELECT status, count(*) FROM payments GROUP BY status;\n\
      DELETE FROM payments WHERE id = 1;\n\
-     SELECT * FROM payments WHERE created_at > now() - interval '1 day' ORDER BY created_at;\n";
+     SELECT * FROM payments WHERE created_at > date_trunc('day', now()) - interval '1 day' ORDER BY created_at;\n";
 
 const RENTALS_WORKLOAD: &str = "SELECT * FROM store.rental WHERE customer_id = 42 ORDER BY rented_at;\n\
      SELECT * FROM billing.rental_payment WHERE staff_id = 7 AND paid_at >= '2024-06-01' AND paid_at < '2024-07-01';\n\
