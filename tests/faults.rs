@@ -5,8 +5,8 @@
 //! Each case ends in a clear error with its exit code or a correct result,
 //! never a hang, a panic or something left behind. Signals are in
 //! faults_signals.rs, secrets in faults_secrets.rs, hostile configuration
-//! in faults_config.rs, fuzzing in faults_fuzz.rs; the README's
-//! "Robustness" table lists them all.
+//! in faults_config.rs, fuzzing in faults_fuzz.rs; the table in
+//! docs/robustness.md lists them all.
 
 mod common;
 mod indexes_support;
