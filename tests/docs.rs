@@ -1,7 +1,11 @@
 //! The documentation cannot rot: its links resolve, the flags it names are
 //! perfaudit's, the findings reference covers every code the source can
 //! emit, the JSON examples conform to the schemas, the README's commands are
-//! those CI runs.
+//! those CI runs, and the man pages in docs/man/ are what the clap
+//! definitions render today.
+//!
+//! When the man pages differ, rerun with `PERFAUDIT_UPDATE_DOCS=1 cargo test
+//! --test docs`, which rewrites them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -48,6 +52,9 @@ const KNOWN_CODES: &[&str] = &[
     "redundant-index",
     "invalid-index",
 ];
+
+/// The variable that rewrites docs/man/ instead of failing.
+const UPDATE: &str = "PERFAUDIT_UPDATE_DOCS";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -544,5 +551,68 @@ fn the_readmes_prerequisites_and_commands_are_what_ci_runs() {
     assert_eq!(
         wanted, installed,
         "the README's prerequisite line and .ci/run's installs differ"
+    );
+}
+
+/// The man pages of perfaudit and of each command, rendered from the clap
+/// definitions (as clap_mangen's generate_to names them: `perfaudit.1`,
+/// `perfaudit-explain.1`, ...), by file name.
+fn man_pages() -> BTreeMap<String, Vec<u8>> {
+    fn render(command: clap::Command, version: &str, pages: &mut BTreeMap<String, Vec<u8>>) {
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            render(sub.clone(), version, pages);
+        }
+        let man = clap_mangen::Man::new(command).source(format!("perfaudit {version}"));
+        let mut page = Vec::new();
+        man.render(&mut page).expect("render a man page");
+        pages.insert(man.get_filename(), page);
+    }
+    let mut command = perfaudit::cli::Cli::command().disable_help_subcommand(true);
+    command.build();
+    let mut pages = BTreeMap::new();
+    render(command, env!("CARGO_PKG_VERSION"), &mut pages);
+    pages
+}
+
+#[test]
+fn the_man_pages_are_what_the_cli_definitions_render() {
+    let dir = root().join("docs/man");
+    let pages = man_pages();
+    for command in ["rewrite", "explain", "indexes", "advise"] {
+        assert!(
+            pages.contains_key(&format!("perfaudit-{command}.1")),
+            "{pages:?}"
+        );
+    }
+    let on_disk: BTreeMap<String, Vec<u8>> =
+        files_under(&dir, &|p: &Path| p.extension().is_some_and(|e| e == "1"))
+            .into_iter()
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&path).unwrap())
+            })
+            .collect();
+    if std::env::var_os(UPDATE).is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in on_disk.keys().filter(|name| !pages.contains_key(*name)) {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        for (name, page) in &pages {
+            std::fs::write(dir.join(name), page).unwrap();
+        }
+        return;
+    }
+    let differ: Vec<&String> = pages
+        .keys()
+        .chain(on_disk.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|name| pages.get(*name) != on_disk.get(*name))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "docs/man/ is not what the command-line definitions render ({differ:?} differ, are \
+         missing or are left over): rerun with `{UPDATE}=1 cargo test --test docs`, which \
+         rewrites them, and commit them"
     );
 }
