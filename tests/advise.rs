@@ -15,22 +15,17 @@ use perfaudit::signal::Signal;
 use perfaudit::ui::{Line, Progress, Unseen};
 use serde_json::Value;
 
-use common::TestDb;
+use common::{Fixture, TestDb};
 
-/// A payments database with HypoPG created.
-async fn hypopg_db() -> TestDb {
+/// A payments database with HypoPG created; `None` when HypoPG is not
+/// installed, which one test of this binary reports (common::hypopg).
+async fn hypopg_db() -> Option<TestDb> {
     hypopg_db_with_rows(common::DEFAULT_ROWS).await
 }
 
-/// A database of `rows` payments with HypoPG created.
-async fn hypopg_db_with_rows(rows: u64) -> TestDb {
-    let db = TestDb::with_rows(rows).await;
-    db.client()
-        .await
-        .batch_execute("CREATE EXTENSION hypopg")
-        .await
-        .unwrap();
-    db
+/// A database of `rows` payments with HypoPG created, or `None`.
+async fn hypopg_db_with_rows(rows: u64) -> Option<TestDb> {
+    common::hypopg_db(Fixture::Payments { rows }).await
 }
 
 /// Every index of the database, with its definition.
@@ -125,7 +120,9 @@ fn cost(statement: &Value, key: &str) -> f64 {
 
 #[tokio::test]
 async fn equality_on_user_id_recommends_user_id() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let json = advise_json(&db, &["SELECT * FROM payments WHERE user_id = $1"]).await;
     assert_eq!(shapes(&json["indexes"]), [payments(&["user_id"])]);
     let statement = &json["statements"][0];
@@ -150,7 +147,9 @@ async fn equality_on_user_id_recommends_user_id() {
 
 #[tokio::test]
 async fn two_equalities_recommend_the_more_selective_column_first() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let json = advise_json(
         &db,
         &["SELECT * FROM payments WHERE status = $2 AND user_id = $1"],
@@ -163,7 +162,9 @@ async fn two_equalities_recommend_the_more_selective_column_first() {
 
 #[tokio::test]
 async fn order_by_with_limit_recommends_the_sort_column() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let json = advise_json(
         &db,
         &["SELECT * FROM payments ORDER BY created_at DESC LIMIT 10"],
@@ -176,7 +177,9 @@ async fn order_by_with_limit_recommends_the_sort_column() {
 
 #[tokio::test]
 async fn a_statement_an_index_already_serves_gets_nothing() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     db.client()
         .await
         .batch_execute("CREATE INDEX payments_by_user ON payments (user_id, created_at)")
@@ -191,7 +194,9 @@ async fn a_statement_an_index_already_serves_gets_nothing() {
 
 #[tokio::test]
 async fn a_tiny_table_gets_nothing() {
-    let db = hypopg_db_with_rows(100).await;
+    let Some(db) = hypopg_db_with_rows(100).await else {
+        return;
+    };
     let json = advise_json(&db, &["SELECT * FROM payments WHERE user_id = 3"]).await;
     assert_eq!(json["indexes"], serde_json::json!([]));
     assert_no_index(&json["statements"][0], "low cost: the plan costs");
@@ -199,7 +204,9 @@ async fn a_tiny_table_gets_nothing() {
 
 #[tokio::test]
 async fn a_value_most_rows_have_gets_nothing_a_rare_one_may() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let sql = "SELECT * FROM payments WHERE status = 'completed';\n\
                SELECT * FROM payments WHERE status = 'refunded'";
     let json = advise_json(&db, &["--min-improvement", "30", sql]).await;
@@ -222,7 +229,9 @@ async fn a_value_most_rows_have_gets_nothing_a_rare_one_may() {
 
 #[tokio::test]
 async fn a_workload_gets_the_fewest_indexes_that_serve_it() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let sql = "SELECT * FROM payments WHERE user_id = $1;\n\
                SELECT * FROM payments WHERE user_id = $1 AND status = $2;\n\
                SELECT id FROM payments ORDER BY created_at DESC LIMIT 20;\n\
@@ -254,7 +263,9 @@ async fn a_workload_gets_the_fewest_indexes_that_serve_it() {
 
 #[tokio::test]
 async fn views_and_materialized_views() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     db.client()
         .await
         .batch_execute(
@@ -284,7 +295,9 @@ async fn views_and_materialized_views() {
 
 #[tokio::test]
 async fn partitioned_tables_get_an_index_built_partition_by_partition() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let client = db.client().await;
     client
         .batch_execute(
@@ -316,7 +329,9 @@ async fn partitioned_tables_get_an_index_built_partition_by_partition() {
 
 #[tokio::test]
 async fn ctes_inline_unless_materialized() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let json = advise_json(
         &db,
         &["WITH mine AS (SELECT * FROM payments WHERE amount > 10) \
@@ -334,7 +349,9 @@ async fn ctes_inline_unless_materialized() {
 
 #[tokio::test]
 async fn update_and_delete_are_planned_never_run() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let client = db.client().await;
     let fingerprint = "SELECT count(*), sum(hashtext(status || id)) FROM payments";
     let before: (i64, i64) = {
@@ -364,7 +381,9 @@ async fn update_and_delete_are_planned_never_run() {
 
 #[tokio::test]
 async fn quoted_schema_table_and_column_names_and_the_spec() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let client = db.client().await;
     client
         .batch_execute(
@@ -425,7 +444,9 @@ async fn quoted_schema_table_and_column_names_and_the_spec() {
 
 #[tokio::test]
 async fn statements_without_advice_say_why() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     // A foreign table on a server that does not exist: it must never be
     // contacted.
     db.client()
@@ -476,6 +497,10 @@ async fn statements_without_advice_say_why() {
 
 #[tokio::test]
 async fn without_hypopg_it_says_how_to_get_it() {
+    // HypoPG installed on the server, not created in the database.
+    if !common::hypopg() {
+        return;
+    }
     let db = TestDb::new().await;
     let output = run(&db, &["SELECT * FROM payments WHERE user_id = $1"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -490,7 +515,9 @@ async fn without_hypopg_it_says_how_to_get_it() {
 
 #[tokio::test]
 async fn a_schema_it_may_not_read_is_an_error_not_a_missing_table() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let role = format!("{}_reader", db.name);
     db.client()
         .await
@@ -516,7 +543,9 @@ async fn a_schema_it_may_not_read_is_an_error_not_a_missing_table() {
 
 #[tokio::test]
 async fn sql_that_does_not_parse_is_bad_input() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let output = run(&db, &["SELECT * FROM payments;\nSELECT * FROM WHERE"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -528,6 +557,9 @@ async fn sql_that_does_not_parse_is_bad_input() {
 
 #[tokio::test]
 async fn a_scratch_cluster_gets_hypopg_created() {
+    if !common::hypopg() {
+        return;
+    }
     let output = common::perfaudit()
         .args([
             "--scratch",
@@ -546,7 +578,9 @@ async fn a_scratch_cluster_gets_hypopg_created() {
 
 #[tokio::test]
 async fn without_pg_stat_statements_it_says_how_to_get_it() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let output = run(&db, &["--from-stat-statements"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
@@ -559,6 +593,9 @@ async fn without_pg_stat_statements_it_says_how_to_get_it() {
 
 #[tokio::test]
 async fn the_workload_can_come_from_pg_stat_statements() {
+    if !common::hypopg() {
+        return;
+    }
     // A cluster of its own: pg_stat_statements must be preloaded.
     let cluster = ScratchCluster::start(&ScratchOptions {
         settings: vec![(
@@ -662,7 +699,9 @@ async fn the_workload_can_come_from_pg_stat_statements() {
 async fn functions_that_planning_runs_cannot_write() {
     // Planning folds an IMMUTABLE function with constant arguments: one
     // that lies about its volatility and writes must not get its way.
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let client = db.client().await;
     client
         .batch_execute(
@@ -746,7 +785,9 @@ const SESSION_WORKLOAD: &str = "SELECT * FROM payments WHERE user_id = $1 AND st
 
 #[tokio::test]
 async fn the_pooled_session_is_reset_after_advise() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let database = one_connection(&db);
     let before = session_state(&database.connection().await.unwrap()).await;
     let workload = workload::from_sql(SESSION_WORKLOAD).unwrap();
@@ -790,7 +831,9 @@ impl Progress for InterruptAt {
 
 #[tokio::test]
 async fn an_interrupt_stops_advise_and_closes_its_session() {
-    let db = hypopg_db().await;
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
     let database = one_connection(&db);
     let before = session_state(&database.connection().await.unwrap()).await;
     let indexes = all_indexes(&db).await;

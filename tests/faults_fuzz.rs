@@ -10,11 +10,15 @@
 //! PROPTEST_CASES=100000 cargo test --release --locked --test faults_fuzz
 //! ```
 //!
-//! A failing run prints the (shrunk) input; it goes into `tests/corpus/`
-//! with its expected answer, where [`the_corpus_gets_clean_answers`]
-//! replays it on every run. (proptest's own seed files are not kept: the
-//! mutation strategy draws from the corpus, so a seed would not replay the
-//! same input once the corpus grows.)
+//! A failing property writes its (shrunk) input to
+//! `tests/corpus/failed-<hash>.sql`, and says so: there
+//! [`the_corpus_gets_clean_answers`] replays it through the property that
+//! found it on every run, and keeps failing until the bug is fixed and the
+//! file's first line states the expected answer (then rename the file after
+//! what it holds). A stack overflow aborts the whole process before anything
+//! can be written; its input is the one proptest printed last. (proptest's
+//! own seed files are not kept: the mutation strategy draws from the corpus,
+//! so a seed would not replay the same input once the corpus grows.)
 
 mod common;
 
@@ -25,7 +29,7 @@ use perfaudit::rewrite::{self, Knowledge, RewriteOptions};
 use perfaudit::sql::scans;
 use perfaudit::sql::{self, SqlStatement};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 /// The stack perfaudit works on: it runs on the main thread, which Linux
 /// gives 8 MiB (`ulimit -s`), not the 2 MiB of a test thread.
@@ -314,48 +318,134 @@ fn mutated() -> impl Strategy<Value = String> {
         })
 }
 
-proptest! {
-    // The case count still comes from PROPTEST_CASES (256 when unset).
-    #![proptest_config(ProptestConfig {
+/// Reads `text` as every command does, on the binary's stack.
+fn clean_answers(text: &str) -> Result<(), TestCaseError> {
+    let text = text.to_owned();
+    on_main_stack(move || read(&text))
+}
+
+/// A statement nested deep parses into one statement that passes
+/// [`follow`], or is called too deep; never anything else.
+fn parsed_or_too_deep(text: &str) -> Result<(), TestCaseError> {
+    let text = text.to_owned();
+    on_main_stack(move || match sql::parse_statements(&text) {
+        Ok(mut statements) => {
+            prop_assert_eq!(statements.len(), 1);
+            follow(statements.remove(0))
+        }
+        Err(error) => {
+            let message = error.to_string();
+            prop_assert!(
+                message.contains("nests deeper than 200 levels"),
+                "{}",
+                message
+            );
+            Ok(())
+        }
+    })
+}
+
+/// A property of the input path, checked on one text.
+type Property = fn(&str) -> Result<(), TestCaseError>;
+
+/// The properties, by the name of the test that fuzzes each: the corpus
+/// replays an input through the one that found it.
+const PROPERTIES: &[(&str, Property)] = &[
+    ("soups_get_clean_answers", clean_answers),
+    ("any_text_gets_clean_answers", clean_answers),
+    ("nesting_is_parsed_or_called_too_deep", parsed_or_too_deep),
+    ("mutated_corpus_inputs_get_clean_answers", clean_answers),
+];
+
+/// How a corpus file found by the fuzzer, its expectation not yet settled,
+/// starts its first line: `-- expect: FIXME found by <property>: <reason>`.
+const UNSETTLED: &str = "FIXME found by ";
+
+fn property(name: &str) -> Property {
+    PROPERTIES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .unwrap_or_else(|| panic!("no property named {name}"))
+        .1
+}
+
+/// Writes an input the property `name` failed on into the corpus, with an
+/// unsettled expectation; returns the file's path. The file is named after
+/// the input (FNV-1a), so the same input is written once.
+fn persist(name: &str, reason: &str, text: &str) -> std::path::PathBuf {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let path = corpus_dir().join(format!("failed-{hash:016x}.sql"));
+    let reason: String = reason
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    std::fs::write(
+        &path,
+        format!("-- expect: {UNSETTLED}{name}: {reason}\n{text}"),
+    )
+    .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+/// Runs the property `name` on inputs from `strategy`, as many as
+/// `PROPTEST_CASES` says (256 when unset). An input it fails on is shrunk
+/// by proptest, written into the corpus (see [`persist`]), and the test
+/// fails saying where.
+fn fuzz(name: &str, strategy: impl Strategy<Value = String>) {
+    let check = property(name);
+    let mut runner = TestRunner::new(Config {
         failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn soups_get_clean_answers(text in soup()) {
-        on_main_stack(move || read(&text))?;
+        ..Config::default()
+    });
+    match runner.run(&strategy, |text| check(&text)) {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, text)) => {
+            let path = persist(name, &reason.to_string(), &text);
+            panic!(
+                "{name} failed on {text:?}: {reason}\n\
+                 The input is written to {}, which every run now replays \
+                 (the_corpus_gets_clean_answers) until it passes: fix the bug, then replace \
+                 the file's first line with `-- expect: ok` or `-- expect: <part of the \
+                 message>` and name the file after what it holds.",
+                path.display()
+            );
+        }
+        Err(TestError::Abort(reason)) => panic!("{name}: {reason}"),
     }
+}
 
-    #[test]
-    fn any_text_gets_clean_answers(text in "\\PC{0,300}") {
-        on_main_stack(move || read(&text))?;
-    }
+#[test]
+fn soups_get_clean_answers() {
+    fuzz("soups_get_clean_answers", soup());
+}
 
-    #[test]
-    fn nesting_is_parsed_or_called_too_deep(text in nested()) {
-        on_main_stack(move || match sql::parse_statements(&text) {
-            Ok(mut statements) => {
-                prop_assert_eq!(statements.len(), 1);
-                follow(statements.remove(0))
-            }
-            Err(error) => {
-                let message = error.to_string();
-                prop_assert!(message.contains("nests deeper than 200 levels"), "{}", message);
-                Ok(())
-            }
-        })?;
-    }
+#[test]
+fn any_text_gets_clean_answers() {
+    fuzz("any_text_gets_clean_answers", "\\PC{0,300}");
+}
 
-    #[test]
-    fn mutated_corpus_inputs_get_clean_answers(text in mutated()) {
-        on_main_stack(move || read(&text))?;
-    }
+#[test]
+fn nesting_is_parsed_or_called_too_deep() {
+    fuzz("nesting_is_parsed_or_called_too_deep", nested());
+}
+
+#[test]
+fn mutated_corpus_inputs_get_clean_answers() {
+    fuzz("mutated_corpus_inputs_get_clean_answers", mutated());
+}
+
+fn corpus_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
 /// The files of `tests/corpus`.
 fn corpus() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "sql"))
@@ -381,6 +471,20 @@ fn the_corpus_gets_clean_answers() {
     for path in files {
         let bytes = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = expectation(&bytes);
+        // An input the fuzzer found: replayed through the property that
+        // found it, exactly as it was (the text after the first line).
+        let unsettled = expected
+            .as_deref()
+            .and_then(|e| e.strip_prefix(UNSETTLED))
+            .map(|found| found.split(':').next().unwrap_or(found).to_owned());
+        if let Some(found_by) = &unsettled {
+            let text = String::from_utf8_lossy(&bytes);
+            let input = text.split_once('\n').map_or("", |(_, input)| input);
+            if let Err(error) = property(found_by)(input) {
+                panic!("{name}, found by {found_by}, still fails: {error}");
+            }
+        }
         // Through the binary, as a user gives it: read, split, parse,
         // classify and rewrite (offline).
         let output = common::perfaudit()
@@ -400,7 +504,8 @@ fn the_corpus_gets_clean_answers() {
                 .unwrap_or_else(|e| panic!("{name}: stdout is not JSON ({e})"));
             assert!(document["statements"].is_array(), "{name}");
         }
-        match expectation(&bytes).as_deref() {
+        match expected.as_deref() {
+            _ if unsettled.is_some() => {}
             Some("ok") => assert_eq!(code, Some(0), "{name}: {stderr}"),
             Some(message) => {
                 assert_eq!(code, Some(2), "{name}");
@@ -412,5 +517,11 @@ fn the_corpus_gets_clean_answers() {
         if let Ok(text) = String::from_utf8(bytes) {
             on_main_stack(move || read(&text)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+        assert!(
+            unsettled.is_none(),
+            "{name}, found by the fuzzer, now passes: replace its first line with \
+             `-- expect: ok` or `-- expect: <part of the message>` and name the file after \
+             what it holds"
+        );
     }
 }

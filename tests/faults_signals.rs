@@ -1,8 +1,8 @@
 //! Robustness under SIGINT and SIGTERM: whatever perfaudit is doing —
 //! connecting, seeding a scratch cluster, explaining, building an index — a
 //! signal cancels the server-side work, removes what it started, and exits
-//! 130 (SIGINT) or 143 (SIGTERM) promptly. See the README's "Robustness"
-//! table for the cases other test files cover.
+//! 130 (SIGINT) or 143 (SIGTERM) promptly. See the table in
+//! docs/robustness.md for the cases other test files cover.
 
 mod common;
 mod indexes_support;

@@ -14,7 +14,7 @@ pub mod process;
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use perfaudit::db::{
@@ -41,6 +41,10 @@ static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static TEMPLATES: tokio::sync::Mutex<Option<HashSet<Fixture>>> =
     tokio::sync::Mutex::const_new(None);
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// What the server lacks for HypoPG (`None`: it has it), read once.
+static HYPOPG_MISSING: OnceLock<Option<String>> = OnceLock::new();
+/// Whether a test of this binary has already failed for the missing HypoPG.
+static HYPOPG_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs async work to completion on a thread of its own, so that it can be
 /// called from inside a test's runtime.
@@ -112,6 +116,62 @@ fn register_cleanup() {
     unsafe {
         libc::atexit(cleanup);
     }
+}
+
+/// Whether the tests that need HypoPG (those of `perfaudit advise`) can
+/// run: HypoPG is installed for the test server (and so for the scratch
+/// clusters tests start from the same binaries). When it is not, the first
+/// test of this binary to ask fails with what to install, and every later
+/// one gets `false` and returns early: a machine without HypoPG sees one
+/// failure that says what to do, not a panic per test.
+pub fn hypopg() -> bool {
+    let missing = HYPOPG_MISSING.get_or_init(|| {
+        let admin = server().admin.clone();
+        block_on_thread(move || async move {
+            let db = Database::new(admin, PoolOptions::default()).expect("pool");
+            let client = db.connection().await.unwrap_or_else(|e| panic!("{e}"));
+            let row = client
+                .query_one(
+                    "SELECT current_setting('server_version_num')::int / 10000,
+                            EXISTS (SELECT FROM pg_available_extensions WHERE name = 'hypopg')",
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (major, installed): (i32, bool) = (row.get(0), row.get(1));
+            (!installed).then(|| {
+                format!(
+                    "HypoPG is not installed for the test server (PostgreSQL {major}), and the \
+                     tests of `perfaudit advise` need it: install it (`apt-get install \
+                     postgresql-{major}-hypopg` on Debian or Ubuntu, as .ci/run does) and run \
+                     the tests again; this binary's other tests that need it are skipped"
+                )
+            })
+        })
+    });
+    match missing {
+        None => true,
+        Some(message) if !HYPOPG_REPORTED.swap(true, Ordering::SeqCst) => panic!("{message}"),
+        Some(_) => {
+            eprintln!("skipped: HypoPG is not installed for the test server");
+            false
+        }
+    }
+}
+
+/// A copy of `fixture` with HypoPG created in it; `None` (the test returns
+/// early) when HypoPG is not installed, as [`hypopg`] says.
+pub async fn hypopg_db(fixture: Fixture) -> Option<TestDb> {
+    if !hypopg() {
+        return None;
+    }
+    let db = TestDb::with_fixture(fixture).await;
+    db.client()
+        .await
+        .batch_execute("CREATE EXTENSION hypopg")
+        .await
+        .unwrap_or_else(|e| panic!("CREATE EXTENSION hypopg: {e}"));
+    Some(db)
 }
 
 /// A database of its own for one test.
