@@ -42,7 +42,7 @@ use crate::db::cancel::cancel_backend_until_done;
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::pg::catalog::indexes::INDEX_SIZE_SQL;
+use crate::pg::catalog::indexes;
 use crate::signal::Signal;
 use crate::sql::ident::QualifiedName;
 use crate::ui::{Line, Progress};
@@ -505,19 +505,11 @@ impl Runner<'_> {
     /// The size of a finished index, once the server says it is valid and
     /// ready.
     async fn check(&self, client: &Client, index: &QualifiedName) -> Result<i64> {
-        let row = client
-            .query_typed_opt(
-                &format!(
-                    "SELECT i.indisvalid AND i.indisready, {INDEX_SIZE_SQL}
-                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                     WHERE i.indexrelid = to_regclass($1)::oid"
-                ),
-                &[(&index.to_string(), Type::TEXT)],
-            )
+        let state = indexes::state(client, index)
             .await
             .map_err(|e| query_error(&format!("checking index {}", index.display()), &e))?;
-        match row {
-            Some(row) if row.get::<_, bool>(0) => Ok(row.get(1)),
+        match state {
+            Some(state) if state.valid && state.ready => Ok(state.size_bytes),
             Some(_) => Err(Error::database(format!(
                 "index {} was built but PostgreSQL does not mark it valid and ready",
                 index.display()
@@ -893,25 +885,15 @@ async fn leftover_advice(session: &Client, index: &QualifiedName, failure: &Fail
         _ => 1,
     };
     let why = format!("{}{}", failure.reason(), in_attempts(attempts));
-    let row = session
-        .query_typed_opt(
-            "SELECT i.indisvalid, i.indisready, c.relkind = 'I', n.nspname::text, t.relname::text
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-             WHERE i.indexrelid = to_regclass($1)::oid",
-            &[(&index.to_string(), Type::TEXT)],
-        )
-        .await;
-    let Ok(Some(row)) = row else {
+    let Ok(Some(found)) = indexes::state(session, index).await else {
         return format!(
             "the unfinished index {} could not be dropped ({why}); drop it with DROP INDEX \
              CONCURRENTLY {index}",
             index.display()
         );
     };
-    let (valid, ready, partitioned): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
-    let table = QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4));
-    let state = match (valid, ready) {
+    let table = &found.table;
+    let state = match (found.valid, found.ready) {
         (true, _) => "valid".to_owned(),
         (false, true) => format!(
             "INVALID but ready: every write to {} maintains it",
@@ -919,7 +901,7 @@ async fn leftover_advice(session: &Client, index: &QualifiedName, failure: &Fail
         ),
         (false, false) => "INVALID and not ready: writes no longer maintain it".to_owned(),
     };
-    let held_by = match prewait::holders(session, &table, prewait::Scope::Drop).await {
+    let held_by = match prewait::holders(session, table, prewait::Scope::Drop).await {
         Ok(holders) => holders.first().map(|h| {
             format!(
                 ", as {} holds a lock on {}: once that transaction ends,",
@@ -934,7 +916,7 @@ async fn leftover_advice(session: &Client, index: &QualifiedName, failure: &Fail
          drop it with {}, or run perfaudit indexes again, which rebuilds an INVALID index",
         index.display(),
         held_by.unwrap_or_else(|| ";".to_owned()),
-        sql::drop_index(index, !partitioned)
+        sql::drop_index(index, !found.partitioned)
     )
 }
 

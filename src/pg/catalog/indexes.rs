@@ -14,7 +14,7 @@ use crate::sql::ident::QualifiedName;
 /// SQL for the size of index `i` (a `pg_index` row whose `pg_class` row is
 /// `c`): the sum over its partitions for a partitioned index, which has no
 /// storage of its own.
-pub const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
+const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
      THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.indexrelid) p) \
      ELSE pg_relation_size(i.indexrelid) END::int8";
 
@@ -280,6 +280,49 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
             }
         })
         .collect())
+}
+
+/// What the server says of one index now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexState {
+    /// `indisvalid`: queries may use it.
+    pub valid: bool,
+    /// `indisready`: writes maintain it.
+    pub ready: bool,
+    /// Whether it is a partitioned index.
+    pub partitioned: bool,
+    /// Its table.
+    pub table: QualifiedName,
+    /// Its size on disk (all partitions' for a partitioned index).
+    pub size_bytes: i64,
+}
+
+/// The state of `index`, `None` when there is no such index: what a build
+/// checks once it ran, and what a failed cleanup tells of what it left.
+pub async fn state(
+    client: &Client,
+    index: &QualifiedName,
+) -> std::result::Result<Option<IndexState>, tokio_postgres::Error> {
+    let row = client
+        .query_typed_opt(
+            &format!(
+                "SELECT i.indisvalid, i.indisready, c.relkind = 'I', n.nspname::text,
+                        t.relname::text, {INDEX_SIZE_SQL}
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_class t ON t.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = t.relnamespace
+                 WHERE i.indexrelid = to_regclass($1)::oid"
+            ),
+            &[(&index.to_string(), Type::TEXT)],
+        )
+        .await?;
+    Ok(row.map(|row| IndexState {
+        valid: row.get(0),
+        ready: row.get(1),
+        partitioned: row.get(2),
+        table: QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4)),
+        size_bytes: row.get(5),
+    }))
 }
 
 /// Which relations hold any of `names`, and what they are.
