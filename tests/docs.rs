@@ -374,26 +374,28 @@ fn every_flag_the_docs_name_is_perfaudits_and_every_flag_is_documented() {
 
 /// The finding codes the source gives findings (`code: "..."`).
 fn codes_in_source() -> BTreeSet<String> {
-    let code = Regex::new(r#"\bcode:\s*"([a-z][a-z0-9-]*)""#).unwrap();
     let rust = |p: &Path| p.extension().is_some_and(|e| e == "rs");
-    files_under(&root().join("src"), &rust)
-        .iter()
-        .flat_map(|file| {
-            code.captures_iter(&read(file))
-                .map(|c| c[1].to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    codes(r#"\bcode:\s*"([a-z][a-z0-9-]*)""#, "src", &rust)
 }
 
 /// The finding codes in the JSON documents the snapshots hold.
 fn codes_in_snapshots() -> BTreeSet<String> {
-    let code = Regex::new(r#""code": "([a-z][a-z0-9-]*)""#).unwrap();
     let snapshot = |p: &Path| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("json_output__"))
     };
-    files_under(&root().join("tests/snapshots"), &snapshot)
+    codes(
+        r#""code": "([a-z][a-z0-9-]*)""#,
+        "tests/snapshots",
+        &snapshot,
+    )
+}
+
+/// What `pattern`'s first group matches in the files under `dir` that
+/// `wanted` takes.
+fn codes(pattern: &str, dir: &str, wanted: &dyn Fn(&Path) -> bool) -> BTreeSet<String> {
+    let code = Regex::new(pattern).unwrap();
+    files_under(&root().join(dir), wanted)
         .iter()
         .flat_map(|file| {
             code.captures_iter(&read(file))

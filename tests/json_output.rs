@@ -103,6 +103,13 @@ const RENTALS_WORKLOAD: &str = "SELECT * FROM store.rental WHERE customer_id = 4
      SELECT * FROM store.customer WHERE lower(email) = 'someone@example.com';\n\
      UPDATE store.rental SET status = 'lost' WHERE rental_id = 5;\n";
 
+/// `sql` in a file of its own, removed when dropped.
+fn workload(sql: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, sql.as_bytes()).unwrap();
+    file
+}
+
 #[tokio::test]
 async fn payments_documents() {
     // advise's documents need HypoPG (common::hypopg reports it missing once)
@@ -111,9 +118,8 @@ async fn payments_documents() {
     }
     let db = TestDb::new().await;
     prepare(&db).await;
-    let workload = std::env::temp_dir().join(format!("perfaudit-json-{}.sql", std::process::id()));
-    std::fs::write(&workload, PAYMENTS_WORKLOAD).unwrap();
-    let workload = workload.to_str().unwrap();
+    let file = workload(PAYMENTS_WORKLOAD);
+    let workload = file.path().to_str().unwrap();
 
     snapshot(
         "explain",
@@ -153,7 +159,6 @@ async fn payments_documents() {
         "payments_indexes_again",
         &json(&db, &["indexes"]),
     );
-    std::fs::remove_file(workload).unwrap();
 }
 
 #[tokio::test]
@@ -164,10 +169,8 @@ async fn rentals_documents() {
     }
     let db = TestDb::rentals().await;
     prepare(&db).await;
-    let workload =
-        std::env::temp_dir().join(format!("perfaudit-json-r-{}.sql", std::process::id()));
-    std::fs::write(&workload, RENTALS_WORKLOAD).unwrap();
-    let workload = workload.to_str().unwrap();
+    let file = workload(RENTALS_WORKLOAD);
+    let workload = file.path().to_str().unwrap();
 
     snapshot(
         "explain",
@@ -184,7 +187,6 @@ async fn rentals_documents() {
         "rentals_rewrite",
         &json(&db, &["rewrite", "-f", workload]),
     );
-    std::fs::remove_file(workload).unwrap();
 }
 
 /// The schema check can fail: a document missing a required key, or with
