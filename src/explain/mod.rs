@@ -27,7 +27,7 @@ use tokio_postgres::Client;
 use crate::db::params::TextParam;
 use crate::error::{Error, Result};
 use crate::guard::{self, Guard, Verdict};
-use crate::pg::plan::{Plan, RunSummary};
+use crate::pg::plan::{Added, Plan, RunSummary};
 use crate::rewrite::{Change, Rewrite, Rule, Skip};
 use crate::sql::{Class, Item, outliving_reasons};
 use crate::ui::Progress;
@@ -47,6 +47,19 @@ pub struct RewriteSummary {
     pub changes: Vec<Change>,
     /// The rules skipped, with the reason.
     pub skipped: Vec<Skip>,
+    /// The `LIMIT` it added, if it added one (`changes` says so in words).
+    #[serde(skip)]
+    pub added_limit: Option<u64>,
+}
+
+impl RewriteSummary {
+    /// What the rewrite added to the statement, for the plan to mark.
+    pub fn added(&self) -> Added {
+        Added {
+            limit: self.added_limit,
+            order_by: self.changes.iter().any(|c| c.rule == Rule::OrderBy),
+        }
+    }
 }
 
 /// One statement, ready to explain.
@@ -71,12 +84,16 @@ pub struct Job {
 
 impl Job {
     /// Takes the rewriter's result: its SQL is what runs from now on.
-    pub fn apply(&mut self, rewrite: Rewrite) {
+    /// `limit` is the LIMIT the rewriter was asked to add, which it did
+    /// when its changes say so.
+    pub fn apply(&mut self, rewrite: Rewrite, limit: Option<u64>) {
         self.executed = rewrite.rewritten;
+        let added_limit = limit.filter(|_| rewrite.changes.iter().any(|c| c.rule == Rule::Limit));
         self.rewrite = RewriteSummary {
             enabled: true,
             changes: rewrite.changes,
             skipped: rewrite.skipped,
+            added_limit,
         };
     }
 
@@ -94,6 +111,7 @@ impl Job {
                     reason: reason.clone(),
                 })
                 .collect(),
+            added_limit: None,
         };
     }
 
@@ -408,7 +426,8 @@ async fn run_and_analyse(
     }
     let representative = timing::representative_run(&measurements);
     let document = documents.swap_remove(representative);
-    let plan = Plan::from_json(&document)?;
+    let mut plan = Plan::from_json(&document)?;
+    plan.mark_added(job.rewrite.added());
     // The catalog is asked only about tables an index finding names.
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);

@@ -231,7 +231,7 @@ impl Explainer<'_> {
                 match (&self.options.rewrite, job.statement.parsed()) {
                     (Some(options), Some(parsed)) => {
                         let rewritten = rewrite::server::rewrite(client, parsed, options).await?;
-                        job.apply(rewritten);
+                        job.apply(rewritten, options.limit);
                     }
                     (Some(_), None) => job.leave_unread(),
                     (None, _) => {}

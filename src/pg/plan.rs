@@ -249,8 +249,45 @@ pub struct Plan {
     /// Triggers that fired.
     pub triggers: Vec<Trigger>,
     /// The node that cost the most: most self time when executed, most self
-    /// cost (the planner's estimate) otherwise.
+    /// cost (the planner's estimate) otherwise. Never a `Gather`: what a
+    /// gather waits for is the work of the nodes below, where it counts.
     pub costliest: Option<usize>,
+    /// The nodes perfaudit's rewrite added to the user's statement.
+    pub added: AddedNodes,
+}
+
+/// What perfaudit's rewrite added to a statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Added {
+    /// The `LIMIT` it added.
+    pub limit: Option<u64>,
+    /// Whether it added an `ORDER BY`.
+    pub order_by: bool,
+}
+
+/// The nodes of a plan that run what perfaudit's rewrite added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddedNodes {
+    /// The top `Limit`, with the count the rewrite gave it.
+    pub limit: Option<(usize, u64)>,
+    /// The `Sort` (or `Incremental Sort`) of the added `ORDER BY`.
+    pub sort: Option<usize>,
+}
+
+impl AddedNodes {
+    /// Whether node `id` runs only what the rewrite added.
+    pub fn contains(&self, id: usize) -> bool {
+        self.limit.map(|(limit, _)| limit) == Some(id) || self.sort == Some(id)
+    }
+
+    /// Whether node `id` is the added `Limit`, and it stopped reading what
+    /// is below it: it returned as many rows as it was given (it returns
+    /// fewer only when what is below ran out).
+    pub fn limit_stopped(&self, node: &Node) -> bool {
+        self.limit.is_some_and(|(id, count)| {
+            id == node.id && node.raw.actual_rows.is_none_or(|rows| rows >= count as f64)
+        })
+    }
 }
 
 /// Nodes that hand work to parallel workers: below them, a node's loops
@@ -269,10 +306,45 @@ impl Plan {
             execution_ms: document.execution_time,
             triggers: document.triggers,
             costliest: None,
+            added: AddedNodes::default(),
         };
         plan.derive_times();
         plan.costliest = plan.find_costliest();
         Ok(plan)
+    }
+
+    /// Marks the nodes that run what the rewrite `added`: the root `Limit`
+    /// of an added `LIMIT`, and the sort at the top of what it limits
+    /// (below a `Gather Merge` too) of an added `ORDER BY`. The user's
+    /// statement had neither, so the nodes at those places are the
+    /// rewrite's.
+    pub fn mark_added(&mut self, added: Added) {
+        let mut top = 0;
+        let first_child = |id: usize| self.nodes[id].children.first().copied();
+        if let Some(count) = added.limit {
+            if self.nodes[top].raw.node_type != "Limit" {
+                return;
+            }
+            self.added.limit = Some((top, count));
+            let Some(below) = first_child(top) else {
+                return;
+            };
+            top = below;
+        }
+        while self.nodes[top].raw.node_type == "Gather Merge" {
+            let Some(below) = first_child(top) else {
+                return;
+            };
+            top = below;
+        }
+        if added.order_by
+            && matches!(
+                self.nodes[top].raw.node_type.as_str(),
+                "Sort" | "Incremental Sort"
+            )
+        {
+            self.added.sort = Some(top);
+        }
     }
 
     /// Whether the plan carries what running it measured (EXPLAIN ANALYZE).
@@ -324,7 +396,7 @@ impl Plan {
     }
 
     fn find_costliest(&self) -> Option<usize> {
-        let weight = |node: &Node| match node.self_ms {
+        let own = |node: &Node| match node.self_ms {
             Some(ms) => ms,
             None if self.analyzed() => 0.0,
             None => {
@@ -332,8 +404,20 @@ impl Plan {
                 (node.raw.total_cost - children).max(0.0)
             }
         };
+        let is_gather = |node: &Node| GATHER_NODES.contains(&node.raw.node_type.as_str());
+        // A gather's own time is its wait for the workers: it goes to the
+        // node below it, whose work it waits for.
+        let weight = |node: &Node| {
+            let gathered = node
+                .parent
+                .map(|parent| &self.nodes[parent])
+                .filter(|parent| is_gather(parent) && parent.children.first() == Some(&node.id))
+                .map_or(0.0, own);
+            own(node) + gathered
+        };
         self.nodes
             .iter()
+            .filter(|node| !is_gather(node))
             .map(|node| (node.id, weight(node)))
             .filter(|(_, weight)| *weight > 0.0)
             .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -531,6 +615,46 @@ pub(crate) mod tests {
                             "Actual Loops": 2}]}
             ]
         })
+    }
+
+    /// Aggregate <- Gather (waiting 40 ms) <- Aggregate (30 ms) <- Seq Scan
+    /// (20 ms), the workers' nodes run in three processes.
+    fn gathered() -> Value {
+        json!({
+            "Node Type": "Aggregate", "Total Cost": 10.0, "Plan Rows": 1,
+            "Actual Total Time": 100.0, "Actual Rows": 1, "Actual Loops": 1,
+            "Plans": [{
+                "Node Type": "Gather", "Total Cost": 9.0, "Plan Rows": 3, "Workers Planned": 2,
+                "Workers Launched": 2, "Actual Total Time": 98.0, "Actual Rows": 3,
+                "Actual Loops": 1, "Parent Relationship": "Outer",
+                "Plans": [{
+                    "Node Type": "Aggregate", "Partial Mode": "Partial", "Total Cost": 8.0,
+                    "Plan Rows": 1, "Actual Total Time": 50.0, "Actual Rows": 1,
+                    "Actual Loops": 3, "Parent Relationship": "Outer",
+                    "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t", "Alias": "t",
+                               "Total Cost": 5.0, "Plan Rows": 100, "Actual Total Time": 20.0,
+                               "Actual Rows": 100, "Actual Loops": 3,
+                               "Parent Relationship": "Outer"}]
+                }]
+            }]
+        })
+    }
+
+    #[test]
+    fn the_costliest_node_is_the_work_a_gather_waits_for_not_the_gather() {
+        let plan = analysed(gathered(), 0.1, 100.0);
+        let gather_own = plan.nodes[1].self_ms.unwrap();
+        let below_own = plan.nodes[2].self_ms.unwrap();
+        assert!(
+            gather_own > below_own,
+            "{gather_own} {below_own}: the case at hand"
+        );
+        assert_eq!(
+            plan.costliest,
+            Some(2),
+            "{:?}",
+            plan.nodes[plan.costliest.unwrap()].label()
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn is_off(plan: &Plan, node: &Node) -> bool {
 fn stopped_early(plan: &Plan, node: &Node) -> bool {
     let mut child = node;
     while let Some(parent) = child.parent.map(|id| &plan.nodes[id]) {
-        if cuts_short(parent, child) {
+        if cuts_short(plan, parent, child) {
             return true;
         }
         child = parent;
@@ -61,13 +61,18 @@ fn stopped_early(plan: &Plan, node: &Node) -> bool {
 }
 
 /// Whether `parent` may stop reading its child `child` early, by design.
-fn cuts_short(parent: &Node, child: &Node) -> bool {
+/// The `Limit` perfaudit's rewrite added stops it only when it returned
+/// all the rows it was given.
+fn cuts_short(plan: &Plan, parent: &Node, child: &Node) -> bool {
     let relationship = child.raw.parent_relationship.as_deref();
     let inner = relationship == Some("Inner");
     match parent.raw.node_type.as_str() {
         // An EXISTS subplan stops at its first row, an ANY at its first
         // match; PostgreSQL does not say which a subplan is, so none counts.
         _ if matches!(relationship, Some("SubPlan" | "InitPlan")) => true,
+        "Limit" if plan.added.limit.is_some_and(|(id, _)| id == parent.id) => {
+            plan.added.limit_stopped(parent)
+        }
         "Limit" => true,
         // Each side is read only until the other is exhausted.
         "Merge Join" => true,

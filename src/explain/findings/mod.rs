@@ -108,11 +108,13 @@ pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a st
 }
 
 /// Every finding of every rule in `plan`, whose tables are `tables`, the
-/// most severe first.
+/// most severe first. None is about a node that runs only what perfaudit's
+/// rewrite added: the user's statement is judged, not perfaudit's bounds.
 pub fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
     let mut findings: Vec<Finding> = RULES
         .iter()
         .flat_map(|rule| rule.findings(plan, tables))
+        .filter(|finding| !finding.node().is_some_and(|id| plan.added.contains(id)))
         .collect();
     // Stable: at equal severity, rule order then node order.
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
