@@ -161,3 +161,125 @@ async fn the_sort_an_added_order_by_runs_gets_no_finding() {
         "{own:#}"
     );
 }
+
+/// The `selective-seq-scan` findings of `statement`.
+fn seq_scan_findings(statement: &Value) -> Vec<&Value> {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "selective-seq-scan")
+        .collect()
+}
+
+#[tokio::test]
+async fn small_partitions_read_whole_are_one_large_scan() {
+    let db = TestDb::rentals().await;
+    // Serial, so that rows are counted exactly (parallel workers' counts
+    // are averages per loop, rounded).
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // 55 partitions of about 5,800 rows each: each alone is below the
+    // 10,000 rows from which a sequential scan is worth a finding.
+    common::explain::execute(
+        &db,
+        "CREATE TABLE billing.ledger (entry_id int, account int, amount numeric) \
+             PARTITION BY HASH (entry_id);
+         DO $$ BEGIN FOR i IN 0..54 LOOP
+             EXECUTE format('CREATE TABLE billing.ledger_%s PARTITION OF billing.ledger \
+                             FOR VALUES WITH (MODULUS 55, REMAINDER %s)', i, i);
+         END LOOP; END $$;
+         INSERT INTO billing.ledger SELECT g, g % 5000, g / 100.0 FROM generate_series(1, 320000) g;
+         ANALYZE billing.ledger;",
+    )
+    .await;
+    let report = document(
+        &explain_json(
+            &db,
+            &[
+                "--no-rewrite",
+                "SELECT * FROM billing.ledger WHERE account = 42",
+            ],
+        ),
+        0,
+    );
+    let statement = &report["statements"][0];
+    let found = seq_scan_findings(statement);
+    assert_eq!(found.len(), 1, "{statement:#}");
+    let finding = found[0];
+    let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
+    assert_eq!(node["node_type"], "Append", "{statement:#}");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("55 sequential scans of partitions of billing.ledger")
+            && message.contains("read 320,000 rows and kept 64 "),
+        "{message}"
+    );
+    // The index goes on the partitioned table, which builds it on every
+    // partition: not on the one partition the plan happened to name.
+    let suggestion = finding["suggestion"].as_str().unwrap();
+    assert!(
+        suggestion.contains("CREATE INDEX \"idx_ledger_account\" ON ONLY \"billing\".\"ledger\""),
+        "{suggestion}"
+    );
+}
+
+#[tokio::test]
+async fn a_partitioned_table_gets_one_finding_and_its_index_on_the_parent() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // staff_id has no index; every partition holds 22,000-26,000 rows.
+    let report = document(
+        &explain_json(
+            &db,
+            &[
+                "--no-rewrite",
+                "SELECT * FROM billing.rental_payment WHERE staff_id = 7",
+            ],
+        ),
+        0,
+    );
+    let statement = &report["statements"][0];
+    let found = seq_scan_findings(statement);
+    assert_eq!(
+        found.len(),
+        1,
+        "one finding, not one per partition: {statement:#}"
+    );
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("13 sequential scans of partitions of billing.rental_payment")
+            && message.contains("read 300,000 rows"),
+        "{message}"
+    );
+    assert!(
+        found[0]["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("ON ONLY \"billing\".\"rental_payment\" (\"staff_id\")"),
+        "{:#}",
+        found[0]
+    );
+    // A scan the plan prunes to one partition gets the parent's index too.
+    let pruned = document(
+        &explain_json(
+            &db,
+            &[
+                "--no-rewrite",
+                "SELECT * FROM billing.rental_payment WHERE staff_id = 7 \
+                 AND paid_at >= '2024-06-01' AND paid_at < '2024-07-01'",
+            ],
+        ),
+        0,
+    );
+    let statement = &pruned["statements"][0];
+    let found = seq_scan_findings(statement);
+    assert_eq!(found.len(), 1, "{statement:#}");
+    assert!(
+        found[0]["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("ON ONLY \"billing\".\"rental_payment\""),
+        "{:#}",
+        found[0]
+    );
+}

@@ -3,6 +3,9 @@
 //! columns ordered by the planner's distinct values, named as advise names
 //! it, schema-qualified, in the statements `perfaudit indexes` runs.
 //!
+//! A partition stands for the partitioned table at the root of its tree:
+//! its index is that table's, built on every partition.
+//!
 //! A plan names a table without its schema (`Schema` comes only with
 //! `EXPLAIN (VERBOSE)`, which also qualifies every column of the filters
 //! the report shows), so each name is resolved on the server, on the
@@ -17,7 +20,7 @@ use tokio_postgres::Client;
 
 use crate::error::Result;
 use crate::indexes::ddl;
-use crate::pg::catalog::{Relations, Table, Taken};
+use crate::pg::catalog::{RelKind, Relations, Table, Taken};
 use crate::sql::scans::{RelationName, statement_scans};
 
 /// The tables of one plan the catalog knows, by the name the plan gives
@@ -44,6 +47,12 @@ impl Tables {
     fn insert(&mut self, relation: &str, table: Table, distinct: HashMap<String, f64>) {
         self.known
             .insert(relation.to_owned(), Known { table, distinct });
+    }
+
+    /// The table an index for `relation` goes on (for a partition, the
+    /// partitioned table at its root), when the catalog knows it.
+    pub fn table(&self, relation: &str) -> Option<&Table> {
+        self.known.get(relation).map(|known| &known.table)
     }
 
     /// The number of distinct values of `column` of `relation` (0 when
@@ -82,18 +91,49 @@ pub async fn look_up(
         .map(|scan| scan.relation)
         .collect();
     let mut catalog = Relations::new(client);
+    // The partitioned tables the statement names, with their partitions:
+    // a plan names a partition without its schema, which need not be on
+    // the search_path.
+    let mut partitioned = Vec::new();
+    for name in &written {
+        if let Some(found) = catalog.relation(name).await?
+            && found.kind == RelKind::Partitioned
+        {
+            let table = catalog.indexable(&found).await?;
+            partitioned.push((found, table));
+        }
+    }
     let mut tables = Tables::default();
     for &relation in relations {
-        let Some(found) = catalog
-            .relation(&resolvable_name(relation, &written))
-            .await?
-        else {
-            continue;
+        let of_written = partitioned
+            .iter()
+            .find(|(_, table)| table.partitions.iter().any(|p| p.name.name == relation));
+        let (found, table) = match of_written {
+            Some((found, table)) => (found.clone(), table.clone()),
+            None => {
+                let Some(mut found) = catalog
+                    .relation(&resolvable_name(relation, &written))
+                    .await?
+                else {
+                    continue;
+                };
+                // A partition is indexed through the partitioned table at
+                // the root of its tree, which builds the index on every
+                // partition.
+                if let Some(root) = &found.partition_of
+                    && let Some(root) = catalog
+                        .relation(&vec![root.schema.clone(), root.name.clone()])
+                        .await?
+                {
+                    found = root;
+                }
+                if !found.kind.indexable() {
+                    continue;
+                }
+                let table = catalog.indexable(&found).await?;
+                (found, table)
+            }
         };
-        if !found.kind.indexable() {
-            continue;
-        }
-        let table = catalog.indexable(&found).await?;
         // Each schema's names are read once, whichever table is in it.
         catalog.read_names(&table, &mut tables.taken).await?;
         tables.insert(relation, table, found.columns.clone());

@@ -1,17 +1,18 @@
 //! `selective-seq-scan`: a sequential scan of a large table that keeps few
 //! of the rows it reads. An index on the filter's columns would read only
-//! the rows kept.
+//! the rows kept. The partitions of one table scanned below one `Append`
+//! are judged together, as the one table they are.
 
 use super::predicates::Constrained;
 use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
 use crate::explain::tables::Tables;
-use crate::pg::plan::Node;
+use crate::pg::plan::{Node, Plan};
 use crate::text::plural;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "selective-seq-scan",
-    check: Check::EachNodeWithTables(finding),
+    check: Check::PlanWithTables(check),
 };
 
 /// Rows read below which a sequential scan costs well under a millisecond,
@@ -27,18 +28,68 @@ const SELECTIVE_SHARE: f64 = 0.10;
 /// is tens of milliseconds of CPU even from cache, on every call.
 const CRITICAL_ROWS: f64 = 1_000_000.0;
 
-fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
-    if node.raw.node_type != "Seq Scan" {
-        return None;
+/// Nodes whose children are scanned one after another as one relation:
+/// the partitions of a partitioned table (or the branches of a UNION ALL).
+const APPEND_NODES: [&str; 2] = ["Append", "Merge Append"];
+
+fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
+    scans(plan, tables)
+        .iter()
+        .filter_map(|scans| finding(plan, scans, tables))
+        .collect()
+}
+
+/// The filtered sequential scans of `plan`, those of one table below one
+/// `Append` together: the partitions of a partitioned table are judged as
+/// the one table they are, so that fifty small partitions read whole are
+/// not fifty small scans. Until the catalog says which table each belongs
+/// to, every scan below one `Append` counts as one table's.
+fn scans<'a>(plan: &'a Plan, tables: &Tables) -> Vec<Vec<&'a Node>> {
+    // Keyed by the Append above (if any) and the table (if known).
+    type Key = (Option<usize>, Option<u32>);
+    let mut groups: Vec<(Key, Vec<&Node>)> = Vec::new();
+    for node in &plan.nodes {
+        let (Some(_), Some(relation)) = (&node.raw.filter, &node.raw.relation_name) else {
+            continue;
+        };
+        if node.raw.node_type != "Seq Scan" || node.rows_returned().is_none() {
+            continue;
+        }
+        let append = node
+            .parent
+            .filter(|&parent| APPEND_NODES.contains(&plan.nodes[parent].raw.node_type.as_str()));
+        let key = match append {
+            Some(_) => (append, tables.table(relation).map(|table| table.oid)),
+            None => (None, None),
+        };
+        match groups
+            .iter_mut()
+            .find(|(k, _)| append.is_some() && *k == key)
+        {
+            Some((_, scans)) => scans.push(node),
+            None => groups.push((key, vec![node])),
+        }
     }
-    let filter = node.raw.filter.as_deref()?;
-    let relation = node.raw.relation_name.as_deref()?;
-    let kept = node.rows_returned()?;
-    let read = kept + node.rows_removed_by_filter()?;
+    groups.into_iter().map(|(_, scans)| scans).collect()
+}
+
+/// The finding about `scans`, sequential scans of one table (one scan, or
+/// the partitions one `Append` reads), when together they read many rows
+/// and kept few.
+fn finding(plan: &Plan, scans: &[&Node], tables: &Tables) -> Option<Finding> {
+    let first = scans.first()?;
+    let filter = first.raw.filter.as_deref()?;
+    let relation = first.raw.relation_name.as_deref()?;
+    let (mut read, mut kept) = (0.0, 0.0);
+    for scan in scans {
+        let returned = scan.rows_returned()?;
+        kept += returned;
+        read += returned + scan.rows_removed_by_filter()?;
+    }
     if read < LARGE_TABLE_ROWS || kept > read * SELECTIVE_SHARE {
         return None;
     }
-    let suggestion = match Constrained::parse(filter, &owner(node)) {
+    let suggestion = match Constrained::parse(filter, &owner(first)) {
         Some(columns) => format!(
             "an index on the filtered {} ({}) reads only the rows kept; {}",
             plural(columns.columns().len(), "column", "columns"),
@@ -50,6 +101,23 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
              AND, and index those columns, so that PostgreSQL can read only the rows kept"
         ),
     };
+    let (subject, what) = match scans {
+        [scan] => (scan.id, scan.label()),
+        _ => {
+            let append = first.parent?;
+            let table = tables
+                .table(relation)
+                .map_or_else(|| "one table".to_owned(), |t| t.name.display());
+            (
+                append,
+                format!(
+                    "{} over {} sequential scans of partitions of {table}",
+                    plan.nodes[append].label(),
+                    scans.len()
+                ),
+            )
+        }
+    };
     Some(Finding {
         code: RULE.code,
         severity: if read >= CRITICAL_ROWS {
@@ -57,10 +125,9 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
         } else {
             Severity::Warning
         },
-        subject: Subject::Node(node.id),
+        subject: Subject::Node(subject),
         message: format!(
-            "{} read {} rows and kept {} ({}): the filter {filter} threw the rest away",
-            node.label(),
+            "{what} read {} rows and kept {} ({}): the filter {filter} threw the rest away",
             count(read),
             count(kept),
             percent(kept / read)
@@ -73,7 +140,6 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::explain::tables::payments;
-    use crate::pg::plan::Plan;
     use crate::pg::plan::tests::analysed;
     use serde_json::json;
 

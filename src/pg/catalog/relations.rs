@@ -30,6 +30,8 @@ pub struct Relation {
     pub system: bool,
     /// A view's definition (`pg_get_viewdef`).
     pub view_definition: Option<String>,
+    /// For a partition, the partitioned table at the root of its tree.
+    pub partition_of: Option<QualifiedName>,
     /// Its columns, with the planner's estimate of their distinct values
     /// (0 when there are no statistics).
     pub columns: HashMap<String, f64>,
@@ -75,7 +77,10 @@ impl<'c> Relations<'c> {
                         c.relkind::text, \
                         n.nspname IN ('pg_catalog', 'information_schema') \
                             OR n.nspname LIKE 'pg\\_toast%', \
-                        CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END \
+                        CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END, \
+                        (SELECT ARRAY[rn.nspname::text, r.relname::text] \
+                         FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace \
+                         WHERE c.relispartition AND r.oid = pg_partition_root(c.oid)) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.oid = to_regclass($1)",
                 &[&regclass.join(".")],
@@ -106,6 +111,9 @@ impl<'c> Relations<'c> {
             kind: RelKind::from_relkind(row.get(3)),
             system: row.get(4),
             view_definition: row.get(5),
+            partition_of: row
+                .get::<_, Option<Vec<String>>>(6)
+                .and_then(|root| Some(QualifiedName::new(root.first()?, root.get(1)?))),
             columns: self.columns(oid).await?,
             indexes,
         }))
