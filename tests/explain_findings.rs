@@ -283,3 +283,26 @@ async fn a_partitioned_table_gets_one_finding_and_its_index_on_the_parent() {
         found[0]
     );
 }
+
+#[tokio::test]
+async fn no_index_is_suggested_that_an_existing_one_already_gives() {
+    let db = TestDb::rentals().await;
+    // rental_customer_id_idx (customer_id, rented_at) exists; comparing a
+    // cast of the column keeps the planner off it.
+    for sql in [
+        "SELECT * FROM store.rental WHERE customer_id::text = '42'",
+        "SELECT * FROM store.rental WHERE customer_id::text = '42' AND rented_at::date = '2024-03-01'",
+    ] {
+        let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+        let statement = &report["statements"][0];
+        let found = seq_scan_findings(statement);
+        assert_eq!(found.len(), 1, "{statement:#}");
+        let suggestion = found[0]["suggestion"].as_str().unwrap();
+        assert!(
+            !suggestion.contains("CREATE INDEX")
+                && suggestion.starts_with("an index on the filtered")
+                && suggestion.contains("the index rental_customer_id_idx already leads with"),
+            "{sql}: {suggestion}"
+        );
+    }
+}

@@ -63,11 +63,7 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String
 /// query on its leading columns, and they start with the candidate's, in
 /// order.
 pub fn already_given<'a>(candidate: &[String], existing: &'a [Index]) -> Option<&'a Index> {
-    existing.iter().find(|index| {
-        index.serves_any_query()
-            && index.leading_columns().count() >= candidate.len()
-            && index.leading_columns().zip(candidate).all(|(a, b)| a == b)
-    })
+    existing.iter().find(|index| index.gives(candidate, 0))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 
 use crate::error::Result;
 use crate::indexes::ddl;
-use crate::pg::catalog::{RelKind, Relations, Table, Taken};
+use crate::pg::catalog::{Index, RelKind, Relations, Table, Taken};
 use crate::sql::scans::{RelationName, statement_scans};
 
 /// The tables of one plan the catalog knows, by the name the plan gives
@@ -35,6 +35,8 @@ pub struct Tables {
 #[derive(Debug)]
 struct Known {
     table: Table,
+    /// Its indexes.
+    indexes: Vec<Index>,
     /// The planner's estimate of each column's distinct values (0 when
     /// there are no statistics).
     distinct: HashMap<String, f64>,
@@ -44,9 +46,8 @@ impl Tables {
     /// Records what the catalog says about the table the plan calls
     /// `relation`: `table` and its columns' distinct values. The names
     /// taken where its index would go are read into `taken` beforehand.
-    fn insert(&mut self, relation: &str, table: Table, distinct: HashMap<String, f64>) {
-        self.known
-            .insert(relation.to_owned(), Known { table, distinct });
+    fn insert(&mut self, relation: &str, known: Known) {
+        self.known.insert(relation.to_owned(), known);
     }
 
     /// The table an index for `relation` goes on (for a partition, the
@@ -65,14 +66,33 @@ impl Tables {
             .unwrap_or(0.0)
     }
 
-    /// The statements that build an index of `key` on `relation` without
-    /// blocking writes, as `perfaudit advise` writes them (one per line);
-    /// `None` when the table is unknown.
-    pub fn build(&self, relation: &str, key: &[String]) -> Option<String> {
+    /// What to do for a B-tree index of `key` on `relation`, whose first
+    /// `equality` columns are compared for equality: nothing, when an index
+    /// there already gives it; else build it, without blocking writes, with
+    /// the statements `perfaudit advise` writes. `None` when the table is
+    /// unknown.
+    pub fn advice(
+        &self,
+        relation: &str,
+        key: &[String],
+        equality: usize,
+    ) -> Option<IndexAdvice<'_>> {
         let known = self.known.get(relation)?;
+        if let Some(index) = known.indexes.iter().find(|i| i.gives(key, equality)) {
+            return Some(IndexAdvice::Exists(index));
+        }
         let name = ddl::free_name(&known.table, key, &self.taken);
-        Some(ddl::build(&known.table, &name, key))
+        Some(IndexAdvice::Build(ddl::build(&known.table, &name, key)))
     }
+}
+
+/// What to do for an index a finding asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexAdvice<'a> {
+    /// This index already gives it.
+    Exists(&'a Index),
+    /// Build it with these statements, one per line.
+    Build(String),
 }
 
 /// Looks up, on `client`, the tables a plan calls `relations`, resolving
@@ -136,7 +156,14 @@ pub async fn look_up(
         };
         // Each schema's names are read once, whichever table is in it.
         catalog.read_names(&table, &mut tables.taken).await?;
-        tables.insert(relation, table, found.columns.clone());
+        tables.insert(
+            relation,
+            Known {
+                table,
+                indexes: found.indexes.clone(),
+                distinct: found.columns.clone(),
+            },
+        );
     }
     Ok(tables)
 }
@@ -180,7 +207,14 @@ pub fn payments() -> Tables {
             .map(str::to_owned)
             .collect(),
     );
-    tables.insert("payments", table, distinct);
+    tables.insert(
+        "payments",
+        Known {
+            table,
+            indexes: Vec::new(),
+            distinct,
+        },
+    );
     tables
 }
 

@@ -17,7 +17,7 @@ pub mod predicates;
 mod seq_scan;
 mod sort_spill;
 
-use super::tables::Tables;
+use super::tables::{IndexAdvice, Tables};
 pub use crate::finding::{Finding, Severity, Subject};
 use crate::pg::plan::{Node, Plan};
 use predicates::Constrained;
@@ -166,8 +166,18 @@ fn owner(node: &Node) -> Vec<&str> {
 /// explain reads one plan: advise costs the index before it is built.
 fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> String {
     let key = columns.index_key(|column| tables.distinct(relation, column));
-    match tables.build(relation, &key) {
-        Some(ddl) => format!("perfaudit advise proves it with a hypothetical index first: {ddl}"),
+    match tables.advice(relation, &key, columns.equality.len()) {
+        Some(IndexAdvice::Build(ddl)) => {
+            format!("perfaudit advise proves it with a hypothetical index first: {ddl}")
+        }
+        Some(IndexAdvice::Exists(index)) => format!(
+            "the index {} already leads with ({}), yet the planner did not use it here: \
+             the condition may compare a cast or a function of the column, which an index on \
+             the column cannot serve (compare the column itself, with a range where it is \
+             cast, or index the expression), or the estimate may be off (ANALYZE the table)",
+            index.name.name,
+            index.leading_columns().collect::<Vec<_>>().join(", ")
+        ),
         None => format!(
             "perfaudit advise proves an index on {relation} ({}) with a hypothetical index \
              first and writes its DDL",

@@ -86,6 +86,25 @@ impl Index {
         self.usable && self.shape.predicate.is_none() && self.shape.method == "btree"
     }
 
+    /// Whether it already gives a B-tree index on `key`, whose first
+    /// `equality` columns are compared for equality (so serve in any
+    /// order): it serves any query on its leading columns, those start with
+    /// the equality columns in some order, then the rest of `key` in order.
+    /// explain and advise both ask this before they suggest an index.
+    pub fn gives(&self, key: &[String], equality: usize) -> bool {
+        let leading: Vec<&str> = self.leading_columns().collect();
+        let equality = equality.min(key.len());
+        self.serves_any_query()
+            && leading.len() >= key.len()
+            && key[..equality]
+                .iter()
+                .all(|column| leading[..equality].contains(&column.as_str()))
+            && leading[equality..]
+                .iter()
+                .zip(&key[equality..])
+                .all(|(a, b)| a == b)
+    }
+
     /// A valid B-tree on plain `columns` of `public.t`, for tests.
     #[cfg(test)]
     pub fn btree(name: &str, columns: &[&str], predicate: Option<&str>) -> Index {
@@ -358,4 +377,38 @@ pub async fn taken_names(client: &Client, names: &[QualifiedName]) -> Result<Vec
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(columns: &[&str]) -> Vec<String> {
+        columns.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn an_index_gives_equality_columns_in_any_order_then_the_rest_in_order() {
+        let index = Index::btree(
+            "rental_customer_id_idx",
+            &["customer_id", "rented_at"],
+            None,
+        );
+        assert!(index.gives(&key(&["customer_id"]), 1));
+        assert!(index.gives(&key(&["rented_at", "customer_id"]), 2));
+        assert!(index.gives(&key(&["customer_id", "rented_at"]), 1));
+        assert!(
+            !index.gives(&key(&["rented_at", "customer_id"]), 1),
+            "range first"
+        );
+        assert!(!index.gives(&key(&["rented_at"]), 1));
+        assert!(!index.gives(&key(&["customer_id", "rented_at", "status"]), 2));
+        let partial = Index::btree("open", &["customer_id"], Some("returned_at IS NULL"));
+        assert!(!partial.gives(&key(&["customer_id"]), 1));
+        let invalid = Index {
+            usable: false,
+            ..Index::btree("left_by_a_failed_build", &["customer_id"], None)
+        };
+        assert!(!invalid.gives(&key(&["customer_id"]), 1));
+    }
 }
