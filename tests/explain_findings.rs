@@ -306,3 +306,33 @@ async fn no_index_is_suggested_that_an_existing_one_already_gives() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_spilled_sort_gets_an_index_only_where_one_could_order_the_rows() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "work_mem = '64kB'").await;
+    let spill = |sql: &str| {
+        let report = document(&explain_json(&db, &["--no-limit", sql]), 0);
+        let statement = report["statements"][0].clone();
+        statement["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "sort-spill")
+            .unwrap_or_else(|| panic!("no sort-spill: {statement:#}"))["suggestion"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // rented_at is timestamptz: date_trunc over it is not IMMUTABLE, and
+    // PostgreSQL refuses an index on it.
+    let by_month = spill(
+        "SELECT date_trunc('month', rented_at) AS month, rental_id FROM store.rental ORDER BY 1",
+    );
+    assert!(!by_month.contains("index"), "{by_month}");
+    let by_column = spill("SELECT rental_id, returned_at FROM store.rental ORDER BY returned_at");
+    assert!(
+        by_column.contains("an index on rental (returned_at)"),
+        "{by_column}"
+    );
+}
