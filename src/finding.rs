@@ -1,6 +1,7 @@
 //! What every command reports as wrong or worth knowing: one [`Finding`]
 //! type (explain's plan diagnostics, indexes' redundant and invalid
-//! indexes), with a stable code, a [`Severity`] and what it is about.
+//! indexes), with a stable code, a [`Severity`], what it is about and the
+//! DDL it suggests.
 //! docs/findings.md has a section for each code.
 
 use serde::Serialize;
@@ -41,6 +42,9 @@ pub struct Finding {
     pub message: String,
     /// What to do about it, concretely.
     pub suggestion: String,
+    /// The statements that do it, one per line, each ending with `;`, when
+    /// it is DDL (never only inside `suggestion`'s prose).
+    pub ddl: Option<String>,
 }
 
 /// What a finding is about.

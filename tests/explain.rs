@@ -45,12 +45,18 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
             .contains("(user_id = 42)"),
         "{finding}"
     );
-    assert!(
-        finding["suggestion"].as_str().unwrap().ends_with(
-            "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
-                 (\"user_id\");"
-        ),
+    assert_eq!(
+        finding["ddl"],
+        "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
+         (\"user_id\");",
         "{finding}"
+    );
+    assert!(
+        !finding["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE INDEX"),
+        "the DDL is in `ddl`, not in the prose: {finding}"
     );
     let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
     assert_eq!(node["node_type"], "Seq Scan");
@@ -74,17 +80,14 @@ async fn a_selective_filter_is_a_seq_scan_finding_until_the_index_exists() {
     );
 }
 
-/// The DDL at the end of the `selective-seq-scan` suggestion for `sql`.
+/// The DDL of the `selective-seq-scan` finding for `sql`.
 fn seq_scan_ddl(db: &TestDb, sql: &str) -> String {
     let json = document(&explain_json(db, &[sql]), 0);
-    let suggestion = seq_scan_finding(&json["statements"][0])["suggestion"]
+    let finding = seq_scan_finding(&json["statements"][0]);
+    finding["ddl"]
         .as_str()
-        .unwrap()
-        .to_owned();
-    let start = suggestion
-        .find("CREATE INDEX")
-        .unwrap_or_else(|| panic!("no DDL: {suggestion}"));
-    suggestion[start..].to_owned()
+        .unwrap_or_else(|| panic!("no DDL: {finding}"))
+        .to_owned()
 }
 
 #[tokio::test]

@@ -222,7 +222,7 @@ fn the_schemas_refuse_what_the_documents_must_not_be() {
 
     let indexes = json!({"indexes": [], "findings": [{
         "code": "redundant-index", "severity": "severe", "index": "i", "table": "public.t",
-        "size_bytes": 8192, "message": "...", "suggestion": "..."
+        "size_bytes": 8192, "message": "...", "suggestion": "...", "ddl": null
     }]});
     assert_eq!(violations("indexes", &indexes).len(), 1);
 

@@ -70,6 +70,7 @@ mod tests {
             subject: Subject::Statement,
             message: String::new(),
             suggestion: String::new(),
+            ddl: None,
         }
     }
 

@@ -544,6 +544,7 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
                      CONCURRENTLY {}",
                     e.name, e.name
                 ),
+                ddl: None,
             }),
     );
     findings
@@ -599,6 +600,7 @@ fn redundant_finding(a: &Present, b: &Present) -> Finding {
         },
         message,
         suggestion,
+        ddl: None,
     }
 }
 

@@ -84,6 +84,9 @@ fn statement(result: &Explained, ui: &Ui) -> String {
     }
     out.push(String::new());
     out.push(findings_table(&result.findings, &result.plan, ui));
+    if let Some(ddl) = ddl_block(&result.findings) {
+        out.push(ddl);
+    }
     out.join("\n")
 }
 
@@ -356,6 +359,23 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
         ]);
     }
     table.to_string()
+}
+
+/// The DDL the findings suggest, in a block of its own after the table,
+/// one statement per line and never wrapped, so that it can be pasted:
+/// `None` when no finding suggests any.
+fn ddl_block(findings: &[Finding]) -> Option<String> {
+    let blocks: Vec<String> = findings
+        .iter()
+        .filter_map(|finding| {
+            let ddl = finding.ddl.as_deref()?;
+            let at = finding
+                .node()
+                .map_or_else(|| "the statement".to_owned(), |id| format!("node #{id}"));
+            Some(format!("-- {} at {at}\n{ddl}", finding.code))
+        })
+        .collect();
+    (!blocks.is_empty()).then(|| format!("DDL the findings suggest:\n{}", blocks.join("\n")))
 }
 
 /// `0.042`, `12.35`, `1234.5`: about four significant digits.

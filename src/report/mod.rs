@@ -83,6 +83,7 @@ pub struct FindingJson<'a> {
     subject: SubjectJson<'a>,
     message: &'a str,
     suggestion: &'a str,
+    ddl: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,6 +120,7 @@ impl<'a> FindingJson<'a> {
             },
             message: &finding.message,
             suggestion: &finding.suggestion,
+            ddl: finding.ddl.as_deref(),
         }
     }
 }

@@ -49,6 +49,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
                      working set outgrows shared_buffers or the query reads more than it needs \
                      (see the other findings)"
             .to_owned(),
+        ddl: None,
     }]
 }
 

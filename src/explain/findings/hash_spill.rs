@@ -40,6 +40,7 @@ fn finding(node: &Node) -> Option<Finding> {
             "{}; hash tables may also use hash_mem_multiplier times work_mem",
             work_mem_advice(kb)
         ),
+        ddl: None,
     })
 }
 

@@ -44,23 +44,28 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
     let mut key = index_condition
         .and_then(|condition| Constrained::parse(condition, &owner))
         .unwrap_or_default();
-    let suggestion = match (
+    let (suggestion, ddl) = match (
         Constrained::parse(filter, &owner),
         node.raw.relation_name.as_deref(),
     ) {
         (Some(filtered), Some(relation)) => {
             let (count, columns) = (filtered.columns().len(), filtered.columns().join(", "));
             key.extend(filtered);
-            format!(
+            let advice = index_advice(tables, relation, &key);
+            let text = format!(
                 "an index that also covers the filtered {} ({columns}) fetches only the rows \
                  kept; {}",
                 plural(count, "column", "columns"),
-                index_advice(tables, relation, &key)
-            )
+                advice.text
+            );
+            (text, advice.ddl)
         }
-        _ => "extend the index with the filter's columns so that the index finds only the \
-              rows kept"
-            .to_owned(),
+        _ => (
+            "extend the index with the filter's columns so that the index finds only the rows \
+             kept"
+                .to_owned(),
+            None,
+        ),
     };
     Some(Finding {
         code: RULE.code,
@@ -74,6 +79,7 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
             percent(discarded / fetched)
         ),
         suggestion,
+        ddl,
     })
 }
 
@@ -110,10 +116,11 @@ mod tests {
             "Index Scan using idx_payments_user_id on payments fetched 2,500 rows and its \
              filter (status = 'failed'::text) threw away 2,400 of them (96%)"
         );
-        assert!(
-            findings[0].suggestion.ends_with(
+        assert_eq!(
+            findings[0].ddl.as_deref(),
+            Some(
                 "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \
-                     \"public\".\"payments\" (\"user_id\", \"status\");"
+                 \"public\".\"payments\" (\"user_id\", \"status\");"
             ),
             "{}",
             findings[0].suggestion

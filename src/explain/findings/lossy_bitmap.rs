@@ -40,6 +40,7 @@ fn finding(node: &Node) -> Option<Finding> {
                      that the bitmap keeps exact row positions, or make the index condition \
                      more selective"
             .to_owned(),
+        ddl: None,
     })
 }
 

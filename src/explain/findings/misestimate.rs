@@ -109,6 +109,7 @@ fn finding(node: &Node) -> Finding {
             if under { "more" } else { "fewer" }
         ),
         suggestion: suggestion(node),
+        ddl: None,
     }
 }
 

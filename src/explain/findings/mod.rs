@@ -161,14 +161,20 @@ fn owner(node: &Node) -> Vec<&str> {
 
 /// The index on `columns` of the table the plan calls `relation`, its key
 /// ordered as advise orders it (equality columns most distinct first, then
-/// one range column), ending with the statements that build it without
-/// blocking writes; for a table the catalog did not resolve, its key alone.
+/// one range column), with the statements that build it without blocking
+/// writes; for a table the catalog did not resolve, its key alone; none
+/// where an existing index already gives it.
 /// explain reads one plan: advise costs the index before it is built.
-fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> String {
+fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> Advice {
     let key = columns.index_key(|column| tables.distinct(relation, column));
-    match tables.advice(relation, &key, columns.equality.len()) {
+    let text = match tables.advice(relation, &key, columns.equality.len()) {
         Some(IndexAdvice::Build(ddl)) => {
-            format!("perfaudit advise proves it with a hypothetical index first: {ddl}")
+            return Advice {
+                text: "perfaudit advise proves it with a hypothetical index first; the \
+                       finding's DDL builds it without blocking writes"
+                    .to_owned(),
+                ddl: Some(ddl),
+            };
         }
         Some(IndexAdvice::Exists(index)) => format!(
             "the index {} already leads with ({}), yet the planner did not use it here: \
@@ -183,7 +189,15 @@ fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> Strin
              first and writes its DDL",
             key.join(", ")
         ),
-    }
+    };
+    Advice { text, ddl: None }
+}
+
+/// What a finding says to do about an index: in words, and the DDL when
+/// there is some to run.
+struct Advice {
+    text: String,
+    ddl: Option<String>,
 }
 
 /// A `work_mem` that would have held `kb` kilobytes in memory: twice the
@@ -282,16 +296,25 @@ mod tests {
             equality: vec!["status".into(), "user_id".into()],
             range: vec!["created_at".into()],
         };
+        let unknown = index_advice(&Tables::default(), "payments", &columns);
         assert_eq!(
-            index_advice(&Tables::default(), "payments", &columns),
+            unknown.text,
             "perfaudit advise proves an index on payments (status, user_id, created_at) with a \
              hypothetical index first and writes its DDL"
         );
+        assert_eq!(unknown.ddl, None);
+        let known = index_advice(&tables::payments(), "payments", &columns);
         assert_eq!(
-            index_advice(&tables::payments(), "payments", &columns),
-            "perfaudit advise proves it with a hypothetical index first: CREATE INDEX \
-             CONCURRENTLY \"idx_payments_user_id_status_created_at_2\" ON \"public\".\"payments\" \
-             (\"user_id\", \"status\", \"created_at\");"
+            known.text,
+            "perfaudit advise proves it with a hypothetical index first; the finding's DDL \
+             builds it without blocking writes"
+        );
+        assert_eq!(
+            known.ddl.as_deref(),
+            Some(
+                "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status_created_at_2\" ON \
+                 \"public\".\"payments\" (\"user_id\", \"status\", \"created_at\");"
+            )
         );
     }
 

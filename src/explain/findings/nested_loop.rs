@@ -60,8 +60,15 @@ fn finding(plan: &Plan, tables: &Tables, node: &Node) -> Option<Finding> {
     let scan = scanned(plan, inner);
     let scans_whole_table = scan.raw.node_type == "Seq Scan";
     let mut suggestion = Vec::new();
-    if let Some(fix) = inner_index(tables, node, scan, &outer_tables) {
-        suggestion.push(fix);
+    let mut ddl = None;
+    if let Some((relation, columns)) = inner_join_columns(node, scan, &outer_tables) {
+        let advice = index_advice(tables, relation, &columns);
+        suggestion.push(format!(
+            "index the inner side's join {} so that each inner run is one index probe; {}",
+            plural(columns.columns().len(), "column", "columns"),
+            advice.text
+        ));
+        ddl = advice.ddl;
     }
     if let Some((factor, true)) = outer
         .misestimate()
@@ -98,6 +105,7 @@ fn finding(plan: &Plan, tables: &Tables, node: &Node) -> Option<Finding> {
             percent(share)
         ),
         suggestion: suggestion.join("; "),
+        ddl,
     })
 }
 
@@ -123,11 +131,15 @@ fn scanned<'a>(plan: &'a Plan, inner: &'a Node) -> &'a Node {
     node
 }
 
-/// The index that turns each inner run into a probe: on the inner table's
-/// join columns, those its filter or the loop's join filter compare with
-/// the outer side's columns (never those compared with values, which a
-/// probe would not use).
-fn inner_index(tables: &Tables, join: &Node, scan: &Node, outer_tables: &[&str]) -> Option<String> {
+/// The inner table and the columns of the index that turns each inner run
+/// into a probe: its join columns, those its filter or the loop's join
+/// filter compare with the outer side's columns (never those compared with
+/// values, which a probe would not use).
+fn inner_join_columns<'a>(
+    join: &Node,
+    scan: &'a Node,
+    outer_tables: &[&str],
+) -> Option<(&'a str, Constrained)> {
     let relation = scan.raw.relation_name.as_deref()?;
     let mut columns = Constrained::default();
     for condition in [&scan.raw.filter, &join.raw.join_filter]
@@ -138,14 +150,7 @@ fn inner_index(tables: &Tables, join: &Node, scan: &Node, outer_tables: &[&str])
             columns.extend(found);
         }
     }
-    if columns.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "index the inner side's join {} so that each inner run is one index probe; {}",
-        plural(columns.columns().len(), "column", "columns"),
-        index_advice(tables, relation, &columns)
-    ))
+    (!columns.is_empty()).then_some((relation, columns))
 }
 
 #[cfg(test)]
@@ -177,10 +182,11 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = findings.remove(0);
         assert_eq!(finding.severity, Severity::Critical);
-        assert!(
-            finding.suggestion.contains(
+        assert_eq!(
+            finding.ddl.as_deref(),
+            Some(
                 "CREATE INDEX CONCURRENTLY \"idx_payments_user_id\" ON \"public\".\"payments\" \
-                     (\"user_id\");"
+                 (\"user_id\");"
             ),
             "{}",
             finding.suggestion

@@ -33,6 +33,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
                      comes from many joined tables (join_collapse_limit) or many partitions \
                      (filter on the partition key so that they are pruned)"
             .to_owned(),
+        ddl: None,
     }]
 }
 

@@ -89,16 +89,23 @@ fn finding(plan: &Plan, scans: &[&Node], tables: &Tables) -> Option<Finding> {
     if read < LARGE_TABLE_ROWS || kept > read * SELECTIVE_SHARE {
         return None;
     }
-    let suggestion = match Constrained::parse(filter, &owner(first)) {
-        Some(columns) => format!(
-            "an index on the filtered {} ({}) reads only the rows kept; {}",
-            plural(columns.columns().len(), "column", "columns"),
-            columns.columns().join(", "),
-            index_advice(tables, relation, &columns)
-        ),
-        None => format!(
-            "rewrite the filter as comparisons of {relation}'s columns with values, joined by \
-             AND, and index those columns, so that PostgreSQL can read only the rows kept"
+    let (suggestion, ddl) = match Constrained::parse(filter, &owner(first)) {
+        Some(columns) => {
+            let advice = index_advice(tables, relation, &columns);
+            let text = format!(
+                "an index on the filtered {} ({}) reads only the rows kept; {}",
+                plural(columns.columns().len(), "column", "columns"),
+                columns.columns().join(", "),
+                advice.text
+            );
+            (text, advice.ddl)
+        }
+        None => (
+            format!(
+                "rewrite the filter as comparisons of {relation}'s columns with values, joined \
+                 by AND, and index those columns, so that PostgreSQL can read only the rows kept"
+            ),
+            None,
         ),
     };
     let (subject, what) = match scans {
@@ -133,6 +140,7 @@ fn finding(plan: &Plan, scans: &[&Node], tables: &Tables) -> Option<Finding> {
             percent(kept / read)
         ),
         suggestion,
+        ddl,
     })
 }
 
@@ -180,9 +188,15 @@ mod tests {
         assert_eq!(
             finding.suggestion,
             "an index on the filtered columns (status, user_id) reads only the rows kept; \
-             perfaudit advise proves it with a hypothetical index first: CREATE INDEX \
-             CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" \
-             (\"user_id\", \"status\");"
+             perfaudit advise proves it with a hypothetical index first; the finding's DDL \
+             builds it without blocking writes"
+        );
+        assert_eq!(
+            finding.ddl.as_deref(),
+            Some(
+                "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \
+                 \"public\".\"payments\" (\"user_id\", \"status\");"
+            )
         );
     }
 

@@ -41,6 +41,7 @@ fn finding(plan: &Plan, node: &Node) -> Option<Finding> {
             count(kb)
         ),
         suggestion,
+        ddl: None,
     })
 }
 
