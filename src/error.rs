@@ -66,6 +66,19 @@ impl Error {
         }
     }
 
+    /// What kind of failure it is, in a word pipelines match on: `gate`,
+    /// `input`, `database`, `interrupted`, `internal`, `output-closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Gate(_) => "gate",
+            Error::Input(_) => "input",
+            Error::Database(_) => "database",
+            Error::Interrupted(_) => "interrupted",
+            Error::Internal(_) => "internal",
+            Error::OutputClosed => "output-closed",
+        }
+    }
+
     /// An input error from anything printable.
     pub fn input(message: impl Into<String>) -> Error {
         Error::Input(message.into())

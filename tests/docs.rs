@@ -130,7 +130,7 @@ fn prose_lines(text: &str) -> Vec<(usize, &str)> {
 }
 
 /// The fenced code blocks of a Markdown file: info string, text, and the
-/// heading they are under.
+/// `##` heading of the section they are in.
 fn code_blocks(text: &str) -> Vec<(String, String, String)> {
     let mut blocks = Vec::new();
     let mut heading = String::new();
@@ -152,11 +152,14 @@ fn code_blocks(text: &str) -> Vec<(String, String, String)> {
                     String::new(),
                 ));
             }
-            None => {
+            // A section's blocks are under its `##` heading, whatever
+            // subsections it has.
+            None if line.starts_with("## ") => {
                 if let Some(text) = heading_text(line) {
                     heading = text;
                 }
             }
+            None => {}
         }
     }
     blocks
@@ -503,6 +506,7 @@ fn the_json_examples_conform_to_the_schemas() {
         checked,
         BTreeSet::from([
             "advise".to_owned(),
+            "explain".to_owned(),
             "indexes".to_owned(),
             "rewrite".to_owned()
         ])

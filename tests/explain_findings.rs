@@ -45,8 +45,10 @@ async fn a_gate_judges_the_users_statement_not_the_limit_the_rewrite_added() {
         &explain_json(&db, &["--no-rewrite", "--fail-on", "critical", MONTHLY]),
         1,
     );
-    let rewritten_output = explain_json(&db, &["--fail-on", "critical", MONTHLY]);
-    let rewritten = document(&rewritten_output, 1);
+    let rewritten = document(&explain_json(&db, &["--fail-on", "critical", MONTHLY]), 1);
+    // The document says why the run failed, as the exit code does.
+    assert_eq!(rewritten["error"]["kind"], "gate", "{rewritten:#}");
+    assert_eq!(rewritten["error"]["exit_code"], 1, "{rewritten:#}");
     let (written, rewritten) = (&written["statements"][0], &rewritten["statements"][0]);
     assert!(
         rewritten["executed"]

@@ -57,7 +57,15 @@ async fn a_backend_terminated_during_explain_analyze_is_a_clear_error() {
         ],
     );
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert_eq!(run.stdout, "", "no half a JSON document");
+    // One whole JSON document, no half one: no statement, and the error.
+    let document = run.json();
+    assert_eq!(
+        document["statements"],
+        serde_json::json!([]),
+        "{document:#}"
+    );
+    assert_eq!(document["error"]["kind"], "database", "{document:#}");
+    assert_eq!(document["error"]["exit_code"], 3, "{document:#}");
 }
 
 /// Terminates the server process building an index (the first one seen in
@@ -425,10 +433,14 @@ async fn hostile_input_gets_a_clean_answer_from_every_command() {
                 }
                 Expect::InputError(message) => {
                     run.assert_failed(2, &[message]);
-                    // rewrite's JSON document is always finished, with the
-                    // statements that parsed: here none.
+                    // explain's and rewrite's JSON document is finished
+                    // with the error and the statements done: here none.
                     let stdout = match command {
-                        "rewrite" if !run.stdout.is_empty() => run.json()["statements"].to_string(),
+                        "rewrite" | "explain" if !run.stdout.is_empty() => {
+                            let document = run.json();
+                            assert_eq!(document["error"]["exit_code"], 2, "{command} on {name}");
+                            document["statements"].to_string()
+                        }
                         _ => run.stdout.clone(),
                     };
                     assert!(
@@ -747,6 +759,16 @@ async fn a_role_without_access_gets_a_clear_error_from_explain() {
             ],
         );
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-        assert_eq!(run.stdout, "");
+        if args.contains(&"json") {
+            let document = run.json();
+            assert_eq!(
+                document["statements"],
+                serde_json::json!([]),
+                "{document:#}"
+            );
+            assert_eq!(document["error"]["kind"], "database", "{document:#}");
+        } else {
+            assert_eq!(run.stdout, "", "tables for people: the error is on stderr");
+        }
     }
 }

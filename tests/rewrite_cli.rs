@@ -168,6 +168,11 @@ fn sql_that_does_not_parse_is_exit_2_with_line_and_column_and_the_rest_is_still_
          perfaudit: the SQL does not parse at line 4, column 1: Expected: an SQL statement, found: SELEC\n"
     );
     let document = json(&output);
+    // The run's error is the last statement that does not parse.
+    assert_eq!(
+        document["error"]["message"],
+        "the SQL does not parse at line 4, column 1: Expected: an SQL statement, found: SELEC"
+    );
     let statements = document["statements"].as_array().unwrap();
     let positions: Vec<(u64, u64)> = statements
         .iter()
@@ -195,7 +200,14 @@ fn sql_that_does_not_parse_is_exit_2_with_line_and_column_and_the_rest_is_still_
         .args(["--format", "json", "rewrite"])
         .arg("SELECT 'open"));
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(json(&output), serde_json::json!({"statements": []}));
+    assert_eq!(
+        json(&output),
+        serde_json::json!({"statements": [], "error": {
+            "kind": "input",
+            "message": "the SQL does not parse at line 1, column 8: Unterminated string literal",
+            "exit_code": 2
+        }})
+    );
     let output = offline(&[" -- only a comment\n;"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(

@@ -1,7 +1,9 @@
 //! `perfaudit explain`: the options, explain's pipeline
 //! ([`explain::pipeline`]), and the report of each statement as it is done.
+//! Whatever fails, JSON gets one document: the statements explained so
+//! far and the `error`.
 
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 
 use crate::cli::ExplainArgs;
 use crate::context::Context;
@@ -15,6 +17,23 @@ use crate::ui::Bars;
 
 /// Runs `perfaudit explain`.
 pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
+    let mut out = Statements::new(&context.ui, BufWriter::new(io::stdout().lock()));
+    let result = explain(context, args, &mut out).await;
+    let finished = out
+        .finish(false, None, result.as_ref().err())
+        .map_err(report::output_error);
+    // The failure is the run's; a failed write of the report only when the
+    // run went well.
+    result.and(finished)
+}
+
+/// Explains the statements of the input into `out`; an error when a
+/// statement fails or a gate does.
+async fn explain(
+    context: &Context,
+    args: ExplainArgs,
+    out: &mut Statements<impl Write>,
+) -> Result<()> {
     let text = crate::input::read_sql(&args.input.source(), &context.interrupt).await?;
     let options = Options {
         jobs: JobOptions {
@@ -38,8 +57,9 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
     let interrupt = &context.interrupt;
     let checked = pipeline::check(&text, &options.jobs, interrupt).await?;
     let database = context.database().await?;
-    let mut out = Statements::new(&context.ui, BufWriter::new(io::stdout().lock()));
-    let outcome = pipeline::explain_all(
+    // The statements explained before one fails are still reported (a
+    // pipeline keeps their JSON); the run's error is then the failure's.
+    let failures = pipeline::explain_all(
         database,
         &text,
         &checked,
@@ -48,12 +68,7 @@ pub async fn run(context: &Context, args: ExplainArgs) -> Result<()> {
         &Bars::new(&context.ui),
         async |result| out.push(result).map_err(report::output_error),
     )
-    .await;
-    // The statements explained before one failed are still reported (a
-    // pipeline keeps their JSON); the exit code is then the failure's.
-    let finished = out.finish(false, None).map_err(report::output_error);
-    let failures = outcome?;
-    finished?;
+    .await?;
     if failures.is_empty() {
         Ok(())
     } else {

@@ -59,15 +59,23 @@ pub async fn run(context: &Context, args: RewriteArgs) -> Result<()> {
     )
     .await;
     let footer = view::footer(tally.statements, tally.rewritten, connection.is_none());
-    let finished = report.finish(true, Some(&footer));
-    outcome?;
-    finished.map_err(report::output_error)?;
-    // Each error on its own line; the last one is the command's.
-    let last = errors.pop();
-    for error in errors {
-        eprintln!("perfaudit: {error}");
-    }
-    last.map_or(Ok(()), Err)
+    // The run's error: a server error, a signal or a failed write stops it;
+    // else the last statement that did not parse (each earlier one gets a
+    // line of its own on stderr).
+    let result = match outcome {
+        Err(error) => Err(error),
+        Ok(()) => {
+            let last = errors.pop();
+            for error in errors {
+                eprintln!("perfaudit: {error}");
+            }
+            last.map_or(Ok(()), Err)
+        }
+    };
+    let finished = report
+        .finish(true, Some(&footer), result.as_ref().err())
+        .map_err(report::output_error);
+    result.and(finished)
 }
 
 /// The statements reported so far, and how many of them changed.

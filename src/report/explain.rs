@@ -703,7 +703,7 @@ mod tests {
         for result in results {
             report.push(*result).unwrap();
         }
-        report.finish(false, None).unwrap();
+        report.finish(false, None, None).unwrap();
         String::from_utf8(out).unwrap()
     }
 

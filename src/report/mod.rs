@@ -180,11 +180,26 @@ impl<W: Write> Statements<W> {
     }
 
     /// Ends the report. The JSON document is closed when a statement was
-    /// written, or as an empty one when `empty_document` asks for one;
-    /// people get `footer` after the statements, when there were any.
-    pub fn finish(&mut self, empty_document: bool, footer: Option<&str>) -> io::Result<()> {
+    /// written, as an empty one when `empty_document` asks for one, and
+    /// always when the run failed with `error`, which it then holds (so that
+    /// a pipeline reads why in the one document it gets); people get
+    /// `footer` after the statements, when there were any.
+    pub fn finish(
+        &mut self,
+        empty_document: bool,
+        footer: Option<&str>,
+        error: Option<&Error>,
+    ) -> io::Result<()> {
+        let error = error.filter(|e| !matches!(e, Error::OutputClosed));
         match self.ui.format() {
-            Format::Json if self.written > 0 || empty_document => self.json.close(&mut self.out)?,
+            Format::Json if self.written > 0 || empty_document || error.is_some() => {
+                let error = error.map(|error| ErrorJson {
+                    kind: error.kind(),
+                    message: error.to_string(),
+                    exit_code: error.exit_code(),
+                });
+                self.json.close(&mut self.out, error.as_ref())?
+            }
             Format::Json => {}
             Format::Table => {
                 if let Some(footer) = footer.filter(|_| self.written > 0) {
@@ -214,6 +229,15 @@ pub fn output_error(error: std::io::Error) -> Error {
         return Error::OutputClosed;
     }
     Error::internal(format!("cannot write the output: {error}"))
+}
+
+/// A failed run in JSON: what kind of failure, the message stderr also
+/// gets, and the exit code.
+#[derive(Debug, Serialize)]
+struct ErrorJson {
+    kind: &'static str,
+    message: String,
+    exit_code: i32,
 }
 
 /// A `{"statements": [...]}` document written one statement at a time,
@@ -246,12 +270,24 @@ impl JsonStatements {
     }
 
     /// Ends the document, with its newline: `{"statements": []}` when no
-    /// statement was written.
-    fn close(&self, out: &mut impl Write) -> io::Result<()> {
+    /// statement was written; `error`, when given, follows the statements.
+    fn close(&self, out: &mut impl Write, error: Option<&impl Serialize>) -> io::Result<()> {
         match self.written {
-            0 => writeln!(out, "{{\n  \"statements\": []\n}}"),
-            _ => writeln!(out, "\n  ]\n}}"),
+            0 => write!(out, "{{\n  \"statements\": []")?,
+            _ => write!(out, "\n  ]")?,
         }
+        if let Some(error) = error {
+            out.write_all(b",\n  \"error\": ")?;
+            // serde_json's own indentation, one level in (the document).
+            let mut formatter = PrettyFormatter::new();
+            formatter.begin_object(&mut io::sink())?;
+            error
+                .serialize(&mut serde_json::Serializer::with_formatter(
+                    &mut *out, formatter,
+                ))
+                .map_err(io::Error::from)?;
+        }
+        writeln!(out, "\n}}")
     }
 }
 
@@ -279,6 +315,8 @@ mod tests {
         #[derive(Serialize)]
         struct Document {
             statements: Vec<Statement>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<ErrorJson>,
         }
         let statement = || Statement {
             text: "SELECT\n 1",
@@ -286,16 +324,22 @@ mod tests {
             // As PostgreSQL sends a plan: lines of its own indentation.
             plan: RawValue::from_string("[\n  {\n    \"Plan\": {}\n  }\n]".to_owned()).unwrap(),
         };
-        for count in [0, 1, 3] {
+        let error = || ErrorJson {
+            kind: "database",
+            message: "the server went away".to_owned(),
+            exit_code: 3,
+        };
+        for (count, failed) in [(0, false), (1, false), (3, false), (0, true), (2, true)] {
             let whole = Document {
                 statements: (0..count).map(|_| statement()).collect(),
+                error: failed.then(error),
             };
             let mut streamed = Vec::new();
             let mut json = JsonStatements::default();
             for statement in &whole.statements {
                 json.push(&mut streamed, statement).unwrap();
             }
-            json.close(&mut streamed).unwrap();
+            json.close(&mut streamed, whole.error.as_ref()).unwrap();
             let streamed = String::from_utf8(streamed).unwrap();
             assert_eq!(
                 streamed,

@@ -36,6 +36,23 @@ pub fn document(output: &Output, code: i32) -> Value {
     })
 }
 
+/// Checks that nothing was explained: the one JSON document on stdout holds
+/// no statement, and the error of kind `kind`, with the run's exit code and
+/// the message stderr got.
+pub fn nothing_explained(output: &Output, kind: &str) {
+    let report = document(output, output.status.code().unwrap_or(-1));
+    assert_eq!(report["statements"], serde_json::json!([]), "{report:#}");
+    let error = &report["error"];
+    assert_eq!(error["kind"], kind, "{report:#}");
+    assert_eq!(
+        error["exit_code"],
+        output.status.code().unwrap(),
+        "{report:#}"
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(stderr(output).contains(message), "{message}");
+}
+
 /// Runs `sql` on `db`.
 pub async fn execute(db: &TestDb, sql: &str) {
     db.client()
