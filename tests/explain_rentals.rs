@@ -1,6 +1,9 @@
-//! explain's findings on the rentals fixture (fixtures/rentals/), a schema
-//! nobody tuned for perfaudit: findings are judged on the statement the
-//! user wrote, never on what perfaudit's rewrite added to it.
+//! explain on the rentals fixture (fixtures/rentals/), a schema nobody tuned
+//! for perfaudit: findings are judged on the statement the user wrote
+//! (never on what perfaudit's rewrite added to it), the partitions of one
+//! table together, no DDL is suggested that an index already gives or
+//! PostgreSQL refuses, and valid SQL perfaudit's parser cannot read is
+//! planned, never refused.
 
 mod common;
 
@@ -337,4 +340,59 @@ async fn a_spilled_sort_gets_an_index_only_where_one_could_order_the_rows() {
         by_column.contains("an index on rental (returned_at)"),
         "{by_column}"
     );
+}
+
+/// Valid PostgreSQL that sqlparser 0.64 cannot read, each the smallest
+/// reproduction docs/commands/explain.md lists for reporting upstream.
+const UNREAD: &[&str] = &[
+    "SELECT (address).* FROM store.store",
+    "SELECT concat(VARIADIC ARRAY['a', 'b'])",
+    "SELECT count(*) OVER (ORDER BY rented_at RANGE BETWEEN '1 day'::interval PRECEDING \
+     AND CURRENT ROW) FROM store.rental",
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) \
+     SEARCH DEPTH FIRST BY n SET ord SELECT * FROM t",
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) \
+     CYCLE n SET is_cycle USING path SELECT * FROM t",
+    "SELECT SUBSTRING('abc' SIMILAR 'a%' ESCAPE '#')",
+    "SELECT COLLATION FOR ('foo')",
+    "SELECT * FROM store.store a, store.store b WHERE a *= b",
+    "TABLE store.category",
+    "SELECT * FROM ROWS FROM (generate_series(1, 3), generate_series(1, 2))",
+    "SELECT sum(rental_id) OVER (ORDER BY rental_id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING \
+     EXCLUDE CURRENT ROW) FROM store.rental",
+];
+
+#[tokio::test]
+async fn valid_sql_the_parser_cannot_read_is_planned_never_refused() {
+    let db = TestDb::rentals().await;
+    for sql in UNREAD {
+        let report = document(&explain_json(&db, &[sql]), 0);
+        let statement = &report["statements"][0];
+        assert_eq!(statement["class"]["kind"], "unread", "{sql}: {statement:#}");
+        assert_eq!(statement["analyzed"], false, "{sql}");
+        assert_eq!(
+            statement["executed"], statement["original"],
+            "run unmodified: {sql}"
+        );
+        let note = statement["notes"][0].as_str().unwrap();
+        assert!(
+            note.contains("perfaudit's parser cannot read it"),
+            "{sql}: {note}"
+        );
+        assert!(
+            statement["nodes"]
+                .as_array()
+                .is_some_and(|nodes| !nodes.is_empty()),
+            "planned: {sql}"
+        );
+    }
+    // What the parser does read of the same family runs as usual.
+    for sql in [
+        "SELECT * FROM json_to_record('{\"a\": 1}') AS x(a int)",
+        "SELECT r.status, count(*) FROM store.rental r GROUP BY GROUPING SETS ((r.status), ())",
+        "SELECT U&'d\\0061t\\+000061'",
+    ] {
+        let report = document(&explain_json(&db, &[sql]), 0);
+        assert_eq!(report["statements"][0]["analyzed"], true, "{sql}");
+    }
 }
