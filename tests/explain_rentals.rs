@@ -396,3 +396,43 @@ async fn valid_sql_the_parser_cannot_read_is_planned_never_refused() {
         assert_eq!(report["statements"][0]["analyzed"], true, "{sql}");
     }
 }
+
+#[tokio::test]
+async fn a_parallel_scan_counts_rows_and_rows_removed_in_one_unit() {
+    let db = TestDb::rentals().await;
+    for setting in [
+        "parallel_setup_cost = 0",
+        "parallel_tuple_cost = 0",
+        "min_parallel_table_scan_size = 0",
+    ] {
+        common::explain::set_for_database(&db, setting).await;
+    }
+    let report = document(
+        &explain_json(
+            &db,
+            &[
+                "--no-rewrite",
+                "SELECT * FROM store.rental WHERE status = 'lost'",
+            ],
+        ),
+        0,
+    );
+    let statement = &report["statements"][0];
+    let scan = statement["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["node_type"] == "Seq Scan")
+        .unwrap_or_else(|| panic!("{statement:#}"));
+    let loops = scan["loops"].as_f64().unwrap();
+    assert!(loops > 1.0, "a parallel scan: {scan:#}");
+    // Both per loop: over all loops they make the table's 100,000 rows
+    // (each per-loop figure is rounded by PostgreSQL).
+    let per_loop =
+        scan["actual_rows"].as_f64().unwrap() + scan["rows_removed_by_filter"].as_f64().unwrap();
+    let total = per_loop * loops;
+    assert!(
+        (total - 100_000.0).abs() <= 2.0 * loops,
+        "{total} rows over {loops} loops: {scan:#}"
+    );
+}

@@ -238,7 +238,8 @@ fn measured_cells(node: &Node) -> Vec<String> {
         optional(node.self_share, share),
         optional(node.raw.shared_hit_blocks, count),
         optional(node.raw.shared_read_blocks, count),
-        optional(node.rows_removed_by_filter(), count),
+        // Per loop, as the rows beside it are (and as PostgreSQL prints it).
+        optional(node.raw.rows_removed_by_filter, count),
     ]
 }
 
@@ -524,7 +525,7 @@ impl<'a> NodeJson<'a> {
             self_share: node.self_share,
             shared_hit_blocks: raw.shared_hit_blocks,
             shared_read_blocks: raw.shared_read_blocks,
-            rows_removed_by_filter: node.rows_removed_by_filter(),
+            rows_removed_by_filter: raw.rows_removed_by_filter,
         }
     }
 }
