@@ -76,6 +76,13 @@ async fn a_gate_judges_the_users_statement_not_the_limit_the_rewrite_added() {
     // The same finding, on the same node, with the same severity: the
     // LIMIT stopped nothing (13 rows of 1,000).
     assert_eq!(misestimate(rewritten), on_the_aggregate, "{rewritten:#}");
+    // The report says plainly that the LIMIT changed the plan.
+    let change = rewritten["plan_change"].as_str().unwrap_or_default();
+    assert!(
+        change.starts_with("the rewrite changed the plan: a serial plan became parallel"),
+        "{rewritten:#}"
+    );
+    assert_eq!(written["plan_change"], Value::Null, "{written:#}");
     // No finding is attached to the Limit perfaudit added.
     assert_eq!(rewritten["nodes"][0]["node_type"], "Limit");
     assert!(

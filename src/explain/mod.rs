@@ -16,6 +16,7 @@ pub mod findings;
 pub mod gate;
 pub mod mode;
 pub mod pipeline;
+mod plan_change;
 pub mod run;
 pub mod tables;
 pub mod timing;
@@ -361,6 +362,9 @@ pub struct Explained {
     pub plan: Plan,
     /// What the plan shows is wrong.
     pub findings: Vec<Finding>,
+    /// How the rewrite changed the plan, when it did (beyond the nodes it
+    /// added): one sentence.
+    pub plan_change: Option<String>,
 }
 
 /// Runs `job` `warmup + runs` times, each rolled back, and analyses the
@@ -428,6 +432,19 @@ async fn run_and_analyse(
     let document = documents.swap_remove(representative);
     let mut plan = Plan::from_json(&document)?;
     plan.mark_added(job.rewrite.added());
+    // The statement as written is planned too (never executed), so that the
+    // report can say when the rewrite changed the plan.
+    let mut plan_change = None;
+    if job.executed != job.statement.text() {
+        let as_written = Prepared::new(
+            &Mode::planned_only(),
+            job.statement.text(),
+            job.params.clone(),
+            repetition.timeout,
+        );
+        let written = Plan::from_json(&runner.run(&as_written, label).await?.document)?;
+        plan_change = plan_change::note(&written, &plan);
+    }
     // The catalog is asked only about tables an index finding names.
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);
@@ -446,6 +463,7 @@ async fn run_and_analyse(
             .map_err(|e| Error::database(format!("cannot keep the plan document: {e}")))?,
         plan,
         findings,
+        plan_change,
         job,
     })
 }

@@ -27,6 +27,15 @@ pub struct Mode {
 }
 
 impl Mode {
+    /// Planned, never executed, in a read-only transaction.
+    pub fn planned_only() -> Mode {
+        Mode {
+            analyze: false,
+            read_only: true,
+            notes: Vec::new(),
+        }
+    }
+
     /// The EXPLAIN statement to send for `statement` (one statement's text).
     /// `SUMMARY` makes plain EXPLAIN report its planning time too.
     pub fn explain_sql(&self, statement: &str) -> String {

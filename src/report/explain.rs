@@ -56,6 +56,9 @@ fn statement(result: &Explained, ui: &Ui) -> String {
     }
     out.push(rewrite_line(&job.rewrite));
     out.extend(job.mode.notes.iter().map(|note| format!("note: {note}")));
+    if let Some(change) = &result.plan_change {
+        out.push(format!("note: {change}"));
+    }
     if let Some(guard) = &job.guard {
         out.push(guard_line(guard));
     }
@@ -421,6 +424,7 @@ struct StatementJson<'a> {
     analyzed: bool,
     read_only: bool,
     notes: &'a [String],
+    plan_change: Option<&'a str>,
     guard: GuardJson<'a>,
     runs: usize,
     warmup: usize,
@@ -446,6 +450,7 @@ impl<'a> StatementJson<'a> {
             analyzed: job.mode.analyze,
             read_only: job.mode.read_only,
             notes: &job.mode.notes,
+            plan_change: result.plan_change.as_deref(),
             guard: GuardJson {
                 executed: job.mode.analyze,
                 resolved_by: job.guard.as_ref().map(|g| g.resolved_by),
@@ -591,6 +596,7 @@ mod tests {
             cache: CacheComparison::of(&measurements),
             document: RawValue::from_string(document).unwrap(),
             findings: findings::check(&plan, &crate::explain::tables::payments()),
+            plan_change: None,
             plan,
         }
     }
@@ -677,6 +683,7 @@ mod tests {
                 "notes",
                 "original",
                 "plan",
+                "plan_change",
                 "read_only",
                 "rewrite",
                 "rolled_back",
