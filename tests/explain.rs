@@ -624,6 +624,11 @@ async fn params_are_bound_with_the_types_the_server_infers() {
         ],
     );
     let statement = &document(&output, 0)["statements"][0];
+    // The report records what was bound.
+    assert_eq!(
+        statement["params"],
+        serde_json::json!(["42", "completed", "2000-01-01 00:00:00+00", "1.50"])
+    );
     let filter = statement["plan"][0]["Plan"]["Filter"]
         .as_str()
         .unwrap_or_default()

@@ -425,6 +425,7 @@ struct StatementJson<'a> {
     read_only: bool,
     notes: &'a [String],
     plan_change: Option<&'a str>,
+    params: Vec<&'a str>,
     guard: GuardJson<'a>,
     runs: usize,
     warmup: usize,
@@ -451,6 +452,7 @@ impl<'a> StatementJson<'a> {
             read_only: job.mode.read_only,
             notes: &job.mode.notes,
             plan_change: result.plan_change.as_deref(),
+            params: job.params.iter().map(|param| param.0.as_str()).collect(),
             guard: GuardJson {
                 executed: job.mode.analyze,
                 resolved_by: job.guard.as_ref().map(|g| g.resolved_by),
@@ -682,6 +684,7 @@ mod tests {
                 "nodes",
                 "notes",
                 "original",
+                "params",
                 "plan",
                 "plan_change",
                 "read_only",
