@@ -6,7 +6,11 @@
 //! - every rewritten query accepted by PostgreSQL (plain EXPLAIN);
 //! - rewriting the rewrite changing nothing;
 //! - where ORDER BY was added, the rewritten query returning a subset of
-//!   the original's rows.
+//!   the original's rows;
+//!
+//! and statements where the SQL writes the column's name without proving
+//! that a FROM item has it (once), each rewritten offline into SQL the
+//! server accepts, or left without an ORDER BY and the reason why.
 
 mod common;
 
@@ -1101,6 +1105,131 @@ fn message(error: &tokio_postgres::Error) -> String {
     error
         .as_db_error()
         .map_or_else(|| error.to_string(), |db| db.message().to_owned())
+}
+
+/// The objects the statements of [`EVIDENCE`] need beyond the fixture: a
+/// second table with a `created_at`, a function with an argument named so,
+/// composite values with fields named so, an array column named so.
+const EVIDENCE_SETUP: &str = r#"
+    CREATE TABLE refunds (
+        id bigint PRIMARY KEY,
+        payment_id bigint NOT NULL,
+        amount numeric(12, 2) NOT NULL,
+        created_at timestamptz NOT NULL
+    );
+    CREATE FUNCTION report(created_at timestamptz) RETURNS TABLE (day date, total numeric)
+    LANGUAGE sql AS $$ SELECT created_at::date, 0::numeric $$;
+"#;
+
+/// Statements whose SQL writes the name of the column to order by where it
+/// proves nothing, or less than it seems to, about the FROM items: each is
+/// valid, and was rewritten offline into SQL PostgreSQL rejects (issue 14).
+/// Each case: the SQL, the `--order-by`, and the ORDER BY decision
+/// offline: `+text` added (the detail starts with `text`), `-text` skipped
+/// (the reason contains `text`).
+const EVIDENCE: &[(&str, &str, &str)] = &[
+    // A named argument is no column.
+    (
+        "SELECT * FROM report(created_at => now())",
+        "created_at DESC",
+        "-offline, nothing in the query shows that report has a column created_at \
+         (created_at is written as the name of a function's argument, not a column)",
+    ),
+    (
+        "SELECT * FROM report(created_at := now()) r",
+        "created_at DESC",
+        "-nothing in the query shows that r has a column created_at (created_at is written as \
+         the name of a function's argument",
+    ),
+    (
+        r#"SELECT * FROM report("created_at" => now())"#,
+        "created_at",
+        "-the name of a function's argument",
+    ),
+    (
+        "SELECT * FROM payments p, LATERAL report(created_at => p.created_at) r",
+        "created_at DESC",
+        "+ORDER BY p.created_at DESC: p (payments) has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT r.day FROM report(created_at => now()) r JOIN payments p ON p.created_at::date = r.day",
+        "created_at DESC",
+        "+ORDER BY p.created_at DESC",
+    ),
+    (
+        "SELECT * FROM report(now()) r WHERE r.day > (now() - make_interval(days => 1))::date",
+        "days",
+        "-the name of a function's argument",
+    ),
+    (
+        "SELECT id, make_interval(days => 2) FROM payments",
+        "\"days\" ASC",
+        "-nothing in the query shows that payments has a column days (days is written as the \
+         name of a function's argument",
+    ),
+    (
+        "WITH r AS (SELECT * FROM report(created_at => now())) SELECT * FROM r",
+        "created_at DESC",
+        "-offline, nothing in the query shows that r has a column created_at; give a database",
+    ),
+];
+
+/// Offline, the ORDER BY rule rests only on what the SQL proves: where it
+/// adds an ORDER BY, PostgreSQL accepts it; where the evidence is not
+/// conclusive, it adds none and says why. With the server's knowledge, the
+/// rule's ORDER BY is accepted too.
+#[tokio::test]
+async fn offline_order_by_rests_only_on_conclusive_evidence() {
+    let db = common::TestDb::new().await;
+    let client = db.client().await;
+    client.batch_execute(EVIDENCE_SETUP).await.unwrap();
+    let mut failures = Vec::new();
+    for &(sql, order_by, expected) in EVIDENCE {
+        let options = RewriteOptions {
+            order_by: Some(order_by.parse().unwrap()),
+            ..RewriteOptions::default()
+        };
+        let statement = parse_statements(sql).unwrap().remove(0);
+        let offline = rewrite::rewrite(&statement, &options, &Knowledge::offline());
+        let server = rewrite::server::rewrite(&client, &statement, &options)
+            .await
+            .unwrap();
+        // The premise: the user's SQL is valid.
+        let mut problems: Vec<String> = explain(&client, sql)
+            .await
+            .err()
+            .map(|e| format!("the original: {e}"))
+            .into_iter()
+            .collect();
+        problems.extend(decisions(&offline, &format!("{expected} | +")));
+        for (mode, rewrite) in [("offline", &offline), ("server", &server)] {
+            if let Err(e) = explain(&client, &rewrite.rewritten).await {
+                problems.push(format!("{mode}: {e}"));
+            }
+            if let Some(skip) = rewrite
+                .skipped
+                .iter()
+                .find(|s| s.reason.contains("server rejected"))
+            {
+                problems.push(format!("{mode}: {}", skip.reason));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{sql}\n  --order-by {order_by}: {}\n  offline: {}\n  changes: {:?}\n  skipped: {:?}",
+                problems.join("; "),
+                offline.rewritten,
+                offline.changes,
+                offline.skipped
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// What the SQL cannot show, the server can: a user-defined aggregate is

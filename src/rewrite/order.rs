@@ -247,9 +247,15 @@ fn unknown_owner(owners: &scope::Owners, column: &str, knowledge: &Knowledge) ->
              has it; give a database (--database-url or --scratch) to check"
         )
     } else {
+        // The name written where it names no column would otherwise read as
+        // a use the rule overlooked.
+        let lookalike = owners
+            .lookalike
+            .map(|lookalike| format!(" ({})", lookalike.explain(column)))
+            .unwrap_or_default();
         format!(
-            "offline, nothing in the query shows that {} has a column {column}; give a database \
-             (--database-url or --scratch) to check",
+            "offline, nothing in the query shows that {} has a column {column}{lookalike}; give a \
+             database (--database-url or --scratch) to check",
             unknown.join(" or ")
         )
     }

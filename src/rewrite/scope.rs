@@ -6,12 +6,15 @@
 //! guards its own recursion) or with loops, never with unbounded recursion:
 //! an expression may chain thousands of operators.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::ptr;
 
 use sqlparser::ast::{
-    Cte, Distinct, DuplicateTreatment, Expr, FunctionArgumentClause, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    Cte, Distinct, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
+    Visit, Visitor,
 };
 
 use super::knowledge::Knowledge;
@@ -382,6 +385,28 @@ pub(crate) struct Owners<'a> {
     /// Whether the query uses the column unqualified (so that, if it is
     /// valid, exactly one relation has it).
     pub used_bare: bool,
+    /// Where the query writes the column's name without it naming a
+    /// column, if it does.
+    pub lookalike: Option<Lookalike>,
+}
+
+/// A place where a query writes the column's name and it names no column
+/// of a FROM item, so it proves nothing about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookalike {
+    /// A named argument of a function: `report(created_at => now())`.
+    Argument,
+}
+
+impl Lookalike {
+    /// What the name is there, to tell the user why it proves nothing.
+    pub fn explain(self, column: &str) -> String {
+        match self {
+            Lookalike::Argument => {
+                format!("{column} is written as the name of a function's argument, not a column")
+            }
+        }
+    }
 }
 
 /// Finds which relations of `select` (with the WITH queries `ctes` in
@@ -422,6 +447,7 @@ impl Search<'_> {
             items,
             has,
             used_bare: uses.bare,
+            lookalike: uses.lookalike,
         }
     }
 
@@ -535,15 +561,23 @@ struct Uses {
     bare: bool,
     /// The qualifiers it is used with (`p` for `p.created_at`), normalized.
     qualifiers: Vec<String>,
+    /// The first place its name is written without naming a column.
+    lookalike: Option<Lookalike>,
 }
 
 impl Uses {
     fn find(select: &Select, column: &str) -> Uses {
+        let mut not_columns = NotColumns::default();
+        let _ = select.visit(&mut not_columns);
         let mut uses = Uses::default();
         let mut note = |expr: &Expr| {
-            match expr {
-                Expr::Identifier(ident) if fold(ident) == column => uses.bare = true,
-                Expr::CompoundIdentifier(parts) => {
+            match (not_columns.0.get(&ptr::from_ref(expr)), expr) {
+                (Some(lookalike), Expr::Identifier(ident)) if fold(ident) == column => {
+                    uses.lookalike.get_or_insert(*lookalike);
+                }
+                (Some(_), _) => {}
+                (None, Expr::Identifier(ident)) if fold(ident) == column => uses.bare = true,
+                (None, Expr::CompoundIdentifier(parts)) => {
                     if let [.., qualifier, last] = parts.as_slice()
                         && fold(last) == column
                     {
@@ -561,6 +595,49 @@ impl Uses {
         let _ = own_expressions(&select.qualify, &mut note);
         let _ = own_expressions(&select.named_window, &mut note);
         uses
+    }
+}
+
+/// The expressions of a query that read as a column's name but are not
+/// one, found before [`Uses`] walks the query: the walk meets the parts
+/// of an expression after the expression itself, and the name of a table
+/// function's argument in FROM under no expression at all.
+#[derive(Default)]
+struct NotColumns(HashMap<*const Expr, Lookalike>);
+
+impl NotColumns {
+    fn arguments(&mut self, args: &[FunctionArg]) {
+        for arg in args {
+            if let FunctionArg::ExprNamed { name, .. } = arg {
+                self.0.insert(ptr::from_ref(name), Lookalike::Argument);
+            }
+        }
+    }
+}
+
+impl Visitor for NotColumns {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table {
+                args: Some(args), ..
+            } => self.arguments(&args.args),
+            TableFactor::Function { args, .. } => self.arguments(args),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(Function {
+            args: FunctionArguments::List(list),
+            ..
+        }) = expr
+        {
+            self.arguments(&list.args);
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -745,6 +822,30 @@ mod tests {
         let owners = search.owners(select(&q), &ctes, 0);
         // p2 renames created_at to b.
         assert_eq!(owners.has, [Has::No, Has::Yes, Has::No, Has::No]);
+    }
+
+    #[test]
+    fn a_named_argument_is_no_use_of_a_column() {
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "created_at",
+        };
+        for sql in [
+            "SELECT * FROM report(created_at => now())",
+            "SELECT * FROM report(\"created_at\" := now()) r",
+            "SELECT 1 FROM payments WHERE f(created_at => 1)",
+            "SELECT 1 FROM payments, LATERAL report(created_at => now()) r",
+        ] {
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0);
+            assert!(owners.has.iter().all(|h| *h == Has::Unknown), "{sql}");
+            assert!(!owners.used_bare, "{sql}");
+            assert_eq!(owners.lookalike, Some(Lookalike::Argument), "{sql}");
+        }
+        // The argument's value may use the column.
+        let q = query("SELECT 1 FROM payments WHERE f(created_at => created_at)");
+        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
     }
 
     #[test]
