@@ -1119,6 +1119,19 @@ const EVIDENCE_SETUP: &str = r#"
     );
     CREATE FUNCTION report(created_at timestamptz) RETURNS TABLE (day date, total numeric)
     LANGUAGE sql AS $$ SELECT created_at::date, 0::numeric $$;
+    CREATE TYPE stamp AS (created_at timestamptz, note text);
+    CREATE TYPE envelope AS (info stamp, kind text);
+    CREATE TABLE events (
+        id bigint PRIMARY KEY,
+        payload envelope NOT NULL,
+        "Payload" envelope NOT NULL,
+        stamps stamp[] NOT NULL
+    );
+    CREATE TABLE batches (
+        id bigint PRIMARY KEY,
+        created_at timestamptz[] NOT NULL,
+        "CreatedAt" timestamptz[] NOT NULL
+    );
 "#;
 
 /// Statements whose SQL writes the name of the column to order by where it
@@ -1171,6 +1184,93 @@ const EVIDENCE: &[(&str, &str, &str)] = &[
         "WITH r AS (SELECT * FROM report(created_at => now())) SELECT * FROM r",
         "created_at DESC",
         "-offline, nothing in the query shows that r has a column created_at; give a database",
+    ),
+    // A field of a composite value is no column.
+    (
+        "SELECT (e.payload).info.created_at AS at FROM events e",
+        "created_at DESC",
+        "-offline, nothing in the query shows that e (events) has a column created_at \
+         (created_at is written as a field of a composite value, not a column)",
+    ),
+    (
+        "SELECT e.id FROM events e WHERE ((e.payload).info).created_at > now()",
+        "created_at DESC",
+        "-created_at is written as a field of a composite value",
+    ),
+    (
+        r#"SELECT id FROM events WHERE ("Payload").info."created_at" > now()"#,
+        "created_at DESC",
+        "-created_at is written as a field of a composite value",
+    ),
+    (
+        "SELECT id FROM events e WHERE (e.payload).info IS NOT NULL",
+        "info",
+        "-info is written as a field of a composite value",
+    ),
+    (
+        "SELECT id FROM events WHERE stamps[1].created_at > now()",
+        "created_at DESC",
+        "-created_at is written as a field of a composite value",
+    ),
+    (
+        "SELECT e.id FROM events e JOIN payments p ON p.id = e.id WHERE (e.payload).info.created_at < p.created_at",
+        "created_at DESC",
+        "+ORDER BY p.created_at DESC: p (payments) has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT p.id FROM payments p, LATERAL (SELECT (e.payload).info FROM events e WHERE e.id = p.id) l \
+         WHERE (l.info).created_at > now()",
+        "created_at DESC",
+        "-nothing in the query shows that p (payments) or l has a column created_at (created_at is \
+         written as a field",
+    ),
+    (
+        "WITH l AS (SELECT * FROM events e WHERE (e.payload).info.created_at > now()) SELECT * FROM l",
+        "created_at DESC",
+        "-offline, nothing in the query shows that l has a column created_at",
+    ),
+    // A subscripted column keeps its qualifier.
+    (
+        "SELECT a.id FROM batches a JOIN batches b ON b.id = a.id + 1 WHERE b.created_at[1] > now()",
+        "created_at DESC",
+        "+ORDER BY b.created_at DESC: b (batches) has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT a.id FROM batches a, batches b WHERE (b.created_at)[1:2] IS NOT NULL",
+        "created_at",
+        "+ORDER BY b.created_at: b (batches) has a column created_at",
+    ),
+    (
+        "SELECT a.id FROM batches a, batches b WHERE a.created_at[1] < b.created_at[2]",
+        "created_at DESC",
+        "+ORDER BY a.created_at DESC: a (batches) has a column created_at (the query itself uses it); \
+         so does b (batches)",
+    ),
+    (
+        r#"SELECT a.id FROM batches a JOIN batches b ON true WHERE b."CreatedAt"[1] > now()"#,
+        r#""CreatedAt" ASC"#,
+        r#"+ORDER BY b."CreatedAt" ASC"#,
+    ),
+    (
+        "SELECT id FROM public.batches WHERE public.batches.created_at[1] > now()",
+        "created_at DESC",
+        "+ORDER BY created_at DESC: batches (public.batches) has a column created_at",
+    ),
+    (
+        "SELECT id FROM batches WHERE created_at[1] > now()",
+        "created_at DESC",
+        "+ORDER BY created_at DESC",
+    ),
+    (
+        "WITH w AS (SELECT * FROM batches b WHERE b.created_at[1] > now()) \
+         SELECT w.id FROM w JOIN batches x ON x.id = w.id",
+        "created_at DESC",
+        "+ORDER BY w.created_at DESC: w has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT a.id FROM batches a JOIN batches b ON true WHERE b.created_at[1] > now()",
+        "b",
+        "-offline, nothing in the query shows that a (batches) or b (batches) has a column b",
     ),
 ];
 

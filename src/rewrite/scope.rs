@@ -11,10 +11,10 @@ use std::ops::ControlFlow;
 use std::ptr;
 
 use sqlparser::ast::{
-    Cte, Distinct, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
-    Visit, Visitor,
+    AccessExpr, Cte, Distinct, DuplicateTreatment, Expr, Function, FunctionArg,
+    FunctionArgumentClause, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
+    Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef,
+    TableFactor, TableWithJoins, Visit, Visitor,
 };
 
 use super::knowledge::Knowledge;
@@ -396,6 +396,8 @@ pub(crate) struct Owners<'a> {
 pub(crate) enum Lookalike {
     /// A named argument of a function: `report(created_at => now())`.
     Argument,
+    /// A field of a composite value: `(e.payload).info.created_at`.
+    Field,
 }
 
 impl Lookalike {
@@ -404,6 +406,9 @@ impl Lookalike {
         match self {
             Lookalike::Argument => {
                 format!("{column} is written as the name of a function's argument, not a column")
+            }
+            Lookalike::Field => {
+                format!("{column} is written as a field of a composite value, not a column")
             }
         }
     }
@@ -572,19 +577,17 @@ impl Uses {
         let mut uses = Uses::default();
         let mut note = |expr: &Expr| {
             match (not_columns.0.get(&ptr::from_ref(expr)), expr) {
-                (Some(lookalike), Expr::Identifier(ident)) if fold(ident) == column => {
+                (Some(Some(lookalike)), Expr::Identifier(ident)) if fold(ident) == column => {
                     uses.lookalike.get_or_insert(*lookalike);
                 }
                 (Some(_), _) => {}
-                (None, Expr::Identifier(ident)) if fold(ident) == column => uses.bare = true,
-                (None, Expr::CompoundIdentifier(parts)) => {
-                    if let [.., qualifier, last] = parts.as_slice()
-                        && fold(last) == column
-                    {
+                (None, expr) => match column_name(expr).as_deref() {
+                    Some([ident]) if fold(ident) == column => uses.bare = true,
+                    Some([.., qualifier, last]) if fold(last) == column => {
                         uses.qualifiers.push(fold(qualifier));
                     }
-                }
-                _ => {}
+                    _ => {}
+                },
             }
             ControlFlow::Continue(())
         };
@@ -598,18 +601,50 @@ impl Uses {
     }
 }
 
+/// The name of the column an expression is, its parts as written:
+/// `created_at`, `p.created_at`, and under a subscript, `b.created_at` in
+/// `b.created_at[1]`, which sqlparser reads as `b` followed by
+/// `.created_at` and `[1]`. PostgreSQL reads the `.name`s that follow an
+/// identifier up to the first subscript as more of its name; the others,
+/// and all that follow any other value, pick fields of a composite value
+/// (`(e.payload).info.created_at`).
+fn column_name(expr: &Expr) -> Option<Vec<&Ident>> {
+    let (root, chain) = match expr {
+        Expr::CompoundFieldAccess { root, access_chain } => (root.as_ref(), &access_chain[..]),
+        expr => (expr, &[][..]),
+    };
+    let mut parts: Vec<&Ident> = match root {
+        Expr::Identifier(ident) => vec![ident],
+        Expr::CompoundIdentifier(parts) => parts.iter().collect(),
+        _ => return None,
+    };
+    parts.extend(leading_names(chain));
+    Some(parts)
+}
+
+/// The `.name`s that open a chain of `.name`s and subscripts.
+fn leading_names(chain: &[AccessExpr]) -> impl Iterator<Item = &Ident> {
+    chain.iter().map_while(|access| match access {
+        AccessExpr::Dot(Expr::Identifier(ident)) => Some(ident),
+        _ => None,
+    })
+}
+
 /// The expressions of a query that read as a column's name but are not
 /// one, found before [`Uses`] walks the query: the walk meets the parts
 /// of an expression after the expression itself, and the name of a table
-/// function's argument in FROM under no expression at all.
+/// function's argument in FROM under no expression at all. Each is a
+/// lookalike, or `None` for a part of a column's name that is noted whole
+/// (`b` and `created_at` of `b.created_at[1]`).
 #[derive(Default)]
-struct NotColumns(HashMap<*const Expr, Lookalike>);
+struct NotColumns(HashMap<*const Expr, Option<Lookalike>>);
 
 impl NotColumns {
     fn arguments(&mut self, args: &[FunctionArg]) {
         for arg in args {
             if let FunctionArg::ExprNamed { name, .. } = arg {
-                self.0.insert(ptr::from_ref(name), Lookalike::Argument);
+                self.0
+                    .insert(ptr::from_ref(name), Some(Lookalike::Argument));
             }
         }
     }
@@ -630,12 +665,27 @@ impl Visitor for NotColumns {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        if let Expr::Function(Function {
-            args: FunctionArguments::List(list),
-            ..
-        }) = expr
-        {
-            self.arguments(&list.args);
+        match expr {
+            Expr::Function(Function {
+                args: FunctionArguments::List(list),
+                ..
+            }) => self.arguments(&list.args),
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let names = match column_name(expr) {
+                    Some(_) => {
+                        self.0.insert(ptr::from_ref(root.as_ref()), None);
+                        leading_names(access_chain).count()
+                    }
+                    None => 0,
+                };
+                for (i, access) in access_chain.iter().enumerate() {
+                    if let AccessExpr::Dot(field) = access {
+                        let lookalike = (i >= names).then_some(Lookalike::Field);
+                        self.0.insert(ptr::from_ref(field), lookalike);
+                    }
+                }
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -846,6 +896,73 @@ mod tests {
         // The argument's value may use the column.
         let q = query("SELECT 1 FROM payments WHERE f(created_at => created_at)");
         assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
+    }
+
+    #[test]
+    fn a_field_is_no_column_and_a_subscript_keeps_the_columns_qualifier() {
+        let offline = Knowledge::offline();
+        let owners = |sql: &str, column: &str| {
+            let search = Search {
+                knowledge: &offline,
+                column,
+            };
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0);
+            (owners.has, owners.used_bare, owners.lookalike)
+        };
+        use Has::{Unknown, Used};
+        for (sql, column, expected) in [
+            (
+                "SELECT 1 FROM events e WHERE (e.payload).info.created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            (
+                "SELECT 1 FROM events e WHERE ((e.payload).info).created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            // `payload` is a use of the column payload, `info` a field.
+            (
+                "SELECT 1 FROM events WHERE (payload).info IS NOT NULL",
+                "info",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            (
+                "SELECT 1 FROM events WHERE (payload).info IS NOT NULL",
+                "payload",
+                (vec![Used], true, None),
+            ),
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE b.created_at[1] > now()",
+                "created_at",
+                (vec![Unknown, Used], false, None),
+            ),
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE (b.created_at)[1:2] IS NULL",
+                "created_at",
+                (vec![Unknown, Used], false, None),
+            ),
+            (
+                "SELECT 1 FROM t WHERE created_at[1][2] > now()",
+                "created_at",
+                (vec![Used], true, None),
+            ),
+            // The qualifier of a subscripted column is no use of a column.
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE b.created_at[1] > now()",
+                "b",
+                (vec![Unknown, Unknown], false, None),
+            ),
+            // After a subscript, a name picks a field.
+            (
+                "SELECT 1 FROM t WHERE stamps[1].created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+        ] {
+            assert_eq!(owners(sql, column), expected, "{sql}: {column}");
+        }
     }
 
     #[test]
