@@ -1119,6 +1119,8 @@ const EVIDENCE_SETUP: &str = r#"
     );
     CREATE FUNCTION report(created_at timestamptz) RETURNS TABLE (day date, total numeric)
     LANGUAGE sql AS $$ SELECT created_at::date, 0::numeric $$;
+    CREATE FUNCTION recent(since timestamptz) RETURNS TABLE (id bigint, created_at timestamptz)
+    LANGUAGE sql AS $$ SELECT id, created_at FROM payments WHERE created_at > since $$;
     CREATE TYPE stamp AS (created_at timestamptz, note text);
     CREATE TYPE envelope AS (info stamp, kind text);
     CREATE TABLE events (
@@ -1271,6 +1273,98 @@ const EVIDENCE: &[(&str, &str, &str)] = &[
         "SELECT a.id FROM batches a JOIN batches b ON true WHERE b.created_at[1] > now()",
         "b",
         "-offline, nothing in the query shows that a (batches) or b (batches) has a column b",
+    ),
+    // A relation may have the column twice: `*` over a join, a name and a
+    // `*`, two names, a column alias over a column of the same name.
+    (
+        "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id) s",
+        "created_at DESC",
+        "-offline, nothing in the query shows that s has a column created_at",
+    ),
+    (
+        "SELECT * FROM (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id \
+         WHERE p.created_at > now() - interval '1 day') s",
+        "created_at DESC",
+        "-s has a column created_at, but not all of its columns are known, and another may have \
+         the same name (as when a SELECT * spans a join of two tables that have it), which would \
+         make the name ambiguous there; give a database",
+    ),
+    (
+        "SELECT 1 FROM (SELECT p.created_at, r.created_at FROM payments p JOIN refunds r ON r.payment_id = p.id) s",
+        "created_at DESC",
+        "-s has more than one column created_at, so the name is ambiguous there",
+    ),
+    (
+        "SELECT 1 FROM (SELECT *, created_at FROM payments) s",
+        "created_at DESC",
+        "-s has more than one column created_at",
+    ),
+    (
+        "SELECT 1 FROM (SELECT p.*, r.created_at FROM payments p JOIN refunds r ON r.payment_id = p.id \
+         WHERE p.created_at > now()) s",
+        "created_at DESC",
+        "-s has more than one column created_at",
+    ),
+    (
+        "SELECT * FROM (SELECT p.*, r.amount AS refunded FROM payments p JOIN refunds r ON r.payment_id = p.id \
+         WHERE p.created_at > now()) s",
+        "created_at DESC",
+        "+ORDER BY created_at DESC: s has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT 1 FROM (SELECT id, created_at FROM payments) AS s(created_at)",
+        "created_at DESC",
+        "-s has more than one column created_at",
+    ),
+    (
+        "SELECT 1 FROM recent(now() - interval '1 day') AS r(created_at)",
+        "created_at DESC",
+        "-r has a column created_at, but not all of its columns are known",
+    ),
+    (
+        "WITH j AS (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id \
+         WHERE r.created_at > now()) SELECT * FROM j",
+        "created_at DESC",
+        "-j has a column created_at, but not all of its columns are known",
+    ),
+    (
+        "WITH j(created_at) AS (SELECT p.id, p.created_at FROM payments p) SELECT * FROM j",
+        "created_at DESC",
+        "-j has more than one column created_at",
+    ),
+    (
+        "WITH j(id, at) AS (SELECT p.id, p.created_at FROM payments p) SELECT * FROM j",
+        "created_at DESC",
+        "-no FROM item has a column created_at",
+    ),
+    (
+        "SELECT * FROM users u, LATERAL (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id \
+         WHERE p.user_id = u.id AND p.created_at > now()) x",
+        "created_at DESC",
+        "-x has a column created_at, but not all of its columns are known, and another may have \
+         the same name (as when a SELECT * spans a join of two tables that have it), which would \
+         make the name ambiguous there; offline, nothing in the query shows that u (users) has a \
+         column created_at; give a database",
+    ),
+    (
+        r#"SELECT 1 FROM (SELECT a."CreatedAt", b."CreatedAt" FROM batches a JOIN batches b ON true) s"#,
+        r#""CreatedAt" DESC"#,
+        "-s has more than one column CreatedAt",
+    ),
+    (
+        "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id WHERE p.amount > 10) s",
+        "amount",
+        "-s has a column amount, but not all of its columns are known",
+    ),
+    (
+        "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id WHERE r.id > 10) s",
+        "id ASC",
+        "-s has more than one column id, so the name is ambiguous there",
+    ),
+    (
+        "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON r.payment_id = p.id WHERE r.id > 10) s",
+        "user_id",
+        "-offline, nothing in the query shows that s has a column user_id",
     ),
 ];
 

@@ -358,20 +358,57 @@ fn factor_alias(factor: &TableFactor) -> Option<&sqlparser::ast::TableAlias> {
 /// Whether a relation has a column, and how that is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Has {
-    /// It has: the server's catalog or the SQL's own result names say so.
+    /// It has, once: the server's catalog or the SQL's own result names say
+    /// so.
     Yes,
-    /// It has, as the statement's own use of the column shows.
+    /// It has, once, as the statement's own use of the column shows.
     Used,
     /// It has not.
     No,
     /// Nobody knows.
     Unknown,
+    /// It has, but perhaps more than once: some of its columns are not
+    /// known, and a relation's columns may share a name (`SELECT *` over a
+    /// join of two tables that both have the column), which makes the
+    /// name ambiguous there.
+    AtLeastOnce,
+    /// It has more than once, so the name is ambiguous there.
+    Several,
 }
 
 impl Has {
-    /// Whether the relation has the column.
+    /// Whether the relation has the column, once.
     pub fn yes(self) -> bool {
         matches!(self, Has::Yes | Has::Used)
+    }
+
+    /// Whether a relation has the column, from whether each group of its
+    /// columns has (the columns of each relation a `*` spans, say): once
+    /// only when one group has it once and every other group is known not
+    /// to.
+    fn together(groups: impl IntoIterator<Item = Has>) -> Has {
+        let mut found = None;
+        let mut unknown = false;
+        for has in groups {
+            match has {
+                Has::Yes | Has::Used | Has::AtLeastOnce if found.is_some() => return Has::Several,
+                Has::Yes | Has::Used | Has::AtLeastOnce => found = Some(has),
+                Has::Several => return Has::Several,
+                Has::Unknown => unknown = true,
+                Has::No => {}
+            }
+        }
+        match (found, unknown) {
+            (Some(_), true) => Has::AtLeastOnce,
+            (Some(has), false) => has,
+            (None, true) => Has::Unknown,
+            (None, false) => Has::No,
+        }
+    }
+
+    /// Has when `yes`, has not otherwise.
+    fn when(yes: bool) -> Has {
+        if yes { Has::Yes } else { Has::No }
     }
 }
 
@@ -432,21 +469,24 @@ impl Search<'_> {
             .map(|item| self.item_has(item, ctes, depth))
             .collect();
         let uses = Uses::find(select, self.column);
+        // A valid query names only a column that is there once.
+        let proven = |has: &mut Has| {
+            if matches!(has, Has::Unknown | Has::AtLeastOnce) {
+                *has = Has::Used;
+            }
+        };
         for qualifier in &uses.qualifiers {
             if let Some(i) = items
                 .iter()
                 .position(|item| item.refname.is_some_and(|r| fold(r) == *qualifier))
-                && has[i] == Has::Unknown
             {
-                has[i] = Has::Used;
+                proven(&mut has[i]);
             }
         }
         // Used unqualified: the one relation that may have it, has it.
         let maybe: Vec<usize> = (0..items.len()).filter(|&i| has[i] != Has::No).collect();
-        if let ([only], true) = (maybe.as_slice(), uses.bare)
-            && has[*only] == Has::Unknown
-        {
-            has[*only] = Has::Used;
+        if let ([only], true) = (maybe.as_slice(), uses.bare) {
+            proven(&mut has[*only]);
         }
         Owners {
             items,
@@ -458,37 +498,36 @@ impl Search<'_> {
 
     /// Whether one FROM item has the column.
     fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize) -> Has {
-        if item
+        // The alias renames the first columns; the rest keep their names.
+        let renamed = item.alias_columns.len();
+        let aliases = item
             .alias_columns
             .iter()
-            .any(|c| fold(&c.name) == self.column)
-        {
-            return Has::Yes;
-        }
-        let renamed = item.alias_columns.len();
-        match item.relation {
+            .map(|c| Has::when(fold(&c.name) == self.column));
+        let rest = match item.relation {
             Relation::Table(name) => match self.knowledge.table_columns(name) {
-                Some(columns) if columns.iter().skip(renamed).any(|c| c == self.column) => Has::Yes,
-                Some(_) => Has::No,
+                Some(columns) => Has::when(columns.iter().skip(renamed).any(|c| c == self.column)),
                 None => Has::Unknown,
             },
             Relation::Query(query) if renamed == 0 => self.result_has(query, ctes, depth + 1),
-            // The alias renames the first columns; the rest keep their names.
             Relation::Query(query) => {
                 let names = result_names(&query.body);
                 if names.iter().any(|n| !matches!(n, Name::Known(_))) {
                     Has::Unknown
-                } else if names
-                    .iter()
-                    .skip(renamed)
-                    .any(|n| *n == Name::Known(self.column.to_owned()))
-                {
-                    Has::Yes
                 } else {
-                    Has::No
+                    Has::together(names.iter().skip(renamed).map(|n| self.named(n)))
                 }
             }
             Relation::Other => Has::Unknown,
+        };
+        Has::together(aliases.chain([rest]))
+    }
+
+    /// Whether a result column named so is the column.
+    fn named(&self, name: &Name) -> Has {
+        match name {
+            Name::Known(name) => Has::when(name == self.column),
+            _ => Has::Unknown,
         }
     }
 
@@ -498,46 +537,26 @@ impl Search<'_> {
             return Has::Unknown;
         }
         let names = result_names(&query.body);
-        if names
-            .iter()
-            .any(|n| *n == Name::Known(self.column.to_owned()))
-        {
-            return Has::Yes;
-        }
-        let wildcards = names.iter().any(|n| matches!(n, Name::Wildcard(_)));
-        let unknown = names.contains(&Name::Unknown);
-        let first = first_select(&query.body);
-        let (Some(select), true) = (first, wildcards) else {
-            return if unknown || wildcards {
-                Has::Unknown
-            } else {
-                Has::No
-            };
-        };
         let mut scope: Vec<&Cte> = ctes.to_vec();
         scope.extend(query.with.iter().flat_map(|with| &with.cte_tables));
-        let owners = self.owners(select, &scope, depth);
-        let mut expanded = Vec::new();
-        for name in &names {
-            match name {
-                Name::Wildcard(None) => expanded.extend(owners.has.iter().copied()),
-                Name::Wildcard(Some(qualifier)) => expanded.push(
-                    owners
-                        .items
-                        .iter()
-                        .position(|item| item.refname.is_some_and(|r| names_same(r, qualifier)))
-                        .map_or(Has::Unknown, |i| owners.has[i]),
-                ),
-                _ => {}
+        // A `*` spans the FROM items of the first SELECT.
+        let owners = match first_select(&query.body) {
+            Some(select) if names.iter().any(|n| matches!(n, Name::Wildcard(_))) => {
+                Some(self.owners(select, &scope, depth))
             }
-        }
-        if let Some(found) = expanded.iter().find(|h| h.yes()) {
-            *found
-        } else if unknown || expanded.contains(&Has::Unknown) {
-            Has::Unknown
-        } else {
-            Has::No
-        }
+            _ => None,
+        };
+        Has::together(names.iter().map(|name| {
+            match (name, &owners) {
+                (Name::Wildcard(None), Some(owners)) => Has::together(owners.has.iter().copied()),
+                (Name::Wildcard(Some(qualifier)), Some(owners)) => owners
+                    .items
+                    .iter()
+                    .position(|item| item.refname.is_some_and(|r| names_same(r, qualifier)))
+                    .map_or(Has::Unknown, |i| owners.has[i]),
+                (name, _) => self.named(name),
+            }
+        }))
     }
 }
 
@@ -962,6 +981,110 @@ mod tests {
             ),
         ] {
             assert_eq!(owners(sql, column), expected, "{sql}: {column}");
+        }
+    }
+
+    #[test]
+    fn groups_of_columns_together_have_the_column_once_only_when_proven() {
+        use Has::{AtLeastOnce, No, Several, Unknown, Used, Yes};
+        for (groups, expected) in [
+            (vec![], No),
+            (vec![No, Yes, No], Yes),
+            (vec![Used, No], Used),
+            (vec![Unknown, No], Unknown),
+            (vec![Used, Unknown], AtLeastOnce),
+            (vec![Yes, Used], Several),
+            (vec![AtLeastOnce, Yes], Several),
+            (vec![Unknown, Several], Several),
+        ] {
+            assert_eq!(Has::together(groups.clone()), expected, "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn a_relation_that_may_repeat_the_column_does_not_have_it_once() {
+        use Has::{AtLeastOnce, No, Several, Used, Yes};
+        let offline = Knowledge::offline();
+        let server = Knowledge {
+            online: true,
+            tables: ["payments", "refunds"]
+                .map(|name| TableColumns {
+                    name: vec![name.into()],
+                    columns: vec!["id".into(), "created_at".into()],
+                })
+                .into(),
+            ..Knowledge::offline()
+        };
+        for (sql, knowledge, expected) in [
+            (
+                "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON true \
+                 WHERE p.created_at > now()) s",
+                &offline,
+                AtLeastOnce,
+            ),
+            (
+                "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON true) s",
+                &server,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT p.*, r.id FROM payments p JOIN refunds r ON true \
+                 WHERE p.created_at > now()) s",
+                &offline,
+                Used,
+            ),
+            (
+                "SELECT 1 FROM (SELECT p.created_at, r.created_at FROM payments p, refunds r) s",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT *, created_at FROM payments) s",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT created_at, (SELECT 1) FROM payments) s",
+                &offline,
+                AtLeastOnce,
+            ),
+            // Column aliases rename the first columns; the rest keep their names.
+            (
+                "SELECT 1 FROM (SELECT id, created_at FROM payments) AS s(created_at)",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT created_at, id FROM payments) AS s(a)",
+                &offline,
+                No,
+            ),
+            (
+                "SELECT 1 FROM report(now()) AS r(created_at)",
+                &offline,
+                AtLeastOnce,
+            ),
+            ("SELECT 1 FROM payments AS p(created_at)", &server, Several),
+            ("SELECT 1 FROM payments AS p(a)", &server, Yes),
+            (
+                "WITH w AS (SELECT * FROM payments p, refunds r WHERE r.created_at > now()) \
+                 SELECT 1 FROM w",
+                &offline,
+                AtLeastOnce,
+            ),
+            (
+                "WITH w(created_at) AS (SELECT id, created_at FROM payments) SELECT 1 FROM w",
+                &offline,
+                Several,
+            ),
+        ] {
+            let search = Search {
+                knowledge,
+                column: "created_at",
+            };
+            let q = query(sql);
+            let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
+            assert_eq!(search.owners(select(&q), &ctes, 0).has, [expected], "{sql}");
         }
     }
 
