@@ -1366,6 +1366,42 @@ const EVIDENCE: &[(&str, &str, &str)] = &[
         "user_id",
         "-offline, nothing in the query shows that s has a column user_id",
     ),
+    // In a LATERAL subquery an unqualified name may be a column of a FROM
+    // item before it.
+    (
+        "SELECT x.* FROM payments p, LATERAL (SELECT * FROM generate_series(1, 3) g \
+         WHERE created_at > now()) x",
+        "created_at DESC",
+        "-offline, nothing in the query shows that p (payments) or x has a column created_at",
+    ),
+    (
+        "SELECT x.* FROM payments p CROSS JOIN LATERAL (SELECT * FROM \
+         (SELECT * FROM generate_series(1, 3) g WHERE created_at > now()) y) x",
+        "created_at DESC",
+        "-offline, nothing in the query shows that p (payments) or x has a column created_at",
+    ),
+    (
+        "SELECT x.* FROM payments p JOIN LATERAL (WITH c AS (SELECT * FROM generate_series(1, 3) g \
+         WHERE created_at > now()) SELECT * FROM c) x ON true",
+        "created_at DESC",
+        "-offline, nothing in the query shows that p (payments) or x has a column created_at",
+    ),
+    (
+        "SELECT x.* FROM payments p, LATERAL (SELECT * FROM report(p.created_at) r WHERE total < amount) x",
+        "amount",
+        "-offline, nothing in the query shows that p (payments) or x has a column amount",
+    ),
+    (
+        "SELECT x.* FROM payments p, LATERAL (SELECT * FROM refunds r \
+         WHERE r.payment_id = p.id AND r.created_at > p.created_at) x",
+        "created_at DESC",
+        "+ORDER BY x.created_at DESC: x has a column created_at (the query itself uses it)",
+    ),
+    (
+        "SELECT * FROM payments p, (SELECT * FROM refunds WHERE created_at > now()) x",
+        "created_at DESC",
+        "+ORDER BY x.created_at DESC: x has a column created_at (the query itself uses it)",
+    ),
 ];
 
 /// Offline, the ORDER BY rule rests only on what the SQL proves: where it

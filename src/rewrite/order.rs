@@ -100,7 +100,7 @@ fn by_from_item(
         .flat_map(|with| &with.cte_tables)
         .collect();
     let search = Search { knowledge, column };
-    let owners = search.owners(select, &ctes, 0);
+    let owners = search.owners(select, &ctes, 0, false);
     if owners.items.is_empty() {
         return Decision::Skip(format!(
             "it has no FROM clause and no result column {column}"

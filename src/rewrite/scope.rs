@@ -237,6 +237,9 @@ pub(crate) struct FromItem<'a> {
     pub relation: Relation<'a>,
     /// Column aliases (`AS p(a, b)`), which rename its first columns.
     pub alias_columns: &'a [TableAliasColumnDef],
+    /// Whether it is a LATERAL subquery, which sees the columns of the FROM
+    /// items before it.
+    pub lateral: bool,
 }
 
 /// What a FROM item reads.
@@ -314,6 +317,7 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
                     ([], Some(cte)) => &cte.alias.columns,
                     (columns, _) => columns,
                 },
+                lateral: false,
             }
         }
         TableFactor::Table { name, .. } => FromItem {
@@ -323,16 +327,23 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
             }),
             relation: Relation::Other,
             alias_columns,
+            lateral: false,
         },
-        TableFactor::Derived { subquery, .. } => FromItem {
+        TableFactor::Derived {
+            subquery, lateral, ..
+        } => FromItem {
             refname: alias.map(|a| &a.name),
             relation: Relation::Query(subquery),
             alias_columns,
+            lateral: *lateral,
         },
+        // A function in FROM sees the FROM items before it too, but its
+        // columns are not looked into.
         _ => FromItem {
             refname: alias.map(|a| &a.name),
             relation: Relation::Other,
             alias_columns,
+            lateral: false,
         },
     }
 }
@@ -461,14 +472,25 @@ pub(crate) struct Search<'k> {
 }
 
 impl Search<'_> {
-    /// Which relations of `select` have the column.
-    pub fn owners<'a>(&self, select: &'a Select, ctes: &[&'a Cte], depth: usize) -> Owners<'a> {
+    /// Which relations of `select` have the column. `lateral`: whether
+    /// `select` is, or is inside, a LATERAL subquery, whose unqualified
+    /// names may be columns of the FROM items before it.
+    pub fn owners<'a>(
+        &self,
+        select: &'a Select,
+        ctes: &[&'a Cte],
+        depth: usize,
+        lateral: bool,
+    ) -> Owners<'a> {
         let items = from_items(select, ctes);
         let mut has: Vec<Has> = items
             .iter()
-            .map(|item| self.item_has(item, ctes, depth))
+            .map(|item| self.item_has(item, ctes, depth, lateral))
             .collect();
-        let uses = Uses::find(select, self.column);
+        let mut uses = Uses::find(select, self.column);
+        // Unqualified, it may be a column of a FROM item outside: then it
+        // proves nothing about these.
+        uses.bare &= !lateral;
         // A valid query names only a column that is there once.
         let proven = |has: &mut Has| {
             if matches!(has, Has::Unknown | Has::AtLeastOnce) {
@@ -497,7 +519,7 @@ impl Search<'_> {
     }
 
     /// Whether one FROM item has the column.
-    fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize) -> Has {
+    fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize, lateral: bool) -> Has {
         // The alias renames the first columns; the rest keep their names.
         let renamed = item.alias_columns.len();
         let aliases = item
@@ -509,7 +531,9 @@ impl Search<'_> {
                 Some(columns) => Has::when(columns.iter().skip(renamed).any(|c| c == self.column)),
                 None => Has::Unknown,
             },
-            Relation::Query(query) if renamed == 0 => self.result_has(query, ctes, depth + 1),
+            Relation::Query(query) if renamed == 0 => {
+                self.result_has(query, ctes, depth + 1, lateral || item.lateral)
+            }
             Relation::Query(query) => {
                 let names = result_names(&query.body);
                 if names.iter().any(|n| !matches!(n, Name::Known(_))) {
@@ -531,8 +555,9 @@ impl Search<'_> {
         }
     }
 
-    /// Whether the result of `query` has the column.
-    pub fn result_has(&self, query: &Query, ctes: &[&Cte], depth: usize) -> Has {
+    /// Whether the result of `query` has the column (`lateral` as for
+    /// [`Search::owners`]).
+    pub fn result_has(&self, query: &Query, ctes: &[&Cte], depth: usize, lateral: bool) -> Has {
         if depth > MAX_SUBQUERY_DEPTH {
             return Has::Unknown;
         }
@@ -542,7 +567,7 @@ impl Search<'_> {
         // A `*` spans the FROM items of the first SELECT.
         let owners = match first_select(&query.body) {
             Some(select) if names.iter().any(|n| matches!(n, Name::Wildcard(_))) => {
-                Some(self.owners(select, &scope, depth))
+                Some(self.owners(select, &scope, depth, lateral))
             }
             _ => None,
         };
@@ -857,13 +882,13 @@ mod tests {
             column: "created_at",
         };
         let q = query("SELECT p.id FROM payments p JOIN users u ON u.created_at > p.id");
-        let owners = search.owners(select(&q), &[], 0);
+        let owners = search.owners(select(&q), &[], 0, false);
         assert_eq!(owners.has, [Has::Unknown, Has::Used]);
         let q = query("SELECT id FROM payments WHERE created_at > now()");
-        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
         // A subquery in WHERE is another scope.
         let q = query("SELECT id FROM payments WHERE EXISTS (SELECT created_at FROM users)");
-        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Unknown]);
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Unknown]);
 
         let server = Knowledge {
             online: true,
@@ -888,7 +913,7 @@ mod tests {
              SELECT * FROM users u, recent r, (SELECT 1 AS x) s, payments AS p2(a, b)",
         );
         let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
-        let owners = search.owners(select(&q), &ctes, 0);
+        let owners = search.owners(select(&q), &ctes, 0, false);
         // p2 renames created_at to b.
         assert_eq!(owners.has, [Has::No, Has::Yes, Has::No, Has::No]);
     }
@@ -907,14 +932,14 @@ mod tests {
             "SELECT 1 FROM payments, LATERAL report(created_at => now()) r",
         ] {
             let q = query(sql);
-            let owners = search.owners(select(&q), &[], 0);
+            let owners = search.owners(select(&q), &[], 0, false);
             assert!(owners.has.iter().all(|h| *h == Has::Unknown), "{sql}");
             assert!(!owners.used_bare, "{sql}");
             assert_eq!(owners.lookalike, Some(Lookalike::Argument), "{sql}");
         }
         // The argument's value may use the column.
         let q = query("SELECT 1 FROM payments WHERE f(created_at => created_at)");
-        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
     }
 
     #[test]
@@ -926,7 +951,7 @@ mod tests {
                 column,
             };
             let q = query(sql);
-            let owners = search.owners(select(&q), &[], 0);
+            let owners = search.owners(select(&q), &[], 0, false);
             (owners.has, owners.used_bare, owners.lookalike)
         };
         use Has::{Unknown, Used};
@@ -1084,7 +1109,56 @@ mod tests {
             };
             let q = query(sql);
             let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
-            assert_eq!(search.owners(select(&q), &ctes, 0).has, [expected], "{sql}");
+            assert_eq!(
+                search.owners(select(&q), &ctes, 0, false).has,
+                [expected],
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unqualified_name_in_a_lateral_subquery_may_be_a_column_outside() {
+        use Has::{Unknown, Used};
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "created_at",
+        };
+        for (sql, expected) in [
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM f() g WHERE created_at > now()) x",
+                [Unknown, Unknown],
+            ),
+            // Nor in what the LATERAL subquery holds.
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM \
+                 (SELECT * FROM f() g WHERE created_at > now()) y) x",
+                [Unknown, Unknown],
+            ),
+            (
+                "SELECT 1 FROM payments p, LATERAL (WITH c AS \
+                 (SELECT * FROM f() g WHERE created_at > now()) SELECT * FROM c) x",
+                [Unknown, Unknown],
+            ),
+            // Qualified, it names the subquery's own FROM item.
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM refunds r \
+                 WHERE r.created_at > p.created_at) x",
+                [Unknown, Used],
+            ),
+            // A subquery that is not LATERAL sees no FROM item beside it.
+            (
+                "SELECT 1 FROM payments p, (SELECT * FROM refunds WHERE created_at > now()) x",
+                [Unknown, Used],
+            ),
+        ] {
+            let q = query(sql);
+            assert_eq!(
+                search.owners(select(&q), &[], 0, false).has,
+                expected,
+                "{sql}"
+            );
         }
     }
 
