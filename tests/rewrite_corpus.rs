@@ -1127,7 +1127,8 @@ const EVIDENCE_SETUP: &str = r#"
         id bigint PRIMARY KEY,
         payload envelope NOT NULL,
         "Payload" envelope NOT NULL,
-        stamps stamp[] NOT NULL
+        stamps stamp[] NOT NULL,
+        extra json NOT NULL DEFAULT '{}'
     );
     CREATE TABLE batches (
         id bigint PRIMARY KEY,
@@ -1401,6 +1402,35 @@ const EVIDENCE: &[(&str, &str, &str)] = &[
         "SELECT * FROM payments p, (SELECT * FROM refunds WHERE created_at > now()) x",
         "created_at DESC",
         "+ORDER BY x.created_at DESC: x has a column created_at (the query itself uses it)",
+    ),
+    // The name of a FROM item alone is its whole row (which has no order
+    // when a column of it has none), unless a FROM item has a column so
+    // named.
+    (
+        "SELECT to_json(e) FROM events e",
+        "e",
+        "-offline, nothing in the query shows that e (events) has a column e (e alone also names \
+         a FROM item, and means its whole row unless a FROM item has a column e)",
+    ),
+    (
+        "SELECT e.id FROM events e WHERE e IS NOT NULL",
+        "e DESC",
+        "-e alone also names a FROM item",
+    ),
+    (
+        r#"SELECT row_to_json("Events") FROM events AS "Events""#,
+        r#""Events""#,
+        "-Events alone also names a FROM item",
+    ),
+    (
+        "SELECT id FROM payments status WHERE status = 'failed'",
+        "status",
+        "-status alone also names a FROM item",
+    ),
+    (
+        "SELECT id FROM payments p WHERE status = 'failed'",
+        "status",
+        "+ORDER BY status: p (payments) has a column status (the query itself uses it)",
     ),
 ];
 

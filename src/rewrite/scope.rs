@@ -446,6 +446,9 @@ pub(crate) enum Lookalike {
     Argument,
     /// A field of a composite value: `(e.payload).info.created_at`.
     Field,
+    /// The name of a FROM item, which alone means its whole row unless a
+    /// FROM item has a column of that name: `e` in `to_json(e)`.
+    WholeRow,
 }
 
 impl Lookalike {
@@ -458,6 +461,10 @@ impl Lookalike {
             Lookalike::Field => {
                 format!("{column} is written as a field of a composite value, not a column")
             }
+            Lookalike::WholeRow => format!(
+                "{column} alone also names a FROM item, and means its whole row unless a FROM \
+                 item has a column {column}"
+            ),
         }
     }
 }
@@ -491,6 +498,14 @@ impl Search<'_> {
         // Unqualified, it may be a column of a FROM item outside: then it
         // proves nothing about these.
         uses.bare &= !lateral;
+        if uses.bare
+            && items
+                .iter()
+                .any(|item| item.refname.is_some_and(|r| fold(r) == self.column))
+        {
+            uses.bare = false;
+            uses.lookalike.get_or_insert(Lookalike::WholeRow);
+        }
         // A valid query names only a column that is there once.
         let proven = |has: &mut Has| {
             if matches!(has, Has::Unknown | Has::AtLeastOnce) {
@@ -1160,6 +1175,27 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    #[test]
+    fn the_name_of_a_from_item_alone_may_be_its_whole_row() {
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "e",
+        };
+        for sql in [
+            "SELECT to_json(e) FROM events e",
+            "SELECT 1 FROM events AS \"E\", LATERAL f(1) AS e WHERE e IS NOT NULL",
+        ] {
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0, false);
+            assert!(owners.has.iter().all(|h| *h == Has::Unknown), "{sql}");
+            assert!(!owners.used_bare, "{sql}");
+            assert_eq!(owners.lookalike, Some(Lookalike::WholeRow), "{sql}");
+        }
+        let q = query("SELECT 1 FROM events x WHERE e IS NOT NULL");
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
     }
 
     #[test]
