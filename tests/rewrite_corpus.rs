@@ -1108,8 +1108,10 @@ fn message(error: &tokio_postgres::Error) -> String {
 }
 
 /// The objects the statements of [`EVIDENCE`] need beyond the fixture: a
-/// second table with a `created_at`, a function with an argument named so,
-/// composite values with fields named so, an array column named so.
+/// second table with a `created_at`, a function with an argument named so
+/// and one with a result column named so, composite values with fields
+/// named so, an array column named so, and a table whose rows have no
+/// order (a `json` column).
 const EVIDENCE_SETUP: &str = r#"
     CREATE TABLE refunds (
         id bigint PRIMARY KEY,
@@ -1138,11 +1140,12 @@ const EVIDENCE_SETUP: &str = r#"
 "#;
 
 /// Statements whose SQL writes the name of the column to order by where it
-/// proves nothing, or less than it seems to, about the FROM items: each is
-/// valid, and was rewritten offline into SQL PostgreSQL rejects (issue 14).
-/// Each case: the SQL, the `--order-by`, and the ORDER BY decision
-/// offline: `+text` added (the detail starts with `text`), `-text` skipped
-/// (the reason contains `text`).
+/// proves nothing, or less than it seems to, about the FROM items. Each is
+/// valid; most were rewritten offline into SQL PostgreSQL rejects (issue
+/// 14), the others show what still proves a column. Each case: the SQL,
+/// the `--order-by`, and the ORDER BY decision offline: `+text` added (the
+/// detail starts with `text`), `-text` skipped (the reason contains
+/// `text`).
 const EVIDENCE: &[(&str, &str, &str)] = &[
     // A named argument is no column.
     (
