@@ -100,7 +100,7 @@ fn by_from_item(
         .flat_map(|with| &with.cte_tables)
         .collect();
     let search = Search { knowledge, column };
-    let owners = search.owners(select, &ctes, 0);
+    let owners = search.owners(select, &ctes, 0, false);
     if owners.items.is_empty() {
         return Decision::Skip(format!(
             "it has no FROM clause and no result column {column}"
@@ -227,32 +227,64 @@ fn only_result_columns(
     }
 }
 
-/// Why nobody knows which FROM item has the column.
+/// Why no FROM item is known to have the column, once.
 fn unknown_owner(owners: &scope::Owners, column: &str, knowledge: &Knowledge) -> String {
-    let unknown: Vec<String> = owners
-        .items
-        .iter()
-        .zip(&owners.has)
-        .filter(|(_, has)| **has == Has::Unknown)
-        .map(|(item, _)| item.describe())
+    let items = |wanted: Has| -> Vec<String> {
+        owners
+            .items
+            .iter()
+            .zip(&owners.has)
+            .filter(|(_, has)| **has == wanted)
+            .map(|(item, _)| item.describe())
+            .collect()
+    };
+    let mut reasons: Vec<String> = items(Has::Several)
+        .into_iter()
+        .map(|item| {
+            format!("{item} has more than one column {column}, so the name is ambiguous there")
+        })
         .collect();
-    if knowledge.online {
+    reasons.extend(items(Has::AtLeastOnce).into_iter().map(|item| {
         format!(
-            "the server's catalog does not say whether {} has a column {column}",
-            unknown.join(" or ")
+            "{item} has a column {column}, but not all of its columns are known, and another may \
+             have the same name (as when a SELECT * spans a join of two tables that have it), \
+             which would make the name ambiguous there"
         )
-    } else if owners.used_bare {
-        format!(
-            "the query uses {column} unqualified, but offline it is not known which FROM item \
-             has it; give a database (--database-url or --scratch) to check"
-        )
-    } else {
-        format!(
-            "offline, nothing in the query shows that {} has a column {column}; give a database \
-             (--database-url or --scratch) to check",
-            unknown.join(" or ")
-        )
+    }));
+    let unknown = items(Has::Unknown);
+    if !unknown.is_empty() {
+        reasons.push(if knowledge.online {
+            format!(
+                "the server's catalog does not say whether {} has a column {column}",
+                unknown.join(" or ")
+            )
+        } else if owners.used_bare {
+            format!(
+                "the query uses {column} unqualified, but offline it is not known which FROM \
+                 item has it"
+            )
+        } else {
+            // The name written where it names no column would otherwise read
+            // as a use the rule overlooked.
+            let lookalike = owners
+                .lookalike
+                .map(|lookalike| format!(" ({})", lookalike.explain(column)))
+                .unwrap_or_default();
+            format!(
+                "offline, nothing in the query shows that {} has a column {column}{lookalike}",
+                unknown.join(" or ")
+            )
+        });
     }
+    let mut reason = reasons.join("; ");
+    let server_would_tell = owners
+        .has
+        .iter()
+        .any(|has| matches!(has, Has::Unknown | Has::AtLeastOnce));
+    if !knowledge.online && server_would_tell {
+        reason.push_str("; give a database (--database-url or --scratch) to check");
+    }
+    reason
 }
 
 /// Adds `ORDER BY <column> [ASC|DESC]`, saying why it is valid.

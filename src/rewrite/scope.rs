@@ -6,12 +6,15 @@
 //! guards its own recursion) or with loops, never with unbounded recursion:
 //! an expression may chain thousands of operators.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::ptr;
 
 use sqlparser::ast::{
-    Cte, Distinct, DuplicateTreatment, Expr, FunctionArgumentClause, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef, TableFactor, TableWithJoins,
+    AccessExpr, Cte, Distinct, DuplicateTreatment, Expr, Function, FunctionArg,
+    FunctionArgumentClause, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart,
+    Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAliasColumnDef,
+    TableFactor, TableWithJoins, Visit, Visitor,
 };
 
 use super::knowledge::Knowledge;
@@ -234,6 +237,9 @@ pub(crate) struct FromItem<'a> {
     pub relation: Relation<'a>,
     /// Column aliases (`AS p(a, b)`), which rename its first columns.
     pub alias_columns: &'a [TableAliasColumnDef],
+    /// Whether it is a LATERAL subquery, which sees the columns of the FROM
+    /// items before it.
+    pub lateral: bool,
 }
 
 /// What a FROM item reads.
@@ -311,6 +317,7 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
                     ([], Some(cte)) => &cte.alias.columns,
                     (columns, _) => columns,
                 },
+                lateral: false,
             }
         }
         TableFactor::Table { name, .. } => FromItem {
@@ -320,16 +327,23 @@ fn from_item<'a>(factor: &'a TableFactor, ctes: &[&'a Cte]) -> FromItem<'a> {
             }),
             relation: Relation::Other,
             alias_columns,
+            lateral: false,
         },
-        TableFactor::Derived { subquery, .. } => FromItem {
+        TableFactor::Derived {
+            subquery, lateral, ..
+        } => FromItem {
             refname: alias.map(|a| &a.name),
             relation: Relation::Query(subquery),
             alias_columns,
+            lateral: *lateral,
         },
+        // A function in FROM sees the FROM items before it too, but its
+        // columns are not looked into.
         _ => FromItem {
             refname: alias.map(|a| &a.name),
             relation: Relation::Other,
             alias_columns,
+            lateral: false,
         },
     }
 }
@@ -355,20 +369,57 @@ fn factor_alias(factor: &TableFactor) -> Option<&sqlparser::ast::TableAlias> {
 /// Whether a relation has a column, and how that is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Has {
-    /// It has: the server's catalog or the SQL's own result names say so.
+    /// It has, once: the server's catalog or the SQL's own result names say
+    /// so.
     Yes,
-    /// It has, as the statement's own use of the column shows.
+    /// It has, once, as the statement's own use of the column shows.
     Used,
     /// It has not.
     No,
     /// Nobody knows.
     Unknown,
+    /// It has, but perhaps more than once: some of its columns are not
+    /// known, and a relation's columns may share a name (`SELECT *` over a
+    /// join of two tables that both have the column), which makes the
+    /// name ambiguous there.
+    AtLeastOnce,
+    /// It has more than once, so the name is ambiguous there.
+    Several,
 }
 
 impl Has {
-    /// Whether the relation has the column.
+    /// Whether the relation has the column, once.
     pub fn yes(self) -> bool {
         matches!(self, Has::Yes | Has::Used)
+    }
+
+    /// Whether a relation has the column, from whether each group of its
+    /// columns has (the columns of each relation a `*` spans, say): once
+    /// only when one group has it once and every other group is known not
+    /// to.
+    fn together(groups: impl IntoIterator<Item = Has>) -> Has {
+        let mut found = None;
+        let mut unknown = false;
+        for has in groups {
+            match has {
+                Has::Yes | Has::Used | Has::AtLeastOnce if found.is_some() => return Has::Several,
+                Has::Yes | Has::Used | Has::AtLeastOnce => found = Some(has),
+                Has::Several => return Has::Several,
+                Has::Unknown => unknown = true,
+                Has::No => {}
+            }
+        }
+        match (found, unknown) {
+            (Some(_), true) => Has::AtLeastOnce,
+            (Some(has), false) => has,
+            (None, true) => Has::Unknown,
+            (None, false) => Has::No,
+        }
+    }
+
+    /// Has when `yes`, has not otherwise.
+    fn when(yes: bool) -> Has {
+        if yes { Has::Yes } else { Has::No }
     }
 }
 
@@ -382,6 +433,40 @@ pub(crate) struct Owners<'a> {
     /// Whether the query uses the column unqualified (so that, if it is
     /// valid, exactly one relation has it).
     pub used_bare: bool,
+    /// Where the query writes the column's name without it naming a
+    /// column, if it does.
+    pub lookalike: Option<Lookalike>,
+}
+
+/// A place where a query writes the column's name and it names no column
+/// of a FROM item, so it proves nothing about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookalike {
+    /// A named argument of a function: `report(created_at => now())`.
+    Argument,
+    /// A field of a composite value: `(e.payload).info.created_at`.
+    Field,
+    /// The name of a FROM item, which alone means its whole row unless a
+    /// FROM item has a column of that name: `e` in `to_json(e)`.
+    WholeRow,
+}
+
+impl Lookalike {
+    /// What the name is there, to tell the user why it proves nothing.
+    pub fn explain(self, column: &str) -> String {
+        match self {
+            Lookalike::Argument => {
+                format!("{column} is written as the name of a function's argument, not a column")
+            }
+            Lookalike::Field => {
+                format!("{column} is written as a field of a composite value, not a column")
+            }
+            Lookalike::WholeRow => format!(
+                "{column} alone also names a FROM item, and means its whole row unless a FROM \
+                 item has a column {column}"
+            ),
+        }
+    }
 }
 
 /// Finds which relations of `select` (with the WITH queries `ctes` in
@@ -394,119 +479,124 @@ pub(crate) struct Search<'k> {
 }
 
 impl Search<'_> {
-    /// Which relations of `select` have the column.
-    pub fn owners<'a>(&self, select: &'a Select, ctes: &[&'a Cte], depth: usize) -> Owners<'a> {
+    /// Which relations of `select` have the column. `lateral`: whether
+    /// `select` is, or is inside, a LATERAL subquery, whose unqualified
+    /// names may be columns of the FROM items before it.
+    pub fn owners<'a>(
+        &self,
+        select: &'a Select,
+        ctes: &[&'a Cte],
+        depth: usize,
+        lateral: bool,
+    ) -> Owners<'a> {
         let items = from_items(select, ctes);
         let mut has: Vec<Has> = items
             .iter()
-            .map(|item| self.item_has(item, ctes, depth))
+            .map(|item| self.item_has(item, ctes, depth, lateral))
             .collect();
-        let uses = Uses::find(select, self.column);
+        let mut uses = Uses::find(select, self.column);
+        // Unqualified, it may be a column of a FROM item outside: then it
+        // proves nothing about these.
+        uses.bare &= !lateral;
+        if uses.bare
+            && items
+                .iter()
+                .any(|item| item.refname.is_some_and(|r| fold(r) == self.column))
+        {
+            uses.bare = false;
+            uses.lookalike.get_or_insert(Lookalike::WholeRow);
+        }
+        // A valid query names only a column that is there once.
+        let proven = |has: &mut Has| {
+            if matches!(has, Has::Unknown | Has::AtLeastOnce) {
+                *has = Has::Used;
+            }
+        };
         for qualifier in &uses.qualifiers {
             if let Some(i) = items
                 .iter()
                 .position(|item| item.refname.is_some_and(|r| fold(r) == *qualifier))
-                && has[i] == Has::Unknown
             {
-                has[i] = Has::Used;
+                proven(&mut has[i]);
             }
         }
         // Used unqualified: the one relation that may have it, has it.
         let maybe: Vec<usize> = (0..items.len()).filter(|&i| has[i] != Has::No).collect();
-        if let ([only], true) = (maybe.as_slice(), uses.bare)
-            && has[*only] == Has::Unknown
-        {
-            has[*only] = Has::Used;
+        if let ([only], true) = (maybe.as_slice(), uses.bare) {
+            proven(&mut has[*only]);
         }
         Owners {
             items,
             has,
             used_bare: uses.bare,
+            lookalike: uses.lookalike,
         }
     }
 
     /// Whether one FROM item has the column.
-    fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize) -> Has {
-        if item
+    fn item_has(&self, item: &FromItem, ctes: &[&Cte], depth: usize, lateral: bool) -> Has {
+        // The alias renames the first columns; the rest keep their names.
+        let renamed = item.alias_columns.len();
+        let aliases = item
             .alias_columns
             .iter()
-            .any(|c| fold(&c.name) == self.column)
-        {
-            return Has::Yes;
-        }
-        let renamed = item.alias_columns.len();
-        match item.relation {
+            .map(|c| Has::when(fold(&c.name) == self.column));
+        let rest = match item.relation {
             Relation::Table(name) => match self.knowledge.table_columns(name) {
-                Some(columns) if columns.iter().skip(renamed).any(|c| c == self.column) => Has::Yes,
-                Some(_) => Has::No,
+                Some(columns) => Has::when(columns.iter().skip(renamed).any(|c| c == self.column)),
                 None => Has::Unknown,
             },
-            Relation::Query(query) if renamed == 0 => self.result_has(query, ctes, depth + 1),
-            // The alias renames the first columns; the rest keep their names.
+            Relation::Query(query) if renamed == 0 => {
+                self.result_has(query, ctes, depth + 1, lateral || item.lateral)
+            }
             Relation::Query(query) => {
                 let names = result_names(&query.body);
                 if names.iter().any(|n| !matches!(n, Name::Known(_))) {
                     Has::Unknown
-                } else if names
-                    .iter()
-                    .skip(renamed)
-                    .any(|n| *n == Name::Known(self.column.to_owned()))
-                {
-                    Has::Yes
                 } else {
-                    Has::No
+                    Has::together(names.iter().skip(renamed).map(|n| self.named(n)))
                 }
             }
             Relation::Other => Has::Unknown,
+        };
+        Has::together(aliases.chain([rest]))
+    }
+
+    /// Whether a result column named so is the column.
+    fn named(&self, name: &Name) -> Has {
+        match name {
+            Name::Known(name) => Has::when(name == self.column),
+            _ => Has::Unknown,
         }
     }
 
-    /// Whether the result of `query` has the column.
-    pub fn result_has(&self, query: &Query, ctes: &[&Cte], depth: usize) -> Has {
+    /// Whether the result of `query` has the column (`lateral` as for
+    /// [`Search::owners`]).
+    pub fn result_has(&self, query: &Query, ctes: &[&Cte], depth: usize, lateral: bool) -> Has {
         if depth > MAX_SUBQUERY_DEPTH {
             return Has::Unknown;
         }
         let names = result_names(&query.body);
-        if names
-            .iter()
-            .any(|n| *n == Name::Known(self.column.to_owned()))
-        {
-            return Has::Yes;
-        }
-        let wildcards = names.iter().any(|n| matches!(n, Name::Wildcard(_)));
-        let unknown = names.contains(&Name::Unknown);
-        let first = first_select(&query.body);
-        let (Some(select), true) = (first, wildcards) else {
-            return if unknown || wildcards {
-                Has::Unknown
-            } else {
-                Has::No
-            };
-        };
         let mut scope: Vec<&Cte> = ctes.to_vec();
         scope.extend(query.with.iter().flat_map(|with| &with.cte_tables));
-        let owners = self.owners(select, &scope, depth);
-        let mut expanded = Vec::new();
-        for name in &names {
-            match name {
-                Name::Wildcard(None) => expanded.extend(owners.has.iter().copied()),
-                Name::Wildcard(Some(qualifier)) => expanded.push(
-                    owners
-                        .items
-                        .iter()
-                        .position(|item| item.refname.is_some_and(|r| names_same(r, qualifier)))
-                        .map_or(Has::Unknown, |i| owners.has[i]),
-                ),
-                _ => {}
+        // A `*` spans the FROM items of the first SELECT.
+        let owners = match first_select(&query.body) {
+            Some(select) if names.iter().any(|n| matches!(n, Name::Wildcard(_))) => {
+                Some(self.owners(select, &scope, depth, lateral))
             }
-        }
-        if let Some(found) = expanded.iter().find(|h| h.yes()) {
-            *found
-        } else if unknown || expanded.contains(&Has::Unknown) {
-            Has::Unknown
-        } else {
-            Has::No
-        }
+            _ => None,
+        };
+        Has::together(names.iter().map(|name| {
+            match (name, &owners) {
+                (Name::Wildcard(None), Some(owners)) => Has::together(owners.has.iter().copied()),
+                (Name::Wildcard(Some(qualifier)), Some(owners)) => owners
+                    .items
+                    .iter()
+                    .position(|item| item.refname.is_some_and(|r| names_same(r, qualifier)))
+                    .map_or(Has::Unknown, |i| owners.has[i]),
+                (name, _) => self.named(name),
+            }
+        }))
     }
 }
 
@@ -535,22 +625,28 @@ struct Uses {
     bare: bool,
     /// The qualifiers it is used with (`p` for `p.created_at`), normalized.
     qualifiers: Vec<String>,
+    /// The first place its name is written without naming a column.
+    lookalike: Option<Lookalike>,
 }
 
 impl Uses {
     fn find(select: &Select, column: &str) -> Uses {
+        let mut not_columns = NotColumns::default();
+        let _ = select.visit(&mut not_columns);
         let mut uses = Uses::default();
         let mut note = |expr: &Expr| {
-            match expr {
-                Expr::Identifier(ident) if fold(ident) == column => uses.bare = true,
-                Expr::CompoundIdentifier(parts) => {
-                    if let [.., qualifier, last] = parts.as_slice()
-                        && fold(last) == column
-                    {
+            match (not_columns.0.get(&ptr::from_ref(expr)), expr) {
+                (Some(Some(lookalike)), Expr::Identifier(ident)) if fold(ident) == column => {
+                    uses.lookalike.get_or_insert(*lookalike);
+                }
+                (Some(_), _) => {}
+                (None, expr) => match column_name(expr).as_deref() {
+                    Some([ident]) if fold(ident) == column => uses.bare = true,
+                    Some([.., qualifier, last]) if fold(last) == column => {
                         uses.qualifiers.push(fold(qualifier));
                     }
-                }
-                _ => {}
+                    _ => {}
+                },
             }
             ControlFlow::Continue(())
         };
@@ -561,6 +657,96 @@ impl Uses {
         let _ = own_expressions(&select.qualify, &mut note);
         let _ = own_expressions(&select.named_window, &mut note);
         uses
+    }
+}
+
+/// The name of the column an expression is, its parts as written:
+/// `created_at`, `p.created_at`, and under a subscript, `b.created_at` in
+/// `b.created_at[1]`, which sqlparser reads as `b` followed by
+/// `.created_at` and `[1]`. PostgreSQL reads the `.name`s that follow an
+/// identifier up to the first subscript as more of its name; the others,
+/// and all that follow any other value, pick fields of a composite value
+/// (`(e.payload).info.created_at`).
+fn column_name(expr: &Expr) -> Option<Vec<&Ident>> {
+    let (root, chain) = match expr {
+        Expr::CompoundFieldAccess { root, access_chain } => (root.as_ref(), &access_chain[..]),
+        expr => (expr, &[][..]),
+    };
+    let mut parts: Vec<&Ident> = match root {
+        Expr::Identifier(ident) => vec![ident],
+        Expr::CompoundIdentifier(parts) => parts.iter().collect(),
+        _ => return None,
+    };
+    parts.extend(leading_names(chain));
+    Some(parts)
+}
+
+/// The `.name`s that open a chain of `.name`s and subscripts.
+fn leading_names(chain: &[AccessExpr]) -> impl Iterator<Item = &Ident> {
+    chain.iter().map_while(|access| match access {
+        AccessExpr::Dot(Expr::Identifier(ident)) => Some(ident),
+        _ => None,
+    })
+}
+
+/// The expressions of a query that read as a column's name but are not
+/// one, found before [`Uses`] walks the query: the walk meets the parts
+/// of an expression after the expression itself, and the name of a table
+/// function's argument in FROM under no expression at all. Each is a
+/// lookalike, or `None` for a part of a column's name that is noted whole
+/// (`b` and `created_at` of `b.created_at[1]`).
+#[derive(Default)]
+struct NotColumns(HashMap<*const Expr, Option<Lookalike>>);
+
+impl NotColumns {
+    fn arguments(&mut self, args: &[FunctionArg]) {
+        for arg in args {
+            if let FunctionArg::ExprNamed { name, .. } = arg {
+                self.0
+                    .insert(ptr::from_ref(name), Some(Lookalike::Argument));
+            }
+        }
+    }
+}
+
+impl Visitor for NotColumns {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table {
+                args: Some(args), ..
+            } => self.arguments(&args.args),
+            TableFactor::Function { args, .. } => self.arguments(args),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Function(Function {
+                args: FunctionArguments::List(list),
+                ..
+            }) => self.arguments(&list.args),
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let names = match column_name(expr) {
+                    Some(_) => {
+                        self.0.insert(ptr::from_ref(root.as_ref()), None);
+                        leading_names(access_chain).count()
+                    }
+                    None => 0,
+                };
+                for (i, access) in access_chain.iter().enumerate() {
+                    if let AccessExpr::Dot(field) = access {
+                        let lookalike = (i >= names).then_some(Lookalike::Field);
+                        self.0.insert(ptr::from_ref(field), lookalike);
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -711,13 +897,13 @@ mod tests {
             column: "created_at",
         };
         let q = query("SELECT p.id FROM payments p JOIN users u ON u.created_at > p.id");
-        let owners = search.owners(select(&q), &[], 0);
+        let owners = search.owners(select(&q), &[], 0, false);
         assert_eq!(owners.has, [Has::Unknown, Has::Used]);
         let q = query("SELECT id FROM payments WHERE created_at > now()");
-        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Used]);
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
         // A subquery in WHERE is another scope.
         let q = query("SELECT id FROM payments WHERE EXISTS (SELECT created_at FROM users)");
-        assert_eq!(search.owners(select(&q), &[], 0).has, [Has::Unknown]);
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Unknown]);
 
         let server = Knowledge {
             online: true,
@@ -742,9 +928,274 @@ mod tests {
              SELECT * FROM users u, recent r, (SELECT 1 AS x) s, payments AS p2(a, b)",
         );
         let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
-        let owners = search.owners(select(&q), &ctes, 0);
+        let owners = search.owners(select(&q), &ctes, 0, false);
         // p2 renames created_at to b.
         assert_eq!(owners.has, [Has::No, Has::Yes, Has::No, Has::No]);
+    }
+
+    #[test]
+    fn a_named_argument_is_no_use_of_a_column() {
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "created_at",
+        };
+        for sql in [
+            "SELECT * FROM report(created_at => now())",
+            "SELECT * FROM report(\"created_at\" := now()) r",
+            "SELECT 1 FROM payments WHERE f(created_at => 1)",
+            "SELECT 1 FROM payments, LATERAL report(created_at => now()) r",
+        ] {
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0, false);
+            assert!(owners.has.iter().all(|h| *h == Has::Unknown), "{sql}");
+            assert!(!owners.used_bare, "{sql}");
+            assert_eq!(owners.lookalike, Some(Lookalike::Argument), "{sql}");
+        }
+        // The argument's value may use the column.
+        let q = query("SELECT 1 FROM payments WHERE f(created_at => created_at)");
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
+    }
+
+    #[test]
+    fn a_field_is_no_column_and_a_subscript_keeps_the_columns_qualifier() {
+        let offline = Knowledge::offline();
+        let owners = |sql: &str, column: &str| {
+            let search = Search {
+                knowledge: &offline,
+                column,
+            };
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0, false);
+            (owners.has, owners.used_bare, owners.lookalike)
+        };
+        use Has::{Unknown, Used};
+        for (sql, column, expected) in [
+            (
+                "SELECT 1 FROM events e WHERE (e.payload).info.created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            (
+                "SELECT 1 FROM events e WHERE ((e.payload).info).created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            // `payload` is a use of the column payload, `info` a field.
+            (
+                "SELECT 1 FROM events WHERE (payload).info IS NOT NULL",
+                "info",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+            (
+                "SELECT 1 FROM events WHERE (payload).info IS NOT NULL",
+                "payload",
+                (vec![Used], true, None),
+            ),
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE b.created_at[1] > now()",
+                "created_at",
+                (vec![Unknown, Used], false, None),
+            ),
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE (b.created_at)[1:2] IS NULL",
+                "created_at",
+                (vec![Unknown, Used], false, None),
+            ),
+            (
+                "SELECT 1 FROM t WHERE created_at[1][2] > now()",
+                "created_at",
+                (vec![Used], true, None),
+            ),
+            // The qualifier of a subscripted column is no use of a column.
+            (
+                "SELECT 1 FROM t a JOIN t b ON true WHERE b.created_at[1] > now()",
+                "b",
+                (vec![Unknown, Unknown], false, None),
+            ),
+            // After a subscript, a name picks a field.
+            (
+                "SELECT 1 FROM t WHERE stamps[1].created_at > now()",
+                "created_at",
+                (vec![Unknown], false, Some(Lookalike::Field)),
+            ),
+        ] {
+            assert_eq!(owners(sql, column), expected, "{sql}: {column}");
+        }
+    }
+
+    #[test]
+    fn groups_of_columns_together_have_the_column_once_only_when_proven() {
+        use Has::{AtLeastOnce, No, Several, Unknown, Used, Yes};
+        for (groups, expected) in [
+            (vec![], No),
+            (vec![No, Yes, No], Yes),
+            (vec![Used, No], Used),
+            (vec![Unknown, No], Unknown),
+            (vec![Used, Unknown], AtLeastOnce),
+            (vec![Yes, Used], Several),
+            (vec![AtLeastOnce, Yes], Several),
+            (vec![Unknown, Several], Several),
+        ] {
+            assert_eq!(Has::together(groups.clone()), expected, "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn a_relation_that_may_repeat_the_column_does_not_have_it_once() {
+        use Has::{AtLeastOnce, No, Several, Used, Yes};
+        let offline = Knowledge::offline();
+        let server = Knowledge {
+            online: true,
+            tables: ["payments", "refunds"]
+                .map(|name| TableColumns {
+                    name: vec![name.into()],
+                    columns: vec!["id".into(), "created_at".into()],
+                })
+                .into(),
+            ..Knowledge::offline()
+        };
+        for (sql, knowledge, expected) in [
+            (
+                "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON true \
+                 WHERE p.created_at > now()) s",
+                &offline,
+                AtLeastOnce,
+            ),
+            (
+                "SELECT 1 FROM (SELECT * FROM payments p JOIN refunds r ON true) s",
+                &server,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT p.*, r.id FROM payments p JOIN refunds r ON true \
+                 WHERE p.created_at > now()) s",
+                &offline,
+                Used,
+            ),
+            (
+                "SELECT 1 FROM (SELECT p.created_at, r.created_at FROM payments p, refunds r) s",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT *, created_at FROM payments) s",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT created_at, (SELECT 1) FROM payments) s",
+                &offline,
+                AtLeastOnce,
+            ),
+            // Column aliases rename the first columns; the rest keep their names.
+            (
+                "SELECT 1 FROM (SELECT id, created_at FROM payments) AS s(created_at)",
+                &offline,
+                Several,
+            ),
+            (
+                "SELECT 1 FROM (SELECT created_at, id FROM payments) AS s(a)",
+                &offline,
+                No,
+            ),
+            (
+                "SELECT 1 FROM report(now()) AS r(created_at)",
+                &offline,
+                AtLeastOnce,
+            ),
+            ("SELECT 1 FROM payments AS p(created_at)", &server, Several),
+            ("SELECT 1 FROM payments AS p(a)", &server, Yes),
+            (
+                "WITH w AS (SELECT * FROM payments p, refunds r WHERE r.created_at > now()) \
+                 SELECT 1 FROM w",
+                &offline,
+                AtLeastOnce,
+            ),
+            (
+                "WITH w(created_at) AS (SELECT id, created_at FROM payments) SELECT 1 FROM w",
+                &offline,
+                Several,
+            ),
+        ] {
+            let search = Search {
+                knowledge,
+                column: "created_at",
+            };
+            let q = query(sql);
+            let ctes: Vec<&Cte> = q.with.iter().flat_map(|w| &w.cte_tables).collect();
+            assert_eq!(
+                search.owners(select(&q), &ctes, 0, false).has,
+                [expected],
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unqualified_name_in_a_lateral_subquery_may_be_a_column_outside() {
+        use Has::{Unknown, Used};
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "created_at",
+        };
+        for (sql, expected) in [
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM f() g WHERE created_at > now()) x",
+                [Unknown, Unknown],
+            ),
+            // Nor in what the LATERAL subquery holds.
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM \
+                 (SELECT * FROM f() g WHERE created_at > now()) y) x",
+                [Unknown, Unknown],
+            ),
+            (
+                "SELECT 1 FROM payments p, LATERAL (WITH c AS \
+                 (SELECT * FROM f() g WHERE created_at > now()) SELECT * FROM c) x",
+                [Unknown, Unknown],
+            ),
+            // Qualified, it names the subquery's own FROM item.
+            (
+                "SELECT 1 FROM payments p, LATERAL (SELECT * FROM refunds r \
+                 WHERE r.created_at > p.created_at) x",
+                [Unknown, Used],
+            ),
+            // A subquery that is not LATERAL sees no FROM item beside it.
+            (
+                "SELECT 1 FROM payments p, (SELECT * FROM refunds WHERE created_at > now()) x",
+                [Unknown, Used],
+            ),
+        ] {
+            let q = query(sql);
+            assert_eq!(
+                search.owners(select(&q), &[], 0, false).has,
+                expected,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_name_of_a_from_item_alone_may_be_its_whole_row() {
+        let offline = Knowledge::offline();
+        let search = Search {
+            knowledge: &offline,
+            column: "e",
+        };
+        for sql in [
+            "SELECT to_json(e) FROM events e",
+            "SELECT 1 FROM events AS \"E\", LATERAL f(1) AS e WHERE e IS NOT NULL",
+        ] {
+            let q = query(sql);
+            let owners = search.owners(select(&q), &[], 0, false);
+            assert!(owners.has.iter().all(|h| *h == Has::Unknown), "{sql}");
+            assert!(!owners.used_bare, "{sql}");
+            assert_eq!(owners.lookalike, Some(Lookalike::WholeRow), "{sql}");
+        }
+        let q = query("SELECT 1 FROM events x WHERE e IS NOT NULL");
+        assert_eq!(search.owners(select(&q), &[], 0, false).has, [Has::Used]);
     }
 
     #[test]
