@@ -443,3 +443,28 @@ async fn a_parallel_scan_counts_rows_and_rows_removed_in_one_unit() {
         "{total} rows over {loops} loops: {scan:#}"
     );
 }
+
+#[tokio::test]
+async fn a_join_filter_that_discards_nearly_every_pair_is_a_finding() {
+    let db = TestDb::rentals().await;
+    // Not an equality: the nested loop builds every pair, 16 categories by
+    // 100,000 rentals, and keeps a few hundred.
+    let sql = "SELECT c.name, r.rental_id FROM store.category c \
+               JOIN store.rental r ON r.rental_id + 0 BETWEEN c.category_id * 1000 \
+                                                          AND c.category_id * 1000 + 10";
+    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &report["statements"][0];
+    let found: Vec<&Value> = statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "join-filter-discards")
+        .collect();
+    assert_eq!(found.len(), 1, "{statement:#}");
+    assert_eq!(found[0]["severity"], "critical", "{:#}", found[0]);
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("threw away 1,599,824 of the 1,600,000 row pairs"),
+        "{message}"
+    );
+}

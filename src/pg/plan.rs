@@ -126,9 +126,19 @@ pub struct RawNode {
     /// Blocks read from outside shared buffers, by the node and below.
     #[serde(rename = "Shared Read Blocks")]
     pub shared_read_blocks: Option<f64>,
+    /// Workers a Gather planned to start.
+    #[serde(rename = "Workers Planned")]
+    pub workers_planned: Option<f64>,
     /// Workers a Gather actually started.
     #[serde(rename = "Workers Launched")]
     pub workers_launched: Option<f64>,
+    /// Rows an index-only scan fetched from the table, all loops together
+    /// (the visibility map did not vouch for their page).
+    #[serde(rename = "Heap Fetches")]
+    pub heap_fetches: Option<f64>,
+    /// Row pairs a join's `Join Filter` threw away, per loop.
+    #[serde(rename = "Rows Removed by Join Filter")]
+    pub rows_removed_by_join_filter: Option<f64>,
     /// The children.
     pub plans: Vec<RawNode>,
 }

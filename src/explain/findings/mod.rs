@@ -8,7 +8,9 @@
 
 mod disk_reads;
 mod hash_spill;
+mod heap_fetches;
 mod index_filter;
+mod join_filter;
 mod lossy_bitmap;
 mod misestimate;
 mod nested_loop;
@@ -16,6 +18,7 @@ mod planning;
 pub mod predicates;
 mod seq_scan;
 mod sort_spill;
+mod workers;
 
 use super::tables::{IndexAdvice, Tables};
 pub use crate::finding::{Finding, Severity, Subject};
@@ -70,6 +73,9 @@ pub const RULES: &[Rule] = &[
     sort_spill::RULE,
     hash_spill::RULE,
     lossy_bitmap::RULE,
+    join_filter::RULE,
+    heap_fetches::RULE,
+    workers::RULE,
     disk_reads::RULE,
     planning::RULE,
 ];
