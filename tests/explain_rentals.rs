@@ -83,6 +83,30 @@ async fn a_gate_judges_the_users_statement_not_the_limit_the_rewrite_added() {
         "{rewritten:#}"
     );
     assert_eq!(written["plan_change"], Value::Null, "{written:#}");
+    // The halves of the parallel aggregate are named as PEV2 names them, and
+    // each node carries what PostgreSQL printed of it.
+    let labels: Vec<&str> = rewritten["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.iter().any(|l| l.starts_with("Finalize "))
+            && labels.iter().any(|l| l.starts_with("Partial ")),
+        "{labels:?}"
+    );
+    let gather = rewritten["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["node_type"] == "Gather Merge")
+        .unwrap();
+    assert!(
+        gather["workers_planned"].as_f64().unwrap() > 0.0,
+        "{gather:#}"
+    );
+    assert!(gather["workers_launched"].is_number(), "{gather:#}");
     // No finding is attached to the Limit perfaudit added.
     assert_eq!(rewritten["nodes"][0]["node_type"], "Limit");
     assert!(

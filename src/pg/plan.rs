@@ -139,6 +139,28 @@ pub struct RawNode {
     /// Row pairs a join's `Join Filter` threw away, per loop.
     #[serde(rename = "Rows Removed by Join Filter")]
     pub rows_removed_by_join_filter: Option<f64>,
+    /// A hash join's condition.
+    #[serde(rename = "Hash Cond")]
+    pub hash_cond: Option<String>,
+    /// A merge join's condition.
+    #[serde(rename = "Merge Cond")]
+    pub merge_cond: Option<String>,
+    /// `Partial` or `Finalize` for the two halves of a parallel aggregate.
+    #[serde(rename = "Partial Mode")]
+    pub partial_mode: Option<String>,
+    /// Temporary file blocks read, by the node and below.
+    #[serde(rename = "Temp Read Blocks")]
+    pub temp_read_blocks: Option<f64>,
+    /// Temporary file blocks written, by the node and below.
+    #[serde(rename = "Temp Written Blocks")]
+    pub temp_written_blocks: Option<f64>,
+    /// Milliseconds spent reading blocks, by the node and below (with
+    /// `track_io_timing`).
+    #[serde(rename = "I/O Read Time")]
+    pub io_read_ms: Option<f64>,
+    /// Milliseconds spent writing blocks (with `track_io_timing`).
+    #[serde(rename = "I/O Write Time")]
+    pub io_write_ms: Option<f64>,
     /// The children.
     pub plans: Vec<RawNode>,
 }
@@ -479,6 +501,10 @@ impl Node {
     pub fn label(&self) -> String {
         let raw = &self.raw;
         let mut label = String::new();
+        if let Some(mode) = raw.partial_mode.as_deref().filter(|mode| *mode != "Simple") {
+            label.push_str(mode);
+            label.push(' ');
+        }
         if raw.parallel_aware == Some(true) {
             label.push_str("Parallel ");
         }

@@ -508,6 +508,21 @@ struct NodeJson<'a> {
     shared_hit_blocks: Option<f64>,
     shared_read_blocks: Option<f64>,
     rows_removed_by_filter: Option<f64>,
+    index_cond: Option<&'a str>,
+    recheck_cond: Option<&'a str>,
+    filter: Option<&'a str>,
+    join_filter: Option<&'a str>,
+    hash_cond: Option<&'a str>,
+    merge_cond: Option<&'a str>,
+    sort_key: Option<&'a [String]>,
+    sort_method: Option<&'a str>,
+    heap_fetches: Option<f64>,
+    workers_planned: Option<f64>,
+    workers_launched: Option<f64>,
+    temp_read_blocks: Option<f64>,
+    temp_written_blocks: Option<f64>,
+    io_read_ms: Option<f64>,
+    io_write_ms: Option<f64>,
 }
 
 impl<'a> NodeJson<'a> {
@@ -533,6 +548,21 @@ impl<'a> NodeJson<'a> {
             shared_hit_blocks: raw.shared_hit_blocks,
             shared_read_blocks: raw.shared_read_blocks,
             rows_removed_by_filter: raw.rows_removed_by_filter,
+            index_cond: raw.index_cond.as_deref(),
+            recheck_cond: raw.recheck_cond.as_deref(),
+            filter: raw.filter.as_deref(),
+            join_filter: raw.join_filter.as_deref(),
+            hash_cond: raw.hash_cond.as_deref(),
+            merge_cond: raw.merge_cond.as_deref(),
+            sort_key: raw.sort_key.as_deref(),
+            sort_method: raw.sort_method.as_deref(),
+            heap_fetches: raw.heap_fetches,
+            workers_planned: raw.workers_planned,
+            workers_launched: raw.workers_launched,
+            temp_read_blocks: raw.temp_read_blocks,
+            temp_written_blocks: raw.temp_written_blocks,
+            io_read_ms: raw.io_read_ms,
+            io_write_ms: raw.io_write_ms,
         }
     }
 }
