@@ -184,18 +184,31 @@ fn plan_table(plan: &Plan, ui: &Ui) -> Table {
     };
     table.set_header(header.iter().copied());
     for node in &plan.nodes {
-        let costliest = plan.costliest == Some(node.id);
-        let mut label = format!("{}{}", indent(node.depth), node.label());
+        let collapsed = collapsed_siblings(plan, node);
+        let (id, label, cells) = match &collapsed {
+            // Its siblings are the row's: drawn once, with the first.
+            Some(siblings) if siblings[0].id != node.id => continue,
+            Some(siblings) => collapsed_row(siblings, analyzed),
+            None => {
+                let mut cells = vec![count(node.raw.plan_rows)];
+                if analyzed {
+                    cells.extend(measured_cells(node));
+                } else {
+                    cells.push(format!("{:.2}", node.raw.total_cost));
+                }
+                (node.id.to_string(), node.label(), cells)
+            }
+        };
+        let costliest = match &collapsed {
+            Some(siblings) => siblings.iter().any(|s| plan.costliest == Some(s.id)),
+            None => plan.costliest == Some(node.id),
+        };
+        let mut label = format!("{}{label}", indent(node.depth));
         if costliest {
             label.push(' ');
             label.push_str(COSTLIEST);
         }
-        let mut cells = vec![node.id.to_string(), label, count(node.raw.plan_rows)];
-        if analyzed {
-            cells.extend(measured_cells(node));
-        } else {
-            cells.push(format!("{:.2}", node.raw.total_cost));
-        }
+        let cells = [vec![id, label], cells].concat();
         let row: Vec<Cell> = cells
             .into_iter()
             .enumerate()
@@ -216,6 +229,70 @@ fn plan_table(plan: &Plan, ui: &Ui) -> Table {
         table.add_row(row);
     }
     table
+}
+
+/// The children of an `Append` drawn as one row when there are at least
+/// this many, all scans of the same kind with nothing below them: a
+/// partitioned table's partitions, which would otherwise fill the screen.
+const COLLAPSED_FROM: usize = 8;
+
+/// The siblings `node` is drawn with in one row, itself included, when it
+/// is one of many alike below an `Append`.
+fn collapsed_siblings<'a>(plan: &'a Plan, node: &Node) -> Option<Vec<&'a Node>> {
+    let parent = &plan.nodes[node.parent?];
+    if !matches!(parent.raw.node_type.as_str(), "Append" | "Merge Append")
+        || parent.children.len() < COLLAPSED_FROM
+    {
+        return None;
+    }
+    let siblings: Vec<&Node> = plan.children(parent).collect();
+    let alike = siblings.iter().all(|sibling| {
+        sibling.children.is_empty()
+            && sibling.raw.node_type == node.raw.node_type
+            && sibling.raw.parallel_aware == node.raw.parallel_aware
+    });
+    alike.then_some(siblings)
+}
+
+/// The row of `siblings` drawn as one: `#3-#15`, `13 × Seq Scan on
+/// rental_payment_2024_01 … rental_payment_default`, and their numbers
+/// added up (rows per loop, as each row shows them).
+fn collapsed_row(siblings: &[&Node], analyzed: bool) -> (String, String, Vec<String>) {
+    let (first, last) = (siblings[0], siblings[siblings.len() - 1]);
+    let kind = first.label();
+    let kind = kind.split(" on ").next().unwrap_or(&kind);
+    let name = |node: &Node| node.raw.relation_name.clone().unwrap_or_default();
+    let label = format!(
+        "{} × {kind} on {} … {}",
+        siblings.len(),
+        name(first),
+        name(last)
+    );
+    let sum = |value: fn(&Node) -> Option<f64>| -> Option<f64> {
+        siblings.iter().map(|node| value(node)).sum()
+    };
+    let optional =
+        |value: Option<f64>, format: fn(f64) -> String| value.map(format).unwrap_or_default();
+    let mut cells = vec![count(siblings.iter().map(|n| n.raw.plan_rows).sum())];
+    if analyzed {
+        cells.extend([
+            optional(sum(|n| n.raw.actual_rows), count),
+            String::new(),
+            String::new(),
+            optional(sum(|n| n.total_ms), ms),
+            optional(sum(|n| n.self_ms), ms),
+            optional(sum(|n| n.self_share), share),
+            optional(sum(|n| n.raw.shared_hit_blocks), count),
+            optional(sum(|n| n.raw.shared_read_blocks), count),
+            optional(sum(|n| n.raw.rows_removed_by_filter), count),
+        ]);
+    } else {
+        cells.push(format!(
+            "{:.2}",
+            siblings.iter().map(|n| n.raw.total_cost).sum::<f64>()
+        ));
+    }
+    (format!("{}-{}", first.id, last.id), label, cells)
 }
 
 fn measured_cells(node: &Node) -> Vec<String> {
@@ -775,6 +852,31 @@ mod tests {
     }
 
     /// A plan of `nodes` nodes: an Append over chains `depth` nodes deep.
+    #[test]
+    fn many_partitions_scanned_alike_are_one_row() {
+        let partitions: Vec<Value> = (0..12)
+            .map(|n| {
+                json!({"Node Type": "Seq Scan", "Relation Name": format!("ledger_{n}"),
+                       "Alias": format!("ledger_{n}"), "Total Cost": 1.0, "Plan Rows": 100,
+                       "Actual Total Time": 0.5, "Actual Rows": 100, "Actual Loops": 1,
+                       "Parent Relationship": "Member"})
+            })
+            .collect();
+        let append = json!({"Node Type": "Append", "Total Cost": 12.0, "Plan Rows": 1200,
+                            "Actual Total Time": 7.0, "Actual Rows": 1200, "Actual Loops": 1,
+                            "Plans": partitions});
+        let plan = crate::pg::plan::tests::analysed(append, 0.1, 7.0);
+        let text = plan_table(&plan, &Ui::plain(Format::Table)).to_string();
+        assert!(
+            text.contains("12 × Seq Scan on ledger_0 … ledger_11"),
+            "{text}"
+        );
+        assert!(text.contains("1-12"), "{text}");
+        assert!(!text.contains("ledger_5"), "{text}");
+        // Their numbers added up: 1,200 rows, 6 ms.
+        assert!(text.contains("1,200") && text.contains("6.00"), "{text}");
+    }
+
     fn wide_and_deep(nodes: usize, depth: usize) -> Value {
         let chain = |length: usize| {
             let mut node = json!({"Node Type": "Seq Scan", "Relation Name": "payments",
