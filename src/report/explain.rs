@@ -4,7 +4,7 @@
 //! of one JSON document. Only formatting: every number was computed by
 //! `explain`.
 
-use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ColumnConstraint, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -227,6 +227,13 @@ fn plan_table(plan: &Plan, ui: &Ui) -> Table {
             })
             .collect();
         table.add_row(row);
+    }
+    // Numbers are never split: on a narrow terminal only the node column
+    // wraps, its tree arrow staying on the node's first line.
+    for (number, column) in table.column_iter_mut().enumerate() {
+        if number != 1 {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
     }
     table
 }
