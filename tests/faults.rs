@@ -209,12 +209,15 @@ async fn a_server_restart_between_two_runs_is_a_clear_error() {
         .unwrap();
     // perfaudit is stopped during run 1; the server finishes it (and the
     // ROLLBACK sent with it), then restarts before perfaudit reads a byte:
-    // perfaudit sees run 1 succeed and the server gone for run 2.
-    wait_for_sessions(&db, sql, |s| s.iter().any(|(_, state)| state == "active")).await;
+    // perfaudit sees run 1 succeed and the server gone for run 2. The run is
+    // told by its EXPLAIN: the write guard's probe, before it, holds the
+    // statement's text too.
+    let run = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}");
+    wait_for_sessions(&db, &run, |s| s.iter().any(|(_, state)| state == "active")).await;
     send(&child, Signal::SIGSTOP);
     // Once the ROLLBACK ran, the session's last statement is no longer the
     // EXPLAIN.
-    wait_for_sessions(&db, sql, <[_]>::is_empty).await;
+    wait_for_sessions(&db, &run, <[_]>::is_empty).await;
     let restarted = Restarted::restart(&cluster);
     send(&child, Signal::SIGCONT);
     let run: Run = finish(child).into();
