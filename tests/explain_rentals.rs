@@ -525,3 +525,49 @@ async fn numbers_and_the_tree_stay_whole_on_narrow_terminals() {
         assert!(arrows >= nodes.len() - 1, "{columns} columns:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn every_suggested_index_is_proven_with_hypopg_or_said_unproven() {
+    // HypoPG is what proves (common::hypopg reports it missing once).
+    if !common::hypopg() {
+        return;
+    }
+    let db = TestDb::rentals().await;
+    let suggestion = |report: &Value| -> (String, Value) {
+        let statement = &report["statements"][0];
+        let found = seq_scan_findings(statement);
+        assert_eq!(found.len(), 1, "{statement:#}");
+        (
+            found[0]["suggestion"].as_str().unwrap().to_owned(),
+            found[0]["ddl"].clone(),
+        )
+    };
+    let by_staff = "SELECT * FROM store.rental WHERE staff_id = 3";
+    // Without HypoPG in the database: the DDL, said to be unproven.
+    let (said, ddl) = suggestion(&document(
+        &explain_json(&db, &["--no-rewrite", by_staff]),
+        0,
+    ));
+    assert!(said.contains("unproven (HypoPG is not installed"), "{said}");
+    assert!(ddl.is_string(), "{said}");
+
+    common::explain::execute(&db, "CREATE EXTENSION hypopg").await;
+    let (said, ddl) = suggestion(&document(
+        &explain_json(&db, &["--no-rewrite", by_staff]),
+        0,
+    ));
+    assert!(
+        said.contains("proven with a hypothetical index (HypoPG): the planner uses it"),
+        "{said}"
+    );
+    assert_eq!(
+        ddl,
+        "CREATE INDEX CONCURRENTLY \"idx_rental_staff_id\" ON \"store\".\"rental\" (\"staff_id\");"
+    );
+    // An index on rented_at cannot serve a comparison of rented_at::date:
+    // the planner does not use it, and no DDL is given.
+    let by_day = "SELECT * FROM store.rental WHERE rented_at::date = '2024-03-01'";
+    let (said, ddl) = suggestion(&document(&explain_json(&db, &["--no-rewrite", by_day]), 0));
+    assert_eq!(ddl, Value::Null, "{said}");
+    assert!(said.contains("the planner does not use it"), "{said}");
+}

@@ -1,21 +1,8 @@
 //! How advise writes its recommendations down beyond the index itself
-//! (named and built by [`crate::indexes::ddl`]): the statement HypoPG
-//! takes, and the spec `perfaudit indexes --spec` reads. Pure.
+//! (named, built and made hypothetical by [`crate::indexes::ddl`]): the
+//! spec `perfaudit indexes --spec` reads. Pure.
 
 use serde::Serialize;
-
-use crate::indexes::spec::DEFAULT_METHOD;
-use crate::sql::ident::{QualifiedName, quote};
-
-/// `CREATE INDEX ON "schema"."table" USING btree ("a", "b")`: the statement
-/// HypoPG takes to create a hypothetical index.
-pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
-    let key: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    format!(
-        "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
-        key.join(", ")
-    )
-}
 
 /// One index of a spec file.
 #[derive(Debug, Serialize)]
@@ -44,19 +31,10 @@ pub fn spec(indexes: &[SpecIndex<'_>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indexes::spec::{Key, Spec};
+    use crate::indexes::spec::{DEFAULT_METHOD, Key, Spec};
 
     fn columns(list: &[&str]) -> Vec<String> {
         list.iter().map(|c| c.to_string()).collect()
-    }
-
-    #[test]
-    fn the_hypothetical_index_quotes_every_identifier() {
-        let odd = QualifiedName::new("Sales", "Order \"Lines\"");
-        assert_eq!(
-            hypothetical(&odd, &columns(&["a"])),
-            "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree (\"a\")"
-        );
     }
 
     #[test]

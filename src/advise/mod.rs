@@ -484,7 +484,7 @@ impl Advisor<'_, '_, '_> {
         let mut trials = Vec::new();
         for (id, candidate) in pool.iter_mut().enumerate() {
             let statements = readers(candidate);
-            let ddl = ddl::hypothetical(&candidate.relation.table, &candidate.columns);
+            let ddl = indexes::ddl::hypothetical(&candidate.relation.table, &candidate.columns);
             let Ok(index) = self.session.create_index(&ddl).await? else {
                 // A column type without a B-tree operator class, say.
                 done += statements.len();
@@ -527,7 +527,7 @@ impl Advisor<'_, '_, '_> {
         self.session.drop_all().await?;
         let mut created: Vec<(usize, Hypothetical)> = Vec::new();
         for &c in chosen {
-            let ddl = ddl::hypothetical(&pool[c].relation.table, &pool[c].columns);
+            let ddl = indexes::ddl::hypothetical(&pool[c].relation.table, &pool[c].columns);
             if let Ok(index) = self.session.create_index(&ddl).await? {
                 created.push((c, index));
             }

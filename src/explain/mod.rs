@@ -17,6 +17,7 @@ pub mod gate;
 pub mod mode;
 pub mod pipeline;
 mod plan_change;
+mod prove;
 pub mod run;
 pub mod tables;
 pub mod timing;
@@ -453,6 +454,17 @@ async fn run_and_analyse(
             .tables(&relations, job.statement.parsed().map(|p| &p.ast))
             .await?;
         findings = findings::check(&plan, &tables);
+        let cost = plan.root().raw.total_cost;
+        runner
+            .prove(
+                &job.executed,
+                &job.params,
+                repetition.timeout,
+                &tables,
+                cost,
+                &mut findings,
+            )
+            .await?;
     }
     Ok(Explained {
         runs,

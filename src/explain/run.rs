@@ -221,6 +221,30 @@ impl<'a> Runner<'a> {
             .await
     }
 
+    /// Proves the indexes `findings` suggest for `statement` (as it ran,
+    /// with `params`), whose plan's estimated cost was `cost`, with HypoPG
+    /// ([`super::prove`]). Dropped on Ctrl-C: it only plans.
+    pub async fn prove(
+        &self,
+        statement: &str,
+        params: &[TextParam],
+        timeout: Timeout,
+        tables: &Tables,
+        cost: f64,
+        findings: &mut [crate::finding::Finding],
+    ) -> Result<()> {
+        let work = super::prove::suggestions(
+            self.client,
+            statement,
+            params,
+            timeout,
+            tables,
+            cost,
+            findings,
+        );
+        self.interrupt.guard(work).await
+    }
+
     async fn rolled_back(&self, prepared: &Prepared, label: &str) -> Result<RunOutput> {
         if let Err(e) = self.client.batch_execute(&prepared.begin).await {
             let _ = self.client.batch_execute("ROLLBACK").await;

@@ -13,6 +13,7 @@
 //! statement wrote it when it wrote it schema-qualified, else as the plan
 //! names it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use sqlparser::ast::Statement;
@@ -29,6 +30,9 @@ use crate::sql::scans::{RelationName, statement_scans};
 pub struct Tables {
     known: HashMap<String, Known>,
     taken: Taken,
+    /// The DDL [`Tables::advice`] gave, each with the statement HypoPG
+    /// takes for the same index, so that it can be proven.
+    given: RefCell<Vec<(String, String)>>,
 }
 
 /// One indexable table.
@@ -82,7 +86,20 @@ impl Tables {
             return Some(IndexAdvice::Exists(index));
         }
         let name = ddl::free_name(&known.table, key, &self.taken);
-        Some(IndexAdvice::Build(ddl::build(&known.table, &name, key)))
+        let built = ddl::build(&known.table, &name, key);
+        let hypothetical = ddl::hypothetical(&known.table.name, key);
+        self.given.borrow_mut().push((built.clone(), hypothetical));
+        Some(IndexAdvice::Build(built))
+    }
+
+    /// The statement HypoPG takes for the index `built` (DDL
+    /// [`Tables::advice`] gave) builds.
+    pub fn hypothetical(&self, built: &str) -> Option<String> {
+        self.given
+            .borrow()
+            .iter()
+            .find(|(ddl, _)| ddl == built)
+            .map(|(_, hypothetical)| hypothetical.clone())
     }
 }
 

@@ -7,7 +7,7 @@ use super::plan::build_statements;
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
 use super::sql::partition_index_name;
 use crate::pg::catalog::{Table, Taken};
-use crate::sql::ident::QualifiedName;
+use crate::sql::ident::{QualifiedName, quote};
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
 /// hash of the full name replaces what is cut), and made unique with a
@@ -72,6 +72,16 @@ fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     })
+}
+
+/// `CREATE INDEX ON "schema"."table" USING btree ("a", "b")`: the statement
+/// HypoPG takes to create a hypothetical index.
+pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
+    let key: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    format!(
+        "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
+        key.join(", ")
+    )
 }
 
 /// The statements, one per line, that build B-tree `name` on `table`
@@ -186,6 +196,15 @@ mod tests {
             build(&odd, "idx_x", &columns(&["Customer Id", "status"])),
             "CREATE INDEX CONCURRENTLY \"idx_x\" ON \"Sales\".\"Order \"\"Lines\"\"\" \
              (\"Customer Id\", \"status\");"
+        );
+    }
+
+    #[test]
+    fn the_hypothetical_index_quotes_every_identifier() {
+        let odd = QualifiedName::new("Sales", "Order \"Lines\"");
+        assert_eq!(
+            hypothetical(&odd, &columns(&["a"])),
+            "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree (\"a\")"
         );
     }
 

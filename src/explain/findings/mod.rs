@@ -176,9 +176,7 @@ fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> Advic
     let text = match tables.advice(relation, &key, columns.equality.len()) {
         Some(IndexAdvice::Build(ddl)) => {
             return Advice {
-                text: "perfaudit advise proves it with a hypothetical index first; the \
-                       finding's DDL builds it without blocking writes"
-                    .to_owned(),
+                text: UNPROVEN_BUILD.to_owned(),
                 ddl: Some(ddl),
             };
         }
@@ -198,6 +196,11 @@ fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> Advic
     };
     Advice { text, ddl: None }
 }
+
+/// What a finding says of an index with DDL before explain has proven it
+/// ([`super::prove`] replaces it with what HypoPG showed).
+pub const UNPROVEN_BUILD: &str = "perfaudit advise proves it with a hypothetical index first; \
+                                  the finding's DDL builds it without blocking writes";
 
 /// What a finding says to do about an index: in words, and the DDL when
 /// there is some to run.
