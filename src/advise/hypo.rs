@@ -22,9 +22,10 @@ use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::db::JsonText;
-use crate::db::errors::{query_error, server_message};
+use crate::db::errors::{query_error, refusal};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::pg::catalog::hypopg_schema;
 use crate::pg::plan::Plan;
 
 /// How long planning may wait for a table lock (another session's `ALTER
@@ -134,15 +135,7 @@ impl<'c> Session<'c> {
                 _ => query_error("creating the hypopg extension", &error),
             });
         }
-        let row = client
-            .query_opt(
-                "SELECT quote_ident(n.nspname) FROM pg_extension e \
-                 JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'",
-                &[],
-            )
-            .await
-            .map_err(|e| query_error("looking for the hypopg extension", &e))?;
-        let Some(row) = row else {
+        let Some(hypopg) = hypopg_schema(client).await? else {
             return Err(missing_hypopg(client).await?);
         };
         client
@@ -154,7 +147,7 @@ impl<'c> Session<'c> {
             .map_err(|e| query_error("preparing the advise session", &e))?;
         Ok(Session {
             client,
-            hypopg: row.get(0),
+            hypopg,
             prepared: Vec::new(),
             counter: 0,
         })
@@ -288,10 +281,7 @@ impl<'c> Session<'c> {
 /// A server error about the statement itself becomes a refusal (reported
 /// per statement); a lost connection or a shutdown stays an error.
 fn statement_refusal<T>(error: tokio_postgres::Error, context: &str) -> Result<Result<T, Refusal>> {
-    match error.as_db_error() {
-        Some(db) if !db.code().code().starts_with("57P") => Ok(Err(server_message(db))),
-        _ => Err(query_error(context, &error)),
-    }
+    Ok(Err(refusal(error, context)?))
 }
 
 /// The error for a database without HypoPG, with how to get it.

@@ -100,6 +100,16 @@ pub fn query_error(context: &str, error: &tokio_postgres::Error) -> Error {
     Error::database(format!("{context} failed: {reason}"))
 }
 
+/// The server's refusal of a statement (its error, on one line), for the
+/// statement to be reported as refused: `Err` when the server did not
+/// refuse it but went away (a lost connection, a shutdown).
+pub fn refusal(error: tokio_postgres::Error, context: &str) -> crate::error::Result<String> {
+    match error.as_db_error() {
+        Some(db) if !db.code().code().starts_with("57P") => Ok(server_message(db)),
+        _ => Err(query_error(context, &error)),
+    }
+}
+
 /// `ERROR: message (SQLSTATE xxxxx); detail: ...; hint: ...` on one line.
 pub fn server_message(db: &DbError) -> String {
     let mut text = format!(

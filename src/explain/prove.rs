@@ -15,10 +15,11 @@ use super::findings::UNPROVEN_BUILD;
 use super::run::Timeout;
 use super::tables::Tables;
 use crate::db::JsonText;
-use crate::db::errors::{query_error, server_message};
+use crate::db::errors::{query_error, refusal};
 use crate::db::params::{INFERRED, TextParam};
 use crate::error::Result;
 use crate::finding::Finding;
+use crate::pg::catalog::hypopg_schema;
 use crate::pg::plan::Plan;
 
 /// How long planning may wait for a table lock: longer would hold our own
@@ -32,7 +33,8 @@ enum Proof {
     Used(f64),
     /// The planner does not use it for this statement.
     Unused,
-    /// It could not be tried, and why.
+    /// It could not be tried (HypoPG cannot model it, a lock was not
+    /// granted in time), and why.
     Unproven(String),
 }
 
@@ -68,19 +70,6 @@ pub async fn suggestions(
         tell(finding, &proof, cost);
     }
     Ok(())
-}
-
-/// The schema of the hypopg extension, quoted, when the database has it.
-async fn hypopg_schema(client: &Client) -> Result<Option<String>> {
-    let row = client
-        .query_opt(
-            "SELECT quote_ident(n.nspname) FROM pg_extension e \
-             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'",
-            &[],
-        )
-        .await
-        .map_err(|e| query_error("looking for the hypopg extension", &e))?;
-    Ok(row.map(|row| row.get(0)))
 }
 
 /// Plans `statement` with the hypothetical index `hypothetical` creates.
@@ -125,7 +114,12 @@ async fn planned_with(
         .await;
     let name: String = match created {
         Ok(row) => row.get(0),
-        Err(error) => return refused(error, "creating a hypothetical index"),
+        Err(error) => {
+            return Ok(Proof::Unproven(refusal(
+                error,
+                "creating a hypothetical index",
+            )?));
+        }
     };
     let params: Vec<(&(dyn ToSql + Sync), Type)> = params
         .iter()
@@ -136,7 +130,12 @@ async fn planned_with(
         .await
     {
         Ok(rows) => rows,
-        Err(error) => return refused(error, "planning with a hypothetical index"),
+        Err(error) => {
+            return Ok(Proof::Unproven(refusal(
+                error,
+                "planning with a hypothetical index",
+            )?));
+        }
     };
     let Some(document) = rows
         .first()
@@ -154,16 +153,6 @@ async fn planned_with(
     } else {
         Proof::Unused
     })
-}
-
-/// A proof the server refused (HypoPG cannot model the index, a lock was
-/// not granted in time): unproven, with the server's reason; a lost
-/// connection is an error.
-fn refused(error: tokio_postgres::Error, context: &str) -> Result<Proof> {
-    match error.as_db_error() {
-        Some(db) if !db.code().code().starts_with("57P") => Ok(Proof::Unproven(server_message(db))),
-        _ => Err(query_error(context, &error)),
-    }
 }
 
 /// Tells `finding` what `proof` showed; `cost` is the plan's without the

@@ -22,6 +22,20 @@ use crate::sql::ident::QualifiedName;
 pub use indexes::{Busy, BusyWith, Index, KeyShape, Shape, TakenName};
 pub use relations::{Relation, Relations, Taken};
 
+/// The schema of the hypopg extension, quoted for SQL, when the database
+/// has it.
+pub async fn hypopg_schema(client: &Client) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("looking for the hypopg extension", &e))?;
+    Ok(row.map(|row| row.get(0)))
+}
+
 /// What a relation is (`pg_class.relkind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelKind {
