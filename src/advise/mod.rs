@@ -35,9 +35,9 @@ use crate::sql::ident::QualifiedName;
 use crate::sql::scans::{self, Scan};
 use crate::ui::Progress;
 
-/// The default `--min-improvement`: an index must halve a statement's
-/// cost. Smaller savings rarely outweigh what an index costs every write.
-pub const DEFAULT_MIN_IMPROVEMENT: f64 = 50.0;
+/// The default `--min-improvement`: the saving explain asks of an index
+/// too ([`indexes::ddl::MIN_IMPROVEMENT`]).
+pub const DEFAULT_MIN_IMPROVEMENT: f64 = indexes::ddl::MIN_IMPROVEMENT;
 
 /// The default `--min-cost`: below 100 cost units (about a hundred pages
 /// read in sequence) a statement is cheap already, and an index would save

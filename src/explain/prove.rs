@@ -19,6 +19,7 @@ use crate::db::errors::{query_error, refusal};
 use crate::db::params::{INFERRED, TextParam};
 use crate::error::Result;
 use crate::finding::Finding;
+use crate::indexes::ddl::MIN_IMPROVEMENT;
 use crate::pg::catalog::hypopg_schema;
 use crate::pg::plan::Plan;
 
@@ -155,10 +156,29 @@ async fn planned_with(
     })
 }
 
+/// `-18%`: how much of `cost` an index saves.
+fn saving(cost: f64, with: f64) -> String {
+    format!(
+        "{:.0}%",
+        (with - cost) / cost.max(f64::MIN_POSITIVE) * 100.0
+    )
+}
+
 /// Tells `finding` what `proof` showed; `cost` is the plan's without the
-/// index.
+/// index: the DDL stays only where the planner uses the index and it saves
+/// at least [`MIN_IMPROVEMENT`] of the cost, as advise asks.
 fn tell(finding: &mut Finding, proof: &Proof, cost: f64) {
     let said = match proof {
+        Proof::Used(with) if *with > cost * (1.0 - MIN_IMPROVEMENT / 100.0) => {
+            finding.ddl = None;
+            format!(
+                "yet with it as a hypothetical index (HypoPG) the plan's estimated cost falls \
+                 only from {cost:.0} to {with:.0} ({}), less than the {MIN_IMPROVEMENT:.0}% an \
+                 index must save to be worth what it costs every write (perfaudit advise's \
+                 --min-improvement), so no DDL is given",
+                saving(cost, *with)
+            )
+        }
         Proof::Used(with) => format!(
             "proven with a hypothetical index (HypoPG): the planner uses it, and the plan's \
              estimated cost falls from {cost:.0} to {with:.0}; the finding's DDL builds it \
@@ -197,6 +217,17 @@ mod tests {
 
     #[test]
     fn a_finding_says_what_hypopg_showed() {
+        let mut small = finding();
+        tell(&mut small, &Proof::Used(1924.0), 2335.0);
+        assert_eq!(small.ddl, None);
+        assert!(
+            small
+                .suggestion
+                .contains("falls only from 2335 to 1924 (-18%), less than the 50%"),
+            "{}",
+            small.suggestion
+        );
+
         let mut used = finding();
         tell(&mut used, &Proof::Used(12.5), 2751.0);
         assert!(

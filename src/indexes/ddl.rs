@@ -9,6 +9,12 @@ use super::sql::partition_index_name;
 use crate::pg::catalog::{Table, Taken};
 use crate::sql::ident::{QualifiedName, quote};
 
+/// The share of a statement's estimated cost, in percent, an index must
+/// save to be recommended: it must halve it. Smaller savings rarely
+/// outweigh what an index costs every write. advise's default
+/// `--min-improvement`, and explain's rule for the indexes it proves.
+pub const MIN_IMPROVEMENT: f64 = 50.0;
+
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
 /// hash of the full name replaces what is cut), and made unique with a
 /// numeric suffix: `free` says whether a name may be used.
