@@ -156,7 +156,7 @@ async fn planned_with(
     })
 }
 
-/// `-18%`: how much of `cost` an index saves.
+/// `-18%`: how the plan's estimated cost changes from `cost` to `with`.
 fn saving(cost: f64, with: f64) -> String {
     format!(
         "{:.0}%",
