@@ -38,6 +38,15 @@ impl ToSql for TextParam {
 /// treats like an unspecified type and infers from the statement.
 pub const INFERRED: Type = Type::UNKNOWN;
 
+/// `params` as `query_typed` takes them: each sent as text, its type
+/// [`INFERRED`].
+pub fn inferred(params: &[TextParam]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), INFERRED))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,14 +9,14 @@
 //! removed after each, whatever happened.
 
 use tokio_postgres::Client;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use super::findings::UNPROVEN_BUILD;
 use super::run::Timeout;
 use super::tables::Tables;
 use crate::db::JsonText;
 use crate::db::errors::{query_error, refusal};
-use crate::db::params::{INFERRED, TextParam};
+use crate::db::params::{TextParam, inferred};
 use crate::error::Result;
 use crate::finding::Finding;
 use crate::indexes::ddl::MIN_IMPROVEMENT;
@@ -122,10 +122,7 @@ async fn planned_with(
             )?));
         }
     };
-    let params: Vec<(&(dyn ToSql + Sync), Type)> = params
-        .iter()
-        .map(|p| (p as &(dyn ToSql + Sync), INFERRED))
-        .collect();
+    let params = inferred(params);
     let rows = match client
         .query_typed(&format!("EXPLAIN (FORMAT JSON) {statement}"), &params)
         .await

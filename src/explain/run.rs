@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use sqlparser::ast::Statement;
-use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -25,7 +24,7 @@ use super::tables::Tables;
 use crate::db::JsonText;
 use crate::db::cancel::cancel_until_done;
 use crate::db::errors::query_error;
-use crate::db::params::{INFERRED, TextParam};
+use crate::db::params::{TextParam, inferred};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 
@@ -253,11 +252,7 @@ impl<'a> Runner<'a> {
                 &e,
             ));
         }
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = prepared
-            .params
-            .iter()
-            .map(|p| (p as &(dyn ToSql + Sync), INFERRED))
-            .collect();
+        let params = inferred(&prepared.params);
         let started = Instant::now();
         let explain = async {
             let rows = self.client.query_typed(&prepared.explain, &params).await;
