@@ -121,6 +121,23 @@ pub async fn with_session<T>(
     result
 }
 
+/// Runs `work` on a session opened on `client`, a connection its caller
+/// keeps using (explain's), then leaves the session as it found it. On an
+/// error the reset is still tried; the caller's own error handling decides
+/// what becomes of the connection.
+pub async fn on_client<T>(
+    client: &Client,
+    create_extension: bool,
+    work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut session = Session::open(client, create_extension).await?;
+    let result = work(&mut session).await;
+    let reset = session.reset().await;
+    let value = result?;
+    reset?;
+    Ok(value)
+}
+
 impl<'c> Session<'c> {
     /// Finds HypoPG (creating it first when asked) and prepares the session:
     /// generic plans for statements with parameters, a lock timeout.

@@ -14,6 +14,7 @@
 pub mod candidates;
 pub mod ddl;
 pub mod hypo;
+mod reason;
 pub mod select;
 pub mod workload;
 
@@ -23,8 +24,11 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use self::hypo::{Hypothetical, PlanCost, Session};
+pub use self::reason::Reason;
 use self::select::{Footprint, Trial};
 pub use self::workload::WorkloadStatement;
+use tokio_postgres::Client;
+
 use crate::db::Database;
 use crate::error::Result;
 use crate::indexes;
@@ -126,54 +130,6 @@ pub struct Summary {
     pub cost_after: f64,
 }
 
-/// Why nothing is recommended for a statement (reports write it as
-/// `<kind>: <detail>`, where the kind is stable for scripts).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reason {
-    /// The text does not parse (only from `pg_stat_statements`).
-    CouldNotParse(String),
-    /// Not a query or DML statement.
-    NotAQuery,
-    /// It reads no table.
-    NoTables,
-    /// It reads system catalogs only.
-    SystemCatalogsOnly(Vec<String>),
-    /// It names a relation that does not exist.
-    TableMissing(String),
-    /// It reads foreign tables only.
-    ForeignTable(String),
-    /// The server would not plan it.
-    CouldNotPlan(String),
-    /// Its plan is cheap already.
-    LowCost {
-        /// The plan cost.
-        cost: f64,
-        /// `--min-cost`.
-        min_cost: f64,
-    },
-    /// Existing indexes already give every candidate.
-    AlreadyGiven(Vec<String>),
-    /// The plan uses existing indexes and no new one beats them enough.
-    AlreadyUsed {
-        /// The indexes the plan uses.
-        indexes: Vec<String>,
-        /// `--min-improvement`, when candidates were tried (not for a plan
-        /// below `--min-cost`).
-        min_improvement: Option<f64>,
-    },
-    /// It neither filters, joins nor sorts on a plain column.
-    NothingToIndex,
-    /// No candidate lowers the cost enough.
-    BelowThreshold {
-        /// The best candidate's columns and the fraction it saves.
-        best: Option<(Vec<String>, f64)>,
-        /// The candidates tried.
-        tried: Vec<Vec<String>>,
-        /// `--min-improvement`.
-        min_improvement: f64,
-    },
-}
-
 impl Advice {
     /// The recommended indexes as a spec for `perfaudit indexes --spec`.
     pub fn spec(&self) -> String {
@@ -218,6 +174,29 @@ pub async fn advise(
     .await;
     progress.finish(0);
     advice
+}
+
+/// advise's decision on `statement` alone, on `client` (explain's
+/// connection, left as it was found): the same search over candidates,
+/// costed with HypoPG, that a workload of that one statement gets, so that
+/// explain and advise never disagree about a statement.
+pub async fn advise_statement(
+    client: &Client,
+    statement: &WorkloadStatement,
+    options: &Options,
+) -> Result<StatementAdvice> {
+    hypo::on_client(client, options.create_extension, async |session| {
+        let mut advisor = Advisor {
+            catalog: Relations::new(session.client()),
+            session,
+            options,
+        };
+        let mut advice = advisor
+            .run(std::slice::from_ref(statement), &crate::ui::Unseen)
+            .await?;
+        Ok(advice.statements.remove(0))
+    })
+    .await
 }
 
 /// A statement with a plan, ready for trials.

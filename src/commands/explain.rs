@@ -5,6 +5,7 @@
 
 use std::io::{self, BufWriter, Write};
 
+use crate::advise;
 use crate::cli::ExplainArgs;
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -52,6 +53,13 @@ async fn explain(
         gates: Gates {
             max_ms: args.max_ms,
             fail_on: args.fail_on,
+        },
+        // Findings suggest the indexes advise would, by its defaults.
+        advise: advise::Options {
+            min_improvement: advise::DEFAULT_MIN_IMPROVEMENT,
+            min_cost: advise::DEFAULT_MIN_COST,
+            // Only a scratch cluster is perfaudit's to change.
+            create_extension: context.is_scratch(),
         },
     };
     let interrupt = &context.interrupt;

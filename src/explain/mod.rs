@@ -1,23 +1,25 @@
 //! `perfaudit explain`'s engine: decide how each statement may run, run
 //! EXPLAIN on it without changing data, and analyse the plan.
 //!
-//! - [`mode`]: executed or only planned, READ ONLY or not (pure);
-//! - [`guard`]: every function a statement would run, resolved on the
-//!   server, before it is executed;
-//! - [`params`]: `--param` values bound on the server;
+//! - [`pipeline`]: check every statement, then explain each and report it;
+//! - [`mode`]: executed or only planned, READ ONLY or not, from the
+//!   guard's verdict (pure);
 //! - [`run`]: the rolled-back runs on one connection (I/O);
-//! - [`plan`]: PostgreSQL's JSON plan read into nodes with derived metrics (pure);
 //! - [`timing`]: min / median / p95 / max over runs, cold against warm (pure);
-//! - [`tables`]: what the catalog says about the plan's tables, for index advice (I/O);
+//! - [`plan_change`]: what the rewrite changed in the plan (pure);
 //! - [`findings`]: diagnostics, one rule per file (pure);
+//! - [`tables`]: what the catalog says about the plan's tables, for the
+//!   index a finding asks for (I/O);
+//! - [`advised`]: advise's decision on the statement settles those indexes
+//!   (pure; [`run::Runner::decide`] asks for it);
 //! - [`gate`]: `--max-ms` and `--fail-on` (pure).
 
+pub mod advised;
 pub mod findings;
 pub mod gate;
 pub mod mode;
 pub mod pipeline;
 mod plan_change;
-mod prove;
 pub mod run;
 pub mod tables;
 pub mod timing;
@@ -26,6 +28,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_postgres::Client;
 
+use crate::advise;
 use crate::db::params::TextParam;
 use crate::error::{Error, Result};
 use crate::guard::{self, Guard, Verdict};
@@ -375,6 +378,7 @@ pub async fn explain(
     runner: &Runner<'_>,
     job: Job,
     repetition: Repetition,
+    advise: &advise::Options,
     progress: &dyn Progress,
 ) -> Result<Explained> {
     let label = job.label();
@@ -388,7 +392,7 @@ pub async fn explain(
             progress.advance(0, done, total, None);
         }
     };
-    let result = run_and_analyse(runner, job, repetition, &label, &ran).await;
+    let result = run_and_analyse(runner, job, repetition, advise, &label, &ran).await;
     if shown {
         progress.finish(0);
     }
@@ -400,6 +404,7 @@ async fn run_and_analyse(
     runner: &Runner<'_>,
     job: Job,
     repetition: Repetition,
+    advise: &advise::Options,
     label: &str,
     ran: &impl Fn(u64),
 ) -> Result<Explained> {
@@ -436,6 +441,7 @@ async fn run_and_analyse(
     // The statement as written is planned too (never executed), so that the
     // report can say when the rewrite changed the plan.
     let mut plan_change = None;
+    let mut written = None;
     if job.executed != job.statement.text() {
         let as_written = Prepared::new(
             &Mode::planned_only(),
@@ -443,29 +449,27 @@ async fn run_and_analyse(
             job.params.clone(),
             repetition.timeout,
         );
-        let written = Plan::from_json(&runner.run(&as_written, label).await?.document)?;
-        plan_change = plan_change::note(&written, &plan);
+        let as_written = Plan::from_json(&runner.run(&as_written, label).await?.document)?;
+        plan_change = plan_change::note(&as_written, &plan);
+        written = Some(as_written);
     }
     // The catalog is asked only about tables an index finding names.
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);
-    if !relations.is_empty() {
+    let tables = if relations.is_empty() {
+        Tables::default()
+    } else {
         let tables = runner
             .tables(&relations, job.statement.parsed().map(|p| &p.ast))
             .await?;
         findings = findings::check(&plan, &tables);
-        let cost = plan.root().raw.total_cost;
-        runner
-            .prove(
-                &job.executed,
-                &job.params,
-                repetition.timeout,
-                &tables,
-                cost,
-                &mut findings,
-            )
-            .await?;
-    }
+        tables
+    };
+    // advise judges the statement as written: perfaudit's LIMIT lowers the
+    // cost of what ran.
+    let cost = written.as_ref().unwrap_or(&plan).root().raw.total_cost;
+    let decision = runner.decide(&job.statement, cost, advise).await?;
+    advised::adopt(&mut findings, &decision, &tables);
     Ok(Explained {
         runs,
         warmup: repetition.warmup,

@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 use super::gate::{Gates, Measured};
 use super::run::{Runner, Timeout};
 use super::{Explained, Job, JobOptions, Jobs, Repetition};
+use crate::advise;
 use crate::db::Database;
 use crate::db::cancel::cancellable;
 use crate::db::errors::query_error;
@@ -44,6 +45,8 @@ pub struct Options {
     pub warmup: usize,
     /// `--max-ms` and `--fail-on`.
     pub gates: Gates,
+    /// How advise decides the indexes findings suggest.
+    pub advise: advise::Options,
 }
 
 /// Explains every statement of `text` ([`check`]ed first) on one
@@ -168,7 +171,14 @@ impl Explainer<'_> {
         let runner = Runner::new(self.client, self.database.tls(), self.interrupt);
         self.prepared_batches(text, async |batch| {
             for job in batch {
-                let result = super::explain(&runner, job, self.repetition, self.progress).await?;
+                let result = super::explain(
+                    &runner,
+                    job,
+                    self.repetition,
+                    &self.options.advise,
+                    self.progress,
+                )
+                .await?;
                 let label = result.job.label();
                 failures.extend(self.options.gates.failures([Measured {
                     label: &label,

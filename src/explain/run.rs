@@ -19,14 +19,18 @@ use sqlparser::ast::Statement;
 use tokio_postgres::{Client, SimpleQueryMessage, error::SqlState};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::advised::Decision;
 use super::mode::Mode;
 use super::tables::Tables;
+use crate::advise::{self, Reason, WorkloadStatement};
 use crate::db::JsonText;
 use crate::db::cancel::cancel_until_done;
 use crate::db::errors::query_error;
 use crate::db::params::{TextParam, inferred};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::pg::catalog::{hypopg_available, hypopg_schema};
+use crate::sql::Item;
 
 /// The statement timeout of each run when `--statement-timeout` is not
 /// given: long enough for any query one audits by hand, short enough that a
@@ -220,27 +224,44 @@ impl<'a> Runner<'a> {
             .await
     }
 
-    /// Proves the indexes `findings` suggest for `statement` (as it ran,
-    /// with `params`), whose plan's estimated cost was `cost`, with HypoPG
-    /// ([`super::prove`]). Dropped on Ctrl-C: it only plans.
-    pub async fn prove(
+    /// What decides the indexes of the findings about `statement`, as the
+    /// user wrote it, whose plan's estimated cost is `cost`
+    /// ([`super::advised`]): advise's search on it, with HypoPG; advise's
+    /// own reason, without asking, for a plan below `--min-cost`; or, with
+    /// no HypoPG to prove anything, why the findings' DDL is unproven.
+    /// Dropped on Ctrl-C: it only plans.
+    pub async fn decide(
         &self,
-        statement: &str,
-        params: &[TextParam],
-        timeout: Timeout,
-        tables: &Tables,
+        statement: &Item,
         cost: f64,
-        findings: &mut [crate::finding::Finding],
-    ) -> Result<()> {
-        let work = super::prove::suggestions(
-            self.client,
-            statement,
-            params,
-            timeout,
-            tables,
-            cost,
-            findings,
-        );
+        options: &advise::Options,
+    ) -> Result<Decision> {
+        if cost < options.min_cost {
+            return Ok(Decision::Skipped(Reason::LowCost {
+                cost,
+                min_cost: options.min_cost,
+            }));
+        }
+        let work = async {
+            let ready = hypopg_schema(self.client).await?.is_some()
+                || (options.create_extension && hypopg_available(self.client).await?);
+            if !ready {
+                return Ok(Decision::Unproven(
+                    "HypoPG is not installed in this database (CREATE EXTENSION hypopg)".to_owned(),
+                ));
+            }
+            let (line, column) = statement.position();
+            let statement = WorkloadStatement {
+                text: statement.text().to_owned(),
+                line: Some(line),
+                column: Some(column),
+                parsed: statement.parsed().map(|p| p.ast.clone()).ok_or_else(|| {
+                    "perfaudit's SQL parser cannot read it, so advise finds no candidate".to_owned()
+                }),
+            };
+            let advice = advise::advise_statement(self.client, &statement, options).await?;
+            Ok(Decision::Advised(advice))
+        };
         self.interrupt.guard(work).await
     }
 

@@ -30,8 +30,9 @@ use crate::sql::scans::{RelationName, statement_scans};
 pub struct Tables {
     known: HashMap<String, Known>,
     taken: Taken,
-    /// The DDL [`Tables::advice`] gave, each with the statement HypoPG
-    /// takes for the same index, so that it can be proven.
+    /// The DDL [`Tables::advice`] gave, each with the table it indexes
+    /// (`schema.name`, as advise names it), so that advise's decision can
+    /// replace it.
     given: RefCell<Vec<(String, String)>>,
 }
 
@@ -87,19 +88,20 @@ impl Tables {
         }
         let name = ddl::free_name(&known.table, key, &self.taken);
         let built = ddl::build(&known.table, &name, key);
-        let hypothetical = ddl::hypothetical(&known.table.name, key);
-        self.given.borrow_mut().push((built.clone(), hypothetical));
+        self.given
+            .borrow_mut()
+            .push((built.clone(), known.table.name.display()));
         Some(IndexAdvice::Build(built))
     }
 
-    /// The statement HypoPG takes for the index `built` (DDL
-    /// [`Tables::advice`] gave) builds.
-    pub fn hypothetical(&self, built: &str) -> Option<String> {
+    /// The table (`schema.name`) the index `built` (DDL [`Tables::advice`]
+    /// gave) goes on.
+    pub fn table_of(&self, built: &str) -> Option<String> {
         self.given
             .borrow()
             .iter()
             .find(|(ddl, _)| ddl == built)
-            .map(|(_, hypothetical)| hypothetical.clone())
+            .map(|(_, table)| table.clone())
     }
 }
 

@@ -2,7 +2,7 @@
 //! or the reason, then the recommended set with its DDL, then the workload
 //! in one line.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use comfy_table::{ColumnConstraint, Width};
 use serde::Serialize;
@@ -55,90 +55,6 @@ impl<'a> StatementJson<'a> {
             cost_after: statement.cost_after,
             indexes: &statement.indexes,
             reason: statement.reason.as_ref().map(Reason::to_string),
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quoted = |names: &[String]| {
-            names
-                .iter()
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let shape = |columns: &[String]| format!("({})", columns.join(", "));
-        match self {
-            Reason::CouldNotParse(why) => write!(f, "could not parse: {why}"),
-            Reason::NotAQuery => write!(
-                f,
-                "not a query: only SELECT, INSERT, UPDATE, DELETE and MERGE have plans an index \
-                 can improve"
-            ),
-            Reason::NoTables => write!(f, "no tables: the statement reads no table"),
-            Reason::SystemCatalogsOnly(names) => write!(
-                f,
-                "system catalogs only: it reads {} only, which perfaudit does not index",
-                quoted(names)
-            ),
-            Reason::TableMissing(name) => {
-                write!(f, "table missing: relation \"{name}\" does not exist")
-            }
-            Reason::ForeignTable(name) => write!(
-                f,
-                "foreign table: \"{name}\" lives on another server, where its indexes belong"
-            ),
-            Reason::CouldNotPlan(why) => write!(f, "could not plan: {why}"),
-            Reason::LowCost { cost, min_cost } => write!(
-                f,
-                "low cost: the plan costs {cost:.1}, below --min-cost {min_cost}; an index would \
-                 save little and slow every write"
-            ),
-            Reason::AlreadyGiven(names) => write!(
-                f,
-                "already indexed: {} already gives every index this statement could use",
-                quoted(names)
-            ),
-            Reason::AlreadyUsed {
-                indexes,
-                min_improvement,
-            } => {
-                write!(f, "already indexed: the plan uses {}", quoted(indexes))?;
-                match min_improvement {
-                    Some(percent) => {
-                        write!(f, " and no new index lowers its cost by {percent}% or more")
-                    }
-                    None => write!(f, " and is cheap already"),
-                }
-            }
-            Reason::NothingToIndex => write!(
-                f,
-                "nothing to index: it neither filters, joins nor sorts on a plain column"
-            ),
-            Reason::BelowThreshold {
-                best: Some((columns, saving)),
-                min_improvement,
-                ..
-            } => write!(
-                f,
-                "below threshold: the best candidate, {}, lowers the cost by {:.0}%, less than \
-                 --min-improvement {min_improvement}%",
-                shape(columns),
-                saving * 100.0
-            ),
-            Reason::BelowThreshold {
-                best: None, tried, ..
-            } => write!(
-                f,
-                "below threshold: the planner would use none of the candidates ({}): reading \
-                 the table stays cheaper, or the plan cannot reach them",
-                tried
-                    .iter()
-                    .map(|c| shape(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
         }
     }
 }

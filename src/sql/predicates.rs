@@ -6,17 +6,18 @@
 //! Only conjuncts a B-tree can seek on count: `col = x`, `col IN (...)`,
 //! `col = ANY (...)` and `col IS NULL` (equality); `col < x`, `<=`, `>`,
 //! `>=` and `col BETWEEN a AND b` (range). Either side of a comparison may
-//! hold the column (`42 = user_id`), and casts are looked through:
-//! PostgreSQL prints `(status)::text` for a `varchar` column compared with
-//! text. An `OR`, a `NOT`, a negated `IN` or a function of a column
-//! constrains nothing an index can use.
+//! hold the column (`42 = user_id`). A cast of the column to `text` or
+//! `varchar` is looked through, since PostgreSQL prints `(status)::text`
+//! for a `varchar` column compared with text; any other cast of it
+//! (`rented_at::date`), an `OR`, a `NOT`, a negated `IN` or a function of
+//! a column constrains nothing an index on the column can use.
 //!
 //! Which expression names which column is the caller's business (a
 //! resolver): advise resolves names against a query's FROM list, explain
 //! against the plan node's table. The caller also decides what a column
 //! may be compared with to count (a value, a join partner).
 
-use sqlparser::ast::{BinaryOperator, Expr, InTarget, Query};
+use sqlparser::ast::{BinaryOperator, DataType, Expr, InTarget, Query};
 
 /// How a B-tree index uses a constrained column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub struct Constraint<'a, C> {
 
 /// The constraints of `condition`'s conjuncts on the columns `resolve`
 /// names, in the order they are written. `resolve` sees a plain reference
-/// (parentheses and casts already taken off) and says which column it is,
+/// (parentheses and text casts already taken off) and says which column it is,
 /// or `None` when it is no column of interest.
 pub fn constraints<'a, C>(
     condition: &'a Expr,
@@ -91,7 +92,7 @@ fn classify<'a, C>(
     found: &mut Vec<Constraint<'a, C>>,
 ) {
     let mut add = |column: &Expr, kind: Use, with: Vec<Operand<'a, C>>| {
-        if let Some(column) = resolve(plain(column)) {
+        if let Some(column) = resolve(indexed(column)) {
             found.push(Constraint { column, kind, with });
         }
     };
@@ -141,6 +142,25 @@ fn classify<'a, C>(
             vec![operand(low, resolve), operand(high, resolve)],
         ),
         _ => {}
+    }
+}
+
+/// The expression an index on a column must match for `expr` to be served
+/// by it: `expr` without parentheses, and without a cast to `text` or
+/// `varchar`, which is how PostgreSQL prints a `varchar` column compared
+/// as text (`(email)::text = 'a'::text`), served by an index on the
+/// column. Any other cast (`rented_at::date`) is a function of the
+/// column, which an index on the column cannot serve: it stays, and names
+/// no column.
+fn indexed(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Nested(inner) => indexed(inner),
+        Expr::Cast {
+            expr: inner,
+            data_type: DataType::Text | DataType::Varchar(_) | DataType::CharacterVarying(_),
+            ..
+        } => indexed(inner),
+        other => other,
     }
 }
 
@@ -249,10 +269,17 @@ mod tests {
     }
 
     #[test]
-    fn casts_and_parentheses_are_looked_through() {
+    fn text_casts_and_parentheses_are_looked_through() {
         assert_eq!(
-            read("(((status)::text = 'failed'::text)) AND ((user_id = 42))"),
-            ["status Equality ['failed'::TEXT]", "user_id Equality [42]"]
+            read(
+                "(((status)::text = 'failed'::text)) AND ((user_id = 42)) \
+                 AND (email)::character varying = $1"
+            ),
+            [
+                "status Equality ['failed'::TEXT]",
+                "user_id Equality [42]",
+                "email Equality [$1]"
+            ]
         );
     }
 
@@ -274,6 +301,9 @@ mod tests {
             "a IS NOT NULL",
             "a NOT BETWEEN 1 AND 2",
             "lower(a) = 'x'",
+            "(a)::date = '2024-03-01'::date",
+            "CAST(a AS bigint) > 5",
+            "a::timestamp BETWEEN $1 AND $2",
             "a LIKE 'x%'",
             "t.a = 1",
         ] {

@@ -198,7 +198,7 @@ fn index_advice(tables: &Tables, relation: &str, columns: &Constrained) -> Advic
 }
 
 /// What a finding says of an index with DDL before explain has proven it
-/// ([`super::prove`] replaces it with what HypoPG showed).
+/// ([`super::advised`] replaces it with advise's decision).
 pub const UNPROVEN_BUILD: &str = "perfaudit advise proves it with a hypothetical index first; \
                                   the finding's DDL builds it without blocking writes";
 

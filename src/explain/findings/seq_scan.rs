@@ -102,8 +102,11 @@ fn finding(plan: &Plan, scans: &[&Node], tables: &Tables) -> Option<Finding> {
         }
         None => (
             format!(
-                "rewrite the filter as comparisons of {relation}'s columns with values, joined \
-                 by AND, and index those columns, so that PostgreSQL can read only the rows kept"
+                "no index on a column of {relation} serves this filter as written, since it \
+                 compares no column itself with a value (a cast or a function of a column, an \
+                 OR): compare the columns themselves, joined by AND, and index those (ts::date = \
+                 '2024-03-01' becomes the range ts >= '2024-03-01' AND ts < '2024-03-02'), or index the expression itself where all its \
+                 functions are IMMUTABLE, so that PostgreSQL can read only the rows kept"
             ),
             None,
         ),

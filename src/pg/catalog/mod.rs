@@ -36,6 +36,19 @@ pub async fn hypopg_schema(client: &Client) -> Result<Option<String>> {
     Ok(row.map(|row| row.get(0)))
 }
 
+/// Whether the server has HypoPG's files, so that `CREATE EXTENSION
+/// hypopg` would work.
+pub async fn hypopg_available(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("looking for the hypopg extension", &e))?;
+    Ok(row.get(0))
+}
+
 /// What a relation is (`pg_class.relkind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelKind {
