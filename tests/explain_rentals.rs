@@ -9,6 +9,7 @@ mod common;
 
 use common::TestDb;
 use common::explain::{document, explain_json};
+use perfaudit::sql::ident::quote;
 use serde_json::Value;
 
 /// The findings of `statement` as `(code, severity, node type)`.
@@ -597,4 +598,204 @@ async fn every_suggested_index_is_proven_with_hypopg_or_said_unproven() {
             .contains("less than --min-improvement 50%"),
         "{statement:#}"
     );
+}
+
+/// Statements of the rentals workload, each with its `--param` values:
+/// plain and partitioned scans, partition pruning, casts and functions of a
+/// column, expression and partial indexes, joins, sorts, a view, quoted
+/// names and a write.
+const WORKLOAD: &[(&str, &[&str])] = &[
+    ("SELECT * FROM store.rental WHERE staff_id = 3", &[]),
+    (
+        "SELECT * FROM billing.rental_payment WHERE staff_id = 7",
+        &[],
+    ),
+    (
+        "SELECT * FROM billing.rental_payment WHERE staff_id = 7 \
+         AND paid_at >= '2024-03-01' AND paid_at < '2024-04-01'",
+        &[],
+    ),
+    (
+        "SELECT * FROM store.rental WHERE rented_at::date = '2024-03-01'",
+        &[],
+    ),
+    (
+        "SELECT * FROM billing.rental_payment \
+         WHERE date_trunc('month', paid_at) = '2024-03-01'",
+        &[],
+    ),
+    (
+        "SELECT r.rental_id, p.amount FROM store.rental r \
+         JOIN billing.rental_payment p USING (rental_id) \
+         WHERE r.status = 'open' AND r.rented_at < '2024-12-01'",
+        &[],
+    ),
+    (
+        "SELECT * FROM store.customer WHERE lower(email) = 'c42@example.com'",
+        &[],
+    ),
+    (
+        "SELECT * FROM store.rental WHERE customer_id = $1 ORDER BY rented_at DESC LIMIT 10",
+        &["42"],
+    ),
+    (
+        "SELECT * FROM store.rental ORDER BY returned_at DESC LIMIT 20",
+        &[],
+    ),
+    (
+        "SELECT s.full_name, count(*) FROM store.staff s JOIN store.rental r USING (staff_id) \
+         WHERE r.staff_id = $1 GROUP BY s.full_name",
+        &["4"],
+    ),
+    ("SELECT * FROM store.inventory WHERE store_id = 2", &[]),
+    (
+        "SELECT \"Body\" FROM store.\"StoreNotes\" WHERE \"StoreId\" = 3",
+        &[],
+    ),
+    (
+        "SELECT * FROM store.rental_detail WHERE customer_id = 42 AND rented_at > '2024-06-01'",
+        &[],
+    ),
+    (
+        "UPDATE store.rental SET staff_id = staff_id WHERE staff_id = 5 AND status = 'open'",
+        &[],
+    ),
+];
+
+/// The DDL statements of a statement's suggestions, each on its line, in
+/// the order they run.
+fn ddl_lines(ddl: impl Iterator<Item = String>) -> Vec<String> {
+    ddl.flat_map(|ddl| ddl.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The schemas and names of the indexes `ddl` creates.
+fn created(ddl: &[String]) -> Vec<(String, String)> {
+    let create =
+        regex::Regex::new(r#"^CREATE INDEX (?:CONCURRENTLY )?"([^"]+)" ON (?:ONLY )?"([^"]+)"\."#)
+            .unwrap();
+    ddl.iter()
+        .filter_map(|line| {
+            let found = create.captures(line)?;
+            Some((found[2].to_owned(), found[1].to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn explain_and_advise_agree_and_every_suggested_index_is_built_valid_new_and_used() {
+    let Some(db) = common::hypopg_db(common::Fixture::Rentals).await else {
+        return;
+    };
+    let client = db.client().await;
+    let (mut suggested, mut declined) = (0, 0);
+    for (sql, params) in WORKLOAD {
+        let mut args: Vec<&str> = Vec::new();
+        for param in *params {
+            args.extend(["--param", param]);
+        }
+        args.push(sql);
+        let explained = document(&explain_json(&db, &args), 0);
+        let from_explain = ddl_lines(
+            explained["statements"][0]["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["ddl"].as_str().map(str::to_owned)),
+        );
+        let advised = document(
+            &common::explain::run(db.perfaudit().args(["--format", "json", "advise", sql])),
+            0,
+        );
+        let from_advise = ddl_lines(
+            advised["indexes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["ddl"].as_str().unwrap().to_owned()),
+        );
+        assert_eq!(
+            from_explain, from_advise,
+            "{sql}: explain and advise disagree\n{explained:#}\n{advised:#}"
+        );
+        if from_explain.is_empty() {
+            declined += 1;
+            continue;
+        }
+        suggested += 1;
+        // Accepted by the server: built, and valid.
+        for line in &from_explain {
+            client
+                .batch_execute(line)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {line}: {e}"));
+        }
+        let names = created(&from_explain);
+        for (schema, name) in &names {
+            let relation = format!("{}.{}", quote(schema), quote(name));
+            let row = client
+                .query_one(
+                    "SELECT n.indisvalid, \
+                            (SELECT count(*) FROM pg_index o \
+                              WHERE o.indrelid = n.indrelid AND o.indexrelid <> n.indexrelid \
+                                AND o.indpred IS NULL AND o.indexprs IS NULL AND o.indisvalid \
+                                AND (o.indkey::text = n.indkey::text \
+                                     OR o.indkey::text LIKE n.indkey::text || ' %')) \
+                     FROM pg_index n WHERE n.indexrelid = $1::text::regclass",
+                    &[&relation],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {relation}: {e}"));
+            let (valid, equivalent): (bool, i64) = (row.get(0), row.get(1));
+            assert!(valid, "{sql}: {relation} is not valid");
+            assert_eq!(equivalent, 0, "{sql}: an index already gave {relation}");
+        }
+        // Used by the planner for that statement.
+        let plan = plan_text(&client, sql, params).await;
+        assert!(
+            names.iter().any(|(_, name)| plan.contains(name.as_str())),
+            "{sql}: the plan uses none of {names:?}:\n{plan}"
+        );
+        // Back to the fixture's indexes for the next statement.
+        for (schema, name) in names
+            .iter()
+            .filter(|(_, name)| !name.ends_with(char::is_numeric))
+        {
+            client
+                .batch_execute(&format!("DROP INDEX {}.{}", quote(schema), quote(name)))
+                .await
+                .unwrap();
+        }
+    }
+    // The workload asks both questions.
+    assert!(
+        suggested >= 3 && declined >= 3,
+        "{suggested} suggested, {declined} declined"
+    );
+}
+
+/// The plain `EXPLAIN` of `sql` with `params` (text, typed by the server
+/// as it types explain's `--param`), as one string.
+async fn plan_text(client: &tokio_postgres::Client, sql: &str, params: &[&str]) -> String {
+    let explain = if params.is_empty() {
+        format!("EXPLAIN {sql}")
+    } else {
+        client
+            .batch_execute(&format!("PREPARE agreement AS {sql}"))
+            .await
+            .unwrap();
+        let values: Vec<String> = params.iter().map(|p| format!("'{p}'")).collect();
+        format!("EXPLAIN EXECUTE agreement({})", values.join(", "))
+    };
+    let mut plan = String::new();
+    for message in client.simple_query(&explain).await.unwrap() {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            plan.push_str(row.get(0).unwrap());
+            plan.push('\n');
+        }
+    }
+    if !params.is_empty() {
+        client.batch_execute("DEALLOCATE agreement").await.unwrap();
+    }
+    plan
 }
