@@ -30,7 +30,7 @@ impl std::fmt::Display for Severity {
 }
 
 /// Something wrong or worth knowing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// A stable kebab-case code, matched by pipelines (`selective-seq-scan`).
     pub code: &'static str,
@@ -45,6 +45,20 @@ pub struct Finding {
     /// The statements that do it, one per line, each ending with `;`, when
     /// it is DDL (never only inside `suggestion`'s prose).
     pub ddl: Option<String>,
+    /// The time acting on it would save, when it can be estimated.
+    pub saving: Option<Saving>,
+}
+
+/// The time acting on a finding would save in one run of the statement, at
+/// most: the time of the work the fix removes, as this run measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saving {
+    /// Milliseconds.
+    pub ms: f64,
+    /// That as a fraction (0 to 1) of the statement's execution time.
+    pub share: f64,
+    /// How it was estimated, in a few words.
+    pub basis: &'static str,
 }
 
 /// What a finding is about.

@@ -662,6 +662,37 @@ const WORKLOAD: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Checks that `statement`'s findings come by estimated saving, the
+/// largest first, those without one last, and that a scan's saving is the
+/// scan's time.
+fn assert_ranked_by_saving(statement: &Value) {
+    let findings = statement["findings"].as_array().unwrap();
+    let savings: Vec<f64> = findings
+        .iter()
+        .map(|f| f["saving"]["ms"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert!(
+        savings.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{savings:?}: {statement:#}"
+    );
+    let execution = statement["timing"]["execution_ms"]["median"].as_f64();
+    for finding in findings
+        .iter()
+        .filter(|f| f["code"] == "selective-seq-scan")
+    {
+        let node = &statement["nodes"][finding["node"].as_u64().unwrap() as usize];
+        let saving = &finding["saving"];
+        assert_eq!(saving["ms"], node["total_ms"], "{finding:#}\n{node:#}");
+        assert_eq!(saving["basis"], "the node's time with all below it");
+        let share = saving["share"].as_f64().unwrap();
+        let expected = node["total_ms"].as_f64().unwrap() / execution.unwrap();
+        assert!(
+            (share - expected.min(1.0)).abs() < 0.01,
+            "{share} {expected}"
+        );
+    }
+}
+
 /// The DDL statements of a statement's suggestions, each on its line, in
 /// the order they run.
 fn ddl_lines(ddl: impl Iterator<Item = String>) -> Vec<String> {
@@ -696,6 +727,7 @@ async fn explain_and_advise_agree_and_every_suggested_index_is_built_valid_new_a
         }
         args.push(sql);
         let explained = document(&explain_json(&db, &args), 0);
+        assert_ranked_by_saving(&explained["statements"][0]);
         let from_explain = ddl_lines(
             explained["statements"][0]["findings"]
                 .as_array()

@@ -18,7 +18,7 @@ use common::TestDb;
 /// plan keys, perfaudit's timings and what is drawn from them (the shares
 /// of time, the costliest node: of a partitioned scan's near-equal parts,
 /// which took longest differs from run to run).
-const MEASURED: &str = r#"(("[^"]*(Time|time|_ms|Blocks|Buffers|Memory|Batches|Buckets|Workers Launched|Heap Fetches|Rows Removed by Index Recheck|Peak|self_share|costliest_node)[^"]*"|"(min|median|p95|max)"): )-?[0-9][0-9.e+-]*"#;
+const MEASURED: &str = r#"(("[^"]*(Time|time|_ms|Blocks|Buffers|Memory|Batches|Buckets|Workers Launched|Heap Fetches|Rows Removed by Index Recheck|Peak|self_share|costliest_node)[^"]*"|"(min|median|p95|max|ms|share)"): )-?[0-9][0-9.e+-]*"#;
 
 /// A JSON document with its measured numbers masked.
 fn masked(output: &Output) -> String {
@@ -222,7 +222,8 @@ fn the_schemas_refuse_what_the_documents_must_not_be() {
 
     let indexes = json!({"indexes": [], "findings": [{
         "code": "redundant-index", "severity": "severe", "index": "i", "table": "public.t",
-        "size_bytes": 8192, "message": "...", "suggestion": "...", "ddl": null
+        "size_bytes": 8192, "message": "...", "suggestion": "...", "ddl": null,
+        "saving": null
     }]});
     assert_eq!(violations("indexes", &indexes).len(), 1);
 

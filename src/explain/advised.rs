@@ -12,9 +12,10 @@
 //! finding of its own (`missing-index`).
 
 use crate::advise::{Reason, Recommendation, StatementAdvice};
-use crate::finding::{Finding, Severity, Subject};
+use crate::finding::{Finding, Saving, Severity, Subject};
+use crate::pg::plan::Plan;
 
-use super::findings::UNPROVEN_BUILD;
+use super::findings::{UNPROVEN_BUILD, rank};
 use super::tables::Tables;
 
 /// What decides the indexes of a statement's findings.
@@ -29,9 +30,9 @@ pub enum Decision {
     Unproven(String),
 }
 
-/// Gives `findings`, whose index DDL [`Tables::advice`] wrote in `tables`,
-/// the indexes `decision` holds.
-pub fn adopt(findings: &mut Vec<Finding>, decision: &Decision, tables: &Tables) {
+/// Gives `findings` about `plan`, whose index DDL [`Tables::advice`] wrote
+/// in `tables`, the indexes `decision` holds, and ranks them again.
+pub fn adopt(findings: &mut Vec<Finding>, decision: &Decision, tables: &Tables, plan: &Plan) {
     match decision {
         Decision::Unproven(why) => {
             for finding in findings.iter_mut() {
@@ -44,11 +45,17 @@ pub fn adopt(findings: &mut Vec<Finding>, decision: &Decision, tables: &Tables) 
                 settle(finding, none_given(Some(reason)), None);
             }
         }
-        Decision::Advised(advice) => adopt_advice(findings, advice, tables),
+        Decision::Advised(advice) => adopt_advice(findings, advice, tables, plan),
     }
+    rank(findings);
 }
 
-fn adopt_advice(findings: &mut Vec<Finding>, advice: &StatementAdvice, tables: &Tables) {
+fn adopt_advice(
+    findings: &mut Vec<Finding>,
+    advice: &StatementAdvice,
+    tables: &Tables,
+    plan: &Plan,
+) {
     let mut placed: Vec<Option<String>> = vec![None; advice.indexes.len()];
     for finding in findings.iter_mut() {
         let Some(table) = finding.ddl.as_deref().and_then(|ddl| tables.table_of(ddl)) else {
@@ -88,7 +95,7 @@ fn adopt_advice(findings: &mut Vec<Finding>, advice: &StatementAdvice, tables: &
         .zip(&placed)
         .filter(|(_, placed)| placed.is_none())
     {
-        findings.push(missing_index(index, advice));
+        findings.push(missing_index(index, advice, plan));
     }
 }
 
@@ -142,7 +149,17 @@ fn cost_change(advice: &StatementAdvice) -> String {
 
 /// The finding for `index`, which advise chose for the statement and no
 /// other finding points at (a sort it would serve, say).
-fn missing_index(index: &Recommendation, advice: &StatementAdvice) -> Finding {
+fn missing_index(index: &Recommendation, advice: &StatementAdvice, plan: &Plan) -> Finding {
+    // The run's time in proportion to the estimated cost the index saves:
+    // the planner's cost is its estimate of time.
+    let saving = match (advice.cost_before, advice.cost_after, plan.execution_ms) {
+        (Some(before), Some(after), Some(ms)) if before > 0.0 => Saving::of(
+            ms * (1.0 - after / before).max(0.0),
+            plan,
+            "the execution time, in proportion to the estimated cost the index saves",
+        ),
+        _ => None,
+    };
     Finding {
         code: "missing-index",
         severity: Severity::Warning,
@@ -158,6 +175,7 @@ fn missing_index(index: &Recommendation, advice: &StatementAdvice) -> Finding {
                      blocking writes"
             .to_owned(),
         ddl: Some(index.ddl.clone()),
+        saving,
     }
 }
 
@@ -180,7 +198,18 @@ mod tests {
             message: String::new(),
             suggestion: format!("an index on (user_id); {UNPROVEN_BUILD}"),
             ddl: Some(ddl),
+            saving: None,
         }
+    }
+
+    /// A plan that ran for 40 ms.
+    fn plan() -> Plan {
+        crate::pg::plan::tests::analysed(
+            serde_json::json!({"Node Type": "Seq Scan", "Total Cost": 2000.0, "Plan Rows": 1,
+                               "Actual Total Time": 40.0, "Actual Rows": 1, "Actual Loops": 1}),
+            0.1,
+            40.0,
+        )
     }
 
     fn recommendation(table: &str, columns: &[&str]) -> Recommendation {
@@ -217,6 +246,7 @@ mod tests {
             &mut findings,
             &Decision::Unproven("no HypoPG".into()),
             &tables,
+            &plan(),
         );
         assert_eq!(findings[0].ddl, ddl);
         assert!(
@@ -234,7 +264,7 @@ mod tests {
             cost: 42.0,
             min_cost: 100.0,
         };
-        adopt(&mut findings, &Decision::Skipped(low), &tables);
+        adopt(&mut findings, &Decision::Skipped(low), &tables, &plan());
         assert_eq!(findings[0].ddl, None);
         assert!(
             findings[0]
@@ -252,28 +282,32 @@ mod tests {
         let chosen = recommendation("public.payments", &["user_id", "created_at"]);
         let elsewhere = recommendation("public.users", &["email"]);
         let decision = Decision::Advised(advice(vec![chosen.clone(), elsewhere.clone()], None));
-        adopt(&mut findings, &decision, &tables);
+        adopt(&mut findings, &decision, &tables, &plan());
+        // Ranked: the one finding with an estimated saving first.
+        assert_eq!(findings.len(), 3);
+        let [missing, first, second] = &findings[..] else {
+            unreachable!()
+        };
+        // advise's index on a table no finding names is a finding of its
+        // own, saving 95% of the cost, so 95% of the 40 ms run.
+        assert_eq!(missing.code, "missing-index");
+        assert_eq!(missing.ddl.as_deref(), Some(elsewhere.ddl.as_str()));
+        assert!(missing.message.contains("public.users (email)"));
+        let saving = missing.saving.as_ref().unwrap();
+        assert!((saving.ms - 38.0).abs() < 1e-9, "{saving:?}");
         // advise's key, not the one the node's condition asked for.
-        assert_eq!(findings[0].ddl.as_deref(), Some(chosen.ddl.as_str()));
+        assert_eq!(first.ddl.as_deref(), Some(chosen.ddl.as_str()));
         assert!(
-            findings[0]
-                .suggestion
-                .contains("chose (user_id, created_at): the statement's estimated cost falls from 2000 to 100 (-95%)"),
+            first.suggestion.contains(
+                "chose (user_id, created_at): the statement's estimated cost falls from 2000 \
+                 to 100 (-95%)"
+            ),
             "{}",
-            findings[0].suggestion
+            first.suggestion
         );
         // The second scan of the table points at the first's DDL.
-        assert_eq!(findings[1].ddl, None);
-        assert!(
-            findings[1]
-                .suggestion
-                .contains("is the DDL given at node #1")
-        );
-        // advise's index on a table no finding names is a finding of its own.
-        assert_eq!(findings.len(), 3);
-        assert_eq!(findings[2].code, "missing-index");
-        assert_eq!(findings[2].ddl.as_deref(), Some(elsewhere.ddl.as_str()));
-        assert!(findings[2].message.contains("public.users (email)"));
+        assert_eq!(second.ddl, None);
+        assert!(second.suggestion.contains("is the DDL given at node #1"));
     }
 
     #[test]
@@ -289,6 +323,7 @@ mod tests {
             &mut findings,
             &Decision::Advised(advice(Vec::new(), Some(reason))),
             &tables,
+            &plan(),
         );
         assert_eq!(findings[0].ddl, None);
         assert!(

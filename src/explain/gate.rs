@@ -71,6 +71,7 @@ mod tests {
             message: String::new(),
             suggestion: String::new(),
             ddl: None,
+            saving: None,
         }
     }
 

@@ -469,7 +469,7 @@ async fn run_and_analyse(
     // cost of what ran.
     let cost = written.as_ref().unwrap_or(&plan).root().raw.total_cost;
     let decision = runner.decide(&job.statement, cost, advise).await?;
-    advised::adopt(&mut findings, &decision, &tables);
+    advised::adopt(&mut findings, &decision, &tables, &plan);
     Ok(Explained {
         runs,
         warmup: repetition.warmup,

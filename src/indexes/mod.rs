@@ -136,7 +136,7 @@ fn valid(action: &Action, built: bool, dry_run: bool) -> Option<bool> {
 }
 
 /// What a run of `perfaudit indexes` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     /// One entry per spec index, in spec order.
     pub indexes: Vec<IndexReport>,

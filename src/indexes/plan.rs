@@ -545,6 +545,7 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
                     e.name, e.name
                 ),
                 ddl: None,
+                saving: None,
             }),
     );
     findings
@@ -601,6 +602,7 @@ fn redundant_finding(a: &Present, b: &Present) -> Finding {
         message,
         suggestion,
         ddl: None,
+        saving: None,
     }
 }
 

@@ -2,13 +2,14 @@
 //! shared buffers and had to be read from the operating system (its page
 //! cache or the disk).
 
-use super::{Check, Finding, Rule, Severity, Subject, count, percent};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "disk-reads-dominate",
     check: Check::Plan(check),
+    saving: Estimate::ReadTime,
 };
 
 /// Blocks read below which it does not matter: 1,000 blocks are 8 MB,
@@ -50,6 +51,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
                      (see the other findings)"
             .to_owned(),
         ddl: None,
+        saving: None,
     }]
 }
 

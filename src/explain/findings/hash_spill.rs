@@ -1,13 +1,14 @@
 //! `hash-spill`: a hash table (of a hash join or a hash aggregate) that did
 //! not fit in `work_mem` and was split into batches written to disk.
 
-use super::{Check, Finding, Rule, Severity, Subject, count, work_mem_advice};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, work_mem_advice};
 use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "hash-spill",
     check: Check::EachNode(finding),
+    saving: Estimate::NodeOwn,
 };
 
 fn finding(node: &Node) -> Option<Finding> {
@@ -41,6 +42,7 @@ fn finding(node: &Node) -> Option<Finding> {
             work_mem_advice(kb)
         ),
         ddl: None,
+        saving: None,
     })
 }
 

@@ -3,13 +3,14 @@
 //! their pages. VACUUM sets the map; until it runs, "index-only" reads the
 //! table too.
 
-use super::{Check, Finding, Rule, Severity, Subject, count, percent};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "index-only-heap-fetches",
     check: Check::EachNode(finding),
+    saving: Estimate::NodeOwn,
 };
 
 /// Heap fetches below which the table reads cost well under a millisecond.
@@ -49,6 +50,7 @@ fn finding(node: &Node) -> Option<Finding> {
              autovacuum_vacuum_insert_scale_factor)"
         ),
         ddl: None,
+        saving: None,
     })
 }
 

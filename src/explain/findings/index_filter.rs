@@ -3,7 +3,9 @@
 //! also covers the filter's columns would fetch only the rows kept.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
+use super::{
+    Check, Estimate, Finding, Rule, Severity, Subject, count, index_advice, owner, percent,
+};
 use crate::explain::tables::Tables;
 use crate::pg::plan::Node;
 use crate::text::plural;
@@ -12,6 +14,7 @@ use crate::text::plural;
 pub const RULE: Rule = Rule {
     code: "index-filter-discards",
     check: Check::EachNodeWithTables(finding),
+    saving: Estimate::NodeOwn,
 };
 
 /// The share of the fetched rows the filter must discard: at nine in ten,
@@ -80,6 +83,7 @@ fn finding(node: &Node, tables: &Tables) -> Option<Finding> {
         ),
         suggestion,
         ddl,
+        saving: None,
     })
 }
 

@@ -3,13 +3,14 @@
 //! the join can match rows on (an inequality, an `OR`, a function of a
 //! column), so every pair is built and tested.
 
-use super::{Check, Finding, Rule, Severity, Subject, count, percent};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "join-filter-discards",
     check: Check::EachNode(finding),
+    saving: Estimate::NodeOwn,
 };
 
 /// Pairs thrown away below which building them costs little.
@@ -52,6 +53,7 @@ fn finding(node: &Node) -> Option<Finding> {
                      beside them"
             .to_owned(),
         ddl: None,
+        saving: None,
     })
 }
 

@@ -2,13 +2,14 @@
 //! kept only which pages match, not which rows, so every row on those
 //! pages had to be checked again.
 
-use super::{Check, Finding, Rule, Severity, Subject, count, percent};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "lossy-bitmap",
     check: Check::EachNode(finding),
+    saving: Estimate::NodeOwn,
 };
 
 fn finding(node: &Node) -> Option<Finding> {
@@ -41,6 +42,7 @@ fn finding(node: &Node) -> Option<Finding> {
                      more selective"
             .to_owned(),
         ddl: None,
+        saving: None,
     })
 }
 

@@ -3,7 +3,7 @@
 //! order, scan type) was made for the wrong number of rows.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, Subject, count, owner};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, owner};
 use crate::pg::plan::{Node, Plan};
 use crate::sql::ident::ident;
 
@@ -11,6 +11,7 @@ use crate::sql::ident::ident;
 pub const RULE: Rule = Rule {
     code: "row-misestimate",
     check: Check::Plan(check),
+    saving: Estimate::Unknown,
 };
 
 /// The factor from which an estimate is off: an order of magnitude is
@@ -110,6 +111,7 @@ fn finding(node: &Node) -> Finding {
         ),
         suggestion: suggestion(node),
         ddl: None,
+        saving: None,
     }
 }
 

@@ -21,7 +21,7 @@ mod sort_spill;
 mod workers;
 
 use super::tables::{IndexAdvice, Tables};
-pub use crate::finding::{Finding, Severity, Subject};
+pub use crate::finding::{Finding, Saving, Severity, Subject};
 use crate::pg::plan::{Node, Plan};
 use predicates::Constrained;
 
@@ -32,6 +32,66 @@ pub struct Rule {
     pub code: &'static str,
     /// Finds what the rule is about.
     pub check: Check,
+    /// How its findings estimate the time acting on them would save.
+    pub saving: Estimate,
+}
+
+/// How a rule's findings estimate the time acting on them would save, in
+/// one run: at most the time of the work the fix removes, as the run
+/// measured it (PEV2's and pgMustard's reading of a plan: a node's own
+/// time is what its problem can cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimate {
+    /// The node's own time: the fix removes what the node does badly (a
+    /// spill, a filter's discarded rows, a recheck, heap fetches).
+    NodeOwn,
+    /// The node's time with everything below it: the fix replaces all of
+    /// it (sequential scans, read through an index instead).
+    NodeWhole,
+    /// The time of the node's inner side: the work a nested loop repeats.
+    InnerSide,
+    /// The time spent reading blocks from the operating system (I/O
+    /// timing, with `track_io_timing` on; not estimated without it).
+    ReadTime,
+    /// The planning time: what a prepared statement's generic plan saves.
+    Planning,
+    /// Not estimated: the fix changes the plan in ways one run cannot
+    /// price (a misestimate, workers that did not start).
+    Unknown,
+}
+
+impl Estimate {
+    /// The saving of a finding about `subject` (a node, or the statement)
+    /// in `plan`.
+    fn saving(self, plan: &Plan, subject: Option<&Node>) -> Option<Saving> {
+        let (ms, basis) = match self {
+            Estimate::NodeOwn => (subject?.self_ms?, "the node's own time"),
+            Estimate::NodeWhole => (subject?.total_ms?, "the node's time with all below it"),
+            Estimate::InnerSide => (
+                plan.children(subject?).nth(1)?.total_ms?,
+                "the time of the inner side the loop repeats",
+            ),
+            Estimate::ReadTime => (
+                plan.root().raw.io_read_ms?,
+                "the time spent reading blocks (track_io_timing)",
+            ),
+            Estimate::Planning => (plan.planning_ms?, "the planning time"),
+            Estimate::Unknown => return None,
+        };
+        Saving::of(ms, plan, basis)
+    }
+}
+
+impl Saving {
+    /// `ms` of `plan`'s execution, saved as `basis` says.
+    pub fn of(ms: f64, plan: &Plan, basis: &'static str) -> Option<Saving> {
+        let execution = plan.execution_ms.filter(|ms| *ms > 0.0)?;
+        Some(Saving {
+            ms,
+            share: (ms / execution).min(1.0),
+            basis,
+        })
+    }
 }
 
 /// How a rule looks at a plan.
@@ -61,6 +121,13 @@ impl Rule {
                 .collect(),
             Check::PlanWithTables(check) => check(plan, tables),
         }
+        .into_iter()
+        .map(|mut finding| {
+            let subject = finding.node().map(|id| &plan.nodes[id]);
+            finding.saving = self.saving.saving(plan, subject);
+            finding
+        })
+        .collect()
     }
 }
 
@@ -113,8 +180,8 @@ pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a st
     relations
 }
 
-/// Every finding of every rule in `plan`, whose tables are `tables`, the
-/// most severe first. None is about a node that runs only what perfaudit's
+/// Every finding of every rule in `plan`, whose tables are `tables`,
+/// [`rank`]ed. None is about a node that runs only what perfaudit's
 /// rewrite added: the user's statement is judged, not perfaudit's bounds.
 pub fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
     let mut findings: Vec<Finding> = RULES
@@ -122,9 +189,21 @@ pub fn check(plan: &Plan, tables: &Tables) -> Vec<Finding> {
         .flat_map(|rule| rule.findings(plan, tables))
         .filter(|finding| !finding.node().is_some_and(|id| plan.added.contains(id)))
         .collect();
-    // Stable: at equal severity, rule order then node order.
-    findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
+    rank(&mut findings);
     findings
+}
+
+/// Orders `findings` as pgMustard ranks its tips: the largest estimated
+/// saving first, those without an estimate after; at equal saving the
+/// most severe first, then rule order, then node order (the sort is
+/// stable).
+pub fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let saved = |f: &Finding| f.saving.as_ref().map_or(-1.0, |s| s.ms);
+        saved(b)
+            .total_cmp(&saved(a))
+            .then(b.severity.cmp(&a.severity))
+    });
 }
 
 /// `100,000`; fractions (averages per loop) keep one decimal.

@@ -4,7 +4,9 @@
 //! make each inner run cheap.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
+use super::{
+    Check, Estimate, Finding, Rule, Severity, Subject, count, index_advice, owner, percent,
+};
 use crate::explain::tables::Tables;
 use crate::pg::plan::{Node, Plan};
 use crate::text::plural;
@@ -13,6 +15,7 @@ use crate::text::plural;
 pub const RULE: Rule = Rule {
     code: "nested-loop-inner-loops",
     check: Check::PlanWithTables(check),
+    saving: Estimate::InnerSide,
 };
 
 /// Inner runs from which a nested loop is worth a look: below a thousand,
@@ -106,6 +109,7 @@ fn finding(plan: &Plan, tables: &Tables, node: &Node) -> Option<Finding> {
         ),
         suggestion: suggestion.join("; "),
         ddl,
+        saving: None,
     })
 }
 

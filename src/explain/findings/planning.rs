@@ -1,13 +1,14 @@
 //! `planning-exceeds-execution`: planning took longer than running the
 //! query, and long enough to matter.
 
-use super::{Check, Finding, Rule, Severity, Subject};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject};
 use crate::pg::plan::Plan;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "planning-exceeds-execution",
     check: Check::Plan(check),
+    saving: Estimate::Planning,
 };
 
 /// Planning time below which planning outweighing execution is normal for
@@ -34,6 +35,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
                      (filter on the partition key so that they are pruned)"
             .to_owned(),
         ddl: None,
+        saving: None,
     }]
 }
 

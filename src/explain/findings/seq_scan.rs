@@ -4,7 +4,9 @@
 //! are judged together, as the one table they are.
 
 use super::predicates::Constrained;
-use super::{Check, Finding, Rule, Severity, Subject, count, index_advice, owner, percent};
+use super::{
+    Check, Estimate, Finding, Rule, Severity, Subject, count, index_advice, owner, percent,
+};
 use crate::explain::tables::Tables;
 use crate::pg::plan::{Node, Plan};
 use crate::text::plural;
@@ -13,6 +15,7 @@ use crate::text::plural;
 pub const RULE: Rule = Rule {
     code: "selective-seq-scan",
     check: Check::PlanWithTables(check),
+    saving: Estimate::NodeWhole,
 };
 
 /// Rows read below which a sequential scan costs well under a millisecond,
@@ -144,6 +147,7 @@ fn finding(plan: &Plan, scans: &[&Node], tables: &Tables) -> Option<Finding> {
         ),
         suggestion,
         ddl,
+        saving: None,
     })
 }
 

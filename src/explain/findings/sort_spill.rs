@@ -1,13 +1,14 @@
 //! `sort-spill`: a sort that did not fit in `work_mem` and sorted through
 //! temporary files on disk.
 
-use super::{Check, Finding, Rule, Severity, Subject, count, owner, work_mem_advice};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, owner, work_mem_advice};
 use crate::pg::plan::{Node, Plan};
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "sort-spill",
     check: Check::Plan(check),
+    saving: Estimate::NodeOwn,
 };
 
 fn check(plan: &Plan) -> Vec<Finding> {
@@ -42,6 +43,7 @@ fn finding(plan: &Plan, node: &Node) -> Option<Finding> {
         ),
         suggestion,
         ddl: None,
+        saving: None,
     })
 }
 

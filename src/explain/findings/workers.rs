@@ -2,13 +2,14 @@
 //! its plan counted on, so the leader and the workers it got did all the
 //! work the plan spread over more.
 
-use super::{Check, Finding, Rule, Severity, Subject, count};
+use super::{Check, Estimate, Finding, Rule, Severity, Subject, count};
 use crate::pg::plan::Node;
 
 /// The rule.
 pub const RULE: Rule = Rule {
     code: "parallel-workers-missing",
     check: Check::EachNode(finding),
+    saving: Estimate::Unknown,
 };
 
 fn finding(node: &Node) -> Option<Finding> {
@@ -37,6 +38,7 @@ fn finding(node: &Node) -> Option<Finding> {
                      many run at once"
             .to_owned(),
         ddl: None,
+        saving: None,
     })
 }
 
