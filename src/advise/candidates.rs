@@ -5,6 +5,8 @@
 //! one range or the sort — and the planner, with each candidate created as
 //! a hypothetical index, decides which of them pay.
 
+use crate::indexes::ddl::Wanted;
+use crate::indexes::spec::Key;
 use crate::pg::catalog::Index;
 use crate::sql::predicates::equality_order;
 use crate::sql::scans::Scan;
@@ -19,7 +21,7 @@ pub const MAX_INDEX_COLUMNS: usize = 3;
 /// distinct values first — with a range column or the sort after them, and
 /// the sort alone. `distinct` gives a column's number
 /// of distinct values (0 when unknown).
-pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>> {
+pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
     let equality = equality_order(&scan.equality, distinct);
     let leading = &equality[..equality.len().min(MAX_INDEX_COLUMNS - 1)];
 
@@ -57,13 +59,30 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String
         }
     }
     unique
+        .iter()
+        .map(|columns| Wanted::columns(columns))
+        .collect()
 }
 
-/// The existing index that already gives `candidate`: one that serves any
-/// query on its leading columns, and they start with the candidate's, in
-/// order.
-pub fn already_given<'a>(candidate: &[String], existing: &'a [Index]) -> Option<&'a Index> {
-    existing.iter().find(|index| index.gives(candidate, 0))
+/// The existing index that already gives `candidate`, a full index on
+/// columns: one that serves any query on its leading columns, and they
+/// start with the candidate's, in order. Whether an existing index serves
+/// what an expression or a partial index would, the planner says (with
+/// the candidate as a hypothetical index, the cost falls or not).
+pub fn already_given<'a>(candidate: &Wanted, existing: &'a [Index]) -> Option<&'a Index> {
+    if candidate.predicate.is_some() {
+        return None;
+    }
+    let columns: Option<Vec<String>> = candidate
+        .keys
+        .iter()
+        .map(|key| match key {
+            Key::Column(column) => Some(column.clone()),
+            Key::Expression(_) => None,
+        })
+        .collect();
+    let columns = columns?;
+    existing.iter().find(|index| index.gives(&columns, 0))
 }
 
 #[cfg(test)]
@@ -80,8 +99,8 @@ mod tests {
         }
     }
 
-    fn shapes(found: Vec<Vec<String>>) -> Vec<String> {
-        found.into_iter().map(|c| c.join(",")).collect()
+    fn shapes(found: Vec<Wanted>) -> Vec<String> {
+        found.into_iter().map(|c| c.key_texts().join(",")).collect()
     }
 
     fn distinct(column: &str) -> f64 {
@@ -147,7 +166,7 @@ mod tests {
         ];
         let given = |columns: &[&str]| {
             let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-            already_given(&columns, &existing).map(|i| i.name.name.clone())
+            already_given(&Wanted::columns(&columns), &existing).map(|i| i.name.name.clone())
         };
         assert_eq!(given(&["user_id"]).as_deref(), Some("user_status"));
         assert_eq!(

@@ -32,6 +32,8 @@ use tokio_postgres::Client;
 use crate::db::Database;
 use crate::error::Result;
 use crate::indexes;
+use crate::indexes::ddl::Wanted;
+use crate::indexes::spec::Key;
 use crate::interrupt::Interrupt;
 use crate::pg::catalog::{RelKind, Relation, Relations, Taken};
 use crate::sql::Class;
@@ -101,8 +103,14 @@ pub struct StatementAdvice {
 pub struct Recommendation {
     /// The table, schema-qualified, quoted where SQL needs it.
     pub table: String,
-    /// The key columns, in order.
+    /// The key, in order: column names, and expressions' text.
     pub columns: Vec<String>,
+    /// The predicate of a partial index.
+    #[serde(rename = "where")]
+    pub predicate: Option<String>,
+    /// The key as the spec writes it (columns and expressions told apart).
+    #[serde(skip)]
+    pub keys: Vec<Key>,
     /// The statements that build it without blocking writes.
     pub ddl: String,
     /// HypoPG's estimate of its size.
@@ -130,6 +138,18 @@ pub struct Summary {
     pub cost_after: f64,
 }
 
+impl Recommendation {
+    /// `(user_id, status)`, with ` WHERE ...` for a partial index: the
+    /// index as people read it.
+    pub fn describe(&self) -> String {
+        let key = format!("({})", self.columns.join(", "));
+        match &self.predicate {
+            Some(predicate) => format!("{key} WHERE {predicate}"),
+            None => key,
+        }
+    }
+}
+
 impl Advice {
     /// The recommended indexes as a spec for `perfaudit indexes --spec`.
     pub fn spec(&self) -> String {
@@ -139,7 +159,8 @@ impl Advice {
             .map(|index| ddl::SpecIndex {
                 name: &index.name,
                 table: &index.table,
-                columns: &index.columns,
+                keys: &index.keys,
+                predicate: index.predicate.as_deref(),
             })
             .collect();
         ddl::spec(&indexes)
@@ -218,7 +239,7 @@ struct Planned {
 /// A candidate index of the workload.
 struct Candidate {
     relation: Rc<Relation>,
-    columns: Vec<String>,
+    wanted: Wanted,
     size: i64,
 }
 
@@ -251,7 +272,7 @@ impl Advisor<'_, '_, '_> {
         let footprints: Vec<Footprint> = pool
             .iter()
             .map(|c| Footprint {
-                width: c.columns.len(),
+                width: c.wanted.keys.len(),
                 size: c.size,
             })
             .collect();
@@ -343,8 +364,8 @@ impl Advisor<'_, '_, '_> {
         let worth_trying = planned.before.cost >= self.options.min_cost;
         for (relation, scan) in &scans {
             let distinct = |column: &str| relation.columns.get(column).copied().unwrap_or(0.0);
-            for columns in candidates::candidates(scan, distinct) {
-                if let Some(index) = candidates::already_given(&columns, &relation.indexes) {
+            for wanted in candidates::candidates(scan, distinct) {
+                if let Some(index) = candidates::already_given(&wanted, &relation.indexes) {
                     if !planned.given.contains(&index.name.name) {
                         planned.given.push(index.name.name.clone());
                     }
@@ -356,13 +377,13 @@ impl Advisor<'_, '_, '_> {
                 }
                 let id = match pool
                     .iter()
-                    .position(|c| c.relation.oid == relation.oid && c.columns == columns)
+                    .position(|c| c.relation.oid == relation.oid && c.wanted == wanted)
                 {
                     Some(id) => id,
                     None => {
                         pool.push(Candidate {
                             relation: relation.clone(),
-                            columns,
+                            wanted,
                             size: 0,
                         });
                         pool.len() - 1
@@ -453,7 +474,7 @@ impl Advisor<'_, '_, '_> {
                     p.before.cost >= min_cost
                         && p.asked
                             .get(&candidate.relation.oid)
-                            .is_some_and(|columns| columns.contains(&candidate.columns[0]))
+                            .is_some_and(|asked| asked.contains(candidate.wanted.keys[0].text()))
                 })
                 .collect()
         };
@@ -463,7 +484,7 @@ impl Advisor<'_, '_, '_> {
         let mut trials = Vec::new();
         for (id, candidate) in pool.iter_mut().enumerate() {
             let statements = readers(candidate);
-            let ddl = indexes::ddl::hypothetical(&candidate.relation.table, &candidate.columns);
+            let ddl = indexes::ddl::hypothetical(&candidate.relation.table, &candidate.wanted);
             let Ok(index) = self.session.create_index(&ddl).await? else {
                 // A column type without a B-tree operator class, say.
                 done += statements.len();
@@ -506,7 +527,7 @@ impl Advisor<'_, '_, '_> {
         self.session.drop_all().await?;
         let mut created: Vec<(usize, Hypothetical)> = Vec::new();
         for &c in chosen {
-            let ddl = indexes::ddl::hypothetical(&pool[c].relation.table, &pool[c].columns);
+            let ddl = indexes::ddl::hypothetical(&pool[c].relation.table, &pool[c].wanted);
             if let Ok(index) = self.session.create_index(&ddl).await? {
                 created.push((c, index));
             }
@@ -550,7 +571,7 @@ impl Advisor<'_, '_, '_> {
             let relation = &candidate.relation;
             let table = self.catalog.indexable(relation).await?;
             self.catalog.read_names(&table, &mut taken).await?;
-            let name = indexes::ddl::free_name(&table, &candidate.columns, &taken);
+            let name = indexes::ddl::free_name(&table, &candidate.wanted, &taken);
             for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
                 .chain(indexes::ddl::partition_names(&name, &table))
             {
@@ -558,8 +579,10 @@ impl Advisor<'_, '_, '_> {
             }
             recommendations.push(Recommendation {
                 table: relation.table.display(),
-                columns: candidate.columns.clone(),
-                ddl: indexes::ddl::build(&table, &name, &candidate.columns),
+                columns: candidate.wanted.key_texts(),
+                predicate: candidate.wanted.predicate.clone(),
+                keys: candidate.wanted.keys.clone(),
+                ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
                 size_bytes: candidate.size,
                 name,
             });
@@ -594,13 +617,13 @@ impl Advisor<'_, '_, '_> {
             .iter()
             .filter(|t| t.statement == s)
             .min_by(|a, b| a.cost.total_cmp(&b.cost))
-            .map(|t| (pool[t.candidate].columns.clone(), 1.0 - t.cost / before));
+            .map(|t| (pool[t.candidate].wanted.describe(), 1.0 - t.cost / before));
         Reason::BelowThreshold {
             best,
             tried: planned
                 .candidates
                 .iter()
-                .map(|&c| pool[c].columns.clone())
+                .map(|&c| pool[c].wanted.describe())
                 .collect(),
             min_improvement,
         }

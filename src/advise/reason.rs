@@ -42,10 +42,10 @@ pub enum Reason {
     NothingToIndex,
     /// No candidate lowers the cost enough.
     BelowThreshold {
-        /// The best candidate's columns and the fraction it saves.
-        best: Option<(Vec<String>, f64)>,
-        /// The candidates tried.
-        tried: Vec<Vec<String>>,
+        /// The best candidate (`(a, b) WHERE ...`) and the fraction it saves.
+        best: Option<(String, f64)>,
+        /// The candidates tried, described alike.
+        tried: Vec<String>,
         /// `--min-improvement`.
         min_improvement: f64,
     },
@@ -60,7 +60,6 @@ impl fmt::Display for Reason {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let shape = |columns: &[String]| format!("({})", columns.join(", "));
         match self {
             Reason::CouldNotParse(why) => write!(f, "could not parse: {why}"),
             Reason::NotAQuery => write!(
@@ -109,14 +108,14 @@ impl fmt::Display for Reason {
                 "nothing to index: it neither filters, joins nor sorts on a plain column"
             ),
             Reason::BelowThreshold {
-                best: Some((columns, saving)),
+                best: Some((best, saving)),
                 min_improvement,
                 ..
             } => write!(
                 f,
                 "below threshold: the best candidate, {}, lowers the cost by {:.0}%, less than \
                  --min-improvement {min_improvement}%",
-                shape(columns),
+                best,
                 saving * 100.0
             ),
             Reason::BelowThreshold {
@@ -125,11 +124,7 @@ impl fmt::Display for Reason {
                 f,
                 "below threshold: the planner would use none of the candidates ({}): reading \
                  the table stays cheaper, or the plan cannot reach them",
-                tried
-                    .iter()
-                    .map(|c| shape(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                tried.join(", ")
             ),
         }
     }

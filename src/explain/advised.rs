@@ -126,7 +126,7 @@ fn none_given(reason: Option<&Reason>) -> String {
 fn proven(indexes: &[&Recommendation], advice: &StatementAdvice) -> String {
     let shapes = indexes
         .iter()
-        .map(|index| format!("({})", index.columns.join(", ")))
+        .map(|index| index.describe())
         .collect::<Vec<_>>()
         .join(" and ");
     format!(
@@ -165,9 +165,9 @@ fn missing_index(index: &Recommendation, advice: &StatementAdvice, plan: &Plan) 
         severity: Severity::Warning,
         subject: Subject::Statement,
         message: format!(
-            "an index on {} ({}) serves this statement: {}",
+            "an index on {} {} serves this statement: {}",
             index.table,
-            index.columns.join(", "),
+            index.describe(),
             cost_change(advice)
         ),
         suggestion: "build it: perfaudit advise chose it, trying candidate indexes as \
@@ -216,6 +216,8 @@ mod tests {
         Recommendation {
             table: table.to_owned(),
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            predicate: None,
+            keys: Vec::new(),
             ddl: format!(
                 "CREATE INDEX CONCURRENTLY ON {table} ({});",
                 columns.join(", ")
@@ -315,8 +317,8 @@ mod tests {
         let tables = tables::payments();
         let mut findings = vec![finding(&tables, 1)];
         let reason = Reason::BelowThreshold {
-            best: Some((vec!["user_id".to_owned()], 0.18)),
-            tried: vec![vec!["user_id".to_owned()]],
+            best: Some(("(user_id)".to_owned(), 0.18)),
+            tried: vec!["(user_id)".to_owned()],
             min_improvement: 50.0,
         };
         adopt(

@@ -86,8 +86,9 @@ impl Tables {
         if let Some(index) = known.indexes.iter().find(|i| i.gives(key, equality)) {
             return Some(IndexAdvice::Exists(index));
         }
-        let name = ddl::free_name(&known.table, key, &self.taken);
-        let built = ddl::build(&known.table, &name, key);
+        let wanted = ddl::Wanted::columns(key);
+        let name = ddl::free_name(&known.table, &wanted, &self.taken);
+        let built = ddl::build(&known.table, &name, &wanted);
         self.given
             .borrow_mut()
             .push((built.clone(), known.table.name.display()));

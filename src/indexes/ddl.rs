@@ -5,15 +5,76 @@
 
 use super::plan::build_statements;
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
-use super::sql::partition_index_name;
+use super::sql::{key_list, partition_index_name};
 use crate::pg::catalog::{Table, Taken};
-use crate::sql::ident::{QualifiedName, quote};
+use crate::sql::ident::QualifiedName;
 
 /// The share of a statement's estimated cost, in percent, an index must
 /// save to be recommended: it must halve it. Smaller savings rarely
 /// outweigh what an index costs every write. advise's default
 /// `--min-improvement`, and explain's rule for the indexes it proves.
 pub const MIN_IMPROVEMENT: f64 = 50.0;
+
+/// The B-tree index advise or explain asks for: its key (columns or
+/// expressions of them) and, for a partial index, its predicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The key, in order.
+    pub keys: Vec<Key>,
+    /// The predicate of a partial index, in SQL over the table's columns.
+    pub predicate: Option<String>,
+}
+
+impl Wanted {
+    /// A full index on `columns`.
+    pub fn columns(columns: &[String]) -> Wanted {
+        Wanted {
+            keys: columns.iter().cloned().map(Key::Column).collect(),
+            predicate: None,
+        }
+    }
+
+    /// Each key as people read it: a column's name, an expression's text.
+    pub fn key_texts(&self) -> Vec<String> {
+        self.keys.iter().map(|key| key.text().to_owned()).collect()
+    }
+
+    /// `(a, lower(b)) WHERE c IS NULL`, for messages.
+    pub fn describe(&self) -> String {
+        let key = format!("({})", self.key_texts().join(", "));
+        match &self.predicate {
+            Some(predicate) => format!("{key} WHERE {predicate}"),
+            None => key,
+        }
+    }
+
+    /// The words an index name is made of: each column's name, an
+    /// expression's identifiers and literals (`lower(email)`: `lower`,
+    /// `email`), then `where` and the predicate's.
+    fn name_words(&self) -> Vec<String> {
+        let mut words: Vec<String> = self
+            .keys
+            .iter()
+            .flat_map(|key| match key {
+                Key::Column(column) => vec![column.clone()],
+                Key::Expression(expression) => words_of(expression),
+            })
+            .collect();
+        if let Some(predicate) = &self.predicate {
+            words.push("where".to_owned());
+            words.extend(words_of(predicate));
+        }
+        words
+    }
+}
+
+/// The runs of letters, digits and underscores in `text`, lower-cased.
+fn words_of(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
 /// hash of the full name replaces what is cut), and made unique with a
@@ -32,16 +93,16 @@ pub fn index_name(table: &str, columns: &[String], free: impl Fn(&str) -> bool) 
         .expect("some suffix is free")
 }
 
-/// The [`index_name`] for an index of `columns` on `table`, clear of every
+/// The [`index_name`] for the index `wanted` on `table`, clear of every
 /// name `taken` in its schema, and its parts' names (on a partitioned
 /// table) clear in theirs.
-pub fn free_name(table: &Table, columns: &[String], taken: &Taken) -> String {
+pub fn free_name(table: &Table, wanted: &Wanted, taken: &Taken) -> String {
     let is_free = |name: &QualifiedName| {
         !taken
             .get(&name.schema)
             .is_some_and(|names| names.contains(&name.name))
     };
-    index_name(&table.name.name, columns, |name| {
+    index_name(&table.name.name, &wanted.name_words(), |name| {
         is_free(&QualifiedName::new(&table.name.schema, name))
             && partition_names(name, table).iter().all(is_free)
     })
@@ -80,14 +141,17 @@ fn fnv1a(text: &str) -> u32 {
     })
 }
 
-/// `CREATE INDEX ON "schema"."table" USING btree ("a", "b")`: the statement
-/// HypoPG takes to create a hypothetical index.
-pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
-    let key: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    format!(
+/// `CREATE INDEX ON "schema"."table" USING btree ("a", (lower(b))) WHERE
+/// ...`: the statement HypoPG takes to create a hypothetical index.
+pub fn hypothetical(table: &QualifiedName, wanted: &Wanted) -> String {
+    let mut sql = format!(
         "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
-        key.join(", ")
-    )
+        key_list(&wanted.keys)
+    );
+    if let Some(predicate) = &wanted.predicate {
+        sql.push_str(&format!(" WHERE ({predicate})"));
+    }
+    sql
 }
 
 /// The statements, one per line, that build B-tree `name` on `table`
@@ -95,14 +159,14 @@ pub fn hypothetical(table: &QualifiedName, columns: &[String]) -> String {
 /// `CREATE INDEX CONCURRENTLY`; on a partitioned table, where that is not
 /// supported, an index `ON ONLY` each partitioned level, each partition's
 /// built concurrently and attached.
-pub fn build(table: &Table, name: &str, columns: &[String]) -> String {
+pub fn build(table: &Table, name: &str, wanted: &Wanted) -> String {
     let spec = IndexSpec {
         name: name.to_owned(),
         table: table.name.display(),
-        keys: columns.iter().cloned().map(Key::Column).collect(),
+        keys: wanted.keys.clone(),
         unique: false,
         method: DEFAULT_METHOD.to_owned(),
-        predicate: None,
+        predicate: wanted.predicate.clone(),
         include: Vec::new(),
     };
     let index = QualifiedName::new(&table.name.schema, name);
@@ -163,7 +227,7 @@ mod tests {
             taken
         };
         let plain = table("payments", RelKind::Table, Vec::new());
-        let key = columns(&["user_id"]);
+        let key = Wanted::columns(&columns(&["user_id"]));
         assert_eq!(
             free_name(&plain, &key, &taken(&[("other", "idx_payments_user_id")])),
             "idx_payments_user_id"
@@ -199,7 +263,11 @@ mod tests {
             ..table("x", RelKind::Table, Vec::new())
         };
         assert_eq!(
-            build(&odd, "idx_x", &columns(&["Customer Id", "status"])),
+            build(
+                &odd,
+                "idx_x",
+                &Wanted::columns(&columns(&["Customer Id", "status"]))
+            ),
             "CREATE INDEX CONCURRENTLY \"idx_x\" ON \"Sales\".\"Order \"\"Lines\"\"\" \
              (\"Customer Id\", \"status\");"
         );
@@ -209,8 +277,45 @@ mod tests {
     fn the_hypothetical_index_quotes_every_identifier() {
         let odd = QualifiedName::new("Sales", "Order \"Lines\"");
         assert_eq!(
-            hypothetical(&odd, &columns(&["a"])),
+            hypothetical(&odd, &Wanted::columns(&columns(&["a"]))),
             "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree (\"a\")"
+        );
+        let partial = Wanted {
+            keys: vec![
+                Key::Expression("lower(email)".into()),
+                Key::Column("id".into()),
+            ],
+            predicate: Some("deleted_at IS NULL".into()),
+        };
+        assert_eq!(
+            hypothetical(&odd, &partial),
+            "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree \
+             ((lower(email)), \"id\") WHERE (deleted_at IS NULL)"
+        );
+    }
+
+    #[test]
+    fn expressions_and_predicates_name_an_index_by_their_words() {
+        let partial = Wanted {
+            keys: vec![
+                Key::Expression("lower(email)".into()),
+                Key::Column("id".into()),
+            ],
+            predicate: Some("status = 'pending'".into()),
+        };
+        let users = table("users", RelKind::Table, Vec::new());
+        assert_eq!(
+            free_name(&users, &partial, &Taken::new()),
+            "idx_users_lower_email_id_where_status_pending"
+        );
+        assert_eq!(
+            partial.describe(),
+            "(lower(email), id) WHERE status = 'pending'"
+        );
+        assert_eq!(
+            build(&users, "i", &partial),
+            "CREATE INDEX CONCURRENTLY \"i\" ON \"public\".\"users\" ((lower(email)), \"id\") \
+             WHERE (status = 'pending');"
         );
     }
 
@@ -240,7 +345,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            build(&events, "i", &columns(&["k"])),
+            build(&events, "i", &Wanted::columns(&columns(&["k"]))),
             "CREATE INDEX \"i\" ON ONLY \"public\".\"events\" (\"k\");\n\
              CREATE INDEX \"i_1\" ON ONLY \"public\".\"events_2024\" (\"k\");\n\
              ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i_1\";\n\

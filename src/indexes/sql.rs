@@ -19,6 +19,18 @@ pub enum Build {
     OnlyParent,
 }
 
+/// `"a", (lower(b))`: an index key as `CREATE INDEX` takes it, each column
+/// quoted, each expression in parentheses.
+pub fn key_list(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|key| match key {
+            Key::Column(column) => quote(column),
+            Key::Expression(expression) => format!("({expression})"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `CREATE INDEX` for `index` under `name` on `table`.
 pub fn create_index(index: &IndexSpec, name: &str, table: &QualifiedName, build: Build) -> String {
     let mut sql = String::from("CREATE ");
@@ -39,15 +51,7 @@ pub fn create_index(index: &IndexSpec, name: &str, table: &QualifiedName, build:
         sql.push_str(" USING ");
         sql.push_str(&quote(&index.method));
     }
-    let keys: Vec<String> = index
-        .keys
-        .iter()
-        .map(|key| match key {
-            Key::Column(column) => quote(column),
-            Key::Expression(expression) => format!("({expression})"),
-        })
-        .collect();
-    sql.push_str(&format!(" ({})", keys.join(", ")));
+    sql.push_str(&format!(" ({})", key_list(&index.keys)));
     if !index.include.is_empty() {
         let include: Vec<String> = index.include.iter().map(|c| quote(c)).collect();
         sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));

@@ -83,7 +83,7 @@ fn render(advice: &Advice, ui: &Ui) -> String {
                 None => statement
                     .indexes
                     .iter()
-                    .map(|i| format!("{} ({})", i.name, i.columns.join(", ")))
+                    .map(|i| format!("{} {}", i.name, i.describe()))
                     .collect::<Vec<_>>()
                     .join("\n"),
             },
@@ -98,7 +98,7 @@ fn render(advice: &Advice, ui: &Ui) -> String {
         let _ = writeln!(out, "\nNo index to recommend.");
     } else {
         let mut indexes = super::table(ui);
-        indexes.set_header(["index", "table", "columns", "size", "serves"]);
+        indexes.set_header(["index", "table", "key", "size", "serves"]);
         for index in &advice.indexes {
             let serves: Vec<String> = advice
                 .statements
@@ -110,7 +110,7 @@ fn render(advice: &Advice, ui: &Ui) -> String {
             indexes.add_row([
                 index.name.clone(),
                 index.table.clone(),
-                index.columns.join(", "),
+                index.describe(),
                 crate::text::bytes(index.size_bytes),
                 serves.join(", "),
             ]);
@@ -182,6 +182,8 @@ mod tests {
         Recommendation {
             table: "public.payments".into(),
             columns: vec!["user_id".into(), "status".into()],
+            predicate: None,
+            keys: Vec::new(),
             ddl: "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" (\"user_id\", \"status\");".into(),
             size_bytes: 3_137_536,
             name: "idx_payments_user_id_status".into(),
@@ -216,7 +218,7 @@ mod tests {
         second.line = Some(3);
         second.reason = Some(Reason::BelowThreshold {
             best: None,
-            tried: vec![vec!["status".into()]],
+            tried: vec!["(status)".into()],
             min_improvement: 50.0,
         });
         let mut third = statement("SELECT 1", None, None);
