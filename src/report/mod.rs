@@ -26,28 +26,20 @@ use crate::ui::{Format, Ui};
 /// CI log): its sentences wrap instead of running hundreds of columns wide.
 const FINDINGS_WIDTH: u16 = 120;
 
-/// The narrowest terminal width tables are fitted to: a pseudo-terminal
-/// that reports fewer columns (often 0, under `script` or `docker -t`)
-/// reports nothing usable, and fitting to it would squeeze every column to
-/// one character.
-const MIN_TERMINAL_WIDTH: u16 = 40;
-
-/// A table in perfaudit's house style: fitted to the terminal's width when
-/// stdout is a terminal that reports a usable one, coloured only when the
-/// UI allows (colour and width are decided apart: `NO_COLOR` on a terminal
-/// still fits the table).
+/// A table in perfaudit's house style: fitted to the UI's width (the
+/// terminal's, or `COLUMNS`), coloured only when the UI allows (colour and
+/// width are decided apart: `NO_COLOR` on a terminal still fits the table).
 pub fn table(ui: &Ui) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    let terminal_width = table.width().filter(|&w| w >= MIN_TERMINAL_WIDTH);
     // comfy-table would otherwise tie styling and width to its own tty check.
     table.force_no_tty();
     if ui.color() {
         table.enforce_styling();
     }
-    if let Some(width) = terminal_width {
+    if let Some(width) = ui.width() {
         table.set_width(width);
     }
     table
