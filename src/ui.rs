@@ -85,6 +85,15 @@ impl Ui {
         }
     }
 
+    /// The same UI fitting output to `width` columns, as a terminal that
+    /// wide would.
+    pub fn with_width(self, width: u16) -> Ui {
+        Ui {
+            width: Some(width),
+            ..self
+        }
+    }
+
     /// The output format asked for.
     pub fn format(&self) -> Format {
         self.format

@@ -10,11 +10,12 @@ pub mod advise;
 pub mod explain;
 pub mod indexes;
 pub mod rewrite;
+pub mod wrap;
 
 use std::io::{self, Write};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, Width};
 use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
@@ -53,6 +54,26 @@ pub fn findings_table(ui: &Ui) -> Table {
         table.set_width(FINDINGS_WIDTH);
     }
     table
+}
+
+/// Keeps every word of `table` whole: each column is at least as wide as
+/// its longest word, so that cells wrap at spaces only, never inside a
+/// number or a name; a table whose words cannot all fit grows wider than
+/// the terminal instead.
+pub fn keep_words_whole(table: &mut Table) {
+    let longest: Vec<u16> = (0..table.column_count())
+        .map(|index| {
+            table
+                .column_cells_with_header_iter(index)
+                .flatten()
+                .filter_map(|cell| cell.content().split_whitespace().map(wrap::width).max())
+                .max()
+                .map_or(0, |width| u16::try_from(width).unwrap_or(u16::MAX))
+        })
+        .collect();
+    for (column, width) in table.column_iter_mut().zip(longest) {
+        column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+    }
 }
 
 /// A finding's severity, in its colour when the UI allows colour.
