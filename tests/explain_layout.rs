@@ -2,7 +2,9 @@
 //! and on a terminal that wide), on rentals statements with findings, a
 //! parallel plan and a partitioned table: no line is wider than the
 //! terminal but the SQL and the DDL, which are never wrapped; every number
-//! and name stays whole; and each node keeps its place in the tree.
+//! and name stays whole; each node keeps its place in the tree; and with
+//! `--details` each node's conditions, sort and workers are under its own
+//! row, and only there.
 
 mod common;
 
@@ -63,12 +65,15 @@ fn json_report(db: &TestDb) -> Value {
 }
 
 /// The table report of the statements, `columns` wide (`COLUMNS`).
-fn text_report(db: &TestDb, columns: usize) -> String {
-    let output = run(db.perfaudit().env("COLUMNS", columns.to_string()).args([
-        "explain",
-        "--no-rewrite",
-        STATEMENTS,
-    ]));
+fn text_report(db: &TestDb, columns: usize, details: bool) -> String {
+    let mut command = db.perfaudit();
+    command
+        .env("COLUMNS", columns.to_string())
+        .args(["explain", "--no-rewrite"]);
+    if details {
+        command.arg("--details");
+    }
+    let output = run(command.arg(STATEMENTS));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     String::from_utf8(output.stdout).unwrap()
 }
@@ -254,13 +259,71 @@ fn check_no_number_split(table: &Drawn, columns: usize, text: &str) {
     }
 }
 
+/// The node cell of each row of each statement's plan table, its lines
+/// joined: the words, in order (lines are broken at spaces only).
+fn node_cells(text: &str) -> Vec<Vec<(Vec<usize>, String)>> {
+    statements(text)
+        .iter()
+        .map(|statement| {
+            tables(statement)[0]
+                .rows
+                .iter()
+                .map(|row| {
+                    let lines: Vec<&str> = row.iter().map(|line| line[1].as_str()).collect();
+                    (ids(row), words(&lines.join(" ")))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `text` with every run of white space one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Checks that the plan table of each statement shows each node's details
+/// under its own row when `shown`, and none when not.
+fn check_details(text: &str, report: &Value, shown: bool) {
+    for (index, rows) in node_cells(text).iter().enumerate() {
+        let nodes = &report["statements"][index]["nodes"];
+        for (ids, node) in rows {
+            let first = &nodes[ids[0]];
+            let expected = [
+                ("Index Cond: ", &first["index_cond"]),
+                ("Filter: ", &first["filter"]),
+                ("Sort Method: ", &first["sort_method"]),
+                ("Workers: ", &first["workers_planned"]),
+            ];
+            for (name, value) in expected {
+                let detail = match value {
+                    Value::String(text) => format!("{name}{text}"),
+                    Value::Number(workers) => {
+                        format!("{name}{} planned", count(workers.as_f64().unwrap()))
+                    }
+                    _ => {
+                        assert!(!node.contains(name), "{name} of no node:\n{text}");
+                        continue;
+                    }
+                };
+                assert_eq!(
+                    node.contains(&words(&detail)),
+                    shown,
+                    "{detail} (shown: {shown}) in {node}:\n{text}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_report_fits_80_100_and_200_columns_without_splitting_a_word() {
     let db = rentals().await;
     let report = json_report(&db);
     for columns in WIDTHS {
-        let text = text_report(&db, columns);
+        let text = text_report(&db, columns, false);
         check_layout(&text, columns, &report);
+        check_details(&text, &report, false);
         let plan = &tables(statements(&text)[0])[0];
         // A narrow terminal gets fewer columns, and is told so; a wide one
         // all of them.
@@ -271,13 +334,30 @@ async fn the_report_fits_80_100_and_200_columns_without_splitting_a_word() {
 }
 
 #[tokio::test]
+async fn details_are_under_each_node_at_80_100_and_200_columns() {
+    let db = rentals().await;
+    let report = json_report(&db);
+    for columns in WIDTHS {
+        let text = text_report(&db, columns, true);
+        check_layout(&text, columns, &report);
+        check_details(&text, &report, true);
+        // The spilled sort says how much it wrote.
+        let spilled = node_cells(&text)
+            .concat()
+            .into_iter()
+            .any(|(_, node)| node.contains("Sort Method: external merge Disk: "));
+        assert!(spilled, "{text}");
+    }
+}
+
+#[tokio::test]
 async fn a_terminal_is_fitted_as_columns_is() {
     let db = rentals().await;
     let report = json_report(&db);
     for columns in WIDTHS {
         let command = format!(
             "stty cols {columns} rows 50; NO_COLOR=1 {} -q --no-progress --database-url {} \
-             explain --no-rewrite {}",
+             explain --no-rewrite --details {}",
             common::process::shell_quote(env!("CARGO_BIN_EXE_perfaudit")),
             common::process::shell_quote(&db.url()),
             common::process::shell_quote(STATEMENTS)
@@ -285,5 +365,6 @@ async fn a_terminal_is_fitted_as_columns_is() {
         let output = common::process::on_a_terminal(&command);
         let text = String::from_utf8_lossy(&output.stdout).replace('\r', "");
         check_layout(&text, columns, &report);
+        check_details(&text, &report, true);
     }
 }

@@ -18,6 +18,7 @@ use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
 use crate::ui::Ui;
 
+mod details;
 mod plan;
 
 /// The marker of the costliest node.
@@ -28,20 +29,28 @@ const COSTLIEST: &str = "◀";
 /// so that the prose keeps a readable width.
 const WIDE_FINDINGS: u16 = 120;
 
-/// One statement's result: its text (a header, the plan as an indented
-/// tree table, the timing and cache tables and the findings) and its
-/// element of the `{"statements": [...]}` document.
-impl View for Explained {
+/// One statement's result as the report shows it: its text (a header, the
+/// plan as an indented tree table, the timing and cache tables and the
+/// findings) and its element of the `{"statements": [...]}` document.
+pub struct StatementView<'a> {
+    /// The statement's result.
+    pub result: &'a Explained,
+    /// `--details`: each plan node's details (conditions, sort, workers,
+    /// buffers, I/O timing) under its row.
+    pub details: bool,
+}
+
+impl View for StatementView<'_> {
     fn json(&self) -> impl Serialize {
-        StatementJson::new(self)
+        StatementJson::new(self.result)
     }
 
     fn text(&self, ui: &Ui) -> String {
-        statement(self, ui)
+        statement(self.result, ui, self.details)
     }
 }
 
-fn statement(result: &Explained, ui: &Ui) -> String {
+fn statement(result: &Explained, ui: &Ui, details: bool) -> String {
     let job = &result.job;
     // Prose is fitted to the width; the SQL and the DDL never are, so that
     // they can be pasted as they are.
@@ -70,7 +79,7 @@ fn statement(result: &Explained, ui: &Ui) -> String {
         out.push(prose(guard_line(guard)));
     }
     out.push(String::new());
-    let plan = plan::plan_table(&result.plan, ui);
+    let plan = plan::plan_table(&result.plan, ui, details);
     out.push(plan.table.to_string());
     if !plan.left_out.is_empty() {
         out.push(prose(format!(
@@ -614,7 +623,7 @@ mod tests {
     #[test]
     fn renders_plan_timing_cache_and_findings() {
         let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
-        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table), false));
     }
 
     #[test]
@@ -634,7 +643,7 @@ mod tests {
         }
         result.timing.execution_ms = None;
         result.cache = None;
-        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table), false));
     }
 
     #[test]
@@ -688,7 +697,11 @@ mod tests {
         let mut out = Vec::new();
         let mut report = Statements::new(&Ui::plain(format), &mut out);
         for result in results {
-            report.push(*result).unwrap();
+            let view = StatementView {
+                result,
+                details: false,
+            };
+            report.push(&view).unwrap();
         }
         report.finish(false, None, None).unwrap();
         String::from_utf8(out).unwrap()
@@ -703,8 +716,8 @@ mod tests {
             written(Format::Table, &[&first, &second]),
             format!(
                 "{}\n\n{}\n",
-                statement(&first, &ui),
-                statement(&second, &ui)
+                statement(&first, &ui, false),
+                statement(&second, &ui, false)
             )
         );
         let json = written(Format::Json, &[&first, &second]);
@@ -735,7 +748,7 @@ mod tests {
                             "Actual Total Time": 7.0, "Actual Rows": 1200, "Actual Loops": 1,
                             "Plans": partitions});
         let plan = crate::pg::plan::tests::analysed(append, 0.1, 7.0);
-        let text = plan::plan_table(&plan, &Ui::plain(Format::Table))
+        let text = plan::plan_table(&plan, &Ui::plain(Format::Table), false)
             .table
             .to_string();
         assert!(
@@ -777,7 +790,7 @@ mod tests {
     fn a_thousand_node_plan_renders_every_node_with_bounded_indentation() {
         let result = explained("SELECT 1", wide_and_deep(1000, 40), &[10.0]);
         assert_eq!(result.plan.nodes.len(), 1000);
-        let text = plan::plan_table(&result.plan, &Ui::plain(Format::Table))
+        let text = plan::plan_table(&result.plan, &Ui::plain(Format::Table), false)
             .table
             .to_string();
         let rows: Vec<&str> = text.lines().filter(|line| line.starts_with("│")).collect();

@@ -1,13 +1,13 @@
 //! The plan table: a row per node, the plan's tree drawn in the node
-//! column. It fits
+//! column, and with `--details` each node's details under its row. It fits
 //! the terminal without splitting a number or a name: only the node column
-//! wraps, at spaces, each node's tree arrow on its first line and the rest
-//! of its label indented under it; a terminal too narrow for every column gets
+//! wraps, at spaces, each node's tree arrow on its first line and what
+//! follows indented under it; a terminal too narrow for every column gets
 //! the most telling ones rather than all of them squeezed.
 
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ColumnConstraint, Table};
 
-use super::{COSTLIEST, ms, share};
+use super::{COSTLIEST, details, ms, share};
 use crate::explain::findings::count;
 use crate::pg::plan::{Node, Plan};
 use crate::report::wrap::{self, wrap};
@@ -37,9 +37,9 @@ const MIN_NODE_WIDTH: usize = 36;
 type Column = (&'static str, Option<u8>);
 
 /// The columns of an executed plan. Buffers go first on a narrow terminal
-/// (the cache table shows them), then what the findings say too, and the
-/// node's share of the time last (the costliest node stays marked); the
-/// estimate against the rows stays.
+/// (the cache table and `--details` show them), then what `--details` and
+/// the findings say too, and the node's share of the time last (the
+/// costliest node stays marked); the estimate against the rows stays.
 const MEASURED: [Column; 10] = [
     ("rows est.", None),
     ("rows", None),
@@ -69,6 +69,8 @@ struct Row {
     /// The node's label, marked when it is the costliest.
     label: String,
     costliest: bool,
+    /// With `--details`, the lines under the label.
+    details: Vec<String>,
     /// The cells after `#` and `node`.
     cells: Vec<String>,
 }
@@ -81,8 +83,9 @@ struct NodeLine {
     rest: String,
 }
 
-/// The plan table of `plan`, fitted to the UI's width.
-pub(super) fn plan_table(plan: &Plan, ui: &Ui) -> PlanTable {
+/// The plan table of `plan`, fitted to the UI's width, with each node's
+/// details when `details` asks.
+pub(super) fn plan_table(plan: &Plan, ui: &Ui, details: bool) -> PlanTable {
     let columns: &[Column] = if plan.analyzed() {
         &MEASURED
     } else {
@@ -92,7 +95,7 @@ pub(super) fn plan_table(plan: &Plan, ui: &Ui) -> PlanTable {
         .into_iter()
         .chain(columns.iter().map(|(header, _)| *header))
         .collect();
-    let rows = rows(plan);
+    let rows = rows(plan, details);
     let node_lines: Vec<Vec<NodeLine>> = rows.iter().map(node_lines).collect();
     let widths = widths(&headers, &rows);
     let width = ui.width().map(usize::from);
@@ -216,21 +219,29 @@ fn narrowest(node_lines: &[Vec<NodeLine>]) -> usize {
         .unwrap_or(0)
 }
 
-/// The lines of a row's node cell: its label after its place in the tree,
-/// wrapped under the label.
+/// The lines of a row's node cell: its label after its place in the tree
+/// (wrapped under the label), then its details, indented under the label
+/// and wrapped further in.
 fn node_lines(row: &Row) -> Vec<NodeLine> {
     let tree = indent(row.depth);
     let under = " ".repeat(wrap::width(&tree));
-    vec![NodeLine {
+    let detail = format!("{under}  ");
+    let label = NodeLine {
         text: row.label.clone(),
         first: tree,
         rest: under,
-    }]
+    };
+    let details = row.details.iter().map(|text| NodeLine {
+        text: text.clone(),
+        first: detail.clone(),
+        rest: format!("{detail}  "),
+    });
+    std::iter::once(label).chain(details).collect()
 }
 
 /// The rows of the table, one per node, alike siblings below an `Append`
 /// drawn as one.
-fn rows(plan: &Plan) -> Vec<Row> {
+fn rows(plan: &Plan, details: bool) -> Vec<Row> {
     let analyzed = plan.analyzed();
     let mut rows = Vec::new();
     for node in &plan.nodes {
@@ -259,6 +270,10 @@ fn rows(plan: &Plan) -> Vec<Row> {
                 false => label,
             },
             costliest,
+            details: match details {
+                true => details::lines(&nodes),
+                false => Vec::new(),
+            },
             cells,
         });
     }
@@ -389,9 +404,9 @@ mod tests {
     #[test]
     fn a_narrow_terminal_leaves_columns_out_rather_than_split_a_word() {
         let plan = analysed(deep_scan(2), 0.1, 13.0);
-        let wide = plan_table(&plan, &Ui::plain(Format::Table).with_width(200));
+        let wide = plan_table(&plan, &Ui::plain(Format::Table).with_width(200), true);
         assert!(wide.left_out.is_empty());
-        let narrow = plan_table(&plan, &Ui::plain(Format::Table).with_width(80));
+        let narrow = plan_table(&plan, &Ui::plain(Format::Table).with_width(80), true);
         assert_eq!(
             narrow.left_out,
             [
@@ -403,12 +418,13 @@ mod tests {
         for whole in ["123,456", "1,234,567", "rental_payment_2024_01_paid_at_idx"] {
             assert!(text.contains(whole), "{whole}:\n{text}");
         }
-        // The scan's arrow on its first line; the rest of its label under
-        // the label (the cell's padding, then 4 columns).
+        // The scan's arrow on its first line; the rest of its label and its
+        // details under the label (the cell's padding, then 4 columns).
         let scan = text.find("┆   → Index Scan using").expect(&text);
         let under: Vec<&str> = text[scan..].lines().skip(1).collect();
         let under = &under[..under.len() - 1];
-        assert!(!under.is_empty(), "{text}");
+        assert!(under.len() >= 4, "{text}");
         assert!(under.iter().all(|line| line.contains("┆     ")), "{text}");
+        assert!(text.contains("Index Cond: ((customer_id = 42)"), "{text}");
     }
 }
