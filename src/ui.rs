@@ -5,6 +5,7 @@
 //! - Progress bars only when stderr is a terminal, never with `--format json`
 //!   or `--no-progress`; elsewhere (CI logs) plain status lines instead.
 //! - `-q` silences status lines; `-v` adds detail.
+//! - Tables fit `COLUMNS` when it is set, else the terminal's width.
 //!
 //! Engines report work in progress through the [`Progress`] trait and never
 //! learn how it is shown; [`Bars`] shows it with indicatif.
@@ -37,6 +38,11 @@ pub struct UiOptions {
     pub no_progress: bool,
 }
 
+/// The narrowest width output is fitted to: a pseudo-terminal that reports
+/// fewer columns (often 0, under `script` or `docker -t`) reports nothing
+/// usable, and fitting to it would squeeze every column to one character.
+const MIN_WIDTH: u16 = 40;
+
 /// Output decisions for one run.
 #[derive(Debug, Clone)]
 pub struct Ui {
@@ -44,6 +50,7 @@ pub struct Ui {
     verbosity: i8,
     progress: bool,
     color: bool,
+    width: Option<u16>,
 }
 
 impl Ui {
@@ -63,6 +70,7 @@ impl Ui {
                 && !options.quiet
                 && std::io::stderr().is_terminal(),
             color: !no_color && table && std::io::stdout().is_terminal(),
+            width: output_width(),
         }
     }
 
@@ -73,6 +81,16 @@ impl Ui {
             verbosity: -1,
             progress: false,
             color: false,
+            width: None,
+        }
+    }
+
+    /// The same UI fitting output to `width` columns, as a terminal that
+    /// wide would.
+    pub fn with_width(self, width: u16) -> Ui {
+        Ui {
+            width: Some(width),
+            ..self
         }
     }
 
@@ -84,6 +102,12 @@ impl Ui {
     /// Whether output may be coloured.
     pub fn color(&self) -> bool {
         self.color
+    }
+
+    /// The width output is fitted to, in columns; `None` when nothing says
+    /// (a pipe without `COLUMNS`).
+    pub fn width(&self) -> Option<u16> {
+        self.width
     }
 
     /// Whether progress bars are drawn.
@@ -126,6 +150,21 @@ impl Ui {
         bar.enable_steady_tick(TICK_INTERVAL);
         bar
     }
+}
+
+/// The width output is fitted to: `COLUMNS` when it holds a usable one (as
+/// `ls`, clap and Python read it: it is how a width is asked for through a
+/// pipe), else the terminal's when stdout is one.
+fn output_width() -> Option<u16> {
+    let usable = |width: &u16| *width >= MIN_WIDTH;
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|columns| columns.trim().parse::<u16>().ok());
+    columns.filter(usable).or_else(|| {
+        terminal_size::terminal_size_of(std::io::stdout())
+            .map(|(terminal_size::Width(width), _)| width)
+            .filter(usable)
+    })
 }
 
 /// How often a bar redraws on its own (for the elapsed time and spinner).

@@ -495,39 +495,6 @@ async fn a_join_filter_that_discards_nearly_every_pair_is_a_finding() {
 }
 
 #[tokio::test]
-async fn numbers_and_the_tree_stay_whole_on_narrow_terminals() {
-    let db = TestDb::rentals().await;
-    let sql = "SELECT f.title, count(*) FROM store.rental r \
-               JOIN store.inventory i USING (inventory_id) JOIN store.film f USING (film_id) \
-               WHERE r.status = 'returned' GROUP BY f.title ORDER BY 2 DESC";
-    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
-    let nodes = report["statements"][0]["nodes"].as_array().unwrap().clone();
-    assert!(nodes.len() >= 5, "{nodes:#?}");
-    for columns in [80, 100, 200] {
-        let command = format!(
-            "stty cols {columns} rows 50; {} --database-url {} explain --no-rewrite {}",
-            common::process::shell_quote(env!("CARGO_BIN_EXE_perfaudit")),
-            common::process::shell_quote(&db.url()),
-            common::process::shell_quote(sql)
-        );
-        let output = common::process::on_a_terminal(&command);
-        let text = String::from_utf8_lossy(&output.stdout).replace('\r', "");
-        // Every node's estimate, digits and separators together.
-        for node in &nodes {
-            let estimated = node["estimated_rows"].as_f64().unwrap();
-            let shown = perfaudit::explain::findings::count(estimated);
-            assert!(
-                text.contains(&shown),
-                "{columns} columns: {shown} split:\n{text}"
-            );
-        }
-        // Every node below the root keeps its tree arrow.
-        let arrows = text.lines().filter(|line| line.contains("→ ")).count();
-        assert!(arrows >= nodes.len() - 1, "{columns} columns:\n{text}");
-    }
-}
-
-#[tokio::test]
 async fn every_suggested_index_is_proven_with_hypopg_or_said_unproven() {
     // HypoPG is what proves (common::hypopg reports it missing once).
     if !common::hypopg() {

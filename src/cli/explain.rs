@@ -47,6 +47,12 @@ pub struct ExplainArgs {
     #[arg(long = "param", help_heading = HEADING, value_name = "VALUE", allow_hyphen_values = true)]
     pub params: Vec<String>,
 
+    /// Print each plan node's details under its row: its conditions (Index Cond, Filter, Join
+    /// Filter, Hash Cond, ...) with the rows they removed, sort key and method, hash batches,
+    /// heap fetches, workers, buffers and I/O timing (the JSON always has them)
+    #[arg(long, help_heading = HEADING)]
+    pub details: bool,
+
     /// Fail (exit 1) when a statement's median execution time is over this many milliseconds
     #[arg(long, help_heading = HEADING, value_name = "MS", conflicts_with = "no_analyze", value_parser = parse_ms)]
     pub max_ms: Option<f64>,

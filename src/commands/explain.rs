@@ -13,6 +13,7 @@ use crate::explain::JobOptions;
 use crate::explain::gate::Gates;
 use crate::explain::mode::ModeFlags;
 use crate::explain::pipeline::{self, Options};
+use crate::report::explain::StatementView;
 use crate::report::{self, Statements};
 use crate::ui::Bars;
 
@@ -74,7 +75,13 @@ async fn explain(
         &options,
         interrupt,
         &Bars::new(&context.ui),
-        async |result| out.push(result).map_err(report::output_error),
+        async |result| {
+            let view = StatementView {
+                result,
+                details: args.details,
+            };
+            out.push(&view).map_err(report::output_error)
+        },
     )
     .await?;
     if failures.is_empty() {

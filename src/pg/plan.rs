@@ -155,11 +155,12 @@ pub struct RawNode {
     #[serde(rename = "Temp Written Blocks")]
     pub temp_written_blocks: Option<f64>,
     /// Milliseconds spent reading blocks, by the node and below (with
-    /// `track_io_timing`).
-    #[serde(rename = "I/O Read Time")]
+    /// `track_io_timing`; PostgreSQL 16 renamed the key, for shared and
+    /// local blocks apart).
+    #[serde(rename = "I/O Read Time", alias = "Shared I/O Read Time")]
     pub io_read_ms: Option<f64>,
     /// Milliseconds spent writing blocks (with `track_io_timing`).
-    #[serde(rename = "I/O Write Time")]
+    #[serde(rename = "I/O Write Time", alias = "Shared I/O Write Time")]
     pub io_write_ms: Option<f64>,
     /// The children.
     pub plans: Vec<RawNode>,
@@ -730,6 +731,24 @@ pub(crate) mod tests {
         let (factor, under) = plan.nodes[1].misestimate().unwrap();
         assert!((factor - 95.238).abs() < 0.01 && !under, "{factor}");
         assert!(plan.nodes[1].raw.filter.is_none());
+    }
+
+    #[test]
+    fn io_timing_is_read_under_the_names_of_postgresql_15_and_16() {
+        for (read, write) in [
+            ("I/O Read Time", "I/O Write Time"),
+            ("Shared I/O Read Time", "Shared I/O Write Time"),
+        ] {
+            let plan = analysed(
+                json!({"Node Type": "Seq Scan", "Total Cost": 1.0, "Plan Rows": 1,
+                       "Actual Total Time": 2.0, "Actual Rows": 1, "Actual Loops": 1,
+                       read: 1.5, write: 0.25}),
+                0.1,
+                2.0,
+            );
+            assert_eq!(plan.nodes[0].raw.io_read_ms, Some(1.5), "{read}");
+            assert_eq!(plan.nodes[0].raw.io_write_ms, Some(0.25), "{write}");
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! of one JSON document. Only formatting: every number was computed by
 //! `explain`.
 
-use comfy_table::{Attribute, Cell, CellAlignment, Color, ColumnConstraint, Table};
+use comfy_table::{Cell, CellAlignment, Table};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::wrap::wrap;
 use super::{FindingJson, View};
 use crate::explain::findings::{Finding, count};
 use crate::explain::timing::{Spread, Timing};
@@ -17,58 +18,80 @@ use crate::pg::plan::{Node, Plan};
 use crate::sql::Class;
 use crate::ui::Ui;
 
-/// Levels of indentation drawn in the plan tree; deeper nodes are drawn at
-/// this depth with their real depth shown, so that a deep plan stays
-/// readable in a terminal.
-const MAX_INDENT: usize = 16;
-
-/// The smallest misestimate shown in the plan table: below 2x, the planner
-/// was close enough and the cell stays quiet.
-const SHOWN_MISESTIMATE: f64 = 2.0;
+mod details;
+mod plan;
 
 /// The marker of the costliest node.
 const COSTLIEST: &str = "◀";
 
-/// One statement's result: its text (a header, the plan as an indented
-/// tree table, the timing and cache tables and the findings) and its
-/// element of the `{"statements": [...]}` document.
-impl View for Explained {
+/// Below this width the findings table has three columns, not five: the
+/// node goes under the finding's code and what to do under what is wrong,
+/// so that the prose keeps a readable width.
+const WIDE_FINDINGS: u16 = 120;
+
+/// One statement's result as the report shows it: its text (a header, the
+/// plan as an indented tree table, the timing and cache tables and the
+/// findings) and its element of the `{"statements": [...]}` document.
+pub struct StatementView<'a> {
+    /// The statement's result.
+    pub result: &'a Explained,
+    /// `--details`: each plan node's details (conditions, sort, workers,
+    /// buffers, I/O timing) under its row.
+    pub details: bool,
+}
+
+impl View for StatementView<'_> {
     fn json(&self) -> impl Serialize {
-        StatementJson::new(self)
+        StatementJson::new(self.result)
     }
 
     fn text(&self, ui: &Ui) -> String {
-        statement(self, ui)
+        statement(self.result, ui, self.details)
     }
 }
 
-fn statement(result: &Explained, ui: &Ui) -> String {
+fn statement(result: &Explained, ui: &Ui, details: bool) -> String {
     let job = &result.job;
-    let mut out = vec![format!(
+    // Prose is fitted to the width; the SQL and the DDL never are, so that
+    // they can be pasted as they are.
+    let prose = |text: String| paragraph(&text, ui);
+    let mut out = vec![prose(format!(
         "{}: {}",
         capitalized(&job.label()),
         how_it_ran(result)
-    )];
+    ))];
     out.push(indented(job.statement.text()));
     if job.executed != job.statement.text() {
         out.push("executed:".to_owned());
         out.push(indented(&job.executed));
     }
-    out.push(rewrite_line(&job.rewrite));
-    out.extend(job.mode.notes.iter().map(|note| format!("note: {note}")));
+    out.push(prose(rewrite_line(&job.rewrite)));
+    out.extend(
+        job.mode
+            .notes
+            .iter()
+            .map(|note| prose(format!("note: {note}"))),
+    );
     if let Some(change) = &result.plan_change {
-        out.push(format!("note: {change}"));
+        out.push(prose(format!("note: {change}")));
     }
     if let Some(guard) = &job.guard {
-        out.push(guard_line(guard));
+        out.push(prose(guard_line(guard)));
     }
     out.push(String::new());
-    out.push(plan_table(&result.plan, ui).to_string());
+    let plan = plan::plan_table(&result.plan, ui, details);
+    out.push(plan.table.to_string());
+    if !plan.left_out.is_empty() {
+        out.push(prose(format!(
+            "not shown at this width: {} (a wider terminal or --format json shows them)",
+            plan.left_out.join(", ")
+        )));
+    }
     if let Some(legend) = costliest_legend(&result.plan) {
-        out.push(legend);
+        out.push(prose(legend));
     }
     for trigger in &result.plan.triggers {
-        out.push(format!(
+        out.push(prose(format!(
             "trigger {}{}: {} calls, {} ms",
             trigger.name,
             trigger
@@ -78,7 +101,7 @@ fn statement(result: &Explained, ui: &Ui) -> String {
                 .unwrap_or_default(),
             count(trigger.calls),
             ms(trigger.time_ms)
-        ));
+        )));
     }
     out.push(String::new());
     out.push(timing_table(result, ui).to_string());
@@ -91,6 +114,11 @@ fn statement(result: &Explained, ui: &Ui) -> String {
         out.push(ddl);
     }
     out.join("\n")
+}
+
+/// `text` as a paragraph fitted to the UI's width, broken at spaces only.
+fn paragraph(text: &str, ui: &Ui) -> String {
+    wrap(text, ui.width().map(usize::from), "", "").join("\n")
 }
 
 fn how_it_ran(result: &Explained) -> String {
@@ -161,184 +189,6 @@ fn rewrite_line(rewrite: &RewriteSummary) -> String {
     format!("rewrite: {}", parts.join("; "))
 }
 
-fn plan_table(plan: &Plan, ui: &Ui) -> Table {
-    let mut table = crate::report::table(ui);
-    let analyzed = plan.analyzed();
-    let header: &[&str] = if analyzed {
-        &[
-            "#",
-            "node",
-            "rows est.",
-            "rows",
-            "misest.",
-            "loops",
-            "total ms",
-            "self ms",
-            "self %",
-            "hit",
-            "read",
-            "removed",
-        ]
-    } else {
-        &["#", "node", "rows est.", "cost"]
-    };
-    table.set_header(header.iter().copied());
-    for node in &plan.nodes {
-        let collapsed = collapsed_siblings(plan, node);
-        let (id, label, cells) = match &collapsed {
-            // Its siblings are the row's: drawn once, with the first.
-            Some(siblings) if siblings[0].id != node.id => continue,
-            Some(siblings) => collapsed_row(siblings, analyzed),
-            None => {
-                let mut cells = vec![count(node.raw.plan_rows)];
-                if analyzed {
-                    cells.extend(measured_cells(node));
-                } else {
-                    cells.push(format!("{:.2}", node.raw.total_cost));
-                }
-                (node.id.to_string(), node.label(), cells)
-            }
-        };
-        let costliest = match &collapsed {
-            Some(siblings) => siblings.iter().any(|s| plan.costliest == Some(s.id)),
-            None => plan.costliest == Some(node.id),
-        };
-        let mut label = format!("{}{label}", indent(node.depth));
-        if costliest {
-            label.push(' ');
-            label.push_str(COSTLIEST);
-        }
-        let cells = [vec![id, label], cells].concat();
-        let row: Vec<Cell> = cells
-            .into_iter()
-            .enumerate()
-            .map(|(column, text)| {
-                let cell = Cell::new(text);
-                let cell = if column == 1 {
-                    cell
-                } else {
-                    cell.set_alignment(CellAlignment::Right)
-                };
-                if costliest {
-                    cell.fg(Color::Red).add_attribute(Attribute::Bold)
-                } else {
-                    cell
-                }
-            })
-            .collect();
-        table.add_row(row);
-    }
-    // Numbers are never split: on a narrow terminal only the node column
-    // wraps, its tree arrow staying on the node's first line.
-    for (number, column) in table.column_iter_mut().enumerate() {
-        if number != 1 {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
-    }
-    table
-}
-
-/// The children of an `Append` drawn as one row when there are at least
-/// this many, all scans of the same kind with nothing below them: a
-/// partitioned table's partitions, which would otherwise fill the screen.
-const COLLAPSED_FROM: usize = 8;
-
-/// The siblings `node` is drawn with in one row, itself included, when it
-/// is one of many alike below an `Append`.
-fn collapsed_siblings<'a>(plan: &'a Plan, node: &Node) -> Option<Vec<&'a Node>> {
-    let parent = &plan.nodes[node.parent?];
-    if !matches!(parent.raw.node_type.as_str(), "Append" | "Merge Append")
-        || parent.children.len() < COLLAPSED_FROM
-    {
-        return None;
-    }
-    let siblings: Vec<&Node> = plan.children(parent).collect();
-    let alike = siblings.iter().all(|sibling| {
-        sibling.children.is_empty()
-            && sibling.raw.node_type == node.raw.node_type
-            && sibling.raw.parallel_aware == node.raw.parallel_aware
-    });
-    alike.then_some(siblings)
-}
-
-/// The row of `siblings` drawn as one: `#3-#15`, `13 × Seq Scan on
-/// rental_payment_2024_01 … rental_payment_default`, and their numbers
-/// added up (rows per loop, as each row shows them).
-fn collapsed_row(siblings: &[&Node], analyzed: bool) -> (String, String, Vec<String>) {
-    let (first, last) = (siblings[0], siblings[siblings.len() - 1]);
-    let kind = first.label();
-    let kind = kind.split(" on ").next().unwrap_or(&kind);
-    let name = |node: &Node| node.raw.relation_name.clone().unwrap_or_default();
-    let label = format!(
-        "{} × {kind} on {} … {}",
-        siblings.len(),
-        name(first),
-        name(last)
-    );
-    let sum = |value: fn(&Node) -> Option<f64>| -> Option<f64> {
-        siblings.iter().map(|node| value(node)).sum()
-    };
-    let optional =
-        |value: Option<f64>, format: fn(f64) -> String| value.map(format).unwrap_or_default();
-    let mut cells = vec![count(siblings.iter().map(|n| n.raw.plan_rows).sum())];
-    if analyzed {
-        cells.extend([
-            optional(sum(|n| n.raw.actual_rows), count),
-            String::new(),
-            String::new(),
-            optional(sum(|n| n.total_ms), ms),
-            optional(sum(|n| n.self_ms), ms),
-            optional(sum(|n| n.self_share), share),
-            optional(sum(|n| n.raw.shared_hit_blocks), count),
-            optional(sum(|n| n.raw.shared_read_blocks), count),
-            optional(sum(|n| n.raw.rows_removed_by_filter), count),
-        ]);
-    } else {
-        cells.push(format!(
-            "{:.2}",
-            siblings.iter().map(|n| n.raw.total_cost).sum::<f64>()
-        ));
-    }
-    (format!("{}-{}", first.id, last.id), label, cells)
-}
-
-fn measured_cells(node: &Node) -> Vec<String> {
-    if !node.executed() {
-        let mut cells = vec!["never executed".to_owned()];
-        cells.resize(9, String::new());
-        return cells;
-    }
-    let misestimate = match node.misestimate() {
-        Some((factor, under)) if factor >= SHOWN_MISESTIMATE => {
-            format!("{factor:.0}x {}", if under { "under" } else { "over" })
-        }
-        _ => String::new(),
-    };
-    let optional =
-        |value: Option<f64>, format: fn(f64) -> String| value.map(format).unwrap_or_default();
-    vec![
-        optional(node.raw.actual_rows, count),
-        misestimate,
-        count(node.loops()),
-        optional(node.total_ms, ms),
-        optional(node.self_ms, ms),
-        optional(node.self_share, share),
-        optional(node.raw.shared_hit_blocks, count),
-        optional(node.raw.shared_read_blocks, count),
-        // Per loop, as the rows beside it are (and as PostgreSQL prints it).
-        optional(node.raw.rows_removed_by_filter, count),
-    ]
-}
-
-/// `    → `: two spaces per level below the root, capped at [`MAX_INDENT`].
-fn indent(depth: usize) -> String {
-    match depth {
-        0 => String::new(),
-        d if d <= MAX_INDENT => format!("{}→ ", "  ".repeat(d - 1)),
-        d => format!("{}→ [{d}] ", "  ".repeat(MAX_INDENT - 1)),
-    }
-}
-
 fn costliest_legend(plan: &Plan) -> Option<String> {
     let node = &plan.nodes[plan.costliest?];
     Some(match node.self_share {
@@ -390,6 +240,7 @@ fn timing_table(result: &Explained, ui: &Ui) -> Table {
             );
         }
     }
+    crate::report::keep_words_whole(&mut table);
     table
 }
 
@@ -424,6 +275,7 @@ fn cache_table(result: &Explained, ui: &Ui) -> Option<Table> {
             ),
         );
     }
+    crate::report::keep_words_whole(&mut table);
     Some(table)
 }
 
@@ -432,20 +284,39 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
         return "no findings".to_owned();
     }
     let mut table = crate::report::findings_table(ui);
-    table.set_header(["severity", "finding", "node", "what", "what to do"]);
+    let wide = table.width().is_none_or(|width| width >= WIDE_FINDINGS);
+    if wide {
+        table.set_header(["severity", "finding", "node", "what", "what to do"]);
+    } else {
+        table.set_header(["severity", "finding", "what, and what to do"]);
+    }
     for finding in findings {
         let node = match finding.node() {
             Some(id) => format!("#{id} {}", plan.nodes[id].label()),
             None => "statement".to_owned(),
         };
-        table.add_row([
-            crate::report::severity_cell(finding.severity),
-            Cell::new(finding.code),
-            Cell::new(node),
-            Cell::new(&finding.message),
-            Cell::new(&finding.suggestion),
-        ]);
+        let severity = crate::report::severity_cell(finding.severity);
+        let row = if wide {
+            vec![
+                severity,
+                Cell::new(finding.code),
+                Cell::new(node),
+                Cell::new(&finding.message),
+                Cell::new(&finding.suggestion),
+            ]
+        } else {
+            vec![
+                severity,
+                Cell::new(format!("{}\n{node}", finding.code)),
+                Cell::new(format!(
+                    "{}\nwhat to do: {}",
+                    finding.message, finding.suggestion
+                )),
+            ]
+        };
+        table.add_row(row);
     }
+    crate::report::keep_words_whole(&mut table);
     table.to_string()
 }
 
@@ -752,7 +623,7 @@ mod tests {
     #[test]
     fn renders_plan_timing_cache_and_findings() {
         let result = explained(JOIN_SQL, join(), &[24.8, 25.2, 31.0]);
-        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table), false));
     }
 
     #[test]
@@ -772,7 +643,7 @@ mod tests {
         }
         result.timing.execution_ms = None;
         result.cache = None;
-        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table)));
+        insta::assert_snapshot!(statement(&result, &Ui::plain(Format::Table), false));
     }
 
     #[test]
@@ -826,7 +697,11 @@ mod tests {
         let mut out = Vec::new();
         let mut report = Statements::new(&Ui::plain(format), &mut out);
         for result in results {
-            report.push(*result).unwrap();
+            let view = StatementView {
+                result,
+                details: false,
+            };
+            report.push(&view).unwrap();
         }
         report.finish(false, None, None).unwrap();
         String::from_utf8(out).unwrap()
@@ -841,8 +716,8 @@ mod tests {
             written(Format::Table, &[&first, &second]),
             format!(
                 "{}\n\n{}\n",
-                statement(&first, &ui),
-                statement(&second, &ui)
+                statement(&first, &ui, false),
+                statement(&second, &ui, false)
             )
         );
         let json = written(Format::Json, &[&first, &second]);
@@ -873,7 +748,9 @@ mod tests {
                             "Actual Total Time": 7.0, "Actual Rows": 1200, "Actual Loops": 1,
                             "Plans": partitions});
         let plan = crate::pg::plan::tests::analysed(append, 0.1, 7.0);
-        let text = plan_table(&plan, &Ui::plain(Format::Table)).to_string();
+        let text = plan::plan_table(&plan, &Ui::plain(Format::Table), false)
+            .table
+            .to_string();
         assert!(
             text.contains("12 × Seq Scan on ledger_0 … ledger_11"),
             "{text}"
@@ -913,7 +790,9 @@ mod tests {
     fn a_thousand_node_plan_renders_every_node_with_bounded_indentation() {
         let result = explained("SELECT 1", wide_and_deep(1000, 40), &[10.0]);
         assert_eq!(result.plan.nodes.len(), 1000);
-        let text = plan_table(&result.plan, &Ui::plain(Format::Table)).to_string();
+        let text = plan::plan_table(&result.plan, &Ui::plain(Format::Table), false)
+            .table
+            .to_string();
         let rows: Vec<&str> = text.lines().filter(|line| line.starts_with("│")).collect();
         assert_eq!(rows.len(), 1001, "a header and a row per node");
         assert!(

@@ -10,11 +10,12 @@ pub mod advise;
 pub mod explain;
 pub mod indexes;
 pub mod rewrite;
+pub mod wrap;
 
 use std::io::{self, Write};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, Width};
 use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
@@ -26,28 +27,20 @@ use crate::ui::{Format, Ui};
 /// CI log): its sentences wrap instead of running hundreds of columns wide.
 const FINDINGS_WIDTH: u16 = 120;
 
-/// The narrowest terminal width tables are fitted to: a pseudo-terminal
-/// that reports fewer columns (often 0, under `script` or `docker -t`)
-/// reports nothing usable, and fitting to it would squeeze every column to
-/// one character.
-const MIN_TERMINAL_WIDTH: u16 = 40;
-
-/// A table in perfaudit's house style: fitted to the terminal's width when
-/// stdout is a terminal that reports a usable one, coloured only when the
-/// UI allows (colour and width are decided apart: `NO_COLOR` on a terminal
-/// still fits the table).
+/// A table in perfaudit's house style: fitted to the UI's width (the
+/// terminal's, or `COLUMNS`), coloured only when the UI allows (colour and
+/// width are decided apart: `NO_COLOR` on a terminal still fits the table).
 pub fn table(ui: &Ui) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    let terminal_width = table.width().filter(|&w| w >= MIN_TERMINAL_WIDTH);
     // comfy-table would otherwise tie styling and width to its own tty check.
     table.force_no_tty();
     if ui.color() {
         table.enforce_styling();
     }
-    if let Some(width) = terminal_width {
+    if let Some(width) = ui.width() {
         table.set_width(width);
     }
     table
@@ -61,6 +54,26 @@ pub fn findings_table(ui: &Ui) -> Table {
         table.set_width(FINDINGS_WIDTH);
     }
     table
+}
+
+/// Keeps every word of `table` whole: each column is at least as wide as
+/// its longest word, so that cells wrap at spaces only, never inside a
+/// number or a name; a table whose words cannot all fit grows wider than
+/// the terminal instead.
+pub fn keep_words_whole(table: &mut Table) {
+    let longest: Vec<u16> = (0..table.column_count())
+        .map(|index| {
+            table
+                .column_cells_with_header_iter(index)
+                .flatten()
+                .filter_map(|cell| cell.content().split_whitespace().map(wrap::width).max())
+                .max()
+                .map_or(0, |width| u16::try_from(width).unwrap_or(u16::MAX))
+        })
+        .collect();
+    for (column, width) in table.column_iter_mut().zip(longest) {
+        column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+    }
 }
 
 /// A finding's severity, in its colour when the UI allows colour.
