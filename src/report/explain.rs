@@ -296,10 +296,21 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
             None => "statement".to_owned(),
         };
         let severity = crate::report::severity_cell(finding.severity);
+        // The code, and what acting on it would save: what they are ranked by.
+        let code = match &finding.saving {
+            Some(saving) => format!(
+                "{}
+saves ≤ {} ms ({})",
+                finding.code,
+                ms(saving.ms),
+                share(saving.share)
+            ),
+            None => finding.code.to_owned(),
+        };
         let row = if wide {
             vec![
                 severity,
-                Cell::new(finding.code),
+                Cell::new(code),
                 Cell::new(node),
                 Cell::new(&finding.message),
                 Cell::new(&finding.suggestion),
@@ -307,7 +318,7 @@ fn findings_table(findings: &[Finding], plan: &Plan, ui: &Ui) -> String {
         } else {
             vec![
                 severity,
-                Cell::new(format!("{}\n{node}", finding.code)),
+                Cell::new(format!("{code}\n{node}")),
                 Cell::new(format!(
                     "{}\nwhat to do: {}",
                     finding.message, finding.suggestion
