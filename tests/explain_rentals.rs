@@ -200,11 +200,9 @@ async fn the_sort_an_added_order_by_runs_gets_no_finding() {
 
 /// The `selective-seq-scan` findings of `statement`.
 fn seq_scan_findings(statement: &Value) -> Vec<&Value> {
-    statement["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == "selective-seq-scan")
+    found(statement, "selective-seq-scan")
+        .into_iter()
+        .map(|(finding, _)| finding)
         .collect()
 }
 
@@ -589,5 +587,69 @@ async fn every_suggested_index_is_proven_with_hypopg_or_said_unproven() {
             .to_string()
             .contains("less than the 50% an index must save"),
         "{statement:#}"
+    );
+}
+
+/// The findings of `code` in `statement`, each with the type of its node.
+fn found<'a>(statement: &'a Value, code: &str) -> Vec<(&'a Value, String)> {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .map(|f| {
+            let node = f["node"].as_u64().map_or(Value::Null, |id| {
+                statement["nodes"][id as usize]["node_type"].clone()
+            });
+            (f, node.as_str().unwrap_or("statement").to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sorts_that_spill_where_no_sort_method_says_so_are_found() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "work_mem = '64kB'").await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    let explain = |sql: &str| {
+        let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+        report["statements"][0].clone()
+    };
+    // rental_customer_id_idx gives the rows by customer_id: each customer's
+    // rentals are sorted by rental_id on their own, the largest (customer
+    // 1's 946) on disk.
+    let incremental = explain("SELECT * FROM store.rental ORDER BY customer_id, rental_id");
+    let spills = found(&incremental, "sort-spill");
+    assert_eq!(spills.len(), 1, "{incremental:#}");
+    let (finding, node) = &spills[0];
+    assert_eq!(node, "Incremental Sort", "{incremental:#}");
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(
+        finding["message"],
+        "Incremental Sort spilled to disk (external merge in its 87 pre-sorted groups, 56 kB \
+         of temporary files at most for one group) because its rows did not fit in work_mem"
+    );
+    // Sorted by all three keys but rental_id, each group is small enough.
+    let in_memory =
+        explain("SELECT * FROM store.rental ORDER BY customer_id, rented_at, rental_id");
+    assert!(
+        in_memory["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|node| node["node_type"] == "Incremental Sort"),
+        "{in_memory:#}"
+    );
+    assert!(found(&in_memory, "sort-spill").is_empty(), "{in_memory:#}");
+    // count(DISTINCT ...) sorts inside the aggregate, which says nothing
+    // of it but the temporary files it wrote.
+    let distinct = explain("SELECT count(DISTINCT returned_at) FROM store.rental");
+    let spills = found(&distinct, "sort-spill");
+    assert_eq!(spills.len(), 1, "{distinct:#}");
+    assert_eq!(spills[0].1, "Aggregate", "{distinct:#}");
+    assert_eq!(
+        spills[0].0["message"],
+        "Aggregate spilled to disk (it wrote 2,624 kB of temporary files) because its rows did \
+         not fit in work_mem"
     );
 }

@@ -99,6 +99,14 @@ pub struct RawNode {
     /// `Memory` or `Disk`.
     #[serde(rename = "Sort Space Type")]
     pub sort_space_type: Option<String>,
+    /// The groups an `Incremental Sort` sorted whole (PostgreSQL 13 and
+    /// later; such a node has no `Sort Method`).
+    #[serde(rename = "Full-sort Groups")]
+    pub full_sort_groups: Option<SortGroups>,
+    /// The groups an `Incremental Sort` found already sorted by their
+    /// leading keys and sorted by the rest.
+    #[serde(rename = "Pre-sorted Groups")]
+    pub presorted_groups: Option<SortGroups>,
     /// Batches a hash join's table was split into (1 when it fit in memory).
     #[serde(rename = "Hash Batches")]
     pub hash_batches: Option<f64>,
@@ -163,6 +171,31 @@ pub struct RawNode {
     pub io_write_ms: Option<f64>,
     /// The children.
     pub plans: Vec<RawNode>,
+}
+
+/// One kind of group an `Incremental Sort` sorted, all groups of it
+/// together.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SortGroups {
+    /// How many groups.
+    #[serde(rename = "Group Count")]
+    pub group_count: f64,
+    /// `quicksort`, `top-N heapsort`, `external merge`: each method used once.
+    #[serde(rename = "Sort Methods Used")]
+    pub sort_methods_used: Vec<String>,
+    /// What the groups sorted on disk used, when some did.
+    #[serde(rename = "Sort Space Disk")]
+    pub sort_space_disk: Option<SortSpace>,
+}
+
+/// The space sorts used, in kB.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct SortSpace {
+    /// The most one sort used.
+    #[serde(rename = "Peak Sort Space Used")]
+    pub peak: f64,
 }
 
 /// A trigger that fired while the statement ran (`--analyze-writes`).
@@ -402,6 +435,17 @@ impl Plan {
         self.nodes[node.id..]
             .iter()
             .take_while(move |n| n.id == node.id || n.depth > node.depth)
+    }
+
+    /// Temporary file blocks the node wrote itself, all loops together:
+    /// PostgreSQL counts a node's temporary blocks with those of the nodes
+    /// below it (a sort above a spilled hash join counts the join's).
+    pub fn own_temp_written_blocks(&self, node: &Node) -> Option<f64> {
+        let below: f64 = self
+            .children(node)
+            .filter_map(|child| child.raw.temp_written_blocks)
+            .sum();
+        Some((node.raw.temp_written_blocks? - below).max(0.0))
     }
 
     fn derive_times(&mut self) {

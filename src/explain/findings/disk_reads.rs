@@ -2,7 +2,7 @@
 //! shared buffers and had to be read from the operating system (its page
 //! cache or the disk).
 
-use super::{Check, Finding, Rule, Severity, Subject, count, percent};
+use super::{BLOCK_BYTES, Check, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::{Node, Plan};
 
 /// The rule.
@@ -14,9 +14,6 @@ pub const RULE: Rule = Rule {
 /// Blocks read below which it does not matter: 1,000 blocks are 8 MB,
 /// read in milliseconds even from a cold cache.
 const MIN_READ_BLOCKS: f64 = 1_000.0;
-
-/// Bytes in a block (PostgreSQL's default `block_size`).
-const BLOCK_BYTES: f64 = 8192.0;
 
 fn check(plan: &Plan) -> Vec<Finding> {
     let root = plan.root();

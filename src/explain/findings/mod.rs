@@ -209,6 +209,16 @@ struct Advice {
     ddl: Option<String>,
 }
 
+/// Bytes in a block (PostgreSQL's default `block_size`): of a table, an
+/// index or a temporary file.
+const BLOCK_BYTES: f64 = 8192.0;
+
+/// The kB of temporary files `node` wrote itself, when it wrote some.
+fn temp_written_kb(plan: &Plan, node: &Node) -> Option<f64> {
+    let blocks = plan.own_temp_written_blocks(node).filter(|b| *b > 0.0)?;
+    Some(blocks * BLOCK_BYTES / 1024.0)
+}
+
 /// A `work_mem` that would have held `kb` kilobytes in memory: twice the
 /// spilled size, because rows take more room in memory than in temporary
 /// files, rounded up to a power of two megabytes, at least 8MB.
