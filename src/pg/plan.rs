@@ -437,15 +437,17 @@ impl Plan {
             .take_while(move |n| n.id == node.id || n.depth > node.depth)
     }
 
-    /// Temporary file blocks the node wrote itself, all loops together:
-    /// PostgreSQL counts a node's temporary blocks with those of the nodes
-    /// below it (a sort above a spilled hash join counts the join's).
-    pub fn own_temp_written_blocks(&self, node: &Node) -> Option<f64> {
+    /// The blocks of one kind (`blocks` reads them: shared hits, reads,
+    /// temporary blocks written) the node counted itself, all loops
+    /// together: PostgreSQL counts a node's blocks with those of the nodes
+    /// below it (a sort above a spilled hash join counts the join's
+    /// temporary files). `None` without BUFFERS.
+    pub fn own_blocks(&self, node: &Node, blocks: fn(&RawNode) -> Option<f64>) -> Option<f64> {
         let below: f64 = self
             .children(node)
-            .filter_map(|child| child.raw.temp_written_blocks)
+            .filter_map(|child| blocks(&child.raw))
             .sum();
-        Some((node.raw.temp_written_blocks? - below).max(0.0))
+        Some((blocks(&node.raw)? - below).max(0.0))
     }
 
     fn derive_times(&mut self) {

@@ -50,13 +50,10 @@ fn check(plan: &Plan) -> Vec<Finding> {
     }]
 }
 
-/// Blocks the node read itself (PostgreSQL counts children's reads in too).
+/// Blocks the node read itself.
 fn own_reads(plan: &Plan, node: &Node) -> f64 {
-    let below: f64 = plan
-        .children(node)
-        .filter_map(|child| child.raw.shared_read_blocks)
-        .sum();
-    (node.raw.shared_read_blocks.unwrap_or(0.0) - below).max(0.0)
+    plan.own_blocks(node, |raw| raw.shared_read_blocks)
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -215,7 +215,9 @@ const BLOCK_BYTES: f64 = 8192.0;
 
 /// The kB of temporary files `node` wrote itself, when it wrote some.
 fn temp_written_kb(plan: &Plan, node: &Node) -> Option<f64> {
-    let blocks = plan.own_temp_written_blocks(node).filter(|b| *b > 0.0)?;
+    let blocks = plan
+        .own_blocks(node, |raw| raw.temp_written_blocks)
+        .filter(|b| *b > 0.0)?;
     Some(blocks * BLOCK_BYTES / 1024.0)
 }
 
