@@ -46,6 +46,7 @@ const KNOWN_CODES: &[&str] = &[
     "sort-spill",
     "hash-spill",
     "lossy-bitmap",
+    "jit-dominates",
     "disk-reads-dominate",
     "planning-exceeds-execution",
     // indexes

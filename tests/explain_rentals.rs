@@ -653,3 +653,49 @@ async fn sorts_that_spill_where_no_sort_method_says_so_are_found() {
          not fit in work_mem"
     );
 }
+
+#[tokio::test]
+async fn jit_that_outlasts_a_short_query_is_a_finding() {
+    let db = TestDb::rentals().await;
+    // A hundred rows: JIT only because every threshold is 0.
+    let sql = "SELECT status, count(*) FROM store.rental WHERE rental_id < 100 GROUP BY status";
+    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &report["statements"][0];
+    assert_eq!(statement["plan"][0]["JIT"], Value::Null, "{statement:#}");
+    assert!(
+        found(statement, "jit-dominates").is_empty(),
+        "{statement:#}"
+    );
+
+    for setting in [
+        "jit_above_cost = 0",
+        "jit_inline_above_cost = 0",
+        "jit_optimize_above_cost = 0",
+    ] {
+        common::explain::set_for_database(&db, setting).await;
+    }
+    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &report["statements"][0];
+    let document = &statement["plan"][0];
+    let jit = found(statement, "jit-dominates");
+    assert_eq!(jit.len(), 1, "{statement:#}");
+    let (finding, node) = &jit[0];
+    assert_eq!(node, "statement");
+    assert_eq!(finding["severity"], "warning");
+    let message = finding["message"].as_str().unwrap();
+    let total = document["JIT"]["Timing"]["Total"].as_f64().unwrap();
+    let execution = document["Execution Time"].as_f64().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "JIT compilation of {} functions took {total:.1} ms, ",
+            document["JIT"]["Functions"]
+        )) && message.ends_with(&format!("of the {execution:.1} ms of execution")),
+        "{message}"
+    );
+    let suggestion = finding["suggestion"].as_str().unwrap();
+    assert!(
+        suggestion.contains("SET LOCAL jit = off")
+            && suggestion.contains("jit_optimize_above_cost"),
+        "{suggestion}"
+    );
+}

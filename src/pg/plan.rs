@@ -215,6 +215,46 @@ pub struct Trigger {
     pub calls: f64,
 }
 
+/// What JIT compilation did for the statement (`JIT`, printed when the
+/// plan's cost crossed `jit_above_cost` and the statement ran): all
+/// processes together, the leader's and its parallel workers'.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct Jit {
+    /// Functions compiled.
+    #[serde(rename = "Functions")]
+    pub functions: f64,
+    /// Which of its costlier steps ran.
+    #[serde(rename = "Options")]
+    pub options: JitOptions,
+    /// Milliseconds spent, absent with `TIMING off`.
+    #[serde(rename = "Timing")]
+    pub timing: Option<JitTiming>,
+}
+
+/// The steps of JIT compilation beyond generating code, each run when the
+/// plan's cost crossed its own threshold.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct JitOptions {
+    /// Inlining of functions' bodies (`jit_inline_above_cost`).
+    #[serde(rename = "Inlining")]
+    pub inlining: bool,
+    /// LLVM's optimisation passes (`jit_optimize_above_cost`).
+    #[serde(rename = "Optimization")]
+    pub optimization: bool,
+}
+
+/// JIT's milliseconds.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct JitTiming {
+    /// All its steps together (PostgreSQL 17 splits `Generation`, so only
+    /// the total is read).
+    #[serde(rename = "Total")]
+    pub total: f64,
+}
+
 /// The top level of one explained statement.
 #[derive(Debug, Deserialize)]
 struct Document {
@@ -226,6 +266,8 @@ struct Document {
     execution_time: Option<f64>,
     #[serde(rename = "Triggers", default)]
     triggers: Vec<Trigger>,
+    #[serde(rename = "JIT")]
+    jit: Option<Jit>,
 }
 
 /// The few numbers every run contributes to the timing table; cheaper to
@@ -313,6 +355,8 @@ pub struct Plan {
     pub execution_ms: Option<f64>,
     /// Triggers that fired.
     pub triggers: Vec<Trigger>,
+    /// What JIT compilation did, when it ran.
+    pub jit: Option<Jit>,
     /// The node that cost the most: most self time when executed, most self
     /// cost (the planner's estimate) otherwise. Never a `Gather`: what a
     /// gather waits for is the work of the nodes below, where it counts.
@@ -357,7 +401,7 @@ impl AddedNodes {
 
 /// Nodes that hand work to parallel workers: below them, a node's loops
 /// are spread over processes running at the same time.
-const GATHER_NODES: [&str; 2] = ["Gather", "Gather Merge"];
+pub const GATHER_NODES: [&str; 2] = ["Gather", "Gather Merge"];
 
 impl Plan {
     /// Reads and analyses PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
@@ -370,6 +414,7 @@ impl Plan {
             planning_ms: document.planning_time,
             execution_ms: document.execution_time,
             triggers: document.triggers,
+            jit: document.jit,
             costliest: None,
             added: AddedNodes::default(),
         };

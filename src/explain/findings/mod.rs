@@ -10,6 +10,7 @@ mod disk_reads;
 mod hash_spill;
 mod heap_fetches;
 mod index_filter;
+mod jit;
 mod join_filter;
 mod lossy_bitmap;
 mod misestimate;
@@ -76,6 +77,7 @@ pub const RULES: &[Rule] = &[
     join_filter::RULE,
     heap_fetches::RULE,
     workers::RULE,
+    jit::RULE,
     disk_reads::RULE,
     planning::RULE,
 ];
