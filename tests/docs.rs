@@ -41,6 +41,7 @@ const KNOWN_CODES: &[&str] = &[
     // explain (src/explain/findings/)
     "selective-seq-scan",
     "index-filter-discards",
+    "index-cond-non-leading",
     "nested-loop-inner-loops",
     "row-misestimate",
     "sort-spill",

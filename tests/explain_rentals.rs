@@ -699,3 +699,80 @@ async fn jit_that_outlasts_a_short_query_is_a_finding() {
         "{suggestion}"
     );
 }
+
+#[tokio::test]
+async fn an_index_searched_without_its_leading_column_is_read_through() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // Wide rows, so that the planner prefers reading a whole index of
+    // (customer_id, paid_at) to the table; vacuumed, for an index-only scan.
+    // VACUUM marks a page all-visible only once the commit that wrote its
+    // rows is flushed, which the harness's cluster does not wait for.
+    common::explain::execute(
+        &db,
+        "SET LOCAL synchronous_commit = on;
+         CREATE TABLE billing.payment_note AS \
+             SELECT payment_id, customer_id, paid_at, repeat('x', 200) AS memo \
+             FROM billing.rental_payment;
+         CREATE INDEX payment_note_customer_paid ON billing.payment_note (customer_id, paid_at)",
+    )
+    .await;
+    common::explain::execute(&db, "VACUUM ANALYZE billing.payment_note").await;
+    let explain = |sql: &str| {
+        let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+        report["statements"][0].clone()
+    };
+    // The 3,065 late payments of January 2025.
+    let late = explain("SELECT count(*) FROM billing.payment_note WHERE paid_at >= '2025-01-01'");
+    let found_there = found(&late, "index-cond-non-leading");
+    assert_eq!(found_there.len(), 1, "{late:#}");
+    let (finding, node) = &found_there[0];
+    assert_eq!(node, "Index Only Scan", "{late:#}");
+    assert_eq!(finding["severity"], "warning");
+    let scan = &late["nodes"][finding["node"].as_u64().unwrap() as usize];
+    let blocks =
+        scan["shared_hit_blocks"].as_f64().unwrap() + scan["shared_read_blocks"].as_f64().unwrap();
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Index Only Scan using payment_note_customer_paid on payment_note read {} blocks of \
+             an index of 1,158 pages: its condition (paid_at >= ",
+            perfaudit::explain::findings::count(blocks)
+        )) && message.ends_with(
+            "constrains paid_at but not customer_id, which the index (customer_id, paid_at) \
+             leads with, so the scan cannot seek and reads the index through"
+        ),
+        "{message}"
+    );
+    assert!(blocks >= 1_100.0, "{scan:#}");
+    assert_eq!(
+        finding["ddl"],
+        "CREATE INDEX CONCURRENTLY \"idx_payment_note_paid_at\" ON \"billing\".\"payment_note\" \
+         (\"paid_at\");"
+    );
+    assert!(
+        finding["suggestion"]
+            .as_str()
+            .unwrap()
+            .ends_with("rebuild it as (paid_at, customer_id)"),
+        "{finding:#}"
+    );
+    // With its leading column, the same index seeks.
+    let seek = explain(
+        "SELECT count(*) FROM billing.payment_note WHERE customer_id = 42 AND paid_at >= '2024-06-01'",
+    );
+    assert!(
+        seek["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|node| node["label"]
+                .as_str()
+                .is_some_and(|label| label.contains("using payment_note_customer_paid"))),
+        "{seek:#}"
+    );
+    assert!(
+        found(&seek, "index-cond-non-leading").is_empty(),
+        "{seek:#}"
+    );
+}

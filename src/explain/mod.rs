@@ -446,7 +446,8 @@ async fn run_and_analyse(
         let written = Plan::from_json(&runner.run(&as_written, label).await?.document)?;
         plan_change = plan_change::note(&written, &plan);
     }
-    // The catalog is asked only about tables an index finding names.
+    // The catalog is asked only about tables an index finding names, or a
+    // rule needs to judge.
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);
     if !relations.is_empty() {

@@ -9,6 +9,7 @@
 mod disk_reads;
 mod hash_spill;
 mod heap_fetches;
+mod index_cond;
 mod index_filter;
 mod jit;
 mod join_filter;
@@ -47,6 +48,13 @@ pub enum Check {
     EachNodeWithTables(fn(&Node, &Tables) -> Option<Finding>),
     /// The plan as a whole with what the catalog says about its tables.
     PlanWithTables(fn(&Plan, &Tables) -> Vec<Finding>),
+    /// The plan as a whole, for a rule that cannot judge without the
+    /// catalog: `tables` names the tables to look up for it, whatever the
+    /// other rules found.
+    PlanNeedingTables {
+        tables: fn(&Plan) -> Vec<&str>,
+        check: fn(&Plan, &Tables) -> Vec<Finding>,
+    },
 }
 
 impl Rule {
@@ -60,7 +68,9 @@ impl Rule {
                 .iter()
                 .filter_map(|node| check(node, tables))
                 .collect(),
-            Check::PlanWithTables(check) => check(plan, tables),
+            Check::PlanWithTables(check) | Check::PlanNeedingTables { check, .. } => {
+                check(plan, tables)
+            }
         }
     }
 }
@@ -69,6 +79,7 @@ impl Rule {
 pub const RULES: &[Rule] = &[
     seq_scan::RULE,
     index_filter::RULE,
+    index_cond::RULE,
     nested_loop::RULE,
     misestimate::RULE,
     sort_spill::RULE,
@@ -87,29 +98,36 @@ impl Check {
     fn reads_tables(self) -> bool {
         matches!(
             self,
-            Check::EachNodeWithTables(_) | Check::PlanWithTables(_)
+            Check::EachNodeWithTables(_)
+                | Check::PlanWithTables(_)
+                | Check::PlanNeedingTables { .. }
         )
     }
 }
 
 /// The tables `findings` (made without the catalog's facts) would name an
-/// index on: those scanned below each finding of a rule that reads tables.
-/// Only these are worth looking up: a plan can scan a thousand partitions.
+/// index on: those scanned below each finding of a rule that reads tables;
+/// and those the rules that cannot judge without the catalog need. Only
+/// these are worth looking up: a plan can scan a thousand partitions.
 pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a str> {
+    let needed = RULES.iter().flat_map(|rule| match rule.check {
+        Check::PlanNeedingTables { tables, .. } => tables(plan),
+        _ => Vec::new(),
+    });
+    let below_findings = findings
+        .iter()
+        .filter(|finding| {
+            RULES
+                .iter()
+                .any(|rule| rule.code == finding.code && rule.check.reads_tables())
+        })
+        .filter_map(Finding::node)
+        .flat_map(|node| plan.subtree(&plan.nodes[node]))
+        .filter_map(|below| below.raw.relation_name.as_deref());
     let mut relations: Vec<&str> = Vec::new();
-    for finding in findings {
-        let reads_tables = RULES
-            .iter()
-            .any(|rule| rule.code == finding.code && rule.check.reads_tables());
-        let Some(node) = finding.node().filter(|_| reads_tables) else {
-            continue;
-        };
-        for below in plan.subtree(&plan.nodes[node]) {
-            if let Some(relation) = below.raw.relation_name.as_deref()
-                && !relations.contains(&relation)
-            {
-                relations.push(relation);
-            }
+    for relation in needed.chain(below_findings) {
+        if !relations.contains(&relation) {
+            relations.push(relation);
         }
     }
     relations
