@@ -47,6 +47,7 @@ const KNOWN_CODES: &[&str] = &[
     "sort-spill",
     "hash-spill",
     "lossy-bitmap",
+    "function-time",
     "jit-dominates",
     "disk-reads-dominate",
     "planning-exceeds-execution",

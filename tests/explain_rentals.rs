@@ -776,3 +776,54 @@ async fn an_index_searched_without_its_leading_column_is_read_through() {
         "{seek:#}"
     );
 }
+
+#[tokio::test]
+async fn a_function_the_filter_calls_for_every_row_is_charged_to_the_scan() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // Warm: without track_io_timing, a block read could have taken as long
+    // as a slow disk takes, and the reads of a cold copy would explain the
+    // time.
+    let explain = |sql: &str| {
+        let report = document(
+            &explain_json(&db, &["--no-rewrite", "--warmup", "1", sql]),
+            0,
+        );
+        report["statements"][0].clone()
+    };
+    // LANGUAGE sql, STABLE, but a query with an aggregate: never inlined,
+    // run for each of the 10,000 customers.
+    let balances = explain(
+        "SELECT customer_id FROM store.customer WHERE billing.customer_balance(customer_id) > 100",
+    );
+    let found_there = found(&balances, "function-time");
+    assert_eq!(found_there.len(), 1, "{balances:#}");
+    let (finding, node) = &found_there[0];
+    assert_eq!(node, "Seq Scan", "{balances:#}");
+    assert_eq!(finding["severity"], "warning");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Seq Scan on customer spent ")
+            && message.contains(" µs per row for its 10,000 rows, far beyond what its ")
+            && message.contains(
+                "its condition calls billing.customer_balance() for every row, and PostgreSQL \
+                 charges that time to the scan"
+            ),
+        "{message}"
+    );
+    // The same function for a hundred customers of a few rentals each
+    // (customers 1 to 3 have hundreds) costs too little to matter.
+    let few = explain(
+        "SELECT customer_id FROM store.customer \
+         WHERE customer_id BETWEEN 5001 AND 5100 AND billing.customer_balance(customer_id) > 100",
+    );
+    assert!(found(&few, "function-time").is_empty(), "{few:#}");
+    // late_fee (SQL-standard body, IMMUTABLE) is inlined: the plan shows
+    // its expression, charged to the scan as any built-in operator's time.
+    let fees = explain(
+        "SELECT rental_id FROM store.rental r \
+         WHERE billing.late_fee(r.rented_at, r.returned_at, 3) > 10",
+    );
+    assert!(!fees["nodes"].to_string().contains("late_fee"), "{fees:#}");
+    assert!(found(&fees, "function-time").is_empty(), "{fees:#}");
+}

@@ -482,17 +482,17 @@ impl Plan {
             .take_while(move |n| n.id == node.id || n.depth > node.depth)
     }
 
-    /// The blocks of one kind (`blocks` reads them: shared hits, reads,
-    /// temporary blocks written) the node counted itself, all loops
-    /// together: PostgreSQL counts a node's blocks with those of the nodes
-    /// below it (a sort above a spilled hash join counts the join's
-    /// temporary files). `None` without BUFFERS.
-    pub fn own_blocks(&self, node: &Node, blocks: fn(&RawNode) -> Option<f64>) -> Option<f64> {
+    /// What the node counted itself, all loops together, of a counter
+    /// (`counter` reads it: shared hits or reads, temporary blocks written,
+    /// I/O time) PostgreSQL adds up over a node and the nodes below it (a
+    /// sort above a spilled hash join counts the join's temporary files).
+    /// `None` where the counter was not printed (without BUFFERS).
+    pub fn own(&self, node: &Node, counter: fn(&RawNode) -> Option<f64>) -> Option<f64> {
         let below: f64 = self
             .children(node)
-            .filter_map(|child| blocks(&child.raw))
+            .filter_map(|child| counter(&child.raw))
             .sum();
-        Some((blocks(&node.raw)? - below).max(0.0))
+        Some((counter(&node.raw)? - below).max(0.0))
     }
 
     fn derive_times(&mut self) {

@@ -52,8 +52,7 @@ fn check(plan: &Plan) -> Vec<Finding> {
 
 /// Blocks the node read itself.
 fn own_reads(plan: &Plan, node: &Node) -> f64 {
-    plan.own_blocks(node, |raw| raw.shared_read_blocks)
-        .unwrap_or(0.0)
+    plan.own(node, |raw| raw.shared_read_blocks).unwrap_or(0.0)
 }
 
 #[cfg(test)]

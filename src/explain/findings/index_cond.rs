@@ -56,8 +56,8 @@ fn candidate<'a>(plan: &'a Plan, scan: &'a Node) -> Option<Candidate<'a>> {
     if !INDEX_SCANS.contains(&scan.raw.node_type.as_str()) || !scan.executed() {
         return None;
     }
-    let hit = plan.own_blocks(scan, |raw| raw.shared_hit_blocks)?;
-    let read = plan.own_blocks(scan, |raw| raw.shared_read_blocks)?;
+    let hit = plan.own(scan, |raw| raw.shared_hit_blocks)?;
+    let read = plan.own(scan, |raw| raw.shared_read_blocks)?;
     let blocks = hit + read;
     if blocks < MIN_BLOCKS {
         return None;

@@ -7,6 +7,7 @@
 //! says about the plan's tables ([`Tables`]), and nothing else.
 
 mod disk_reads;
+mod function_time;
 mod hash_spill;
 mod heap_fetches;
 mod index_cond;
@@ -87,6 +88,7 @@ pub const RULES: &[Rule] = &[
     lossy_bitmap::RULE,
     join_filter::RULE,
     heap_fetches::RULE,
+    function_time::RULE,
     workers::RULE,
     jit::RULE,
     disk_reads::RULE,
@@ -236,7 +238,7 @@ const BLOCK_BYTES: f64 = 8192.0;
 /// The kB of temporary files `node` wrote itself, when it wrote some.
 fn temp_written_kb(plan: &Plan, node: &Node) -> Option<f64> {
     let blocks = plan
-        .own_blocks(node, |raw| raw.temp_written_blocks)
+        .own(node, |raw| raw.temp_written_blocks)
         .filter(|b| *b > 0.0)?;
     Some(blocks * BLOCK_BYTES / 1024.0)
 }
