@@ -113,10 +113,9 @@ fn finding(candidate: &Candidate, tables: &Tables) -> Option<Finding> {
         return None;
     }
     let constrained = Constrained::parse(candidate.condition, &owner)?;
-    let loops = candidate.scan.loops();
-    let per_loop = candidate.blocks / loops.max(1.0);
+    let per_pass = candidate.blocks / passes(candidate.scan);
     let pages = index.size_bytes as f64 / BLOCK_BYTES;
-    if per_loop < pages * MIN_SHARE {
+    if per_pass < pages * MIN_SHARE {
         return None;
     }
     let advice = index_advice(tables, candidate.relation, &constrained);
@@ -124,24 +123,34 @@ fn finding(candidate: &Candidate, tables: &Tables) -> Option<Finding> {
         code: RULE.code,
         severity: Severity::Warning,
         subject: Subject::Node(candidate.scan.id),
-        message: message(candidate, index, &constrained, per_loop, pages),
+        message: message(candidate, index, &constrained, per_pass, pages),
         suggestion: suggestion(candidate.index, index, &constrained, &advice.text),
         ddl: advice.ddl,
     })
+}
+
+/// The times the scan went over the index: once a loop, but the loops of a
+/// parallel-aware scan are its processes, sharing one pass.
+fn passes(scan: &Node) -> f64 {
+    if scan.raw.parallel_aware == Some(true) {
+        1.0
+    } else {
+        scan.loops().max(1.0)
+    }
 }
 
 fn message(
     candidate: &Candidate,
     index: &Index,
     constrained: &Constrained,
-    per_loop: f64,
+    per_pass: f64,
     pages: f64,
 ) -> String {
-    let loops = candidate.scan.loops();
-    let each = if loops > 1.0 {
+    let passes = passes(candidate.scan);
+    let each = if passes > 1.0 {
         format!(
             " on each of its {} loops ({} in all)",
-            count(loops),
+            count(passes),
             count(candidate.blocks)
         )
     } else {
@@ -153,7 +162,7 @@ fn message(
          not {}, which the index ({}) leads with, so the scan cannot seek and reads the index \
          through",
         candidate.scan.label(),
-        count(per_loop.round()),
+        count(per_pass.round()),
         count(pages.round()),
         candidate.condition,
         constrained.columns().join(", "),
@@ -273,6 +282,26 @@ mod tests {
             found[0].message.starts_with(
                 "Index Only Scan using payments_user_created on payments p read 560 blocks on \
                  each of its 1,000 loops (560,000 in all) of an index of 553 pages"
+            ),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn the_processes_of_a_parallel_scan_share_one_pass() {
+        let scan = json!({"Node Type": "Index Only Scan", "Parallel Aware": true,
+                          "Index Name": "payments_user_created", "Relation Name": "payments",
+                          "Alias": "p", "Total Cost": 1.0, "Plan Rows": 1,
+                          "Actual Total Time": 2.0, "Actual Rows": 1000, "Actual Loops": 3,
+                          "Index Cond": ON_CREATED_AT, "Heap Fetches": 0,
+                          "Shared Hit Blocks": 556, "Shared Read Blocks": 500});
+        let found = findings(scan);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].message.starts_with(
+                "Parallel Index Only Scan using payments_user_created on payments p read 1,056 \
+                 blocks of an index of 553 pages"
             ),
             "{}",
             found[0].message
