@@ -41,11 +41,14 @@ const KNOWN_CODES: &[&str] = &[
     // explain (src/explain/findings/)
     "selective-seq-scan",
     "index-filter-discards",
+    "index-cond-non-leading",
     "nested-loop-inner-loops",
     "row-misestimate",
     "sort-spill",
     "hash-spill",
     "lossy-bitmap",
+    "function-time",
+    "jit-dominates",
     "disk-reads-dominate",
     "planning-exceeds-execution",
     // indexes

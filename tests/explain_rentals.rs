@@ -201,11 +201,9 @@ async fn the_sort_an_added_order_by_runs_gets_no_finding() {
 
 /// The `selective-seq-scan` findings of `statement`.
 fn seq_scan_findings(statement: &Value) -> Vec<&Value> {
-    statement["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == "selective-seq-scan")
+    found(statement, "selective-seq-scan")
+        .into_iter()
+        .map(|(finding, _)| finding)
         .collect()
 }
 
@@ -797,4 +795,242 @@ async fn plan_text(client: &tokio_postgres::Client, sql: &str, params: &[&str]) 
         client.batch_execute("DEALLOCATE agreement").await.unwrap();
     }
     plan
+}
+
+/// The findings of `code` in `statement`, each with the type of its node.
+fn found<'a>(statement: &'a Value, code: &str) -> Vec<(&'a Value, String)> {
+    statement["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .map(|f| {
+            let node = f["node"].as_u64().map_or(Value::Null, |id| {
+                statement["nodes"][id as usize]["node_type"].clone()
+            });
+            (f, node.as_str().unwrap_or("statement").to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sorts_that_spill_where_no_sort_method_says_so_are_found() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "work_mem = '64kB'").await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    let explain = |sql: &str| {
+        let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+        report["statements"][0].clone()
+    };
+    // rental_customer_id_idx gives the rows by customer_id: each customer's
+    // rentals are sorted by rental_id on their own, the largest (customer
+    // 1's 946) on disk.
+    let incremental = explain("SELECT * FROM store.rental ORDER BY customer_id, rental_id");
+    let spills = found(&incremental, "sort-spill");
+    assert_eq!(spills.len(), 1, "{incremental:#}");
+    let (finding, node) = &spills[0];
+    assert_eq!(node, "Incremental Sort", "{incremental:#}");
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(
+        finding["message"],
+        "Incremental Sort spilled to disk (external merge in its 87 pre-sorted groups, 56 kB \
+         of temporary files at most for one group) because its rows did not fit in work_mem"
+    );
+    // Sorted by all three keys but rental_id, each group is small enough.
+    let in_memory =
+        explain("SELECT * FROM store.rental ORDER BY customer_id, rented_at, rental_id");
+    assert!(
+        in_memory["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|node| node["node_type"] == "Incremental Sort"),
+        "{in_memory:#}"
+    );
+    assert!(found(&in_memory, "sort-spill").is_empty(), "{in_memory:#}");
+    // count(DISTINCT ...) sorts inside the aggregate, which says nothing
+    // of it but the temporary files it wrote.
+    let distinct = explain("SELECT count(DISTINCT returned_at) FROM store.rental");
+    let spills = found(&distinct, "sort-spill");
+    assert_eq!(spills.len(), 1, "{distinct:#}");
+    assert_eq!(spills[0].1, "Aggregate", "{distinct:#}");
+    assert_eq!(
+        spills[0].0["message"],
+        "Aggregate spilled to disk (it wrote 2,624 kB of temporary files) because its rows did \
+         not fit in work_mem"
+    );
+}
+
+#[tokio::test]
+async fn jit_that_outlasts_a_short_query_is_a_finding() {
+    let db = TestDb::rentals().await;
+    // A hundred rows: JIT only because every threshold is 0.
+    let sql = "SELECT status, count(*) FROM store.rental WHERE rental_id < 100 GROUP BY status";
+    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &report["statements"][0];
+    assert_eq!(statement["plan"][0]["JIT"], Value::Null, "{statement:#}");
+    assert!(
+        found(statement, "jit-dominates").is_empty(),
+        "{statement:#}"
+    );
+
+    for setting in [
+        "jit_above_cost = 0",
+        "jit_inline_above_cost = 0",
+        "jit_optimize_above_cost = 0",
+    ] {
+        common::explain::set_for_database(&db, setting).await;
+    }
+    let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &report["statements"][0];
+    let document = &statement["plan"][0];
+    let jit = found(statement, "jit-dominates");
+    assert_eq!(jit.len(), 1, "{statement:#}");
+    let (finding, node) = &jit[0];
+    assert_eq!(node, "statement");
+    assert_eq!(finding["severity"], "warning");
+    let message = finding["message"].as_str().unwrap();
+    let total = document["JIT"]["Timing"]["Total"].as_f64().unwrap();
+    let execution = document["Execution Time"].as_f64().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "JIT compilation of {} functions took {total:.1} ms, ",
+            document["JIT"]["Functions"]
+        )) && message.ends_with(&format!("of the {execution:.1} ms of execution")),
+        "{message}"
+    );
+    let suggestion = finding["suggestion"].as_str().unwrap();
+    assert!(
+        suggestion.contains("SET LOCAL jit = off")
+            && suggestion.contains("jit_optimize_above_cost"),
+        "{suggestion}"
+    );
+}
+
+#[tokio::test]
+async fn an_index_searched_without_its_leading_column_is_read_through() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // Wide rows, so that the planner prefers reading a whole index of
+    // (customer_id, paid_at) to the table; vacuumed, for an index-only scan.
+    // VACUUM marks a page all-visible only once the commit that wrote its
+    // rows is flushed, which the harness's cluster does not wait for.
+    common::explain::execute(
+        &db,
+        "SET LOCAL synchronous_commit = on;
+         CREATE TABLE billing.payment_note AS \
+             SELECT payment_id, customer_id, paid_at, repeat('x', 200) AS memo \
+             FROM billing.rental_payment;
+         CREATE INDEX payment_note_customer_paid ON billing.payment_note (customer_id, paid_at)",
+    )
+    .await;
+    common::explain::execute(&db, "VACUUM ANALYZE billing.payment_note").await;
+    let explain = |sql: &str| {
+        let report = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+        report["statements"][0].clone()
+    };
+    // The 3,065 late payments of January 2025.
+    let late = explain("SELECT count(*) FROM billing.payment_note WHERE paid_at >= '2025-01-01'");
+    let found_there = found(&late, "index-cond-non-leading");
+    assert_eq!(found_there.len(), 1, "{late:#}");
+    let (finding, node) = &found_there[0];
+    assert_eq!(node, "Index Only Scan", "{late:#}");
+    assert_eq!(finding["severity"], "warning");
+    let scan = &late["nodes"][finding["node"].as_u64().unwrap() as usize];
+    let blocks =
+        scan["shared_hit_blocks"].as_f64().unwrap() + scan["shared_read_blocks"].as_f64().unwrap();
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Index Only Scan using payment_note_customer_paid on payment_note read {} blocks of \
+             an index of 1,158 pages: its condition (paid_at >= ",
+            perfaudit::explain::findings::count(blocks)
+        )) && message.ends_with(
+            "constrains paid_at but not customer_id, which the index (customer_id, paid_at) \
+             leads with, so the scan cannot seek and reads the index through"
+        ),
+        "{message}"
+    );
+    assert!(blocks >= 1_100.0, "{scan:#}");
+    assert_eq!(
+        finding["ddl"],
+        "CREATE INDEX CONCURRENTLY \"idx_payment_note_paid_at\" ON \"billing\".\"payment_note\" \
+         (\"paid_at\");"
+    );
+    assert!(
+        finding["suggestion"]
+            .as_str()
+            .unwrap()
+            .ends_with("rebuild it as (paid_at, customer_id)"),
+        "{finding:#}"
+    );
+    // With its leading column, the same index seeks.
+    let seek = explain(
+        "SELECT count(*) FROM billing.payment_note WHERE customer_id = 42 AND paid_at >= '2024-06-01'",
+    );
+    assert!(
+        seek["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|node| node["label"]
+                .as_str()
+                .is_some_and(|label| label.contains("using payment_note_customer_paid"))),
+        "{seek:#}"
+    );
+    assert!(
+        found(&seek, "index-cond-non-leading").is_empty(),
+        "{seek:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_function_the_filter_calls_for_every_row_is_charged_to_the_scan() {
+    let db = TestDb::rentals().await;
+    common::explain::set_for_database(&db, "max_parallel_workers_per_gather = 0").await;
+    // Warm: without track_io_timing, a block read could have taken as long
+    // as a slow disk takes, and the reads of a cold copy would explain the
+    // time.
+    let explain = |sql: &str| {
+        let report = document(
+            &explain_json(&db, &["--no-rewrite", "--warmup", "1", sql]),
+            0,
+        );
+        report["statements"][0].clone()
+    };
+    // LANGUAGE sql, STABLE, but a query with an aggregate: never inlined,
+    // run for each of the 10,000 customers.
+    let balances = explain(
+        "SELECT customer_id FROM store.customer WHERE billing.customer_balance(customer_id) > 100",
+    );
+    let found_there = found(&balances, "function-time");
+    assert_eq!(found_there.len(), 1, "{balances:#}");
+    let (finding, node) = &found_there[0];
+    assert_eq!(node, "Seq Scan", "{balances:#}");
+    assert_eq!(finding["severity"], "warning");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Seq Scan on customer spent ")
+            && message.contains(" µs per row for its 10,000 rows, far beyond what its ")
+            && message.contains(
+                "its condition calls billing.customer_balance() for every row, and PostgreSQL \
+                 charges that time to the scan"
+            ),
+        "{message}"
+    );
+    // The same function for a hundred customers of a few rentals each
+    // (customers 1 to 3 have hundreds) costs too little to matter.
+    let few = explain(
+        "SELECT customer_id FROM store.customer \
+         WHERE customer_id BETWEEN 5001 AND 5100 AND billing.customer_balance(customer_id) > 100",
+    );
+    assert!(found(&few, "function-time").is_empty(), "{few:#}");
+    // late_fee (SQL-standard body, IMMUTABLE) is inlined: the plan shows
+    // its expression, charged to the scan as any built-in operator's time.
+    let fees = explain(
+        "SELECT rental_id FROM store.rental r \
+         WHERE billing.late_fee(r.rented_at, r.returned_at, 3) > 10",
+    );
+    assert!(!fees["nodes"].to_string().contains("late_fee"), "{fees:#}");
+    assert!(found(&fees, "function-time").is_empty(), "{fees:#}");
 }

@@ -453,7 +453,8 @@ async fn run_and_analyse(
         plan_change = plan_change::note(&as_written, &plan);
         written = Some(as_written);
     }
-    // The catalog is asked only about tables an index finding names.
+    // The catalog is asked only about tables an index finding names, or a
+    // rule needs to judge.
     let mut findings = findings::check(&plan, &Tables::default());
     let relations = findings::tables_to_look_up(&plan, &findings);
     let tables = if relations.is_empty() {

@@ -61,6 +61,17 @@ impl Tables {
         self.known.get(relation).map(|known| &known.table)
     }
 
+    /// The index of `relation` the plan calls `name`, when the catalog
+    /// knows it (a partition's own indexes are not its root's, and so not
+    /// known).
+    pub fn index(&self, relation: &str, name: &str) -> Option<&Index> {
+        self.known
+            .get(relation)?
+            .indexes
+            .iter()
+            .find(|index| index.name.name == name)
+    }
+
     /// The number of distinct values of `column` of `relation` (0 when
     /// unknown): what orders an index's equality columns.
     pub fn distinct(&self, relation: &str, column: &str) -> f64 {
@@ -235,6 +246,15 @@ pub fn payments() -> Tables {
             distinct,
         },
     );
+    tables
+}
+
+/// `tables` with `index` on `relation` too, for tests.
+#[cfg(test)]
+pub fn with_index(mut tables: Tables, relation: &str, index: Index) -> Tables {
+    if let Some(known) = tables.known.get_mut(relation) {
+        known.indexes.push(index);
+    }
     tables
 }
 

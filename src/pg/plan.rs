@@ -99,6 +99,14 @@ pub struct RawNode {
     /// `Memory` or `Disk`.
     #[serde(rename = "Sort Space Type")]
     pub sort_space_type: Option<String>,
+    /// The groups an `Incremental Sort` sorted whole (PostgreSQL 13 and
+    /// later; such a node has no `Sort Method`).
+    #[serde(rename = "Full-sort Groups")]
+    pub full_sort_groups: Option<SortGroups>,
+    /// The groups an `Incremental Sort` found already sorted by their
+    /// leading keys and sorted by the rest.
+    #[serde(rename = "Pre-sorted Groups")]
+    pub presorted_groups: Option<SortGroups>,
     /// Batches a hash join's table was split into (1 when it fit in memory).
     #[serde(rename = "Hash Batches")]
     pub hash_batches: Option<f64>,
@@ -166,6 +174,31 @@ pub struct RawNode {
     pub plans: Vec<RawNode>,
 }
 
+/// One kind of group an `Incremental Sort` sorted, all groups of it
+/// together.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SortGroups {
+    /// How many groups.
+    #[serde(rename = "Group Count")]
+    pub group_count: f64,
+    /// `quicksort`, `top-N heapsort`, `external merge`: each method used once.
+    #[serde(rename = "Sort Methods Used")]
+    pub sort_methods_used: Vec<String>,
+    /// What the groups sorted on disk used, when some did.
+    #[serde(rename = "Sort Space Disk")]
+    pub sort_space_disk: Option<SortSpace>,
+}
+
+/// The space sorts used, in kB.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct SortSpace {
+    /// The most one sort used.
+    #[serde(rename = "Peak Sort Space Used")]
+    pub peak: f64,
+}
+
 /// A trigger that fired while the statement ran (`--analyze-writes`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Trigger {
@@ -183,6 +216,46 @@ pub struct Trigger {
     pub calls: f64,
 }
 
+/// What JIT compilation did for the statement (`JIT`, printed when the
+/// plan's cost crossed `jit_above_cost` and the statement ran): all
+/// processes together, the leader's and its parallel workers'.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct Jit {
+    /// Functions compiled.
+    #[serde(rename = "Functions")]
+    pub functions: f64,
+    /// Which of its costlier steps ran.
+    #[serde(rename = "Options")]
+    pub options: JitOptions,
+    /// Milliseconds spent, absent with `TIMING off`.
+    #[serde(rename = "Timing")]
+    pub timing: Option<JitTiming>,
+}
+
+/// The steps of JIT compilation beyond generating code, each run when the
+/// plan's cost crossed its own threshold.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct JitOptions {
+    /// Inlining of functions' bodies (`jit_inline_above_cost`).
+    #[serde(rename = "Inlining")]
+    pub inlining: bool,
+    /// LLVM's optimisation passes (`jit_optimize_above_cost`).
+    #[serde(rename = "Optimization")]
+    pub optimization: bool,
+}
+
+/// JIT's milliseconds.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct JitTiming {
+    /// All its steps together (PostgreSQL 17 splits `Generation`, so only
+    /// the total is read).
+    #[serde(rename = "Total")]
+    pub total: f64,
+}
+
 /// The top level of one explained statement.
 #[derive(Debug, Deserialize)]
 struct Document {
@@ -194,6 +267,8 @@ struct Document {
     execution_time: Option<f64>,
     #[serde(rename = "Triggers", default)]
     triggers: Vec<Trigger>,
+    #[serde(rename = "JIT")]
+    jit: Option<Jit>,
 }
 
 /// The few numbers every run contributes to the timing table; cheaper to
@@ -281,6 +356,8 @@ pub struct Plan {
     pub execution_ms: Option<f64>,
     /// Triggers that fired.
     pub triggers: Vec<Trigger>,
+    /// What JIT compilation did, when it ran.
+    pub jit: Option<Jit>,
     /// The node that cost the most: most self time when executed, most self
     /// cost (the planner's estimate) otherwise. Never a `Gather`: what a
     /// gather waits for is the work of the nodes below, where it counts.
@@ -325,7 +402,7 @@ impl AddedNodes {
 
 /// Nodes that hand work to parallel workers: below them, a node's loops
 /// are spread over processes running at the same time.
-const GATHER_NODES: [&str; 2] = ["Gather", "Gather Merge"];
+pub const GATHER_NODES: [&str; 2] = ["Gather", "Gather Merge"];
 
 impl Plan {
     /// Reads and analyses PostgreSQL's `EXPLAIN (FORMAT JSON)` output.
@@ -338,6 +415,7 @@ impl Plan {
             planning_ms: document.planning_time,
             execution_ms: document.execution_time,
             triggers: document.triggers,
+            jit: document.jit,
             costliest: None,
             added: AddedNodes::default(),
         };
@@ -403,6 +481,19 @@ impl Plan {
         self.nodes[node.id..]
             .iter()
             .take_while(move |n| n.id == node.id || n.depth > node.depth)
+    }
+
+    /// What the node counted itself, all loops together, of a counter
+    /// (`counter` reads it: shared hits or reads, temporary blocks written,
+    /// I/O time) PostgreSQL adds up over a node and the nodes below it (a
+    /// sort above a spilled hash join counts the join's temporary files).
+    /// `None` where the counter was not printed (without BUFFERS).
+    pub fn own(&self, node: &Node, counter: fn(&RawNode) -> Option<f64>) -> Option<f64> {
+        let below: f64 = self
+            .children(node)
+            .filter_map(|child| counter(&child.raw))
+            .sum();
+        Some((counter(&node.raw)? - below).max(0.0))
     }
 
     fn derive_times(&mut self) {

@@ -51,43 +51,55 @@ impl fmt::Display for FunctionCall {
 /// Every function `statement` calls by name, each once, in the order they
 /// first appear.
 pub fn calls(statement: &Statement) -> Vec<FunctionCall> {
-    struct Calls(Vec<FunctionCall>);
-    impl Calls {
-        fn add(&mut self, name: &ObjectName) {
-            if let Some(call) = FunctionCall::of(name)
-                && !self.0.contains(&call)
-            {
-                self.0.push(call);
-            }
-        }
-    }
-    impl Visitor for Calls {
-        type Break = ();
-
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(function) = expr {
-                self.add(&function.name);
-            }
-            ControlFlow::Continue(())
-        }
-
-        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-            match factor {
-                // `FROM f(...)` is a table with arguments to sqlparser.
-                TableFactor::Table {
-                    name,
-                    args: Some(_),
-                    ..
-                }
-                | TableFactor::Function { name, .. } => self.add(name),
-                _ => {}
-            }
-            ControlFlow::Continue(())
-        }
-    }
     let mut calls = Calls(Vec::new());
     let _ = statement.visit(&mut calls);
     calls.0
+}
+
+/// Every function `expr` calls by name, each once, in the order they first
+/// appear: what a plan's condition, as PostgreSQL prints it, calls.
+pub fn expression_calls(expr: &Expr) -> Vec<FunctionCall> {
+    let mut calls = Calls(Vec::new());
+    let _ = expr.visit(&mut calls);
+    calls.0
+}
+
+/// The calls found so far.
+struct Calls(Vec<FunctionCall>);
+
+impl Calls {
+    fn add(&mut self, name: &ObjectName) {
+        if let Some(call) = FunctionCall::of(name)
+            && !self.0.contains(&call)
+        {
+            self.0.push(call);
+        }
+    }
+}
+
+impl Visitor for Calls {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(function) = expr {
+            self.add(&function.name);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            // `FROM f(...)` is a table with arguments to sqlparser.
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            | TableFactor::Function { name, .. } => self.add(name),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +132,23 @@ mod tests {
                 "max()",
             ]
         );
+    }
+
+    #[test]
+    fn calls_in_a_plans_condition() {
+        let expr = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+            .try_with_sql(
+                "((billing.customer_balance(customer_id) > '100'::numeric) AND \
+                 (lower((email)::text) ~~ 'a%'::text))",
+            )
+            .unwrap()
+            .parse_expr()
+            .unwrap();
+        let calls: Vec<String> = expression_calls(&expr)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(calls, ["billing.customer_balance()", "lower()"]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 pub(crate) use classify::leading_keywords;
 pub use classify::{Class, classify, outliving_effect, outliving_reasons};
-pub use functions::{FunctionCall, calls};
+pub use functions::{FunctionCall, calls, expression_calls};
 pub use visit::{own_expressions, placeholders};
 
 use crate::error::{Error, Result, clip};

@@ -2,7 +2,7 @@
 //! shared buffers and had to be read from the operating system (its page
 //! cache or the disk).
 
-use super::{Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
+use super::{BLOCK_BYTES, Check, Estimate, Finding, Rule, Severity, Subject, count, percent};
 use crate::pg::plan::{Node, Plan};
 
 /// The rule.
@@ -15,9 +15,6 @@ pub const RULE: Rule = Rule {
 /// Blocks read below which it does not matter: 1,000 blocks are 8 MB,
 /// read in milliseconds even from a cold cache.
 const MIN_READ_BLOCKS: f64 = 1_000.0;
-
-/// Bytes in a block (PostgreSQL's default `block_size`).
-const BLOCK_BYTES: f64 = 8192.0;
 
 fn check(plan: &Plan) -> Vec<Finding> {
     let root = plan.root();
@@ -55,13 +52,9 @@ fn check(plan: &Plan) -> Vec<Finding> {
     }]
 }
 
-/// Blocks the node read itself (PostgreSQL counts children's reads in too).
+/// Blocks the node read itself.
 fn own_reads(plan: &Plan, node: &Node) -> f64 {
-    let below: f64 = plan
-        .children(node)
-        .filter_map(|child| child.raw.shared_read_blocks)
-        .sum();
-    (node.raw.shared_read_blocks.unwrap_or(0.0) - below).max(0.0)
+    plan.own(node, |raw| raw.shared_read_blocks).unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 //! says about the plan's tables ([`Tables`]), and nothing else.
 
 mod disk_reads;
+mod function_time;
 mod hash_spill;
 mod heap_fetches;
+mod index_cond;
 mod index_filter;
+mod jit;
 mod join_filter;
 mod lossy_bitmap;
 mod misestimate;
@@ -55,15 +58,18 @@ pub enum Estimate {
     ReadTime,
     /// The planning time: what a prepared statement's generic plan saves.
     Planning,
+    /// The rule's own estimate, which it gives each finding (JIT's wall
+    /// time, which only the rule works out).
+    ByRule,
     /// Not estimated: the fix changes the plan in ways one run cannot
     /// price (a misestimate, workers that did not start).
     Unknown,
 }
 
 impl Estimate {
-    /// The saving of a finding about `subject` (a node, or the statement)
-    /// in `plan`.
-    fn saving(self, plan: &Plan, subject: Option<&Node>) -> Option<Saving> {
+    /// The saving of `finding` (about a node, or the statement) in `plan`.
+    fn saving(self, plan: &Plan, finding: &Finding) -> Option<Saving> {
+        let subject = finding.node().map(|id| &plan.nodes[id]);
         let (ms, basis) = match self {
             Estimate::NodeOwn => (subject?.self_ms?, "the node's own time"),
             Estimate::NodeWhole => (subject?.total_ms?, "the node's time with all below it"),
@@ -76,6 +82,7 @@ impl Estimate {
                 "the time spent reading blocks (track_io_timing)",
             ),
             Estimate::Planning => (plan.planning_ms?, "the planning time"),
+            Estimate::ByRule => return finding.saving.clone(),
             Estimate::Unknown => return None,
         };
         Saving::of(ms, plan, basis)
@@ -106,6 +113,13 @@ pub enum Check {
     EachNodeWithTables(fn(&Node, &Tables) -> Option<Finding>),
     /// The plan as a whole with what the catalog says about its tables.
     PlanWithTables(fn(&Plan, &Tables) -> Vec<Finding>),
+    /// The plan as a whole, for a rule that cannot judge without the
+    /// catalog: `tables` names the tables to look up for it, whatever the
+    /// other rules found.
+    PlanNeedingTables {
+        tables: fn(&Plan) -> Vec<&str>,
+        check: fn(&Plan, &Tables) -> Vec<Finding>,
+    },
 }
 
 impl Rule {
@@ -119,12 +133,13 @@ impl Rule {
                 .iter()
                 .filter_map(|node| check(node, tables))
                 .collect(),
-            Check::PlanWithTables(check) => check(plan, tables),
+            Check::PlanWithTables(check) | Check::PlanNeedingTables { check, .. } => {
+                check(plan, tables)
+            }
         }
         .into_iter()
         .map(|mut finding| {
-            let subject = finding.node().map(|id| &plan.nodes[id]);
-            finding.saving = self.saving.saving(plan, subject);
+            finding.saving = self.saving.saving(plan, &finding);
             finding
         })
         .collect()
@@ -135,6 +150,7 @@ impl Rule {
 pub const RULES: &[Rule] = &[
     seq_scan::RULE,
     index_filter::RULE,
+    index_cond::RULE,
     nested_loop::RULE,
     misestimate::RULE,
     sort_spill::RULE,
@@ -142,7 +158,9 @@ pub const RULES: &[Rule] = &[
     lossy_bitmap::RULE,
     join_filter::RULE,
     heap_fetches::RULE,
+    function_time::RULE,
     workers::RULE,
+    jit::RULE,
     disk_reads::RULE,
     planning::RULE,
 ];
@@ -152,29 +170,36 @@ impl Check {
     fn reads_tables(self) -> bool {
         matches!(
             self,
-            Check::EachNodeWithTables(_) | Check::PlanWithTables(_)
+            Check::EachNodeWithTables(_)
+                | Check::PlanWithTables(_)
+                | Check::PlanNeedingTables { .. }
         )
     }
 }
 
 /// The tables `findings` (made without the catalog's facts) would name an
-/// index on: those scanned below each finding of a rule that reads tables.
-/// Only these are worth looking up: a plan can scan a thousand partitions.
+/// index on: those scanned below each finding of a rule that reads tables;
+/// and those the rules that cannot judge without the catalog need. Only
+/// these are worth looking up: a plan can scan a thousand partitions.
 pub fn tables_to_look_up<'a>(plan: &'a Plan, findings: &[Finding]) -> Vec<&'a str> {
+    let needed = RULES.iter().flat_map(|rule| match rule.check {
+        Check::PlanNeedingTables { tables, .. } => tables(plan),
+        _ => Vec::new(),
+    });
+    let below_findings = findings
+        .iter()
+        .filter(|finding| {
+            RULES
+                .iter()
+                .any(|rule| rule.code == finding.code && rule.check.reads_tables())
+        })
+        .filter_map(Finding::node)
+        .flat_map(|node| plan.subtree(&plan.nodes[node]))
+        .filter_map(|below| below.raw.relation_name.as_deref());
     let mut relations: Vec<&str> = Vec::new();
-    for finding in findings {
-        let reads_tables = RULES
-            .iter()
-            .any(|rule| rule.code == finding.code && rule.check.reads_tables());
-        let Some(node) = finding.node().filter(|_| reads_tables) else {
-            continue;
-        };
-        for below in plan.subtree(&plan.nodes[node]) {
-            if let Some(relation) = below.raw.relation_name.as_deref()
-                && !relations.contains(&relation)
-            {
-                relations.push(relation);
-            }
+    for relation in needed.chain(below_findings) {
+        if !relations.contains(&relation) {
+            relations.push(relation);
         }
     }
     relations
@@ -286,6 +311,18 @@ pub const UNPROVEN_BUILD: &str = "perfaudit advise proves it with a hypothetical
 struct Advice {
     text: String,
     ddl: Option<String>,
+}
+
+/// Bytes in a block (PostgreSQL's default `block_size`): of a table, an
+/// index or a temporary file.
+const BLOCK_BYTES: f64 = 8192.0;
+
+/// The kB of temporary files `node` wrote itself, when it wrote some.
+fn temp_written_kb(plan: &Plan, node: &Node) -> Option<f64> {
+    let blocks = plan
+        .own(node, |raw| raw.temp_written_blocks)
+        .filter(|b| *b > 0.0)?;
+    Some(blocks * BLOCK_BYTES / 1024.0)
 }
 
 /// A `work_mem` that would have held `kb` kilobytes in memory: twice the

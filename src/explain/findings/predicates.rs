@@ -46,11 +46,7 @@ impl Constrained {
     }
 
     fn read(condition: &str, owner: &[&str], against: Against) -> Option<Constrained> {
-        let expr = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(condition)
-            .ok()?
-            .parse_expr()
-            .ok()?;
+        let expr = expression(condition)?;
         let mut found = Constrained::default();
         for constraint in constraints(&expr, |e| own_column(e, owner)) {
             let others: Option<Vec<&Expr>> = constraint
@@ -107,6 +103,30 @@ impl Constrained {
             push_once(&mut self.range, column);
         }
     }
+}
+
+/// Every column of the table known as `owner` that `condition` refers to,
+/// however it uses it, each once; `None` when the text does not parse.
+pub fn own_columns(condition: &str, owner: &[&str]) -> Option<Vec<String>> {
+    let expr = expression(condition)?;
+    let mut columns = Vec::new();
+    let _ = visit_expressions(&expr, |e| {
+        if let Some(column) = own_column(e, owner) {
+            push_once(&mut columns, column);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(columns)
+}
+
+/// A condition PostgreSQL printed, parsed; `None` when sqlparser cannot
+/// read it.
+pub fn expression(condition: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(condition)
+        .ok()?
+        .parse_expr()
+        .ok()
 }
 
 /// What a column must be compared with to count.
@@ -194,6 +214,18 @@ mod tests {
         parse(condition)
             .map(|c| c.index_key(no_statistics))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn own_columns_are_those_of_the_owner_however_used() {
+        assert_eq!(
+            own_columns(
+                "((p.user_id + 1) = u.id) AND (status = ANY ('{a}'::text[])) AND (p.user_id > 3)",
+                &["p", "payments"]
+            ),
+            Some(vec!["user_id".to_owned(), "status".to_owned()])
+        );
+        assert_eq!(own_columns("(user_id = ", &["p"]), None);
     }
 
     #[test]
