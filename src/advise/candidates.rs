@@ -16,12 +16,90 @@ use crate::sql::scans::Scan;
 /// the rows left to filter are rarely worth it.
 pub const MAX_INDEX_COLUMNS: usize = 3;
 
-/// The candidate indexes for `scan` (whose columns all exist): each column
-/// alone, the equality columns together — in [`equality_order`], most
-/// distinct values first — with a range column or the sort after them, and
-/// the sort alone. `distinct` gives a column's number
-/// of distinct values (0 when unknown).
+/// The most partial indexes proposed per condition: each is a shape of
+/// the scan's other columns under the condition, and beyond the first few
+/// they only add trials.
+pub const MAX_PARTIAL_SHAPES: usize = 3;
+
+/// The most distinct values a column compared with a constant may have for
+/// a partial index on that condition: a state (`status = 'pending'`, a
+/// kind, a flag) that the application asks for by name, not a key
+/// (`staff_id = 3`) that each query asks with another value.
+pub const MAX_STATE_VALUES: f64 = 10.0;
+
+/// The candidate indexes for `scan` (whose columns all exist):
+/// [`column_shapes`]; an expression index for each expression of its
+/// columns it compares with a value, alone and after the leading equality
+/// columns; and for each conjunct of a column and a constant
+/// (`status = 'pending'` on a column of at most [`MAX_STATE_VALUES`]
+/// values, `refunded_at IS NULL`), partial indexes of the other columns'
+/// shapes under it (or of the column itself). Whether an
+/// expression index is allowed (its functions IMMUTABLE) and whether a
+/// partial index pays (its condition rare), the server and the planner say
+/// when each is tried as a hypothetical index.
 pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
+    let mut found: Vec<Wanted> = Vec::new();
+    let mut push = |wanted: Wanted| {
+        if !found.contains(&wanted) {
+            found.push(wanted);
+        }
+    };
+    for columns in column_shapes(scan, &distinct) {
+        push(Wanted::columns(&columns));
+    }
+    let leading: Vec<Key> = equality_order(&scan.equality, &distinct)
+        .into_iter()
+        .take(MAX_INDEX_COLUMNS - 1)
+        .map(Key::Column)
+        .collect();
+    for compared in &scan.expressions {
+        let expression = Key::Expression(compared.expression.clone());
+        push(Wanted {
+            keys: vec![expression.clone()],
+            predicate: None,
+        });
+        if !leading.is_empty() {
+            push(Wanted {
+                keys: leading.iter().cloned().chain([expression]).collect(),
+                predicate: None,
+            });
+        }
+    }
+    let state = |column: &str| (1.0..=MAX_STATE_VALUES).contains(&distinct(column));
+    for condition in scan
+        .conditions
+        .iter()
+        .filter(|condition| !condition.equals || state(&condition.column))
+    {
+        let others = Scan {
+            equality: without(&scan.equality, &condition.column),
+            range: without(&scan.range, &condition.column),
+            ..scan.clone()
+        };
+        let mut shapes = column_shapes(&others, &distinct);
+        if shapes.is_empty() {
+            shapes.push(vec![condition.column.clone()]);
+        }
+        for columns in shapes.into_iter().take(MAX_PARTIAL_SHAPES) {
+            push(Wanted {
+                predicate: Some(condition.predicate.clone()),
+                ..Wanted::columns(&columns)
+            });
+        }
+    }
+    found
+}
+
+/// `columns` without `column`.
+fn without(columns: &[String], column: &str) -> Vec<String> {
+    columns.iter().filter(|c| *c != column).cloned().collect()
+}
+
+/// The B-tree shapes of `scan`'s columns: each column alone, the equality
+/// columns together — in [`equality_order`], most distinct values first —
+/// with a range column or the sort after them, and the sort alone.
+/// `distinct` gives a column's number of distinct values (0 when unknown).
+fn column_shapes(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>> {
     let equality = equality_order(&scan.equality, distinct);
     let leading = &equality[..equality.len().min(MAX_INDEX_COLUMNS - 1)];
 
@@ -59,9 +137,6 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
         }
     }
     unique
-        .iter()
-        .map(|columns| Wanted::columns(columns))
-        .collect()
 }
 
 /// The existing index that already gives `candidate`, a full index on
@@ -96,6 +171,7 @@ mod tests {
             equality: strings(equality),
             range: strings(range),
             order: strings(order),
+            ..Scan::default()
         }
     }
 
@@ -175,5 +251,57 @@ mod tests {
         );
         assert_eq!(given(&["status"]), None);
         assert_eq!(given(&["status", "user_id"]), None);
+    }
+
+    #[test]
+    fn expressions_and_conditions_give_expression_and_partial_indexes() {
+        use crate::sql::predicates::Use;
+        use crate::sql::scans::{Compared, Condition};
+        let mut payments = scan(&["user_id", "status"], &[], &["created_at"]);
+        payments.expressions = vec![Compared {
+            expression: "lower(currency)".into(),
+            columns: vec!["currency".into()],
+            kind: Use::Equality,
+        }];
+        payments.conditions = vec![
+            Condition {
+                column: "status".into(),
+                predicate: "status = 'pending'".into(),
+                equals: true,
+            },
+            // A key compared with one of its many values is no state.
+            Condition {
+                column: "user_id".into(),
+                predicate: "user_id = 42".into(),
+                equals: true,
+            },
+        ];
+        let found: Vec<String> = candidates(&payments, distinct)
+            .iter()
+            .map(Wanted::describe)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "(user_id)",
+                "(status)",
+                "(user_id, status)",
+                "(created_at)",
+                "(user_id, status, created_at)",
+                "(lower(currency))",
+                "(user_id, status, lower(currency))",
+                "(user_id) WHERE status = 'pending'",
+                "(created_at) WHERE status = 'pending'",
+                "(user_id, created_at) WHERE status = 'pending'",
+            ]
+        );
+        // A condition on the only column: a partial index of that column.
+        let mut pending = scan(&["status"], &[], &[]);
+        pending.conditions = payments.conditions[..1].to_vec();
+        let found: Vec<String> = candidates(&pending, distinct)
+            .iter()
+            .map(Wanted::describe)
+            .collect();
+        assert_eq!(found, ["(status)", "(status) WHERE status = 'pending'"]);
     }
 }

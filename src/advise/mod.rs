@@ -23,7 +23,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use self::hypo::{Hypothetical, PlanCost, Session};
+use self::hypo::{Hypothetical, PlanCost, Refusal, Session};
 pub use self::reason::Reason;
 use self::select::{Footprint, Trial};
 pub use self::workload::WorkloadStatement;
@@ -111,12 +111,26 @@ pub struct Recommendation {
     /// The key as the spec writes it (columns and expressions told apart).
     #[serde(skip)]
     pub keys: Vec<Key>,
+    /// For a partial index, the full index of the same key, to compare.
+    pub full_index: Option<FullIndex>,
     /// The statements that build it without blocking writes.
     pub ddl: String,
     /// HypoPG's estimate of its size.
     pub size_bytes: i64,
     /// The index name (also in the DDL).
     pub name: String,
+}
+
+/// The full index a partial one is compared with, on the statements the
+/// partial one serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FullIndex {
+    /// HypoPG's estimate of its size.
+    pub size_bytes: i64,
+    /// Those statements' plan costs with it, added up.
+    pub cost: f64,
+    /// The same with the partial index.
+    pub partial_cost: f64,
 }
 
 /// The workload in numbers.
@@ -224,8 +238,8 @@ pub async fn advise_statement(
 struct Planned {
     before: PlanCost,
     parameters: usize,
-    /// The columns it filters, joins or sorts on, per relation it reads
-    /// (by object id).
+    /// The columns (and expressions) it filters, joins or sorts on, per
+    /// relation it reads (by object id).
     asked: HashMap<u32, HashSet<String>>,
     /// Candidate ids (into the pool) it gave rise to; none below
     /// `--min-cost`.
@@ -241,7 +255,27 @@ struct Candidate {
     relation: Rc<Relation>,
     wanted: Wanted,
     size: i64,
+    /// Why the server would not create it, when it would not.
+    refused: Option<Refusal>,
 }
+
+impl Candidate {
+    /// Whether the server refused it for a function that is not
+    /// IMMUTABLE (SQLSTATE 42P17, whatever the server's language): an
+    /// expression that depends on the session, such as a timestamptz cast
+    /// to date.
+    fn not_immutable(&self) -> bool {
+        self.refused
+            .as_deref()
+            .is_some_and(|why| why.contains("SQLSTATE 42P17"))
+    }
+}
+
+/// The largest share of its full counterpart's size a partial index may
+/// take: a partial index pays for its narrower use only when its condition
+/// is rare (128 KiB against 6.83 MiB, say); one holding a third of the
+/// table is as good as the full index and serves fewer queries.
+const RARE_SHARE: f64 = 0.25;
 
 /// One advise run on the pinned session.
 struct Advisor<'s, 'c, 'o> {
@@ -261,9 +295,10 @@ impl Advisor<'_, '_, '_> {
         for statement in workload {
             prepared.push(self.prepare(statement, &mut pool).await?);
         }
-        let trials = self
+        let mut trials = self
             .trials(workload, &prepared, &mut pool, progress)
             .await?;
+        trials.retain(|trial| partial_pays(&pool, trial.candidate));
 
         let before: Vec<f64> = prepared
             .iter()
@@ -295,7 +330,11 @@ impl Advisor<'_, '_, '_> {
         };
         self.session.drop_all().await?;
 
-        let recommendations = self.write_down(&pool, &chosen).await?;
+        let mut recommendations = self.write_down(&pool, &chosen).await?;
+        for (recommendation, &c) in recommendations.iter_mut().zip(&chosen) {
+            let served: Vec<usize> = (0..uses.len()).filter(|&s| uses[s].contains(&c)).collect();
+            recommendation.full_index = full_index(&pool, &trials, c, &served);
+        }
         let recommendation = |c: &usize| {
             let at = chosen.iter().position(|x| x == c).expect("a chosen index");
             recommendations[at].clone()
@@ -385,6 +424,7 @@ impl Advisor<'_, '_, '_> {
                             relation: relation.clone(),
                             wanted,
                             size: 0,
+                            refused: None,
                         });
                         pool.len() - 1
                     }
@@ -419,6 +459,10 @@ impl Advisor<'_, '_, '_> {
                     let exists = |c: &String| relation.columns.contains_key(c);
                     scan.equality.retain(exists);
                     scan.range.retain(exists);
+                    scan.expressions
+                        .retain(|compared| compared.columns.iter().all(exists));
+                    scan.conditions
+                        .retain(|condition| exists(&condition.column));
                     if !scan.order.iter().all(exists) {
                         scan.order.clear();
                     }
@@ -485,11 +529,16 @@ impl Advisor<'_, '_, '_> {
         for (id, candidate) in pool.iter_mut().enumerate() {
             let statements = readers(candidate);
             let ddl = indexes::ddl::hypothetical(&candidate.relation.table, &candidate.wanted);
-            let Ok(index) = self.session.create_index(&ddl).await? else {
-                // A column type without a B-tree operator class, say.
-                done += statements.len();
-                progress.advance(0, done as u64, total as u64, None);
-                continue;
+            let index = match self.session.create_index(&ddl).await? {
+                Ok(index) => index,
+                Err(why) => {
+                    // A function that is not IMMUTABLE, a column type
+                    // without a B-tree operator class.
+                    candidate.refused = Some(why);
+                    done += statements.len();
+                    progress.advance(0, done as u64, total as u64, None);
+                    continue;
+                }
             };
             candidate.size = index.size;
             for (s, planned) in statements {
@@ -585,6 +634,7 @@ impl Advisor<'_, '_, '_> {
                 ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
                 size_bytes: candidate.size,
                 name,
+                full_index: None,
             });
         }
         Ok(recommendations)
@@ -613,6 +663,16 @@ impl Advisor<'_, '_, '_> {
         if planned.new_candidates == 0 {
             return Reason::NothingToIndex;
         }
+        let refused: Vec<String> = planned
+            .candidates
+            .iter()
+            .map(|&c| &pool[c])
+            .filter(|candidate| candidate.not_immutable())
+            .map(|candidate| candidate.wanted.key_texts().join(", "))
+            .collect();
+        if !refused.is_empty() && !trials.iter().any(|t| t.statement == s) {
+            return Reason::NotImmutable(refused);
+        }
         let best = trials
             .iter()
             .filter(|t| t.statement == s)
@@ -630,7 +690,61 @@ impl Advisor<'_, '_, '_> {
     }
 }
 
-/// The columns each relation is asked for, across the scans.
+/// For the partial candidate `partial` of `pool`, which serves the
+/// statements `served`, the full index of the same key, tried on the same
+/// statements: its size and their costs with it and with the partial one.
+fn full_index(
+    pool: &[Candidate],
+    trials: &[Trial],
+    partial: usize,
+    served: &[usize],
+) -> Option<FullIndex> {
+    let wanted = &pool[partial].wanted;
+    wanted.predicate.as_ref()?;
+    let full = pool.iter().position(|c| {
+        c.relation.oid == pool[partial].relation.oid
+            && c.wanted.predicate.is_none()
+            && c.wanted.keys == wanted.keys
+    })?;
+    let cost = |candidate: usize| -> Option<f64> {
+        served
+            .iter()
+            .map(|&s| {
+                trials
+                    .iter()
+                    .find(|t| t.statement == s && t.candidate == candidate)
+                    .map(|t| t.cost)
+            })
+            .sum()
+    };
+    Some(FullIndex {
+        size_bytes: pool[full].size,
+        cost: cost(full)?,
+        partial_cost: cost(partial)?,
+    })
+}
+
+/// Whether the candidate `id` of `pool` may be chosen: a full index may; a
+/// partial one only when its condition is rare, its size at most
+/// [`RARE_SHARE`] of the full index of the same key (which must have been
+/// tried, to tell).
+fn partial_pays(pool: &[Candidate], id: usize) -> bool {
+    let candidate = &pool[id];
+    if candidate.wanted.predicate.is_none() {
+        return true;
+    }
+    pool.iter().any(|full| {
+        full.relation.oid == candidate.relation.oid
+            && full.wanted.predicate.is_none()
+            && full.wanted.keys == candidate.wanted.keys
+            && full.size > 0
+            && candidate.size as f64 <= full.size as f64 * RARE_SHARE
+    })
+}
+
+/// The columns and expressions each relation is asked for, across the
+/// scans: a candidate is tried on the statements that ask for its leading
+/// key.
 fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>> {
     let mut asked: HashMap<u32, HashSet<String>> = HashMap::new();
     for (relation, scan) in scans {
@@ -639,6 +753,7 @@ fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>
                 .iter()
                 .chain(&scan.range)
                 .chain(&scan.order)
+                .chain(scan.expressions.iter().map(|compared| &compared.expression))
                 .cloned(),
         );
     }

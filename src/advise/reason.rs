@@ -40,6 +40,9 @@ pub enum Reason {
     },
     /// It neither filters, joins nor sorts on a plain column.
     NothingToIndex,
+    /// Its only candidates are expressions the server cannot index: a
+    /// function in them is not IMMUTABLE.
+    NotImmutable(Vec<String>),
     /// No candidate lowers the cost enough.
     BelowThreshold {
         /// The best candidate (`(a, b) WHERE ...`) and the fraction it saves.
@@ -103,6 +106,14 @@ impl fmt::Display for Reason {
                     None => write!(f, " and is cheap already"),
                 }
             }
+            Reason::NotImmutable(expressions) => write!(
+                f,
+                "not immutable: {} depends on the session (a function that is not IMMUTABLE, \
+                 such as a timestamptz cast to date, which follows TimeZone), so no index can \
+                 hold it; compare the column itself instead, a cast to date as a range \
+                 (ts::date = '2024-03-01' as ts >= '2024-03-01' AND ts < '2024-03-02')",
+                expressions.join(", ")
+            ),
             Reason::NothingToIndex => write!(
                 f,
                 "nothing to index: it neither filters, joins nor sorts on a plain column"

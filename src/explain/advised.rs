@@ -218,6 +218,7 @@ mod tests {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             predicate: None,
             keys: Vec::new(),
+            full_index: None,
             ddl: format!(
                 "CREATE INDEX CONCURRENTLY ON {table} ({});",
                 columns.join(", ")

@@ -107,10 +107,21 @@ fn render(advice: &Advice, ui: &Ui) -> String {
                 .filter(|(_, s)| s.indexes.iter().any(|i| i.name == index.name))
                 .map(|(n, _)| format!("#{}", n + 1))
                 .collect();
+            // A partial index beside the full one it beats.
+            let key = match &index.full_index {
+                Some(full) => format!(
+                    "{}\nthe full index: {}, cost {:.0} against {:.0}",
+                    index.describe(),
+                    crate::text::bytes(full.size_bytes),
+                    full.cost,
+                    full.partial_cost
+                ),
+                None => index.describe(),
+            };
             indexes.add_row([
                 index.name.clone(),
                 index.table.clone(),
-                index.describe(),
+                key,
                 crate::text::bytes(index.size_bytes),
                 serves.join(", "),
             ]);
@@ -184,6 +195,7 @@ mod tests {
             columns: vec!["user_id".into(), "status".into()],
             predicate: None,
             keys: Vec::new(),
+            full_index: None,
             ddl: "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" (\"user_id\", \"status\");".into(),
             size_bytes: 3_137_536,
             name: "idx_payments_user_id_status".into(),

@@ -16,15 +16,15 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Delete, Expr, FromTable, Ident, Join, JoinConstraint, JoinOperator, Merge, ObjectName,
-    ObjectNamePart, OrderBy, OrderByKind, OrderBySort, Query, Select, SelectItem,
+    BinaryOperator, Delete, Expr, FromTable, Ident, Join, JoinConstraint, JoinOperator, Merge,
+    ObjectName, ObjectNamePart, OrderBy, OrderByKind, OrderBySort, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
-    Update, UpdateTableFromKind, Value, Visit, Visitor,
+    Update, UpdateTableFromKind, Value, Visit, Visitor, visit_expressions_mut,
 };
 
-use crate::sql::ident::{fold, fold_name};
+use crate::sql::ident::{fold, fold_name, ident};
 use crate::sql::own_expressions;
-use crate::sql::predicates::{Operand, Use, constraints};
+use crate::sql::predicates::{Operand, Use, conjuncts, constraints};
 
 /// A relation's name as written, each part folded as PostgreSQL folds it
 /// (unquoted parts to lower case).
@@ -43,6 +43,37 @@ pub struct Scan {
     /// The `ORDER BY` columns, when all of them are this scan's and sort the
     /// same way (an index read forwards or backwards then gives the order).
     pub order: Vec<String>,
+    /// Expressions of its columns compared with a value: what an
+    /// expression index would serve.
+    pub expressions: Vec<Compared>,
+    /// Conjuncts of one column and a constant: what a partial index's
+    /// predicate could be.
+    pub conditions: Vec<Condition>,
+}
+
+/// An expression of one scan's columns compared with a value
+/// (`lower(email) = $1`, `(paid_at AT TIME ZONE 'UTC')::date = '2024-03-01'`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    /// The expression as SQL, its columns unqualified.
+    pub expression: String,
+    /// The columns it reads.
+    pub columns: Vec<String>,
+    /// How it is compared.
+    pub kind: Use,
+}
+
+/// A conjunct of one column and a constant (`status = 'pending'`,
+/// `refunded_at IS NULL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The column.
+    pub column: String,
+    /// The conjunct as SQL, the column unqualified.
+    pub predicate: String,
+    /// Whether it compares the column with a value (`= 'pending'`), rather
+    /// than testing it for NULL.
+    pub equals: bool,
 }
 
 impl Scan {
@@ -50,6 +81,18 @@ impl Scan {
         Scan {
             relation,
             ..Scan::default()
+        }
+    }
+
+    fn compared(&mut self, compared: Compared) {
+        if !self.expressions.contains(&compared) {
+            self.expressions.push(compared);
+        }
+    }
+
+    fn condition(&mut self, condition: Condition) {
+        if !self.conditions.contains(&condition) {
+            self.conditions.push(condition);
         }
     }
 
@@ -490,6 +533,7 @@ impl<'a> Builder<'a> {
     /// index on either side lets a nested loop look rows up by the other
     /// side's value), or with `IN (subquery)`, a semi-join.
     fn conjunct(&mut self, expr: &Expr) {
+        self.expressions_and_conditions(expr);
         for constraint in constraints(expr, |e| self.column(e)) {
             let kind = constraint.kind;
             match constraint.with.as_slice() {
@@ -524,6 +568,90 @@ impl<'a> Builder<'a> {
                 self.block.scans[scan + shift].add(&column, Use::Equality);
             }
         }
+    }
+
+    /// Records the expressions of one scan's columns that `expr`'s
+    /// conjuncts compare with values, and its conjuncts of one column and a
+    /// constant.
+    fn expressions_and_conditions(&mut self, expr: &Expr) {
+        for constraint in constraints(expr, |e| self.expression(e)) {
+            let with_values = constraint
+                .with
+                .iter()
+                .all(|o| matches!(o, Operand::Other(e) if self.is_value(e)));
+            if with_values {
+                for (scan, expression, columns) in constraint.column {
+                    self.block.scans[scan].compared(Compared {
+                        expression,
+                        columns,
+                        kind: constraint.kind,
+                    });
+                }
+            }
+        }
+        for term in conjuncts(expr) {
+            if let Some((column, equals, predicate)) = column_and_constant(term) {
+                for (scan, name) in self.column(column).unwrap_or_default() {
+                    let predicate = predicate(&ident(&name));
+                    self.block.scans[scan].condition(Condition {
+                        column: name,
+                        predicate,
+                        equals,
+                    });
+                }
+            }
+        }
+    }
+
+    /// `expr` as an expression of one scan's columns, for each scan it can
+    /// be (an unqualified column is every table's that has it), with its
+    /// text and columns: none for a plain column, a value, or anything
+    /// holding a subquery or a parameter, which no index key can be.
+    fn expression(&self, expr: &Expr) -> Option<Vec<(usize, String, Vec<String>)>> {
+        if self.column(expr).is_some() || !subqueries(expr).is_empty() {
+            return None;
+        }
+        let mut references: Vec<Vec<Source>> = Vec::new();
+        let read = own_expressions(expr, |e| match e {
+            Expr::Value(value) if matches!(value.value, Value::Placeholder(_)) => {
+                ControlFlow::Break(())
+            }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => match self.column(e) {
+                Some(sources) => {
+                    references.push(sources);
+                    ControlFlow::Continue(())
+                }
+                None => ControlFlow::Break(()),
+            },
+            _ => ControlFlow::Continue(()),
+        });
+        if read.is_break() || references.is_empty() {
+            return None;
+        }
+        let scans = references[0].iter().map(|(scan, _)| *scan).filter(|scan| {
+            references
+                .iter()
+                .all(|sources| sources.iter().any(|(s, _)| s == scan))
+        });
+        let found: Vec<(usize, String, Vec<String>)> = scans
+            .map(|scan| {
+                let mut columns: Vec<String> = Vec::new();
+                let mut text = expr.clone();
+                let _ = visit_expressions_mut(&mut text, |e| {
+                    if let Some(sources) = self.column(e)
+                        && let Some((_, name)) = sources.iter().find(|(s, _)| *s == scan)
+                    {
+                        if !columns.contains(name) {
+                            columns.push(name.clone());
+                        }
+                        *e = Expr::Identifier(Ident::new(ident(name)));
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                (scan, text.to_string(), columns)
+            })
+            .collect();
+        (!found.is_empty()).then_some(found)
     }
 
     fn add(&mut self, columns: &[Source], kind: Use) {
@@ -718,6 +846,50 @@ fn apply_order(scans: &mut [Scan], keys: &[Vec<Source>]) {
     }
 }
 
+/// A conjunct of a column and a constant: the column, whether it is an
+/// equality, and the conjunct written over a given name for it
+/// (`status = 'pending'`, `refunded_at IS NULL`, `refunded_at IS NOT
+/// NULL`), as a partial index's predicate would say it. A parameter is no
+/// constant: a predicate is fixed when the index is built.
+type ColumnAndConstant<'a> = (&'a Expr, bool, Box<dyn Fn(&str) -> String>);
+
+fn column_and_constant(term: &Expr) -> Option<ColumnAndConstant<'_>> {
+    let constant = |e: &Expr| match e {
+        Expr::Value(value) => !matches!(value.value, Value::Placeholder(_)),
+        Expr::Cast { expr, .. } => matches!(&**expr, Expr::Value(v)
+            if !matches!(v.value, Value::Placeholder(_))),
+        _ => false,
+    };
+    match term {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let (column, value) = if constant(right) {
+                (left, right)
+            } else if constant(left) {
+                (right, left)
+            } else {
+                return None;
+            };
+            let value = value.to_string();
+            Some((
+                column,
+                true,
+                Box::new(move |name| format!("{name} = {value}")),
+            ))
+        }
+        Expr::IsNull(column) => Some((column, false, Box::new(|name| format!("{name} IS NULL")))),
+        Expr::IsNotNull(column) => Some((
+            column,
+            false,
+            Box::new(|name| format!("{name} IS NOT NULL")),
+        )),
+        _ => None,
+    }
+}
+
 /// The subqueries directly inside `expr` (not those nested in them).
 fn subqueries(expr: &Expr) -> Vec<Query> {
     struct Collector {
@@ -799,8 +971,17 @@ mod tests {
         parse_statements(sql).unwrap().remove(0).ast
     }
 
+    /// The scans of `sql`, their columns only (the expressions and
+    /// conditions have tests of their own).
     fn scans(sql: &str) -> Vec<Scan> {
         statement_scans(&statement(sql))
+            .into_iter()
+            .map(|scan| Scan {
+                expressions: Vec::new(),
+                conditions: Vec::new(),
+                ..scan
+            })
+            .collect()
     }
 
     fn scan(relation: &str, equality: &[&str], range: &[&str], order: &[&str]) -> Scan {
@@ -810,7 +991,73 @@ mod tests {
             equality: strings(equality),
             range: strings(range),
             order: strings(order),
+            ..Scan::default()
         }
+    }
+
+    /// The expressions and the conditions of each scan of `sql`.
+    fn shapes(sql: &str) -> Vec<(Vec<String>, Vec<String>)> {
+        statement_scans(&statement(sql))
+            .into_iter()
+            .map(|scan| {
+                let expressions = scan
+                    .expressions
+                    .iter()
+                    .map(|e| format!("{} {:?} {:?}", e.expression, e.kind, e.columns))
+                    .collect();
+                let conditions = scan
+                    .conditions
+                    .iter()
+                    .map(|c| format!("{}: {}", c.column, c.predicate))
+                    .collect();
+                (expressions, conditions)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expressions_of_one_tables_columns_compared_with_values() {
+        let found = shapes(
+            "SELECT * FROM store.customer c JOIN store.rental r USING (customer_id) \
+             WHERE lower(c.email) = $1 AND (r.rented_at AT TIME ZONE 'UTC')::date = '2024-03-01' \
+             AND date_trunc('month', rented_at) >= now() - interval '1 year' \
+             AND lower(c.last_name) = lower(r.note) AND abs(c.balance - $2) < 1 \
+             AND upper(c.first_name) IN (SELECT 'A')",
+        );
+        // An unqualified column may be either table's: the catalog tells.
+        assert_eq!(
+            found[0].0,
+            [
+                "lower(email) Equality [\"email\"]",
+                "date_trunc('month', rented_at) Range [\"rented_at\"]"
+            ],
+            "a join of two tables' expressions, a parameter inside, a subquery: none"
+        );
+        assert_eq!(
+            found[1].0,
+            [
+                "(rented_at AT TIME ZONE 'UTC')::DATE Equality [\"rented_at\"]",
+                "date_trunc('month', rented_at) Range [\"rented_at\"]"
+            ]
+        );
+    }
+
+    #[test]
+    fn conjuncts_of_a_column_and_a_constant_can_be_predicates() {
+        let found = shapes(
+            "SELECT * FROM payments p WHERE p.status = 'pending' AND refunded_at IS NULL \
+             AND \"Note\" IS NOT NULL AND user_id = $1 AND 42 = kind AND amount > 5 \
+             AND (currency = 'EUR' OR currency = 'USD')",
+        );
+        assert_eq!(
+            found[0].1,
+            [
+                "status: status = 'pending'",
+                "refunded_at: refunded_at IS NULL",
+                "Note: \"Note\" IS NOT NULL",
+                "kind: kind = 42"
+            ]
+        );
     }
 
     #[test]
@@ -978,15 +1225,19 @@ mod tests {
         );
         let view = view_block(&definition).unwrap();
         let outer = scan("pending", &["customer", "id"], &[], &["created_at"]);
-        assert_eq!(
-            view.inline(&outer),
-            [scan(
-                "payments",
-                &["status", "user_id", "id"],
-                &[],
-                &["created_at"]
-            )]
+        // The view's own WHERE is the statement's too.
+        let mut expected = scan(
+            "payments",
+            &["status", "user_id", "id"],
+            &[],
+            &["created_at"],
         );
+        expected.conditions = vec![Condition {
+            column: "status".into(),
+            predicate: "status = 'pending'".into(),
+            equals: true,
+        }];
+        assert_eq!(view.inline(&outer), [expected]);
         let star = view_block(&statement("SELECT * FROM users")).unwrap();
         assert_eq!(
             star.inline(&scan("v", &["country"], &[], &[])),
