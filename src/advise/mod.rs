@@ -255,11 +255,21 @@ struct Candidate {
     relation: Rc<Relation>,
     wanted: Wanted,
     size: i64,
+    /// For a partial index, the size of the full index of the same key.
+    full_size: i64,
     /// Why the server would not create it, when it would not.
     refused: Option<Refusal>,
 }
 
 impl Candidate {
+    /// Whether it may be chosen: a full index may; a partial one only when
+    /// its condition is rare, its size at most [`RARE_SHARE`] of the full
+    /// index's (which must have been made, to tell).
+    fn pays(&self) -> bool {
+        self.wanted.predicate.is_none()
+            || (self.full_size > 0 && self.size as f64 <= self.full_size as f64 * RARE_SHARE)
+    }
+
     /// Whether the server refused it for a function that is not
     /// IMMUTABLE (SQLSTATE 42P17, whatever the server's language): an
     /// expression that depends on the session, such as a timestamptz cast
@@ -298,7 +308,7 @@ impl Advisor<'_, '_, '_> {
         let mut trials = self
             .trials(workload, &prepared, &mut pool, progress)
             .await?;
-        trials.retain(|trial| partial_pays(&pool, trial.candidate));
+        trials.retain(|trial| pool[trial.candidate].pays());
 
         let before: Vec<f64> = prepared
             .iter()
@@ -424,6 +434,7 @@ impl Advisor<'_, '_, '_> {
                             relation: relation.clone(),
                             wanted,
                             size: 0,
+                            full_size: 0,
                             refused: None,
                         });
                         pool.len() - 1
@@ -541,6 +552,9 @@ impl Advisor<'_, '_, '_> {
                 }
             };
             candidate.size = index.size;
+            if candidate.wanted.predicate.is_some() {
+                candidate.full_size = self.full_size(candidate).await?;
+            }
             for (s, planned) in statements {
                 let plan = self
                     .session
@@ -561,6 +575,24 @@ impl Advisor<'_, '_, '_> {
             self.session.drop_index(&index).await?;
         }
         Ok(trials)
+    }
+
+    /// The size HypoPG gives the full index of `partial`'s key (0 when it
+    /// cannot make it), made and removed again: what tells a rare
+    /// condition.
+    async fn full_size(&mut self, partial: &Candidate) -> Result<i64> {
+        let full = Wanted {
+            predicate: None,
+            ..partial.wanted.clone()
+        };
+        let ddl = indexes::ddl::hypothetical(&partial.relation.table, &full);
+        Ok(match self.session.create_index(&ddl).await? {
+            Ok(index) => {
+                self.session.drop_index(&index).await?;
+                index.size
+            }
+            Err(_) => 0,
+        })
     }
 
     /// Costs every planned statement with exactly `chosen` in place: per
@@ -721,24 +753,6 @@ fn full_index(
         size_bytes: pool[full].size,
         cost: cost(full)?,
         partial_cost: cost(partial)?,
-    })
-}
-
-/// Whether the candidate `id` of `pool` may be chosen: a full index may; a
-/// partial one only when its condition is rare, its size at most
-/// [`RARE_SHARE`] of the full index of the same key (which must have been
-/// tried, to tell).
-fn partial_pays(pool: &[Candidate], id: usize) -> bool {
-    let candidate = &pool[id];
-    if candidate.wanted.predicate.is_none() {
-        return true;
-    }
-    pool.iter().any(|full| {
-        full.relation.oid == candidate.relation.oid
-            && full.wanted.predicate.is_none()
-            && full.wanted.keys == candidate.wanted.keys
-            && full.size > 0
-            && candidate.size as f64 <= full.size as f64 * RARE_SHARE
     })
 }
 
