@@ -143,10 +143,10 @@ impl<'a> FindingJson<'a> {
             message: &finding.message,
             suggestion: &finding.suggestion,
             ddl: finding.ddl.as_deref(),
+            // As measured, as the nodes' times are.
             saving: finding.saving.as_ref().map(|saving| SavingJson {
-                // Microseconds, as every time in the JSON.
-                ms: (saving.ms * 1000.0).round() / 1000.0,
-                share: (saving.share * 10_000.0).round() / 10_000.0,
+                ms: saving.ms,
+                share: saving.share,
                 basis: saving.basis,
             }),
         }
