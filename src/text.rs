@@ -19,6 +19,26 @@ pub fn whole_seconds(duration: Duration) -> String {
     humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
 }
 
+/// The runs of letters, digits and underscores in `text`, lower-cased: the
+/// identifiers and literals of an expression (`lower(email)`: `lower`,
+/// `email`).
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// A time in milliseconds for people, in the unit that reads best:
+/// `850 ms`, `12.4 s`, `3.5 min`, `2.1 h`.
+pub fn duration_ms(ms: f64) -> String {
+    match ms {
+        ms if ms < 1_000.0 => format!("{ms:.0} ms"),
+        ms if ms < 60_000.0 => format!("{:.1} s", ms / 1_000.0),
+        ms if ms < 3_600_000.0 => format!("{:.1} min", ms / 60_000.0),
+        ms => format!("{:.1} h", ms / 3_600_000.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +50,9 @@ mod tests {
         assert_eq!(bytes(-1), "0 B");
         assert_eq!(bytes(786_432), "768.00 KiB");
         assert_eq!(whole_seconds(Duration::from_millis(72_900)), "1m 12s");
+        assert_eq!(duration_ms(850.2), "850 ms");
+        assert_eq!(duration_ms(12_400.0), "12.4 s");
+        assert_eq!(duration_ms(210_000.0), "3.5 min");
+        assert_eq!(duration_ms(7_560_000.0), "2.1 h");
     }
 }

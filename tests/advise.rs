@@ -657,6 +657,20 @@ async fn the_workload_can_come_from_pg_stat_statements() {
         lookup["line"].is_null() && lookup["column"].is_null(),
         "{lookup}"
     );
+    // What pg_stat_statements counted, and the time the index saves: the
+    // lookups' time in proportion to the cost it saves them. A minute of
+    // statistics makes no rate a day.
+    let usage = &lookup["usage"];
+    assert_eq!(usage["calls"], 3.0, "{lookup}");
+    let total = usage["total_ms"].as_f64().unwrap();
+    let saved = &lookup["indexes"][0]["time_saved"];
+    let share =
+        1.0 - lookup["cost_after"].as_f64().unwrap() / lookup["cost_before"].as_f64().unwrap();
+    assert!(
+        (saved["ms"].as_f64().unwrap() - total * share).abs() < 1e-6,
+        "{lookup}"
+    );
+    assert!(saved["ms_per_day"].is_null(), "{lookup}");
     // pg_stat_statements replaced the constants with $1, $2...
     let sorted = statements
         .iter()
@@ -671,10 +685,10 @@ async fn the_workload_can_come_from_pg_stat_statements() {
         "{json}"
     );
     // Utility statements (CREATE EXTENSION, ANALYZE...), which ran longer,
-    // and statements that read no table (the seeding of users from
-    // generate_series) are not workload, and --top counts only what is:
-    // the 4 statements that read the tables, of the 5 asked for.
-    assert_eq!(statements.len(), 4, "{json}");
+    // are not workload, and --top counts only what is: the 3 statements
+    // that read the tables and the 2 that wrote them (the seeding), of the
+    // 5 asked for.
+    assert_eq!(statements.len(), 5, "{json}");
     assert!(
         statements.iter().all(|s| {
             let original = s["original"].as_str().unwrap();
@@ -693,7 +707,7 @@ async fn the_workload_can_come_from_pg_stat_statements() {
             .all(|s| !s["original"].as_str().unwrap().contains("pg_")),
         "{all}"
     );
-    assert_eq!(statements.len(), 4, "{all}");
+    assert_eq!(statements.len(), 5, "{all}");
 }
 
 #[tokio::test]

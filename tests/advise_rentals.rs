@@ -334,3 +334,61 @@ async fn the_spec_advise_writes_builds_its_partial_and_expression_indexes_as_adv
         assert!(plan.contains(name), "{definition} unused:\n{plan}");
     }
 }
+
+#[tokio::test]
+async fn an_index_that_ends_hot_updates_says_so_and_is_dropped_when_the_writes_pay_more() {
+    let Some(db) = common::hypopg_db(Fixture::Rentals).await else {
+        return;
+    };
+    let lost = "SELECT * FROM store.rental WHERE status = 'lost'";
+    // One row updated at a time: the index is worth it, and says what it
+    // ends. Nothing indexes status yet, so that update is HOT today.
+    let one = advise(
+        &db,
+        &[&format!(
+            "{lost};\nUPDATE store.rental SET status = 'lost' WHERE rental_id = $1"
+        )],
+    );
+    let index = &one["indexes"][0];
+    assert_eq!(
+        index["write_cost"]["hot_lost"],
+        serde_json::json!([2]),
+        "{one:#}"
+    );
+    let (cost, saving) = (
+        index["write_cost"]["cost"].as_f64().unwrap(),
+        index["write_cost"]["read_saving"].as_f64().unwrap(),
+    );
+    assert!(cost > 0.0 && cost < saving, "{one:#}");
+    // rental has 3 indexes: every write that is not HOT writes 4 with it.
+    assert_eq!(
+        one["summary"]["tables"],
+        serde_json::json!([{"table": "store.rental", "indexes": 3, "with_recommended": 4}])
+    );
+    // A third of the table updated per statement: the writes pay more.
+    let many = advise(
+        &db,
+        &[&format!(
+            "{lost};\nUPDATE store.rental SET status = 'open' WHERE rented_at > '2024-06-01'"
+        )],
+    );
+    assert_eq!(many["indexes"], serde_json::json!([]), "{many:#}");
+    let reason = many["statements"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("write cost: (status)") && reason.contains("HOT updates of #2"),
+        "{reason}"
+    );
+    // An update of a column an index reads already (the partial index on
+    // open rentals reads returned_at) is not HOT today: nothing is ended.
+    let returned = advise(
+        &db,
+        &[&format!(
+            "{lost};\nUPDATE store.rental SET returned_at = now() WHERE rental_id = $1"
+        )],
+    );
+    assert_eq!(
+        returned["indexes"][0]["write_cost"]["hot_lost"],
+        serde_json::json!([]),
+        "{returned:#}"
+    );
+}

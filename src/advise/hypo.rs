@@ -53,6 +53,9 @@ pub struct Hypothetical {
 pub struct PlanCost {
     /// The top node's total cost.
     pub cost: f64,
+    /// The rows it returns, or for a write the rows it writes (the rows
+    /// under its `ModifyTable`).
+    pub rows: f64,
     /// Every index the plan reads, by name.
     pub indexes: Vec<String>,
 }
@@ -343,8 +346,14 @@ fn summarize(document: &str) -> Result<PlanCost, Refusal> {
             indexes.push(name.clone());
         }
     }
+    let root = model.root();
+    let rows = match (root.raw.node_type.as_str(), model.children(root).next()) {
+        ("ModifyTable", Some(written)) => written.raw.plan_rows,
+        _ => root.raw.plan_rows,
+    };
     Ok(PlanCost {
-        cost: model.root().raw.total_cost,
+        cost: root.raw.total_cost,
+        rows,
         indexes,
     })
 }
@@ -384,6 +393,7 @@ mod tests {
             summarize(&explain.to_string()),
             Ok(PlanCost {
                 cost: 120.5,
+                rows: 0.0,
                 indexes: vec!["<1>btree_payments_user_id".into(), "users_pkey".into()]
             })
         );

@@ -17,6 +17,7 @@ pub mod hypo;
 mod reason;
 pub mod select;
 pub mod workload;
+pub mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -26,7 +27,8 @@ use serde::Serialize;
 use self::hypo::{Hypothetical, PlanCost, Refusal, Session};
 pub use self::reason::Reason;
 use self::select::{Footprint, Trial};
-pub use self::workload::WorkloadStatement;
+pub use self::workload::{Usage, WorkloadStatement};
+use self::writes::{TableWrite, WriteCost, write_cost};
 use tokio_postgres::Client;
 
 use crate::db::Database;
@@ -39,6 +41,7 @@ use crate::pg::catalog::{RelKind, Relation, Relations, Taken};
 use crate::sql::Class;
 use crate::sql::ident::QualifiedName;
 use crate::sql::scans::{self, Scan};
+use crate::sql::writes::statement_write;
 use crate::ui::Progress;
 
 /// The default `--min-improvement`: the saving explain asks of an index
@@ -96,6 +99,8 @@ pub struct StatementAdvice {
     pub indexes: Vec<Recommendation>,
     /// Why nothing is recommended for it.
     pub reason: Option<Reason>,
+    /// How often it ran and for how long, when `pg_stat_statements` said.
+    pub usage: Option<Usage>,
 }
 
 /// One recommended index.
@@ -113,6 +118,12 @@ pub struct Recommendation {
     pub keys: Vec<Key>,
     /// For a partial index, the full index of the same key, to compare.
     pub full_index: Option<FullIndex>,
+    /// What it costs the workload's writes to its table, when there are
+    /// some.
+    pub write_cost: Option<WriteCost>,
+    /// The time it saves the workload, when `pg_stat_statements` measured
+    /// the statements it serves.
+    pub time_saved: Option<TimeSaved>,
     /// The statements that build it without blocking writes.
     pub ddl: String,
     /// HypoPG's estimate of its size.
@@ -133,6 +144,30 @@ pub struct FullIndex {
     pub partial_cost: f64,
 }
 
+/// The time an index saves the statements it serves, from what
+/// `pg_stat_statements` measured of them: their time in proportion to the
+/// estimated cost it saves each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeSaved {
+    /// Milliseconds, over the period the statistics cover.
+    pub ms: f64,
+    /// Milliseconds a day, when that period is known (PostgreSQL 14 and
+    /// later record when the statistics were reset).
+    pub ms_per_day: Option<f64>,
+}
+
+/// A table the recommended indexes go on: what each write to it pays.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableIndexes {
+    /// The table.
+    pub table: String,
+    /// Its indexes now.
+    pub indexes: usize,
+    /// Its indexes with the recommended ones: each insert, and each update
+    /// that is not HOT, writes an entry in every one.
+    pub with_recommended: usize,
+}
+
 /// The workload in numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -150,6 +185,8 @@ pub struct Summary {
     pub cost_before: f64,
     /// The same with the recommended set.
     pub cost_after: f64,
+    /// The tables the recommended indexes go on, with their index counts.
+    pub tables: Vec<TableIndexes>,
 }
 
 impl Recommendation {
@@ -203,7 +240,11 @@ pub async fn advise(
                 session,
                 options,
             };
-            advisor.run(workload, progress).await
+            let mut advice = advisor.run(workload, progress).await?;
+            if workload.iter().any(|s| s.usage.is_some()) {
+                per_day(&mut advice, workload::stats_days(session.client()).await);
+            }
+            Ok(advice)
         },
     )
     .await;
@@ -232,6 +273,26 @@ pub async fn advise_statement(
         Ok(advice.statements.remove(0))
     })
     .await
+}
+
+/// The shortest period of statistics worth a rate a day: an hour. A
+/// minute's counts would make a day of a burst.
+const MIN_STATS_DAYS: f64 = 1.0 / 24.0;
+
+/// Each index's time saved a day, over `days` the statistics cover (at
+/// least [`MIN_STATS_DAYS`]).
+fn per_day(advice: &mut Advice, days: Option<f64>) {
+    let Some(days) = days.filter(|days| *days >= MIN_STATS_DAYS) else {
+        return;
+    };
+    let every = advice
+        .statements
+        .iter_mut()
+        .flat_map(|statement| statement.indexes.iter_mut())
+        .chain(advice.indexes.iter_mut());
+    for saved in every.filter_map(|index| index.time_saved.as_mut()) {
+        saved.ms_per_day = Some(saved.ms / days);
+    }
 }
 
 /// A statement with a plan, ready for trials.
@@ -325,25 +386,44 @@ impl Advisor<'_, '_, '_> {
         let mut chosen = select::minimal_set(&before, &footprints, &trials, threshold);
 
         // Cost the workload with exactly the chosen set; drop any index no
-        // statement ends up using, and cost again.
-        let (uses, after) = loop {
+        // statement ends up using, or whose writes outweigh its reads, and
+        // cost again.
+        let writes = self.writes(workload, &prepared).await?;
+        let mut outweighed: Vec<(usize, WriteCost)> = Vec::new();
+        let (uses, after, write_costs) = loop {
             let (uses, after) = self.verify(workload, &prepared, &pool, &chosen).await?;
-            let needed: Vec<usize> = chosen
+            let costs: Vec<Option<WriteCost>> = chosen
                 .iter()
-                .copied()
-                .filter(|c| uses.iter().any(|u| u.contains(c)))
+                .map(|&c| {
+                    let saving = read_saving(c, &uses, &before, &after, workload);
+                    writes
+                        .get(&pool[c].relation.oid)
+                        .map(|w| index_write_cost(&pool[c], w, saving))
+                })
                 .collect();
+            let mut needed = Vec::new();
+            for (&c, cost) in chosen.iter().zip(&costs) {
+                match cost {
+                    Some(cost) if cost.tips() => outweighed.push((c, cost.clone())),
+                    _ if uses.iter().any(|u| u.contains(&c)) => needed.push(c),
+                    _ => {}
+                }
+            }
             if needed.len() == chosen.len() {
-                break (uses, after);
+                break (uses, after, costs);
             }
             chosen = needed;
         };
         self.session.drop_all().await?;
 
         let mut recommendations = self.write_down(&pool, &chosen).await?;
-        for (recommendation, &c) in recommendations.iter_mut().zip(&chosen) {
+        for ((recommendation, &c), write_cost) in
+            recommendations.iter_mut().zip(&chosen).zip(write_costs)
+        {
             let served: Vec<usize> = (0..uses.len()).filter(|&s| uses[s].contains(&c)).collect();
             recommendation.full_index = full_index(&pool, &trials, c, &served);
+            recommendation.write_cost = write_cost;
+            recommendation.time_saved = time_saved(c, &uses, &before, &after, workload);
         }
         let recommendation = |c: &usize| {
             let at = chosen.iter().position(|x| x == c).expect("a chosen index");
@@ -357,7 +437,7 @@ impl Advisor<'_, '_, '_> {
                     let indexes: Vec<Recommendation> = uses[s].iter().map(recommendation).collect();
                     let reason = indexes
                         .is_empty()
-                        .then(|| self.reason(planned, &pool, &trials, s));
+                        .then(|| self.reason(planned, &pool, &trials, &outweighed, s));
                     (Some(planned.before.cost), after[s], indexes, reason)
                 }
             };
@@ -369,9 +449,16 @@ impl Advisor<'_, '_, '_> {
                 cost_after,
                 indexes,
                 reason,
+                usage: statement.usage,
             });
         }
-        let summary = summarize(&statements, &recommendations);
+        let tables = table_indexes(&pool, &chosen);
+        let summary = summarize(&statements, &recommendations, tables);
+        // The most time saved first, where it was measured.
+        recommendations.sort_by(|a, b| {
+            let saved = |r: &Recommendation| r.time_saved.as_ref().map_or(-1.0, |t| t.ms);
+            saved(b).total_cmp(&saved(a))
+        });
         Ok(Advice {
             statements,
             indexes: recommendations,
@@ -595,6 +682,45 @@ impl Advisor<'_, '_, '_> {
         })
     }
 
+    /// The workload's INSERTs and UPDATEs, by the table they write (its
+    /// object id), each with the rows the planner expects it to write.
+    async fn writes(
+        &mut self,
+        workload: &[WorkloadStatement],
+        prepared: &[std::result::Result<Planned, Reason>],
+    ) -> Result<HashMap<u32, Vec<TableWrite>>> {
+        let mut writes: HashMap<u32, Vec<TableWrite>> = HashMap::new();
+        for (s, statement) in workload.iter().enumerate() {
+            let Some(write) = statement.parsed.as_ref().ok().and_then(statement_write) else {
+                continue;
+            };
+            let Some(relation) = self.catalog.relation(&write.relation).await? else {
+                continue;
+            };
+            let rows = match &prepared[s] {
+                Ok(planned) => planned.before.rows,
+                // An INSERT of values reads no table and was not planned.
+                Err(_) => {
+                    let parameters = statement
+                        .parsed
+                        .as_ref()
+                        .map_or(0, crate::sql::placeholders);
+                    match self.session.explain(&statement.text, parameters).await? {
+                        Ok(plan) => plan.rows,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            writes.entry(relation.oid).or_default().push(TableWrite {
+                statement: s,
+                change: write.change,
+                rows,
+                weight: weight(statement),
+            });
+        }
+        Ok(writes)
+    }
+
     /// Costs every planned statement with exactly `chosen` in place: per
     /// statement, the chosen indexes its plan uses (only where they save
     /// the threshold), and its cost.
@@ -667,13 +793,31 @@ impl Advisor<'_, '_, '_> {
                 size_bytes: candidate.size,
                 name,
                 full_index: None,
+                write_cost: None,
+                time_saved: None,
             });
         }
         Ok(recommendations)
     }
 
     /// Why a planned statement gets no index.
-    fn reason(&self, planned: &Planned, pool: &[Candidate], trials: &[Trial], s: usize) -> Reason {
+    fn reason(
+        &self,
+        planned: &Planned,
+        pool: &[Candidate],
+        trials: &[Trial],
+        outweighed: &[(usize, WriteCost)],
+        s: usize,
+    ) -> Reason {
+        if let Some((c, cost)) = outweighed
+            .iter()
+            .find(|(c, _)| trials.iter().any(|t| t.statement == s && t.candidate == *c))
+        {
+            return Reason::WriteCost {
+                index: pool[*c].wanted.describe(),
+                cost: cost.clone(),
+            };
+        }
         let before = planned.before.cost;
         let min_improvement = self.options.min_improvement;
         let low_cost = before < self.options.min_cost;
@@ -720,6 +864,79 @@ impl Advisor<'_, '_, '_> {
             min_improvement,
         }
     }
+}
+
+/// How often `statement` runs, relative to the workload's others: its
+/// calls when `pg_stat_statements` counted them, else once.
+fn weight(statement: &WorkloadStatement) -> f64 {
+    statement.usage.map_or(1.0, |usage| usage.calls)
+}
+
+/// What the chosen index `c` saves the statements that use it, weighted
+/// by their calls: each statement's saving shared among the chosen indexes
+/// it uses.
+fn read_saving(
+    c: usize,
+    uses: &[Vec<usize>],
+    before: &[f64],
+    after: &[Option<f64>],
+    workload: &[WorkloadStatement],
+) -> f64 {
+    (0..uses.len())
+        .filter(|&s| uses[s].contains(&c))
+        .map(|s| {
+            let saved = (before[s] - after[s].unwrap_or(before[s])).max(0.0);
+            saved * weight(&workload[s]) / uses[s].len() as f64
+        })
+        .sum()
+}
+
+/// The time the chosen index `c` saves the statements that use it, each
+/// statement's measured time in proportion to the estimated cost saved and
+/// shared among the chosen indexes it uses; `None` unless every one of
+/// them was measured (`pg_stat_statements`). The period is filled in by
+/// [`advise`].
+fn time_saved(
+    c: usize,
+    uses: &[Vec<usize>],
+    before: &[f64],
+    after: &[Option<f64>],
+    workload: &[WorkloadStatement],
+) -> Option<TimeSaved> {
+    let mut ms = 0.0;
+    for s in (0..uses.len()).filter(|&s| uses[s].contains(&c)) {
+        let usage = workload[s].usage?;
+        let share = 1.0 - after[s].unwrap_or(before[s]) / before[s].max(f64::MIN_POSITIVE);
+        ms += usage.total_ms * share.max(0.0) / uses[s].len() as f64;
+    }
+    Some(TimeSaved {
+        ms,
+        ms_per_day: None,
+    })
+}
+
+/// What `candidate` costs the `writes` to its table, against the
+/// `read_saving` it brings.
+fn index_write_cost(candidate: &Candidate, writes: &[TableWrite], read_saving: f64) -> WriteCost {
+    let relation = &candidate.relation;
+    let columns: Vec<&String> = relation.columns.keys().collect();
+    let reads: Vec<String> = columns
+        .iter()
+        .filter(|column| candidate.wanted.reads(column))
+        .map(|column| (*column).clone())
+        .collect();
+    let indexed: Vec<String> = columns
+        .iter()
+        .filter(|column| relation.indexes.iter().any(|index| index.reads(column)))
+        .map(|column| (*column).clone())
+        .collect();
+    write_cost(
+        &reads,
+        &indexed,
+        relation.indexes.len(),
+        writes,
+        read_saving,
+    )
 }
 
 /// For the partial candidate `partial` of `pool`, which serves the
@@ -775,7 +992,11 @@ fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>
 }
 
 /// The workload in numbers.
-fn summarize(statements: &[StatementAdvice], indexes: &[Recommendation]) -> Summary {
+fn summarize(
+    statements: &[StatementAdvice],
+    indexes: &[Recommendation],
+    tables: Vec<TableIndexes>,
+) -> Summary {
     let planned: Vec<&StatementAdvice> = statements
         .iter()
         .filter(|s| s.cost_before.is_some())
@@ -792,7 +1013,27 @@ fn summarize(statements: &[StatementAdvice], indexes: &[Recommendation]) -> Summ
                 .iter()
                 .filter_map(|s| s.cost_after.or(s.cost_before)),
         ),
+        tables,
     }
+}
+
+/// Each table the `chosen` indexes of `pool` go on, with its index count
+/// now and with them.
+fn table_indexes(pool: &[Candidate], chosen: &[usize]) -> Vec<TableIndexes> {
+    let mut tables: Vec<TableIndexes> = Vec::new();
+    for &c in chosen {
+        let relation = &pool[c].relation;
+        let table = relation.table.display();
+        match tables.iter_mut().find(|t| t.table == table) {
+            Some(found) => found.with_recommended += 1,
+            None => tables.push(TableIndexes {
+                table,
+                indexes: relation.indexes.len(),
+                with_recommended: relation.indexes.len() + 1,
+            }),
+        }
+    }
+    tables
 }
 
 /// The sum of plan costs, to the hundredth PostgreSQL prints them with

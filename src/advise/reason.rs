@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::writes::WriteCost;
+
 /// Why nothing is recommended for a statement (reports write it as
 /// `<kind>: <detail>`, where the kind is stable for scripts).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,14 @@ pub enum Reason {
     },
     /// It neither filters, joins nor sorts on a plain column.
     NothingToIndex,
+    /// The index that would serve it costs the workload's writes more than
+    /// it saves its reads.
+    WriteCost {
+        /// The index, described.
+        index: String,
+        /// Its cost to the writes, and its saving.
+        cost: WriteCost,
+    },
     /// Its only candidates are expressions the server cannot index: a
     /// function in them is not IMMUTABLE.
     NotImmutable(Vec<String>),
@@ -105,6 +115,24 @@ impl fmt::Display for Reason {
                     }
                     None => write!(f, " and is cheap already"),
                 }
+            }
+            Reason::WriteCost { index, cost } => {
+                write!(
+                    f,
+                    "write cost: {index} would serve it, but the workload's writes would pay \
+                     {:.0} for it against a read saving of {:.0}",
+                    cost.cost, cost.read_saving
+                )?;
+                if !cost.hot_lost.is_empty() {
+                    let updates: Vec<String> =
+                        cost.hot_lost.iter().map(|s| format!("#{s}")).collect();
+                    write!(
+                        f,
+                        " (it ends the HOT updates of {}, which then write every index)",
+                        updates.join(", ")
+                    )?;
+                }
+                Ok(())
             }
             Reason::NotImmutable(expressions) => write!(
                 f,

@@ -9,6 +9,7 @@ use tokio_postgres::error::SqlState;
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
 use crate::sql::scans::statement_scans;
+use crate::sql::writes::statement_write;
 use crate::sql::{Class, parse_statements};
 
 /// One statement of a workload.
@@ -23,6 +24,26 @@ pub struct WorkloadStatement {
     pub column: Option<usize>,
     /// Its syntax tree, or why it does not parse.
     pub parsed: std::result::Result<Statement, String>,
+    /// How often it ran and how long it took, when `pg_stat_statements`
+    /// counted it.
+    pub usage: Option<Usage>,
+}
+
+/// What `pg_stat_statements` counted of a statement since its statistics
+/// were last reset.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Usage {
+    /// Times it ran.
+    pub calls: f64,
+    /// Milliseconds it ran for, all calls together.
+    pub total_ms: f64,
+}
+
+impl Usage {
+    /// Milliseconds per call.
+    pub fn mean_ms(&self) -> f64 {
+        self.total_ms / self.calls.max(1.0)
+    }
 }
 
 /// The statements of SQL the user gave. Like every command, advise refuses
@@ -42,6 +63,7 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
             line: Some(s.line),
             column: Some(s.column),
             parsed: Ok(s.ast),
+            usage: None,
         })
         .collect())
 }
@@ -54,16 +76,8 @@ pub fn from_sql(input: &str) -> Result<Vec<WorkloadStatement>> {
 /// calls of HypoPG's functions. Texts sqlparser cannot read stay in, with
 /// the reason, since the server ran them.
 pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<WorkloadStatement>> {
-    let schema = client
-        .query_opt(
-            "SELECT quote_ident(n.nspname) FROM pg_extension e \
-             JOIN pg_namespace n ON n.oid = e.extnamespace \
-             WHERE e.extname = 'pg_stat_statements'",
-            &[],
-        )
-        .await
-        .map_err(|e| query_error("looking for pg_stat_statements", &e))?;
-    let Some(schema) = schema.map(|row| row.get::<_, String>(0)) else {
+    let schema = extension_schema(client).await?;
+    let Some(schema) = schema else {
         let database: String = client
             .query_one("SELECT current_database()", &[])
             .await
@@ -81,7 +95,9 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
     // statements left out below. total_exec_time is total_time before
     // pg_stat_statements 1.8 (PostgreSQL 13); to_jsonb reads either.
     let sql = format!(
-        "SELECT s.query FROM {schema}.pg_stat_statements s \
+        "SELECT s.query, s.calls::float8, \
+                coalesce(to_jsonb(s) ->> 'total_exec_time', to_jsonb(s) ->> 'total_time')::float8 \
+         FROM {schema}.pg_stat_statements s \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND s.query IS NOT NULL \
            AND s.query !~* '\\mhypopg_[a-z_]+\\s*\\(' \
@@ -106,7 +122,11 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
             break;
         };
         let text: String = row.get(0);
-        workload.extend(entry(&text));
+        let usage = Usage {
+            calls: row.get(1),
+            total_ms: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
+        };
+        workload.extend(entry(&text, usage));
     }
     workload.truncate(top as usize);
     Ok(workload)
@@ -119,17 +139,23 @@ const PLANNABLE_KEYWORDS: [&str; 8] = [
     "select", "with", "insert", "update", "delete", "merge", "values", "table",
 ];
 
-/// The statements of one `pg_stat_statements` entry.
-fn entry(text: &str) -> Vec<WorkloadStatement> {
+/// The statements of one `pg_stat_statements` entry, which ran as
+/// `usage` says. A write to a user table stays in even when it reads none
+/// (`INSERT ... VALUES`): what an index costs it counts too.
+fn entry(text: &str, usage: Usage) -> Vec<WorkloadStatement> {
     match parse_statements(text) {
         Ok(statements) => statements
             .into_iter()
-            .filter(|s| !matches!(s.class, Class::Refused { .. }) && reads_a_user_table(&s.ast))
+            .filter(|s| {
+                !matches!(s.class, Class::Refused { .. })
+                    && (reads_a_user_table(&s.ast) || writes_a_user_table(&s.ast))
+            })
             .map(|s| WorkloadStatement {
                 text: s.text,
                 line: None,
                 column: None,
                 parsed: Ok(s.ast),
+                usage: Some(usage),
             })
             .collect(),
         Err(_) if !plannable(text) => Vec::new(),
@@ -138,8 +164,50 @@ fn entry(text: &str) -> Vec<WorkloadStatement> {
             line: None,
             column: None,
             parsed: Err(error.to_string()),
+            usage: Some(usage),
         }],
     }
+}
+
+/// The schema `pg_stat_statements` is created in, quoted; `None` when it
+/// is not created in this database.
+async fn extension_schema(client: &Client) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = 'pg_stat_statements'",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("looking for pg_stat_statements", &e))?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// How many days the statistics of `pg_stat_statements` cover: since
+/// `pg_stat_statements_info.stats_reset` (version 1.9, PostgreSQL 14);
+/// `None` before that version, or when it cannot be read.
+pub async fn stats_days(client: &Client) -> Option<f64> {
+    let schema = extension_schema(client).await.ok()??;
+    // date_part, not extract: pg_stat_statements normalizes this query's
+    // text too, and `extract($1 FROM ...)` would be a text advise cannot
+    // read, kept as workload; this one reads as a catalog read, left out.
+    let sql = format!(
+        "SELECT date_part('epoch', now() - stats_reset) / 86400 \
+         FROM {schema}.pg_stat_statements_info"
+    );
+    let row = client.query_opt(&sql, &[]).await.ok()??;
+    row.get::<_, Option<f64>>(0).filter(|days| *days > 0.0)
+}
+
+/// Whether `statement` inserts into or updates a user table.
+fn writes_a_user_table(statement: &Statement) -> bool {
+    statement_write(statement).is_some_and(|write| {
+        !write
+            .relation
+            .iter()
+            .any(|part| part.starts_with("pg_") || part == "information_schema")
+    })
 }
 
 /// Whether `statement` reads a relation that is not a system catalog or
@@ -174,6 +242,11 @@ fn plannable(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    const USAGE: Usage = Usage {
+        calls: 10.0,
+        total_ms: 25.0,
+    };
+
     #[test]
     fn statements_reading_no_user_table_are_not_workload() {
         for text in [
@@ -183,14 +256,16 @@ mod tests {
             "SELECT * FROM information_schema.tables",
             "SELECT * FROM pg_toast.pg_toast_2619",
         ] {
-            assert!(entry(text).is_empty(), "{text}");
+            assert!(entry(text, USAGE).is_empty(), "{text}");
         }
         for text in [
             "SELECT * FROM payments p JOIN pg_class c ON c.relname = p.status",
             "UPDATE payments SET status = $1 WHERE id = $2",
             "SELECT * FROM (SELECT * FROM \"Sales\".orders) o",
+            // A write to a user table costs its indexes, read or not.
+            "INSERT INTO payments (user_id) VALUES ($1)",
         ] {
-            assert_eq!(entry(text).len(), 1, "{text}");
+            assert_eq!(entry(text, USAGE).len(), 1, "{text}");
         }
     }
 
@@ -205,16 +280,19 @@ mod tests {
 
     #[test]
     fn stat_entries_drop_utilities_and_keep_what_does_not_parse() {
-        assert!(entry("SET search_path = public").is_empty());
-        assert!(entry("EXPLAIN SELECT 1").is_empty());
+        assert!(entry("SET search_path = public", USAGE).is_empty());
+        assert!(entry("EXPLAIN SELECT 1", USAGE).is_empty());
         assert!(
-            entry("ANALYZE users, payments").is_empty(),
+            entry("ANALYZE users, payments", USAGE).is_empty(),
             "unparsed utility"
         );
-        let kept = entry("SELECT * FROM t WHERE a = $1");
+        let kept = entry("SELECT * FROM t WHERE a = $1", USAGE);
         assert_eq!(kept.len(), 1);
         assert!(kept[0].parsed.is_ok());
-        let odd = entry("SELECT * FROM t WHERE a OPERATOR(pg_catalog.=) $1 ((");
+        let odd = entry(
+            "SELECT * FROM t WHERE a OPERATOR(pg_catalog.=) $1 ((",
+            USAGE,
+        );
         assert_eq!(odd.len(), 1);
         assert!(
             odd[0]

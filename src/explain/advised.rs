@@ -219,6 +219,8 @@ mod tests {
             predicate: None,
             keys: Vec::new(),
             full_index: None,
+            write_cost: None,
+            time_saved: None,
             ddl: format!(
                 "CREATE INDEX CONCURRENTLY ON {table} ({});",
                 columns.join(", ")
@@ -237,6 +239,7 @@ mod tests {
             cost_after: Some(100.0),
             indexes,
             reason,
+            usage: None,
         }
     }
 

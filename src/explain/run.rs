@@ -255,6 +255,7 @@ impl<'a> Runner<'a> {
                 text: statement.text().to_owned(),
                 line: Some(line),
                 column: Some(column),
+                usage: None,
                 parsed: statement.parsed().map(|p| p.ast.clone()).ok_or_else(|| {
                     "perfaudit's SQL parser cannot read it, so advise finds no candidate".to_owned()
                 }),

@@ -8,6 +8,7 @@ use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
 use super::sql::{key_list, partition_index_name};
 use crate::pg::catalog::{Table, Taken};
 use crate::sql::ident::QualifiedName;
+use crate::text::words;
 
 /// The share of a statement's estimated cost, in percent, an index must
 /// save to be recommended: it must halve it. Smaller savings rarely
@@ -39,6 +40,19 @@ impl Wanted {
         self.keys.iter().map(|key| key.text().to_owned()).collect()
     }
 
+    /// Whether its key or predicate reads `column`: a key column, or a
+    /// word of an expression or the predicate (a column named like a
+    /// function counts too, which only makes an index look dearer).
+    pub fn reads(&self, column: &str) -> bool {
+        self.keys.iter().any(|key| match key {
+            Key::Column(name) => name == column,
+            Key::Expression(expression) => words(expression).any(|w| w == column),
+        }) || self
+            .predicate
+            .as_deref()
+            .is_some_and(|predicate| words(predicate).any(|w| w == column))
+    }
+
     /// `(a, lower(b)) WHERE c IS NULL`, for messages.
     pub fn describe(&self) -> String {
         let key = format!("({})", self.key_texts().join(", "));
@@ -52,28 +66,20 @@ impl Wanted {
     /// expression's identifiers and literals (`lower(email)`: `lower`,
     /// `email`), then `where` and the predicate's.
     fn name_words(&self) -> Vec<String> {
-        let mut words: Vec<String> = self
+        let mut name: Vec<String> = self
             .keys
             .iter()
             .flat_map(|key| match key {
                 Key::Column(column) => vec![column.clone()],
-                Key::Expression(expression) => words_of(expression),
+                Key::Expression(expression) => words(expression).collect(),
             })
             .collect();
         if let Some(predicate) = &self.predicate {
-            words.push("where".to_owned());
-            words.extend(words_of(predicate));
+            name.push("where".to_owned());
+            name.extend(words(predicate));
         }
-        words
+        name
     }
-}
-
-/// The runs of letters, digits and underscores in `text`, lower-cased.
-fn words_of(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-        .collect()
 }
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short

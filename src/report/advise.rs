@@ -43,6 +43,15 @@ struct StatementJson<'a> {
     cost_after: Option<f64>,
     indexes: &'a [Recommendation],
     reason: Option<String>,
+    usage: Option<UsageJson>,
+}
+
+/// What `pg_stat_statements` counted of a statement.
+#[derive(Serialize)]
+struct UsageJson {
+    calls: f64,
+    total_ms: f64,
+    mean_ms: f64,
 }
 
 impl<'a> StatementJson<'a> {
@@ -55,6 +64,11 @@ impl<'a> StatementJson<'a> {
             cost_after: statement.cost_after,
             indexes: &statement.indexes,
             reason: statement.reason.as_ref().map(Reason::to_string),
+            usage: statement.usage.map(|usage| UsageJson {
+                calls: usage.calls,
+                total_ms: usage.total_ms,
+                mean_ms: usage.mean_ms(),
+            }),
         }
     }
 }
@@ -72,10 +86,7 @@ fn render(advice: &Advice, ui: &Ui) -> String {
     for (number, statement) in advice.statements.iter().enumerate() {
         statements.add_row([
             format!("{}", number + 1),
-            match statement.line {
-                Some(line) => format!("{}\n(line {line})", one_line(&statement.original)),
-                None => one_line(&statement.original),
-            },
+            statement_cell(statement),
             cost(statement.cost_before),
             cost_after(statement),
             match &statement.reason {
@@ -107,21 +118,10 @@ fn render(advice: &Advice, ui: &Ui) -> String {
                 .filter(|(_, s)| s.indexes.iter().any(|i| i.name == index.name))
                 .map(|(n, _)| format!("#{}", n + 1))
                 .collect();
-            // A partial index beside the full one it beats.
-            let key = match &index.full_index {
-                Some(full) => format!(
-                    "{}\nthe full index: {}, cost {:.0} against {:.0}",
-                    index.describe(),
-                    crate::text::bytes(full.size_bytes),
-                    full.cost,
-                    full.partial_cost
-                ),
-                None => index.describe(),
-            };
             indexes.add_row([
                 index.name.clone(),
                 index.table.clone(),
-                key,
+                key_cell(index),
                 crate::text::bytes(index.size_bytes),
                 serves.join(", "),
             ]);
@@ -152,7 +152,84 @@ fn render(advice: &Advice, ui: &Ui) -> String {
         summary.cost_after,
         change(summary.cost_before, summary.cost_after),
     );
+    for table in &summary.tables {
+        let _ = write!(
+            out,
+            "\n{}: {} {} now, {} with these: each insert, and each update that is not HOT, \
+             writes {} index entries instead of {}",
+            table.table,
+            table.indexes,
+            crate::text::plural(table.indexes, "index", "indexes"),
+            table.with_recommended,
+            table.with_recommended,
+            table.indexes
+        );
+    }
     out
+}
+
+/// A statement on one line, shortened, where it starts in the input, and
+/// what `pg_stat_statements` counted of it.
+fn statement_cell(statement: &StatementAdvice) -> String {
+    let mut cell = one_line(&statement.original);
+    if let Some(line) = statement.line {
+        cell.push_str(&format!("\n(line {line})"));
+    }
+    if let Some(usage) = statement.usage {
+        cell.push_str(&format!(
+            "\n{} calls, {} ms mean, {} in all",
+            crate::explain::findings::count(usage.calls),
+            round(usage.mean_ms()),
+            crate::text::duration_ms(usage.total_ms)
+        ));
+    }
+    cell
+}
+
+/// An index's key, and what weighs for and against it: the full index a
+/// partial one beats, the time it saves, what it costs the writes.
+fn key_cell(index: &Recommendation) -> String {
+    let mut cell = index.describe();
+    if let Some(full) = &index.full_index {
+        cell.push_str(&format!(
+            "\nthe full index: {}, cost {:.0} against {:.0}",
+            crate::text::bytes(full.size_bytes),
+            full.cost,
+            full.partial_cost
+        ));
+    }
+    if let Some(saved) = &index.time_saved {
+        let saved = match saved.ms_per_day {
+            Some(per_day) => format!("{} a day", crate::text::duration_ms(per_day)),
+            None => format!(
+                "{} since the statistics' reset",
+                crate::text::duration_ms(saved.ms)
+            ),
+        };
+        cell.push_str(&format!("\nsaves {saved}"));
+    }
+    if let Some(writes) = &index.write_cost {
+        cell.push_str(&format!(
+            "\nwrites pay {:.0} for it, reads save {:.0}",
+            writes.cost, writes.read_saving
+        ));
+        if !writes.hot_lost.is_empty() {
+            let updates: Vec<String> = writes.hot_lost.iter().map(|s| format!("#{s}")).collect();
+            cell.push_str(&format!("; ends the HOT updates of {}", updates.join(", ")));
+        }
+    }
+    cell
+}
+
+/// `0.042`, `12.3`, `1234`: enough digits to read.
+fn round(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// A statement on one line, shortened.
@@ -196,6 +273,8 @@ mod tests {
             predicate: None,
             keys: Vec::new(),
             full_index: None,
+            write_cost: None,
+            time_saved: None,
             ddl: "CREATE INDEX CONCURRENTLY \"idx_payments_user_id_status\" ON \"public\".\"payments\" (\"user_id\", \"status\");".into(),
             size_bytes: 3_137_536,
             name: "idx_payments_user_id_status".into(),
@@ -211,6 +290,7 @@ mod tests {
             cost_after: after,
             indexes: Vec::new(),
             reason: None,
+            usage: None,
         }
     }
 
@@ -221,7 +301,21 @@ mod tests {
             Some(2876.0),
             Some(12.31),
         );
-        first.indexes.push(recommendation());
+        let mut measured = recommendation();
+        measured.time_saved = Some(crate::advise::TimeSaved {
+            ms: 3_600_000.0,
+            ms_per_day: Some(120_000.0),
+        });
+        measured.write_cost = Some(crate::advise::writes::WriteCost {
+            hot_lost: vec![3],
+            cost: 400.0,
+            read_saving: 28_637.0,
+        });
+        first.usage = Some(crate::advise::Usage {
+            calls: 12_000.0,
+            total_ms: 3_700_000.0,
+        });
+        first.indexes.push(measured.clone());
         let mut second = statement(
             "SELECT id, amount, currency, created_at FROM payments WHERE status = 'completed'",
             Some(2751.0),
@@ -238,7 +332,7 @@ mod tests {
         third.reason = Some(Reason::NoTables);
         let advice = Advice {
             statements: vec![first, second, third],
-            indexes: vec![recommendation()],
+            indexes: vec![measured],
             summary: Summary {
                 statements: 3,
                 planned: 2,
@@ -247,6 +341,11 @@ mod tests {
                 size_bytes: 3_137_536,
                 cost_before: 5627.0,
                 cost_after: 2763.31,
+                tables: vec![crate::advise::TableIndexes {
+                    table: "public.payments".into(),
+                    indexes: 2,
+                    with_recommended: 3,
+                }],
             },
         };
         insta::assert_snapshot!(render(&advice, &Ui::plain(Format::Table)));

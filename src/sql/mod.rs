@@ -15,6 +15,7 @@ pub mod predicates;
 pub mod scans;
 mod split;
 mod visit;
+pub mod writes;
 
 use std::collections::VecDeque;
 use std::ops::{ControlFlow, Range};

@@ -80,6 +80,19 @@ impl Index {
             .map_while(|key| key.column.as_deref())
     }
 
+    /// Whether its key, an expression of it or its predicate reads
+    /// `column` (a word of an expression counts, which can only make an
+    /// update look less HOT than it is): what decides whether an update
+    /// that sets the column is HOT.
+    pub fn reads(&self, column: &str) -> bool {
+        let said = |text: &str| crate::text::words(text).any(|word| word == column);
+        self.shape.keys.iter().any(|key| match &key.column {
+            Some(name) => name == column,
+            None => said(&key.definition),
+        }) || self.shape.predicate.as_deref().is_some_and(said)
+            || self.shape.include.iter().any(|name| name == column)
+    }
+
     /// Whether the planner can use it for any query on its leading
     /// columns: a usable (valid, ready and live), non-partial B-tree.
     pub fn serves_any_query(&self) -> bool {
