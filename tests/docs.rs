@@ -49,6 +49,7 @@ const KNOWN_CODES: &[&str] = &[
     "disk-reads-dominate",
     "planning-exceeds-execution",
     // indexes
+    "duplicate-index",
     "redundant-index",
     "invalid-index",
 ];

@@ -12,7 +12,11 @@
 //! (what happened, for the renderer in `report::indexes`); [`run`] wires
 //! the steps. [`sql`] writes
 //! the statements; [`run_lock`] keeps building runs apart.
+//!
+//! [`advice`] holds what the build's findings say about the indexes there,
+//! when one adds nothing to another and when one is INVALID.
 
+pub mod advice;
 pub mod build;
 pub mod catalog;
 pub mod ddl;
