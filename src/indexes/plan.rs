@@ -618,6 +618,7 @@ mod tests {
             backs_constraint: false,
             size_bytes: 8192,
             busy: None,
+            usage: None,
         }
     }
 
