@@ -13,10 +13,12 @@
 //! the steps. [`sql`] writes
 //! the statements; [`run_lock`] keeps building runs apart.
 //!
-//! [`advice`] holds what the build's findings say about the indexes there,
-//! when one adds nothing to another and when one is INVALID.
+//! [`audit`] (`--audit`) builds nothing: it judges every index of the
+//! database and says what to drop or rebuild. [`advice`] holds what the
+//! build's findings and the audit's say alike.
 
 pub mod advice;
+pub mod audit;
 pub mod build;
 pub mod catalog;
 pub mod ddl;
