@@ -32,12 +32,15 @@ use crate::interrupt::Interrupt;
 use crate::pg::catalog::audit::{self as catalog, AuditedTable, ForeignKey, Server};
 use crate::pg::catalog::indexes::{self, Detail};
 use crate::pg::catalog::{Index, Relations, Taken};
+use crate::sql::ident::QualifiedName;
 
 pub use crate::pg::catalog::audit::Scope;
 
 /// How long any statement of the audit may wait for a lock before it
-/// fails: none should take one (the catalog and the statistics
-/// collector's counters need none), so this only bounds a mistake.
+/// fails: only the reading of index definitions locks (a share lock on
+/// each table, which only DDL's ACCESS EXCLUSIVE conflicts with), and the
+/// tables DDL holds are left out before it; this bounds the race of DDL
+/// that begins in between.
 const LOCK_TIMEOUT_MS: u32 = 1000;
 
 /// The findings in the order they are listed: what is broken, then what
@@ -66,6 +69,20 @@ pub struct Facts {
     /// The relation names taken in the tables' schemas, which an index the
     /// audit suggests must not take.
     pub taken: Taken,
+    /// The tables left out, with their partition trees, because DDL holds
+    /// them.
+    pub locked: Vec<Locked>,
+}
+
+/// A table DDL holds: its indexes (and those of its whole partition tree)
+/// are not read, since reading their definitions would wait behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locked {
+    /// The table.
+    pub table: QualifiedName,
+    /// The server process holding or awaiting an ACCESS EXCLUSIVE lock on
+    /// it.
+    pub pid: i32,
 }
 
 /// What an audit found.
@@ -119,9 +136,7 @@ async fn read(client: &Client, scope: &Scope) -> Result<Facts> {
 async fn read_in_transaction(client: &Client, scope: &Scope) -> Result<Facts> {
     let server = catalog::server(client).await?;
     check_server_version(server.version)?;
-    let tables = catalog::tables(client, scope).await?;
-    let names: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
-    let indexes = indexes::read(client, &names, Detail::Audit).await?;
+    let (tables, locked) = model::without_locked(catalog::tables(client, scope).await?);
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let foreign_keys = catalog::foreign_keys(client, &oids).await?;
     let mut taken = Taken::new();
@@ -131,12 +146,17 @@ async fn read_in_transaction(client: &Client, scope: &Scope) -> Result<Facts> {
             .read_names(&model::table(table, &[]), &mut taken)
             .await?;
     }
+    // Last: the definitions' share locks on the tables are held from here
+    // until the transaction ends, right after.
+    let names: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
+    let indexes = indexes::read(client, &names, Detail::Audit).await?;
     Ok(Facts {
         server,
         tables,
         indexes,
         foreign_keys,
         taken,
+        locked,
     })
 }
 
@@ -151,10 +171,19 @@ pub fn audit(facts: &Facts) -> Audit {
         .iter()
         .filter(|u| u.index.usable && !dropped.contains(&u.key()))
         .collect();
-    let notes = unused::unjudged(&facts.server);
+    let mut notes = unused::unjudged(&facts.server);
     if notes.is_empty() {
         findings.extend(unused::findings(&kept, &facts.server));
     }
+    notes.extend(facts.locked.iter().map(|locked| {
+        format!(
+            "the indexes of {} were not audited: server process {} holds or awaits an ACCESS \
+             EXCLUSIVE lock on it (DDL under way), and reading their definitions would wait \
+             behind it; run the audit again once it is done",
+            locked.table.display(),
+            locked.pid
+        )
+    }));
     let advised: HashSet<(String, String)> = findings.iter().filter_map(subject).collect();
     let kept: Vec<&model::Unit> = kept
         .into_iter()

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::super::advice;
-use super::Facts;
+use super::{Facts, Locked};
 use crate::finding::Subject;
 use crate::pg::catalog::audit::{AuditedTable, Writes};
 use crate::pg::catalog::{ConstraintKind, Index, Partition, RelKind, Table, Usage};
@@ -248,4 +248,40 @@ pub fn table(table: &AuditedTable, tables: &[AuditedTable]) -> Table {
         columns: Vec::new(),
         partitions,
     }
+}
+
+/// `tables` without the partition trees (from the top partitioned table
+/// down) that hold a table DDL has locked, and those locked tables: a
+/// partitioned index judged without some of its partitions' indexes could
+/// look unused when it is not.
+pub fn without_locked(tables: Vec<AuditedTable>) -> (Vec<AuditedTable>, Vec<Locked>) {
+    let parents: HashMap<u32, u32> = tables
+        .iter()
+        .filter_map(|t| Some((t.oid, t.parent?)))
+        .collect();
+    let root = |mut oid: u32| {
+        while let Some(parent) = parents.get(&oid) {
+            oid = *parent;
+        }
+        oid
+    };
+    let locked: Vec<Locked> = tables
+        .iter()
+        .filter_map(|t| {
+            Some(Locked {
+                table: t.name.clone(),
+                pid: t.locked_by?,
+            })
+        })
+        .collect();
+    let locked_roots: Vec<u32> = tables
+        .iter()
+        .filter(|t| t.locked_by.is_some())
+        .map(|t| root(t.oid))
+        .collect();
+    let tables = tables
+        .into_iter()
+        .filter(|t| !locked_roots.contains(&root(t.oid)))
+        .collect();
+    (tables, locked)
 }

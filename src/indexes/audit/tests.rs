@@ -34,6 +34,7 @@ fn table(oid: u32, name: &str, parent: Option<u32>, kind: RelKind) -> AuditedTab
             updated: 300,
             hot_updated: 100,
         },
+        locked_by: None,
     }
 }
 
@@ -112,6 +113,7 @@ fn facts(tables: Vec<AuditedTable>, indexes: Vec<Index>) -> Facts {
         indexes,
         foreign_keys: Vec::new(),
         taken: Taken::new(),
+        locked: Vec::new(),
     }
 }
 
@@ -574,4 +576,67 @@ fn an_index_larger_than_its_table_is_judged_once_and_only_when_large() {
         .map(|(_, index, _)| index)
         .collect();
     assert_eq!(found, ["pi", "small_table"]);
+}
+
+#[test]
+fn a_table_ddl_holds_is_left_out_with_its_whole_partition_tree() {
+    let locked = |mut table: AuditedTable| {
+        table.locked_by = Some(4242);
+        table
+    };
+    let tables = vec![
+        table(1, "p", None, RelKind::Partitioned),
+        table(2, "p_2024", Some(1), RelKind::Partitioned),
+        locked(table(3, "p_2024_01", Some(2), RelKind::Table)),
+        table(4, "p_2025", Some(1), RelKind::Table),
+        table(5, "plain", None, RelKind::Table),
+        locked(table(6, "busy", None, RelKind::Table)),
+    ];
+    let (kept, left_out) = model::without_locked(tables);
+    let kept: Vec<&str> = kept.iter().map(|t| t.name.name.as_str()).collect();
+    assert_eq!(kept, ["plain"]);
+    assert_eq!(
+        left_out,
+        [
+            Locked {
+                table: QualifiedName::new("public", "p_2024_01"),
+                pid: 4242
+            },
+            Locked {
+                table: QualifiedName::new("public", "busy"),
+                pid: 4242
+            },
+        ]
+    );
+    let audit = super::audit(&Facts {
+        locked: left_out,
+        ..facts(vec![], vec![])
+    });
+    assert_eq!(
+        audit.notes[1],
+        "the indexes of public.busy were not audited: server process 4242 holds or awaits an \
+         ACCESS EXCLUSIVE lock on it (DDL under way), and reading their definitions would \
+         wait behind it; run the audit again once it is done"
+    );
+}
+
+#[test]
+fn an_unused_index_on_a_table_nothing_wrote_to_costs_its_size() {
+    let mut quiet = table(TABLE, "t", None, RelKind::Table);
+    quiet.writes = Writes::default();
+    let audit = audit(&Facts {
+        server: Server {
+            stats_reset: None,
+            ..server()
+        },
+        ..facts(
+            vec![quiet],
+            vec![with(index(1, TABLE, "a", &["a"]), |_, u| u.scans = 0)],
+        )
+    });
+    assert_eq!(
+        audit.findings[0].message,
+        "no scan since the statistics began (never reset), nor any insert or non-HOT update \
+         of public.t to cost it more than its size"
+    );
 }

@@ -41,13 +41,20 @@ pub fn findings(units: &[&Unit], server: &Server) -> Vec<Finding> {
             code: "unused-index",
             severity: Severity::Info,
             subject: unit.subject(),
-            message: format!(
-                "no scan since {since}, while {} inserts and {} non-HOT updates of {} each \
-                 wrote to it",
-                count(unit.writes.inserted as f64),
-                count((unit.writes.updated - unit.writes.hot_updated) as f64),
-                unit.table.name.display()
-            ),
+            message: match unit.writes.index_entries() {
+                0 => format!(
+                    "no scan since {since}, nor any insert or non-HOT update of {} to cost \
+                     it more than its size",
+                    unit.table.name.display()
+                ),
+                _ => format!(
+                    "no scan since {since}, while {} inserts and {} non-HOT updates of {} each \
+                     wrote to it",
+                    count(unit.writes.inserted as f64),
+                    count((unit.writes.updated - unit.writes.hot_updated) as f64),
+                    unit.table.name.display()
+                ),
+            },
             suggestion: format!(
                 "drop it once sure nothing needs it: scans are counted per server (check each \
                  standby's pg_stat_user_indexes), and a rare query may not have run yet ({})",

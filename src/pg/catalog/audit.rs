@@ -2,9 +2,12 @@
 //! themselves ([`super::indexes::read`] with `Detail::Audit`): the server
 //! and its statistics, the tables audited, and their foreign keys.
 //!
-//! Every query reads the catalog and the statistics collector's counters
-//! only: none locks a table or an index, so none waits behind DDL
+//! Every query here reads the catalog and the statistics collector's
+//! counters only: none locks a table or an index, so none waits behind DDL
 //! (`pg_relation_size` and `pg_partition_tree`, which do, are not used).
+//! The indexes' definitions are another matter: `pg_get_indexdef` and
+//! `pg_get_expr` take a share lock on the table, so [`tables`] says which
+//! tables DDL has locked, whose indexes an audit leaves alone.
 
 use tokio_postgres::Client;
 use tokio_postgres::types::{ToSql, Type};
@@ -90,6 +93,10 @@ pub struct AuditedTable {
     pub rows: f64,
     /// Rows written since the statistics were reset.
     pub writes: Writes,
+    /// Another session holding or awaiting an ACCESS EXCLUSIVE lock on it
+    /// (DDL under way), if one is: reading its indexes' definitions
+    /// (`pg_get_indexdef`, `pg_get_expr`) would wait behind it.
+    pub locked_by: Option<i32>,
 }
 
 /// Rows a table took since the statistics were reset.
@@ -211,7 +218,13 @@ pub async fn tables(client: &Client, scope: &Scope) -> Result<Vec<AuditedTable>>
                                     WHERE x.oid = c.reltoastrelid), 0)::int8,
                     c.reltuples::float8,
                     pg_stat_get_tuples_inserted(c.oid), pg_stat_get_tuples_updated(c.oid),
-                    pg_stat_get_tuples_hot_updated(c.oid)
+                    pg_stat_get_tuples_hot_updated(c.oid),
+                    (SELECT l.pid FROM pg_locks l
+                     WHERE l.locktype = 'relation' AND l.relation = c.oid
+                       AND l.database = (SELECT oid FROM pg_database
+                                         WHERE datname = current_database())
+                       AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+                     ORDER BY l.granted DESC, l.pid LIMIT 1)
              FROM pg_class c
              JOIN pg_namespace n ON n.oid = c.relnamespace
              CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(c.oid), c.oid)) root(oid)
@@ -244,6 +257,7 @@ pub async fn tables(client: &Client, scope: &Scope) -> Result<Vec<AuditedTable>>
                 updated: row.get(8),
                 hot_updated: row.get(9),
             },
+            locked_by: row.get(10),
         })
         .collect())
 }

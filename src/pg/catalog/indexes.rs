@@ -98,7 +98,8 @@ pub struct Usage {
     /// The partitioned index it is a partition of (attached to), if any:
     /// PostgreSQL drops it only with that one.
     pub parent: Option<u32>,
-    /// The constraints that need it (not their copies on partitions).
+    /// The constraints that need it (not their copies on partitions), by
+    /// kind, then name.
     pub constraints: Vec<Constraint>,
     /// Index scans since the statistics were reset (`idx_scan`); a
     /// partitioned index counts none itself, its partitions count theirs.
@@ -428,7 +429,7 @@ const USAGE_SQL: &str = ",
                     (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid LIMIT 1),
                     (SELECT coalesce(json_agg(json_build_array(k.conname, k.contype, kn.nspname,
                                                                kc.relname)
-                                              ORDER BY k.contype, k.conname), '[]')
+                                              ORDER BY k.conname), '[]')
                      FROM pg_constraint k JOIN pg_class kc ON kc.oid = k.conrelid
                      JOIN pg_namespace kn ON kn.oid = kc.relnamespace
                      WHERE k.conindid = i.indexrelid AND k.conparentid = 0),
@@ -454,7 +455,7 @@ const USAGE_SQL: &str = ",
 /// The [`Usage`] in a row read with [`Detail::Audit`] (its columns from 18).
 fn read_usage(row: &Row) -> Usage {
     let constraints: Value = row.get(21);
-    let constraints = constraints
+    let mut constraints: Vec<Constraint> = constraints
         .as_array()
         .into_iter()
         .flatten()
@@ -467,6 +468,7 @@ fn read_usage(row: &Row) -> Usage {
             })
         })
         .collect();
+    constraints.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     let columns: Option<Value> = row.get(26);
     let columns = columns
         .as_ref()
