@@ -210,10 +210,11 @@ fn tree(root: u32, children: &HashMap<u32, Vec<u32>>) -> Vec<u32> {
 /// The rows of `table`, a partitioned table's being its partitions' (as
 /// last counted; a table never counted has none).
 pub fn rows(table: &AuditedTable, tables: &[AuditedTable]) -> f64 {
+    let by_oid: HashMap<u32, &AuditedTable> = tables.iter().map(|t| (t.oid, t)).collect();
     let children = children(tables.iter().map(|t| (t.oid, t.parent)));
     tree(table.oid, &children)
         .iter()
-        .filter_map(|oid| tables.iter().find(|t| t.oid == *oid))
+        .filter_map(|oid| by_oid.get(oid))
         .filter(|t| t.kind != RelKind::Partitioned)
         .map(|t| t.rows.max(0.0))
         .sum()
@@ -223,6 +224,7 @@ pub fn rows(table: &AuditedTable, tables: &[AuditedTable]) -> f64 {
 /// partitions below it in `tables`, parents before their children, as
 /// [`crate::pg::catalog::partitions`] lists them.
 pub fn table(table: &AuditedTable, tables: &[AuditedTable]) -> Table {
+    let by_oid: HashMap<u32, &AuditedTable> = tables.iter().map(|t| (t.oid, t)).collect();
     let children = children(tables.iter().map(|t| (t.oid, t.parent)));
     let mut partitions = Vec::new();
     let mut level: Vec<u32> = vec![table.oid];
@@ -230,7 +232,7 @@ pub fn table(table: &AuditedTable, tables: &[AuditedTable]) -> Table {
         let mut below: Vec<&AuditedTable> = level
             .iter()
             .flat_map(|oid| children.get(oid).into_iter().flatten())
-            .filter_map(|oid| tables.iter().find(|t| t.oid == *oid))
+            .filter_map(|oid| by_oid.get(oid).copied())
             .collect();
         below.sort_by(|a, b| (&a.name.schema, &a.name.name).cmp(&(&b.name.schema, &b.name.name)));
         partitions.extend(below.iter().map(|t| Partition {

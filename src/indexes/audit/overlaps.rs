@@ -10,6 +10,7 @@
 //! partitioned indexes, which overlap too and are judged on their table.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 use super::model::Unit;
 use crate::finding::Finding;
@@ -17,16 +18,20 @@ use crate::indexes::advice::{self, Overlap};
 
 /// A finding for each usable index another usable one makes unneeded.
 pub fn findings(units: &[Unit]) -> Vec<Finding> {
-    let usable: Vec<&Unit> = units.iter().filter(|u| u.index.usable).collect();
-    usable
+    let mut by_table: HashMap<u32, Vec<&Unit>> = HashMap::new();
+    for unit in units.iter().filter(|u| u.index.usable) {
+        by_table.entry(unit.table.oid).or_default().push(unit);
+    }
+    units
         .iter()
+        .filter(|a| a.index.usable)
         .filter_map(|a| {
-            let (overlap, b) = usable
+            let (overlap, b) = by_table[&a.table.oid]
                 .iter()
-                .filter(|b| b.table.oid == a.table.oid && b.usage.oid != a.usage.oid)
+                .filter(|b| b.usage.oid != a.usage.oid)
                 .filter_map(|b| Some((overlap(a, b)?, *b)))
                 .min_by_key(|(overlap, b)| {
-                    (*overlap == Overlap::REDUNDANT, Reverse(keep_rank(b)))
+                    (*overlap != Overlap::DUPLICATE, Reverse(keep_rank(b)))
                 })?;
             finding(overlap, a, b)
         })

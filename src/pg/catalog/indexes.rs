@@ -76,7 +76,9 @@ pub struct Index {
     /// Whether a constraint (primary key, unique, exclusion, a foreign key
     /// that references it) depends on it.
     pub backs_constraint: bool,
-    /// Its size on disk (all partitions' for a partitioned index).
+    /// Its size on disk (all partitions' for a partitioned index); with
+    /// [`Detail::Audit`], its own pages as the catalog counted them (none
+    /// for a partitioned index: see [`Usage`]).
     pub size_bytes: i64,
     /// Another session working on it right now, if one is (read with
     /// [`Detail::WithSessions`] and [`Detail::Audit`]).
