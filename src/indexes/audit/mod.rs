@@ -173,7 +173,7 @@ pub fn audit(facts: &Facts) -> Audit {
         .collect();
     let mut notes = unused::unjudged(&facts.server);
     if notes.is_empty() {
-        findings.extend(unused::findings(&kept, &facts.server));
+        findings.extend(unused::findings(&kept, &facts.foreign_keys, &facts.server));
     }
     notes.extend(facts.locked.iter().map(|locked| {
         format!(

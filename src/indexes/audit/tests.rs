@@ -345,15 +345,23 @@ fn a_partitioned_index_and_its_partitions_are_one_index() {
 #[test]
 fn unused_indexes_are_those_postgresql_does_not_need() {
     let unscanned = |oid, name: &str| with(index(oid, TABLE, name, &[name]), |_, u| u.scans = 0);
-    let facts = facts(
+    let mut facts = facts(
         vec![table(TABLE, "t", None, RelKind::Table)],
         vec![
             unscanned(1, "a"),
             with(unscanned(2, "b"), |i, _| i.shape.unique = true),
             backing(unscanned(3, "c"), ConstraintKind::Exclusion, "c_excl"),
             index(4, TABLE, "d", &["d"]),
+            // What a foreign key's checks look rows up by.
+            unscanned(5, "e"),
         ],
     );
+    facts.foreign_keys.push(ForeignKey {
+        name: "t_e_fkey".into(),
+        table: TABLE,
+        columns: vec!["e".into()],
+        references: QualifiedName::new("public", "parent"),
+    });
     let audit = super::audit(&facts);
     assert_eq!(found(&audit), [("unused-index", "a".into(), drop("a"))]);
     assert_eq!(

@@ -1,11 +1,16 @@
 //! `unused-index`: an index no query has scanned since the statistics were
 //! reset, which every insert and every update other than HOT still writes
 //! to. An index PostgreSQL needs (for uniqueness, a constraint, or as a
-//! partition of a partitioned index) is used even when never scanned.
+//! partition of a partitioned index) is used even when never scanned; so
+//! is an index a foreign key's checks can use, whose scans come only when
+//! a referenced row is deleted: dropping it could make each such delete
+//! read the whole table (and the audit then report the key as
+//! `unindexed-foreign-key`). Of two such indexes that are alike, the
+//! duplicate is reported as one.
 
 use super::model::Unit;
 use crate::finding::{Finding, Severity};
-use crate::pg::catalog::audit::Server;
+use crate::pg::catalog::audit::{ForeignKey, Server};
 use crate::text::count;
 
 /// Why unused indexes cannot be told here, if they cannot: one note each.
@@ -28,8 +33,9 @@ pub fn unjudged(server: &Server) -> Vec<String> {
     notes
 }
 
-/// A finding for each index of `units` that no scan has used.
-pub fn findings(units: &[&Unit], server: &Server) -> Vec<Finding> {
+/// A finding for each index of `units` that no scan has used and that
+/// none of `foreign_keys` can use.
+pub fn findings(units: &[&Unit], foreign_keys: &[ForeignKey], server: &Server) -> Vec<Finding> {
     let since = match &server.stats_reset {
         Some(reset) => format!("the statistics were reset ({reset})"),
         None => "the statistics began (never reset)".to_owned(),
@@ -37,6 +43,11 @@ pub fn findings(units: &[&Unit], server: &Server) -> Vec<Finding> {
     units
         .iter()
         .filter(|u| u.scans == 0 && !u.index.shape.unique && !u.constrained() && !u.attached())
+        .filter(|u| {
+            !foreign_keys.iter().any(|key| {
+                u.index.table == key.table && u.index.gives(&key.columns, key.columns.len())
+            })
+        })
         .map(|unit| Finding {
             code: "unused-index",
             severity: Severity::Info,
