@@ -131,7 +131,7 @@ fn found(audit: &Audit) -> Vec<(&str, String, Option<String>)> {
         .collect()
 }
 
-fn drop(name: &str) -> Option<String> {
+fn drop_ddl(name: &str) -> Option<String> {
     Some(format!(
         "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"{name}\";"
     ))
@@ -177,15 +177,15 @@ fn of_duplicates_the_one_postgresql_needs_is_kept() {
     assert_eq!(
         found(&audit),
         [
-            ("duplicate-index", "by_id".into(), drop("by_id")),
-            ("duplicate-index", "by_name".into(), drop("by_name")),
+            ("duplicate-index", "by_id".into(), drop_ddl("by_id")),
+            ("duplicate-index", "by_name".into(), drop_ddl("by_name")),
             (
                 "duplicate-index",
                 "email_unique".into(),
-                drop("email_unique")
+                drop_ddl("email_unique")
             ),
             ("duplicate-index", "t_id_key".into(), None),
-            ("redundant-index", "by_x".into(), drop("by_x")),
+            ("redundant-index", "by_x".into(), drop_ddl("by_x")),
         ]
     );
     let about = |name: &str| {
@@ -231,7 +231,10 @@ fn of_two_plain_duplicates_the_used_one_is_kept() {
             index(2, TABLE, "b", &["k"]),
         ],
     ));
-    assert_eq!(found(&audit), [("duplicate-index", "a".into(), drop("a"))]);
+    assert_eq!(
+        found(&audit),
+        [("duplicate-index", "a".into(), drop_ddl("a"))]
+    );
 }
 
 /// A partitioned table `p` (partitions `p1`, `p2`) with a partitioned index
@@ -288,7 +291,7 @@ fn a_partitioned_index_and_its_partitions_are_one_index() {
                 "pi".into(),
                 Some(r#"DROP INDEX IF EXISTS "public"."pi";"#.into())
             ),
-            ("duplicate-index", "own1".into(), drop("own1")),
+            ("duplicate-index", "own1".into(), drop_ddl("own1")),
         ],
         "{:#?}",
         audit.findings
@@ -363,7 +366,7 @@ fn unused_indexes_are_those_postgresql_does_not_need() {
         references: QualifiedName::new("public", "parent"),
     });
     let audit = super::audit(&facts);
-    assert_eq!(found(&audit), [("unused-index", "a".into(), drop("a"))]);
+    assert_eq!(found(&audit), [("unused-index", "a".into(), drop_ddl("a"))]);
     assert_eq!(
         audit.findings[0].message,
         "no scan since the statistics were reset (2025-01-02T03:04:05Z), while 1,000 inserts \
@@ -416,8 +419,8 @@ fn invalid_indexes_are_dropped_or_rebuilt_as_postgresql_allows() {
                 "half".into(),
                 Some(r#"DROP INDEX IF EXISTS "public"."half";"#.into())
             ),
-            ("invalid-index", "broken".into(), drop("broken")),
-            ("invalid-index", "pi1_copy".into(), drop("pi1_copy")),
+            ("invalid-index", "broken".into(), drop_ddl("broken")),
+            ("invalid-index", "pi1_copy".into(), drop_ddl("pi1_copy")),
             (
                 "invalid-index",
                 "half2".into(),
@@ -544,7 +547,7 @@ fn bloated_and_oversized_indexes_are_rebuilt_unless_dropped() {
     assert_eq!(
         found(&audit),
         [
-            ("unused-index", "b".into(), drop("b")),
+            ("unused-index", "b".into(), drop_ddl("b")),
             (
                 "index-bloat",
                 "a".into(),
