@@ -6,7 +6,8 @@
 
 use serde::Serialize;
 
-/// How much a finding matters; `explain --fail-on` compares against it
+/// How much a finding matters; `--fail-on` (explain's, and indexes
+/// `--audit`'s) compares against it
 /// (its values and their help are in `cli`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,6 +78,16 @@ pub enum Subject {
         /// What it costs on disk, when known.
         size_bytes: Option<i64>,
     },
+}
+
+/// What fails `--fail-on level` among `findings`: `code (severity)` for
+/// each finding at least that severe, in their order.
+pub fn at_or_above(findings: &[Finding], level: Severity) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|finding| finding.severity >= level)
+        .map(|finding| format!("{} ({})", finding.code, finding.severity))
+        .collect()
 }
 
 impl Finding {

@@ -51,9 +51,14 @@ const KNOWN_CODES: &[&str] = &[
     "jit-dominates",
     "disk-reads-dominate",
     "planning-exceeds-execution",
-    // indexes
+    // indexes (and --audit)
+    "duplicate-index",
     "redundant-index",
     "invalid-index",
+    "unused-index",
+    "unindexed-foreign-key",
+    "index-bloat",
+    "index-larger-than-table",
 ];
 
 /// The variable that rewrites docs/man/ instead of failing.

@@ -189,6 +189,17 @@ async fn rentals_documents() {
     );
 }
 
+#[tokio::test]
+async fn rentals_audit_document() {
+    // The fixture as loaded: nothing scanned yet (see its README).
+    let db = TestDb::rentals().await;
+    snapshot(
+        "indexes",
+        "rentals_indexes_audit",
+        &json(&db, &["indexes", "--audit"]),
+    );
+}
+
 /// The schema check can fail: a document missing a required key, or with
 /// a value outside a closed set, or with a key no schema knows, is refused.
 #[test]
@@ -226,6 +237,23 @@ fn the_schemas_refuse_what_the_documents_must_not_be() {
         "saving": null
     }]});
     assert_eq!(violations("indexes", &indexes).len(), 1);
+    let audit = json!({"audit": {"tables": 1, "indexes": 2, "stats_reset": null,
+                                 "standby": false, "notes": []},
+                       "findings": []});
+    assert_eq!(violations("indexes", &audit), Vec::<String>::new());
+    let mut both = audit.clone();
+    both["indexes"] = json!([]);
+    assert_eq!(
+        violations("indexes", &both).len(),
+        1,
+        "a build's or an audit's"
+    );
+    let mut unknown_code = audit;
+    unknown_code["findings"] = json!([{
+        "code": "slow-index", "severity": "info", "index": "i", "table": "public.t",
+        "size_bytes": null, "message": "...", "suggestion": "...", "ddl": null, "saving": null
+    }]);
+    assert_eq!(violations("indexes", &unknown_code).len(), 1);
 
     let advise = json!({"statements": [], "indexes": []});
     let found = violations("advise", &advise);

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::finding::Severity;
 use crate::indexes::Options;
+use crate::indexes::audit::Scope;
 use clap::Args;
 
 use super::parse_duration;
@@ -12,6 +14,20 @@ use super::parse_duration;
 /// attempts, 100 retries already keep a run trying for a quarter of an hour;
 /// a lock that stays taken longer needs a person, not more retries.
 const MAX_LOCK_RETRIES: i64 = 100;
+
+/// Where `--help` lists the options of `--audit`.
+const AUDIT_HEADING: &str = "Audit options";
+
+/// The options that build, which `--audit` (which builds nothing) refuses.
+const BUILD_OPTIONS: [&str; 7] = [
+    "spec",
+    "dry_run",
+    "no_concurrently",
+    "lock_timeout",
+    "transaction_wait_timeout",
+    "lock_retries",
+    "maintenance_work_mem",
+];
 
 /// Options of `perfaudit indexes`.
 #[derive(Debug, Args)]
@@ -55,6 +71,28 @@ pub struct IndexesArgs {
     /// gets this much
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub maintenance_work_mem: Option<String>,
+
+    /// Build nothing: audit the indexes the database has (duplicate, redundant, unused,
+    /// INVALID, bloated, larger than their table; foreign keys without one) and print the
+    /// DROP INDEX CONCURRENTLY / REINDEX INDEX CONCURRENTLY statements that fix them, never
+    /// running them. Read-only; never waits for a lock (a table DDL holds is left out)
+    #[arg(long, help_heading = AUDIT_HEADING, conflicts_with_all = BUILD_OPTIONS)]
+    pub audit: bool,
+
+    /// With --audit: fail (exit 1) when a finding is at least this severe
+    #[arg(long, help_heading = AUDIT_HEADING, value_enum, value_name = "SEVERITY",
+          requires = "audit")]
+    pub fail_on: Option<Severity>,
+
+    /// With --audit: only the tables of this schema (repeat for more) [default: every schema
+    /// but PostgreSQL's own]
+    #[arg(long, help_heading = AUDIT_HEADING, value_name = "NAME", requires = "audit")]
+    pub schema: Vec<String>,
+
+    /// With --audit: only this table and its partitions (as in SQL: payments,
+    /// public.payments, "Odd Name"; repeat for more)
+    #[arg(long, help_heading = AUDIT_HEADING, value_name = "TABLE", requires = "audit")]
+    pub table: Vec<String>,
 }
 
 /// Accepts a size as PostgreSQL writes it: a whole number and an optional
@@ -82,6 +120,14 @@ impl IndexesArgs {
             maintenance_work_mem: self.maintenance_work_mem.clone(),
         }
     }
+
+    /// What `--audit` looks at, as the options say.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            schemas: self.schema.clone(),
+            tables: self.table.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +146,46 @@ mod tests {
         for refused in ["101", "4294967295"] {
             let error = parse(refused).unwrap_err().to_string();
             assert!(error.contains("--lock-retries"), "{refused}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_audit_refuses_the_options_that_build() {
+        let parse = |args: &[&str]| {
+            crate::cli::Cli::try_parse_from(["perfaudit", "indexes"].iter().chain(args))
+        };
+        assert!(
+            parse(&[
+                "--audit",
+                "--fail-on",
+                "warning",
+                "--schema",
+                "a",
+                "--table",
+                "b"
+            ])
+            .is_ok()
+        );
+        for build in [
+            &["--dry-run"][..],
+            &["--spec", "x.toml"],
+            &["--no-concurrently"],
+            &["--lock-timeout", "1s"],
+            &["--lock-retries", "1"],
+            &["--transaction-wait-timeout", "1s"],
+            &["--maintenance-work-mem", "1GB"],
+        ] {
+            let args: Vec<&str> = ["--audit"].iter().chain(build).copied().collect();
+            let error = parse(&args).unwrap_err().to_string();
+            assert!(error.contains("cannot be used with"), "{build:?}: {error}");
+        }
+        for audit_only in [
+            &["--fail-on", "info"][..],
+            &["--schema", "a"],
+            &["--table", "b"],
+        ] {
+            let error = parse(audit_only).unwrap_err().to_string();
+            assert!(error.contains("--audit"), "{audit_only:?}: {error}");
         }
     }
 

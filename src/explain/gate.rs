@@ -3,6 +3,7 @@
 //! exit code 1, with the reasons on stderr; the report is printed anyway.
 
 use super::findings::{Finding, Severity};
+use crate::finding::at_or_above;
 
 /// The gates asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -39,12 +40,7 @@ impl Gates {
                 ));
             }
             if let Some(level) = self.fail_on {
-                let codes: Vec<String> = statement
-                    .findings
-                    .iter()
-                    .filter(|finding| finding.severity >= level)
-                    .map(|finding| format!("{} ({})", finding.code, finding.severity))
-                    .collect();
+                let codes = at_or_above(statement.findings, level);
                 if !codes.is_empty() {
                     failures.push(format!(
                         "{}: {} at or above --fail-on {level}",

@@ -118,7 +118,7 @@ impl Tables {
 }
 
 /// What to do for an index a finding asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IndexAdvice<'a> {
     /// This index already gives it.
     Exists(&'a Index),

@@ -45,7 +45,7 @@ pub struct SpecTables {
 }
 
 /// Everything the planner needs, read once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     /// The spec's tables.
     pub tables: SpecTables,

@@ -12,7 +12,13 @@
 //! (what happened, for the renderer in `report::indexes`); [`run`] wires
 //! the steps. [`sql`] writes
 //! the statements; [`run_lock`] keeps building runs apart.
+//!
+//! [`audit`] (`--audit`) builds nothing: it judges every index of the
+//! database and says what to drop or rebuild. [`advice`] holds what the
+//! build's findings and the audit's say alike.
 
+pub mod advice;
+pub mod audit;
 pub mod build;
 pub mod catalog;
 pub mod ddl;

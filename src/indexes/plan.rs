@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::advice::{self, Overlap};
 use super::catalog::{Catalog, SpecTables};
 use super::spec::{IndexSpec, Key, Spec};
 use super::sql::{self, Build};
@@ -441,7 +442,7 @@ fn describe(shape: &Shape) -> String {
         "{}{} ({})",
         if shape.unique { "unique " } else { "" },
         shape.method,
-        key_columns(shape)
+        advice::key(shape)
     );
     if !shape.include.is_empty() {
         text.push_str(&format!(" INCLUDE ({})", shape.include.join(", ")));
@@ -450,15 +451,6 @@ fn describe(shape: &Shape) -> String {
         text.push_str(&format!(" WHERE {predicate}"));
     }
     text
-}
-
-fn key_columns(shape: &Shape) -> String {
-    shape
-        .keys
-        .iter()
-        .map(|k| k.definition.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An index that will be on a table after the run.
@@ -513,9 +505,10 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
         .enumerate()
         .filter_map(|(n, a)| {
             present.iter().enumerate().find_map(|(m, b)| {
+                let overlap = overlap(a, b)?;
                 // Of two interchangeable indexes, only the later is reported.
-                let reported = redundant(a, b) && !(redundant(b, a) && m > n);
-                reported.then(|| redundant_finding(a, b))
+                let reported = !(overlap == Overlap::DUPLICATE && overlap_of(b, a) && m > n);
+                reported.then(|| overlap_finding(overlap, a, b))
             })
         })
         .collect();
@@ -536,9 +529,7 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
                     table: table_name(e.table).display(),
                     size_bytes: Some(e.size_bytes),
                 },
-                message: "INVALID (left by a failed or cancelled concurrent build): queries \
-                          never use it, yet every write still updates it"
-                    .to_owned(),
+                message: advice::INVALID.to_owned(),
                 suggestion: format!(
                     "drop it with DROP INDEX CONCURRENTLY {}, or rebuild it with REINDEX INDEX \
                      CONCURRENTLY {}",
@@ -551,56 +542,31 @@ pub fn findings(catalog: &Catalog, plan: &Plan, sizes: &[Option<i64>]) -> Vec<Fi
     findings
 }
 
-/// Whether `a` adds nothing to `b`: both B-trees on the same table with
-/// the same predicate, `a`'s key a leading prefix of `b`'s, `a`'s
-/// `INCLUDE` columns all in `b`, and `a` not needed for uniqueness.
-fn redundant(a: &Present, b: &Present) -> bool {
-    a.table == b.table
-        && a.name != b.name
-        && !a.needed
-        && a.shape.method == "btree"
-        && b.shape.method == "btree"
-        && a.shape.predicate == b.shape.predicate
-        && b.shape.keys.starts_with(&a.shape.keys)
-        && a.shape
-            .include
-            .iter()
-            .all(|c| b.shape.include.contains(c) || b.shape.keys.iter().any(|k| &k.definition == c))
+/// How `a` adds nothing to `b` (see [`advice::overlap`]), if it does: two
+/// indexes on the same table, `a` not needed for uniqueness.
+fn overlap(a: &Present, b: &Present) -> Option<Overlap> {
+    if a.table != b.table || a.name == b.name || a.needed {
+        return None;
+    }
+    advice::overlap(a.shape, b.shape)
 }
 
-fn redundant_finding(a: &Present, b: &Present) -> Finding {
-    let (message, suggestion) = if a.shape.keys.len() == b.shape.keys.len() {
-        (
-            format!(
-                "the same index as {} ({})",
-                b.name.name,
-                key_columns(a.shape)
-            ),
-            "one of them is enough: drop the other".to_owned(),
-        )
-    } else {
-        (
-            format!(
-                "its key ({}) is a leading prefix of {} ({}), which serves the same lookups",
-                key_columns(a.shape),
-                b.name.name,
-                key_columns(b.shape)
-            ),
-            "drop it, unless lookups on its columns alone are hot enough to pay for a second \
-             index on every write"
-                .to_owned(),
-        )
-    };
+/// Whether `a` adds nothing to `b`.
+fn overlap_of(a: &Present, b: &Present) -> bool {
+    overlap(a, b).is_some()
+}
+
+fn overlap_finding(overlap: Overlap, a: &Present, b: &Present) -> Finding {
     Finding {
-        code: "redundant-index",
-        severity: Severity::Info,
+        code: overlap.code,
+        severity: overlap.severity,
         subject: Subject::Index {
             index: a.name.name.clone(),
             table: a.table.display(),
             size_bytes: a.size_bytes,
         },
-        message,
-        suggestion,
+        message: advice::overlap_message(overlap, a.shape, &b.name.name, b.shape),
+        suggestion: advice::overlap_suggestion(overlap).to_owned(),
         ddl: None,
         saving: None,
     }
@@ -652,6 +618,7 @@ mod tests {
             backs_constraint: false,
             size_bytes: 8192,
             busy: None,
+            usage: None,
         }
     }
 
@@ -1073,7 +1040,7 @@ mod tests {
     }
 
     #[test]
-    fn redundant_and_invalid_indexes_are_found() {
+    fn duplicate_redundant_and_invalid_indexes_are_found() {
         let spec = default_spec();
         let mut pkey = existing("payments_pkey", shape(&["id"]), true);
         pkey.backs_constraint = true;
@@ -1098,12 +1065,13 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("redundant-index", "by_id", Some(8192)),
+                ("duplicate-index", "by_id", Some(8192)),
                 ("redundant-index", "idx_payments_user_id", Some(100)),
                 ("invalid-index", "old_broken", Some(8192)),
             ]
         );
         assert_eq!(found[0].message, "the same index as payments_pkey (id)");
+        assert_eq!(found[0].severity, Severity::Warning);
         assert_eq!(
             found[1].message,
             "its key (user_id) is a leading prefix of idx_payments_user_status \

@@ -72,6 +72,12 @@ pub fn drop_index(index: &QualifiedName, concurrently: bool) -> String {
     }
 }
 
+/// `REINDEX INDEX CONCURRENTLY`: a new copy is built beside the old one
+/// and takes its place, while reads and writes go on.
+pub fn reindex_index(index: &QualifiedName) -> String {
+    format!("REINDEX INDEX CONCURRENTLY {index}")
+}
+
 /// Attaches a partition's index to its parent's index.
 pub fn attach_partition(parent: &QualifiedName, child: &QualifiedName) -> String {
     format!("ALTER INDEX {parent} ATTACH PARTITION {child}")

@@ -1,13 +1,16 @@
 //! Rendering the report of `perfaudit indexes`: a table of the wanted
 //! indexes, a table of findings, the DDL of a dry run and a summary line;
-//! or the report as one JSON document.
+//! or the report as one JSON document. With `--audit`: what was audited,
+//! the findings, the statements they suggest, and a count.
 
 use comfy_table::Cell;
 use serde::Serialize;
 
 use super::{FindingJson, View};
-use crate::finding::Subject;
+use crate::finding::{Finding, Severity, Subject};
+use crate::indexes::audit::Audit;
 use crate::indexes::{IndexReport, Outcome, Report};
+use crate::text::plural;
 use crate::ui::Ui;
 
 impl View for Report {
@@ -90,25 +93,10 @@ fn render(ui: &Ui, report: &Report) -> String {
     }
     let mut text = indexes.to_string();
     if !report.findings.is_empty() {
-        let mut findings = super::findings_table(ui);
-        findings.set_header(["severity", "finding", "index", "size", "what", "what to do"]);
-        for finding in &report.findings {
-            let (index, size_bytes) = match &finding.subject {
-                Subject::Index {
-                    index, size_bytes, ..
-                } => (index.as_str(), *size_bytes),
-                _ => ("-", None),
-            };
-            findings.add_row([
-                super::severity_cell(finding.severity),
-                Cell::new(finding.code),
-                Cell::new(index),
-                Cell::new(size(size_bytes)),
-                Cell::new(&finding.message),
-                Cell::new(&finding.suggestion),
-            ]);
-        }
-        text.push_str(&format!("\n\nFindings:\n{findings}"));
+        text.push_str(&format!(
+            "\n\nFindings:\n{}",
+            findings_table(ui, &report.findings, false)
+        ));
     }
     if report.dry_run {
         let ddl: Vec<String> = report
@@ -129,6 +117,43 @@ fn render(ui: &Ui, report: &Report) -> String {
     }
     text.push_str(&format!("\n\n{}", summary(report)));
     text
+}
+
+/// A table of `findings`; with `tables`, a column for each index's table
+/// (an audit's span the database).
+fn findings_table(ui: &Ui, findings: &[Finding], tables: bool) -> comfy_table::Table {
+    let mut table = super::findings_table(ui);
+    let mut header = vec!["severity", "finding", "index"];
+    if tables {
+        header.push("table");
+    }
+    header.extend(["size", "what", "what to do"]);
+    table.set_header(header);
+    for finding in findings {
+        let (index, on, size_bytes) = match &finding.subject {
+            Subject::Index {
+                index,
+                table,
+                size_bytes,
+            } => (index.as_str(), table.as_str(), *size_bytes),
+            _ => ("-", "-", None),
+        };
+        let mut row = vec![
+            super::severity_cell(finding.severity),
+            Cell::new(finding.code),
+            Cell::new(index),
+        ];
+        if tables {
+            row.push(Cell::new(on));
+        }
+        row.extend([
+            Cell::new(size(size_bytes)),
+            Cell::new(&finding.message),
+            Cell::new(&finding.suggestion),
+        ]);
+        table.add_row(row);
+    }
+    table
 }
 
 /// One sentence on what the run did.
@@ -174,4 +199,115 @@ fn summary(report: &Report) -> String {
 
 fn size(bytes: Option<i64>) -> String {
     bytes.map_or_else(|| "-".to_owned(), crate::text::bytes)
+}
+
+impl View for Audit {
+    fn json(&self) -> impl Serialize {
+        AuditReportJson {
+            audit: AuditJson {
+                tables: self.tables,
+                indexes: self.indexes,
+                stats_reset: self.stats_reset.as_deref(),
+                standby: self.standby,
+                notes: &self.notes,
+            },
+            findings: self.findings.iter().map(FindingJson::new).collect(),
+        }
+    }
+
+    fn text(&self, ui: &Ui) -> String {
+        render_audit(ui, self)
+    }
+}
+
+/// The JSON document of an audit.
+#[derive(Serialize)]
+struct AuditReportJson<'a> {
+    audit: AuditJson<'a>,
+    findings: Vec<FindingJson<'a>>,
+}
+
+/// What was audited.
+#[derive(Serialize)]
+struct AuditJson<'a> {
+    tables: usize,
+    indexes: usize,
+    stats_reset: Option<&'a str>,
+    standby: bool,
+    notes: &'a [String],
+}
+
+/// An audit as text for people.
+fn render_audit(ui: &Ui, audit: &Audit) -> String {
+    let mut text = format!(
+        "Audited {} {} on {} {}; index scans counted since {}.",
+        audit.indexes,
+        plural(audit.indexes, "index", "indexes"),
+        audit.tables,
+        plural(audit.tables, "table", "tables"),
+        audit
+            .stats_reset
+            .as_deref()
+            .unwrap_or("the statistics began (never reset)")
+    );
+    for note in &audit.notes {
+        text.push_str(&format!("\nNote: {note}."));
+    }
+    if !audit.findings.is_empty() {
+        text.push_str(&format!(
+            "\n\nFindings:\n{}",
+            findings_table(ui, &audit.findings, true)
+        ));
+        let ddl: Vec<String> = audit
+            .findings
+            .iter()
+            .filter_map(|finding| {
+                let (index, table) = match &finding.subject {
+                    Subject::Index { index, table, .. } => (index, table),
+                    _ => return None,
+                };
+                Some(format!(
+                    "-- {} {index} on {table}\n{}",
+                    finding.code,
+                    finding.ddl.as_ref()?
+                ))
+            })
+            .collect();
+        if !ddl.is_empty() {
+            text.push_str(&format!(
+                "\n\nDDL (not run: review it, then run each statement on its own, outside \
+                 a transaction):\n{}",
+                ddl.join("\n")
+            ));
+        }
+    }
+    text.push_str(&format!("\n\n{}", audit_summary(&audit.findings)));
+    text
+}
+
+/// One sentence counting the findings by severity.
+fn audit_summary(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "No findings.".to_owned();
+    }
+    let counts: Vec<String> = [Severity::Critical, Severity::Warning, Severity::Info]
+        .into_iter()
+        .map(|severity| {
+            (
+                severity,
+                findings.iter().filter(|f| f.severity == severity).count(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .map(|(severity, n)| match severity {
+            Severity::Warning => format!("{n} {}", plural(n, "warning", "warnings")),
+            _ => format!("{n} {severity}"),
+        })
+        .collect();
+    format!(
+        "{} {}: {}.",
+        findings.len(),
+        plural(findings.len(), "finding", "findings"),
+        counts.join(", ")
+    )
 }

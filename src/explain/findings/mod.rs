@@ -26,6 +26,7 @@ mod workers;
 use super::tables::{IndexAdvice, Tables};
 pub use crate::finding::{Finding, Saving, Severity, Subject};
 use crate::pg::plan::{Node, Plan};
+pub use crate::text::count;
 use predicates::Constrained;
 
 /// A rule: its code and its check.
@@ -231,25 +232,6 @@ pub fn rank(findings: &mut [Finding]) {
     });
 }
 
-/// `100,000`; fractions (averages per loop) keep one decimal.
-pub fn count(n: f64) -> String {
-    if n.fract() != 0.0 && n.abs() < 1e15 {
-        return format!("{n:.1}");
-    }
-    let digits = format!("{:.0}", n.abs());
-    let mut grouped = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if n < 0.0 {
-        grouped.insert(0, '-');
-    }
-    grouped
-}
-
 /// `0.02%`, `45%`: enough digits to tell small shares apart.
 pub fn percent(fraction: f64) -> String {
     let percent = fraction * 100.0;
@@ -406,11 +388,6 @@ mod tests {
 
     #[test]
     fn numbers_read_well() {
-        assert_eq!(count(100000.0), "100,000");
-        assert_eq!(count(999.0), "999");
-        assert_eq!(count(1234567.0), "1,234,567");
-        assert_eq!(count(10.5), "10.5");
-        assert_eq!(count(0.0), "0");
         assert_eq!(percent(0.00023), "0.02%");
         assert_eq!(percent(0.456), "46%");
     }

@@ -1,9 +1,12 @@
 //! Indexes as the server describes them: `pg_index`, read in one place.
 //! An existing index and a wanted one (created on an empty temporary copy
 //! of its table) are described by the same query, so that two indexes
-//! serving the same queries have equal [`Shape`]s.
+//! serving the same queries have equal [`Shape`]s. An audit reads the same
+//! rows with what it judges them by ([`Usage`]).
 
+use serde_json::Value;
 use tokio_postgres::Client;
+use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::RelKind;
@@ -17,6 +20,15 @@ use crate::sql::ident::QualifiedName;
 const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
      THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.indexrelid) p) \
      ELSE pg_relation_size(i.indexrelid) END::int8";
+
+/// SQL for the size of index `i` as the catalog last counted it
+/// (`relpages`, as of its build or the last `VACUUM` or `ANALYZE`), which
+/// an audit reads instead of [`INDEX_SIZE_SQL`]: `pg_relation_size` and
+/// `pg_partition_tree` lock the relations they measure, so they queue
+/// behind DDL, and an audit of a whole database must never wait. A
+/// partitioned index counts 0 here: its partitions are rows of their own.
+const CATALOG_SIZE_SQL: &str =
+    "(greatest(c.relpages, 0)::int8 * current_setting('block_size')::int8)";
 
 /// One key column of an index, as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +62,7 @@ pub struct Shape {
 }
 
 /// An index on a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Index {
     /// The OID of its table.
     pub table: u32,
@@ -64,11 +76,106 @@ pub struct Index {
     /// Whether a constraint (primary key, unique, exclusion, a foreign key
     /// that references it) depends on it.
     pub backs_constraint: bool,
-    /// Its size on disk (all partitions' for a partitioned index).
+    /// Its size on disk (all partitions' for a partitioned index); with
+    /// [`Detail::Audit`], its own pages as the catalog counted them (none
+    /// for a partitioned index: see [`Usage`]).
     pub size_bytes: i64,
-    /// Another session working on it right now, if one is (read only with
-    /// [`Detail::WithSessions`]).
+    /// Another session working on it right now, if one is (read with
+    /// [`Detail::WithSessions`] and [`Detail::Audit`]).
     pub busy: Option<Busy>,
+    /// What an audit judges it by (read only with [`Detail::Audit`]).
+    pub usage: Option<Usage>,
+}
+
+/// What an audit knows of an index beyond its shape. Nothing here takes a
+/// lock on the index or its table: the catalog and the statistics
+/// collector's counters only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// Its OID.
+    pub oid: u32,
+    /// Whether it is a partitioned index (on a partitioned table), whose
+    /// partitions are indexes of their own.
+    pub partitioned: bool,
+    /// The partitioned index it is a partition of (attached to), if any:
+    /// PostgreSQL drops it only with that one.
+    pub parent: Option<u32>,
+    /// The constraints that need it (not their copies on partitions), by
+    /// kind, then name.
+    pub constraints: Vec<Constraint>,
+    /// Index scans since the statistics were reset (`idx_scan`); a
+    /// partitioned index counts none itself, its partitions count theirs.
+    pub scans: i64,
+    /// `relpages`: its pages as the catalog last counted them.
+    pub pages: i64,
+    /// `reltuples`: its entries as last counted (-1: never counted).
+    pub tuples: f64,
+    /// Its fillfactor, in percent (a B-tree's default is 90).
+    pub fillfactor: i32,
+    /// For a B-tree with storage, each column's statistics (key columns,
+    /// then `INCLUDE` columns), `None` where `pg_stats` has none; empty for
+    /// other indexes.
+    pub columns: Vec<Option<ColumnStats>>,
+}
+
+/// What `pg_stats` says about one column of an index: of its table's
+/// column, or of the index's own for an expression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColumnStats {
+    /// The fraction of entries that are NULL.
+    pub null_frac: f64,
+    /// The average width of a value, in bytes.
+    pub avg_width: f64,
+    /// Whether its type is `name`, whose width `pg_stats` overstates
+    /// (stored at 64 bytes, counted as its text).
+    pub is_name: bool,
+}
+
+/// A constraint that needs an index: PostgreSQL refuses to drop the index
+/// while the constraint is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub kind: ConstraintKind,
+    /// The table it is defined on (for a foreign key, the referencing one).
+    pub table: QualifiedName,
+}
+
+/// The kinds of constraint an index can back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConstraintKind {
+    /// `PRIMARY KEY`.
+    PrimaryKey,
+    /// `UNIQUE`.
+    Unique,
+    /// `EXCLUDE`.
+    Exclusion,
+    /// A `FOREIGN KEY` referencing the index's columns.
+    ForeignKey,
+}
+
+impl ConstraintKind {
+    fn from_contype(contype: &str) -> Option<ConstraintKind> {
+        match contype {
+            "p" => Some(ConstraintKind::PrimaryKey),
+            "u" => Some(ConstraintKind::Unique),
+            "x" => Some(ConstraintKind::Exclusion),
+            "f" => Some(ConstraintKind::ForeignKey),
+            _ => None,
+        }
+    }
+
+    /// As SQL names it: `PRIMARY KEY`, `FOREIGN KEY`.
+    pub fn words(self) -> &'static str {
+        match self {
+            ConstraintKind::PrimaryKey => "PRIMARY KEY",
+            ConstraintKind::Unique => "UNIQUE",
+            ConstraintKind::Exclusion => "EXCLUDE",
+            ConstraintKind::ForeignKey => "FOREIGN KEY",
+        }
+    }
 }
 
 impl Index {
@@ -144,6 +251,7 @@ impl Index {
             backs_constraint: false,
             size_bytes: 0,
             busy: None,
+            usage: None,
         }
     }
 }
@@ -157,6 +265,9 @@ pub enum Detail {
     /// `pg_locks` and `pg_stat_progress_create_index`): what a build
     /// needs to know.
     WithSessions,
+    /// What it is, who works on it, and its [`Usage`], with its size as the
+    /// catalog counted it: what an audit needs, read without a lock.
+    Audit,
 }
 
 /// Another session working on an index right now: building it (an index
@@ -234,7 +345,13 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
             "LEFT JOIN (SELECT NULL::int4, NULL::int4, NULL::text) busy(pid, kind, command) ON true"
                 .to_owned(),
         ),
-        Detail::WithSessions => (BUSY_CTES, format!("LEFT JOIN LATERAL ({BUSY_SQL}) busy ON true")),
+        Detail::WithSessions | Detail::Audit => {
+            (BUSY_CTES, format!("LEFT JOIN LATERAL ({BUSY_SQL}) busy ON true"))
+        }
+    };
+    let (size, usage) = match detail {
+        Detail::Audit => (CATALOG_SIZE_SQL, USAGE_SQL),
+        _ => (INDEX_SIZE_SQL, ""),
     };
     let rows = client
         .query_typed(
@@ -248,15 +365,17 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                     i.indclass::oid[], i.indoption::int2[], i.indcollation::oid[],
                     pg_get_expr(i.indpred, i.indrelid, true),
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid),
-                    {INDEX_SIZE_SQL},
+                    {size},
                     busy.pid, busy.kind, busy.command,
                     ARRAY(SELECT a.attname::text FROM generate_series(1, i.indnkeyatts) AS k
                           LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
                                AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
                           ORDER BY k)
+                    {usage}
              FROM unnest($1::text[]) AS r(name)
              JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
              JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_class t ON t.oid = i.indrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_am am ON am.oid = c.relam
              {busy_join}
@@ -309,9 +428,87 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                 backs_constraint: row.get(12),
                 size_bytes: row.get(13),
                 busy,
+                usage: (detail == Detail::Audit).then(|| read_usage(row)),
             }
         })
         .collect())
+}
+
+/// The columns [`Detail::Audit`] adds (see [`read_usage`]), none of which locks
+/// a relation: the catalog, `pg_stats`, and the statistics collector's
+/// counters. Statistics of the index's columns are read only for a B-tree
+/// with storage, whose bloat they estimate: of the table's column for a
+/// column, of the index's own for an expression (`ANALYZE` gathers those).
+const USAGE_SQL: &str = ",
+                    i.indexrelid, c.relkind = 'I',
+                    (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid LIMIT 1),
+                    (SELECT coalesce(json_agg(json_build_array(k.conname, k.contype, kn.nspname,
+                                                               kc.relname)
+                                              ORDER BY k.conname), '[]')
+                     FROM pg_constraint k JOIN pg_class kc ON kc.oid = k.conrelid
+                     JOIN pg_namespace kn ON kn.oid = kc.relnamespace
+                     WHERE k.conindid = i.indexrelid AND k.conparentid = 0),
+                    pg_stat_get_numscans(i.indexrelid), greatest(c.relpages, 0)::int8,
+                    c.reltuples::float8,
+                    coalesce((SELECT o.option_value::int4 FROM pg_options_to_table(c.reloptions) o
+                              WHERE o.option_name = 'fillfactor'), 90),
+                    CASE WHEN am.amname = 'btree' AND c.relkind = 'i' THEN
+                        (SELECT json_agg(json_build_array(s.null_frac, s.avg_width,
+                                                          a.atttypid = 'name'::regtype)
+                                         ORDER BY k)
+                         FROM generate_series(1, i.indnatts) AS k
+                         JOIN pg_attribute a
+                           ON (i.indkey[k - 1] <> 0 AND a.attrelid = i.indrelid
+                               AND a.attnum = i.indkey[k - 1])
+                           OR (i.indkey[k - 1] = 0 AND a.attrelid = i.indexrelid AND a.attnum = k)
+                         LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND NOT s.inherited
+                              AND s.tablename = CASE WHEN i.indkey[k - 1] = 0 THEN c.relname
+                                                     ELSE t.relname END
+                              AND s.attname = a.attname)
+                    END";
+
+/// The [`Usage`] in a row read with [`Detail::Audit`] (its columns from 18).
+fn read_usage(row: &Row) -> Usage {
+    let constraints: Value = row.get(21);
+    let mut constraints: Vec<Constraint> = constraints
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|constraint| {
+            let text = |n: usize| constraint.get(n)?.as_str();
+            Some(Constraint {
+                name: text(0)?.to_owned(),
+                kind: ConstraintKind::from_contype(text(1)?)?,
+                table: QualifiedName::new(text(2)?, text(3)?),
+            })
+        })
+        .collect();
+    constraints.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    let columns: Option<Value> = row.get(26);
+    let columns = columns
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|column| {
+            Some(ColumnStats {
+                null_frac: column.get(0)?.as_f64()?,
+                avg_width: column.get(1)?.as_f64()?,
+                is_name: column.get(2)?.as_bool()?,
+            })
+        })
+        .collect();
+    Usage {
+        oid: row.get(18),
+        partitioned: row.get(19),
+        parent: row.get(20),
+        constraints,
+        scans: row.get(22),
+        pages: row.get(23),
+        tuples: row.get(24),
+        fillfactor: row.get(25),
+        columns,
+    }
 }
 
 /// What the server says of one index now.

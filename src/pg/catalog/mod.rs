@@ -7,8 +7,12 @@
 //! - [`relations`]: a relation by the name a statement writes, with its
 //!   columns' statistics and its indexes, cached per session;
 //! - [`indexes`]: every index of a set of tables, described the same way
-//!   for an existing index and a wanted one, so that they compare.
+//!   for an existing index and a wanted one, so that they compare;
+//! - [`audit`]: what an audit of a database's indexes reads besides them
+//!   (the tables in scope, their foreign keys, the statistics), without a
+//!   lock.
 
+pub mod audit;
 pub mod indexes;
 pub mod relations;
 
@@ -19,7 +23,10 @@ use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::ident::QualifiedName;
 
-pub use indexes::{Busy, BusyWith, Index, KeyShape, Shape, TakenName};
+pub use indexes::{
+    Busy, BusyWith, ColumnStats, Constraint, ConstraintKind, Index, KeyShape, Shape, TakenName,
+    Usage,
+};
 pub use relations::{Relation, Relations, Taken};
 
 /// The schema of the hypopg extension, quoted for SQL, when the database
