@@ -76,7 +76,8 @@ pub fn findings(facts: &Facts, units: &[Unit]) -> Vec<Finding> {
 /// holds its names too.
 fn finding(wanted: &Wanted, facts: &Facts, taken: &mut Taken) -> Finding {
     let table = model::table(wanted.table, &facts.tables);
-    let name = ddl::free_name(&table, wanted.columns, taken);
+    let index = ddl::Wanted::columns(wanted.columns);
+    let name = ddl::free_name(&table, &index, taken);
     for part in std::iter::once(QualifiedName::new(&table.name.schema, &name))
         .chain(ddl::partition_names(&name, &table))
     {
@@ -125,7 +126,7 @@ fn finding(wanted: &Wanted, facts: &Facts, taken: &mut Taken) -> Finding {
                 ", partition by partition"
             }
         ),
-        ddl: Some(ddl::build(&table, &name, wanted.columns)),
+        ddl: Some(ddl::build(&table, &name, &index)),
         saving: None,
     }
 }
