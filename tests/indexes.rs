@@ -487,7 +487,7 @@ async fn hostile_identifiers_are_quoted_and_hostile_sql_refused() {
         let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
         assert_eq!(run.code, 2, "{field} = {value}: {}", run.stderr);
         assert!(
-            run.stderr.contains(refusal) && run.stderr.contains("index \"y\" of the spec"),
+            run.stderr.contains(refusal) && run.stderr.contains("index \"y\" (line 1)"),
             "{field} = {value}: {}",
             run.stderr
         );
@@ -510,15 +510,15 @@ async fn missing_tables_and_columns_and_bad_specs_are_refused_with_exit_2() {
     let cases = [
         (
             "[[index]]\nname = 'a'\ntable = 'paymentz'\ncolumns = ['user_id']\n",
-            "table paymentz of index \"a\" does not exist",
+            "index \"a\" (line 1): table paymentz does not exist",
         ),
         (
             "[[index]]\nname = 'a'\ntable = 'payments'\ncolumns = ['user_id', 'stauts']\n",
-            "table public.payments has no column \"stauts\" (named by index \"a\"); its columns are id, user_id,",
+            "index \"a\" (line 1): table public.payments has no column \"stauts\"; its columns are id, user_id,",
         ),
         (
             "[[index]]\nname = 'a'\ntable = 'payments'\ncolumns = [{ expression = 'lower(nope)' }]\n",
-            "index \"a\" of the spec cannot be created on public.payments: ERROR: column \"nope\" does not exist",
+            "index \"a\" (line 1): it cannot be created on public.payments: ERROR: column \"nope\" does not exist",
         ),
         (
             "[[index]]\nname = 'a'\ntable = 'payments'\ncolumns = ['user_id']\nmethod = 'gin'\n",
@@ -539,7 +539,7 @@ async fn missing_tables_and_columns_and_bad_specs_are_refused_with_exit_2() {
         ),
         (
             "[[index]]\nname = 'a'\ntable = 'pg_class'\ncolumns = ['relname']\n",
-            "pg_catalog.pg_class (the table of index \"a\") is a system catalog",
+            "index \"a\" (line 1): pg_catalog.pg_class is a system catalog",
         ),
         ("[[index]]\nname = 'a'\n", "missing field `table`"),
     ];
@@ -640,4 +640,212 @@ async fn a_partitioned_table_is_built_partition_by_partition_and_attached() {
 
     let again = indexes(&db, &["--spec", path, "--format", "json"]);
     assert_eq!(again.actions(), ["exists"]);
+}
+
+#[tokio::test]
+async fn every_problem_of_a_spec_is_reported_in_one_run_naming_the_tables() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let spec = spec_file(
+        r#"
+[[index]]
+name = "a"
+table = "payments"
+columns = ["user_id"]
+where = "statuss = 'pending'"
+
+[[index]]
+name = "fine"
+table = "payments"
+columns = ["user_id"]
+
+[[index]]
+name = "b"
+table = "paymentz"
+columns = ["user_id"]
+
+[[index]]
+name = "c"
+table = "payments"
+columns = [{ column = "description", opclass = "text_pattern_opz" }]
+
+[[index]]
+name = "d"
+table = "users"
+columns = ["emial"]
+"#,
+    );
+    let run = indexes(&db, &["--spec", spec.path().to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", run.stderr);
+    assert!(
+        lines[0].ends_with("has 4 problems; nothing was built:"),
+        "{}",
+        lines[0]
+    );
+    for (line, (index, says)) in lines[1..].iter().zip([
+        (
+            "index \"a\" (line 2)",
+            "column \"statuss\" does not exist (SQLSTATE 42703); hint: Perhaps you meant to \
+             reference the column \"payments.status\"",
+        ),
+        ("index \"b\" (line 13)", "table paymentz does not exist"),
+        (
+            "index \"c\" (line 18)",
+            "operator class \"text_pattern_opz\" does not exist for access method \"btree\"",
+        ),
+        (
+            "index \"d\" (line 23)",
+            "table public.users has no column \"emial\"; its columns are id, email,",
+        ),
+    ]) {
+        assert!(
+            line.starts_with(&format!("  {index}: ")) && line.contains(says),
+            "{index}: {line}"
+        );
+    }
+    assert!(!run.stderr.contains("perfaudit_"), "{}", run.stderr);
+    let names: Vec<String> = all_indexes(&client)
+        .await
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["payments_pkey", "users_pkey"],
+        "nothing was created"
+    );
+}
+
+/// A tablespace for the test's indexes, in place under the cluster's data
+/// directory (PostgreSQL 15 and later), and its name; `None` on older
+/// servers, where it would need a directory the server's user owns.
+async fn tablespace(db: &TestDb, client: &tokio_postgres::Client) -> Option<String> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if version < 150_000 {
+        eprintln!("no in-place tablespace before PostgreSQL 15: TABLESPACE is not tested");
+        return None;
+    }
+    let name = format!("fast_{}", db.name);
+    // Two statements: CREATE TABLESPACE refuses a transaction block.
+    client
+        .batch_execute("SET allow_in_place_tablespaces = on")
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE TABLESPACE {} LOCATION ''", quote(&name)))
+        .await
+        .unwrap();
+    Some(name)
+}
+
+#[tokio::test]
+async fn operator_classes_order_collations_fill_factor_and_tablespace_are_built_and_compared() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let tablespace = tablespace(&db, &client).await;
+    client
+        .batch_execute(
+            "CREATE INDEX plain_description ON payments (description, created_at);
+             CREATE INDEX pattern_ascending ON payments (description text_pattern_ops, created_at);
+             CREATE INDEX email_c_loose ON users (email COLLATE \"C\") WITH (fillfactor = 50)",
+        )
+        .await
+        .unwrap();
+    let spec = spec_file(&format!(
+        r#"
+[[index]]
+name = "idx_description_pattern"
+table = "payments"
+columns = [
+    {{ column = "description", opclass = "text_pattern_ops" }},
+    {{ column = "created_at", order = "desc", nulls = "last" }},
+]
+fillfactor = 70
+{}
+
+[[index]]
+name = "idx_users_email"
+table = "users"
+columns = [{{ column = "email", collation = "C" }}, {{ expression = "lower(email)", order = "desc" }}]
+
+[[index]]
+name = "idx_users_email_c"
+table = "users"
+columns = [{{ column = "email", collation = "C" }}]
+"#,
+        tablespace
+            .as_ref()
+            .map_or_else(String::new, |t| format!("tablespace = '{t}'"))
+    ));
+    let path = spec.path().to_str().unwrap();
+
+    let first = indexes(&db, &["--spec", path, "--format", "json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.actions(),
+        ["created", "created", "equivalent_exists"],
+        "another operator class or order is another index; another fill factor is not"
+    );
+    assert_eq!(first.json()["indexes"][2]["equivalent"], "email_c_loose");
+    assert_eq!(
+        definition(&client, "idx_description_pattern")
+            .await
+            .unwrap(),
+        "CREATE INDEX idx_description_pattern ON public.payments USING btree \
+         (description text_pattern_ops, created_at DESC NULLS LAST) WITH (fillfactor='70')"
+    );
+    assert_eq!(
+        definition(&client, "idx_users_email").await.unwrap(),
+        "CREATE INDEX idx_users_email ON public.users USING btree \
+         (email COLLATE \"C\", lower(email) DESC)"
+    );
+    let row = client
+        .query_one(
+            "SELECT c.reloptions, t.spcname::text FROM pg_class c
+             LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace
+             WHERE c.oid = 'idx_description_pattern'::regclass",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (options, stored_in): (Vec<String>, Option<String>) = (row.get(0), row.get(1));
+    assert_eq!(options, ["fillfactor=70"]);
+    assert_eq!(stored_in, tablespace);
+
+    let second = indexes(&db, &["--spec", path, "--format", "json"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.actions(), ["exists", "exists", "equivalent_exists"]);
+
+    // The same name stored otherwise is another definition, named as such.
+    let refill = spec_file(
+        "[[index]]\nname = 'idx_description_pattern'\ntable = 'payments'\n\
+         columns = [{ column = 'description', opclass = 'text_pattern_ops' }, \
+         { column = 'created_at', order = 'desc', nulls = 'last' }]\nfillfactor = 90\n",
+    );
+    let run = indexes(&db, &["--spec", refill.path().to_str().unwrap()]);
+    run.assert_failed(
+        2,
+        &[
+            "already exists on public.payments with another definition (btree (description \
+           text_pattern_ops, created_at DESC NULLS LAST) WITH (fillfactor = 70)",
+        ],
+    );
+    // A tablespace outlives the test's database: dropped once empty.
+    if let Some(tablespace) = tablespace {
+        client
+            .batch_execute("DROP INDEX idx_description_pattern")
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!("DROP TABLESPACE {}", quote(&tablespace)))
+            .await
+            .unwrap();
+    }
 }

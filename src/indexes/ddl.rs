@@ -160,15 +160,12 @@ pub fn hypothetical(table: &QualifiedName, wanted: &Wanted) -> String {
 /// supported, an index `ON ONLY` each partitioned level, each partition's
 /// built concurrently and attached.
 pub fn build(table: &Table, name: &str, wanted: &Wanted) -> String {
-    let spec = IndexSpec {
-        name: name.to_owned(),
-        table: table.name.display(),
-        keys: wanted.keys.clone(),
-        unique: false,
-        method: DEFAULT_METHOD.to_owned(),
-        predicate: wanted.predicate.clone(),
-        include: Vec::new(),
-    };
+    let spec = IndexSpec::btree(
+        name,
+        &table.name.display(),
+        wanted.keys.clone(),
+        wanted.predicate.clone(),
+    );
     let index = QualifiedName::new(&table.name.schema, name);
     build_statements(&spec, &index, table, true)
         .iter()

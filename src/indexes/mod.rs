@@ -258,9 +258,9 @@ async fn work(
     let read = async {
         let tables = catalog::tables(own, spec).await?;
         plan::check_server_version(tables.server_version)?;
-        plan::check_tables(spec, &tables)?;
+        let problems = plan::check_tables(spec, &tables);
         let names = plan::wanted_names(spec, &tables);
-        let catalog = catalog::read(own, spec, tables, &names, lock_timeout).await?;
+        let catalog = catalog::read(own, spec, tables, &names, lock_timeout, problems).await?;
         let plan = plan::plan(spec, &catalog, options.concurrently)?;
         Ok((catalog, plan))
     };

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use super::catalog::{Catalog, SpecTables};
-use super::spec::{IndexSpec, Key, Spec};
+use super::spec::{IndexSpec, Key, Problem, Spec};
 use super::sql::{self, Build};
 use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity, Subject};
-use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Table};
+use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Storage, Table};
 use crate::sql::ident::QualifiedName;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
@@ -138,59 +138,66 @@ fn version_name(server_version: i32) -> String {
     }
 }
 
-/// Checks that every table of the spec exists, can be indexed, and has the
-/// columns the spec names.
-pub fn check_tables(spec: &Spec, tables: &SpecTables) -> Result<()> {
-    for (index, table) in spec.indexes.iter().zip(&tables.of_index) {
-        let Some(table) = table.map(|t| &tables.tables[t]) else {
-            return Err(Error::input(format!(
-                "table {} of index \"{}\" does not exist (or is not on the search_path, or you \
-                 may not see it); check the spec's `table`",
-                index.table, index.name
-            )));
-        };
-        // The check builds on an empty copy of the table, which hides this:
-        // PostgreSQL refuses indexes on its catalogs (without a setting
-        // meant for its developers).
-        if ["pg_catalog", "pg_toast"].contains(&table.name.schema.as_str()) {
-            return Err(Error::input(format!(
-                "{} (the table of index \"{}\") is a system catalog, which PostgreSQL does not \
-                 let anyone index; check the spec's `table`",
-                table.name.display(),
-                index.name
-            )));
-        }
-        if !table.kind.indexable() {
-            return Err(Error::input(format!(
-                "{} (the table of index \"{}\") is {}; only tables, partitioned tables \
-                 and materialized views can be indexed",
-                table.name.display(),
-                index.name,
-                table.kind.words()
-            )));
-        }
-        let missing: Vec<&str> = index
-            .keys
-            .iter()
-            .filter_map(|key| match key {
-                Key::Column(column) => Some(column.as_str()),
-                Key::Expression(_) => None,
-            })
-            .chain(index.include.iter().map(String::as_str))
-            .filter(|column| !table.columns.iter().any(|c| c == column))
-            .collect();
-        if !missing.is_empty() {
-            let quoted: Vec<String> = missing.iter().map(|c| format!("\"{c}\"")).collect();
-            return Err(Error::input(format!(
-                "table {} has no column {} (named by index \"{}\"); its columns are {}",
-                table.name.display(),
-                quoted.join(", "),
-                index.name,
-                table.columns.join(", ")
-            )));
-        }
+/// The problems of the spec's tables: each must exist, be one that can
+/// be indexed, and have the columns the spec names.
+pub fn check_tables(spec: &Spec, tables: &SpecTables) -> Vec<Problem> {
+    spec.indexes
+        .iter()
+        .zip(&tables.of_index)
+        .enumerate()
+        .filter_map(|(n, (index, table))| {
+            let problem = table_problem(index, table.map(|t| &tables.tables[t]))?;
+            Some(spec.problem(n, problem))
+        })
+        .collect()
+}
+
+/// What is wrong with `table`, the table of `index` (`None` when it does
+/// not exist), if anything.
+fn table_problem(index: &IndexSpec, table: Option<&Table>) -> Option<String> {
+    let Some(table) = table else {
+        return Some(format!(
+            "table {} does not exist (or is not on the search_path, or you may not see it); \
+             check the spec's `table`",
+            index.table
+        ));
+    };
+    // The check builds on an empty copy of the table, which hides this:
+    // PostgreSQL refuses indexes on its catalogs (without a setting meant
+    // for its developers).
+    if ["pg_catalog", "pg_toast"].contains(&table.name.schema.as_str()) {
+        return Some(format!(
+            "{} is a system catalog, which PostgreSQL does not let anyone index; check the \
+             spec's `table`",
+            table.name.display()
+        ));
     }
-    Ok(())
+    if !table.kind.indexable() {
+        return Some(format!(
+            "{} is {}; only tables, partitioned tables and materialized views can be indexed",
+            table.name.display(),
+            table.kind.words()
+        ));
+    }
+    let missing: Vec<String> = index
+        .keys
+        .iter()
+        .filter_map(|key| match key {
+            Key::Column(column) => Some(column.as_str()),
+            Key::Expression(_) => None,
+        })
+        .chain(index.include.iter().map(String::as_str))
+        .filter(|column| !table.columns.iter().any(|c| c == column))
+        .map(|column| format!("\"{column}\""))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "table {} has no column {}; its columns are {}",
+            table.name.display(),
+            missing.join(", "),
+            table.columns.join(", ")
+        )
+    })
 }
 
 /// Every name the plan may give an index: the spec's names in their
@@ -248,12 +255,19 @@ pub fn satisfies(have: &Shape, want: &Shape) -> bool {
 /// Decides what to do for each spec entry.
 pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> {
     let mut indexes: Vec<PlannedIndex> = Vec::with_capacity(spec.indexes.len());
+    let mut problems = Vec::new();
     for (n, index) in spec.indexes.iter().enumerate() {
         let table = &catalog.tables.tables
             [catalog.tables.of_index[n].expect("tables are checked before planning")];
         let name = QualifiedName::new(&table.name.schema, &index.name);
         let shape = &catalog.wanted[n];
-        let action = decide(&name, table, shape, catalog, &indexes)?;
+        let action = match decide(index, &name, table, shape, catalog, &indexes)? {
+            Ok(action) => action,
+            Err(problem) => {
+                problems.push(spec.problem(n, problem));
+                continue;
+            }
+        };
         let drop = (action == Action::Rebuild).then(|| {
             Statement::new(sql::drop_index(
                 &name,
@@ -275,6 +289,9 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
             build,
             analyze: None,
         });
+    }
+    if !problems.is_empty() {
+        return Err(spec.refuse(&problems));
     }
     if concurrently
         && indexes.iter().any(|i| i.action.builds())
@@ -303,14 +320,16 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
 }
 
 /// The decision for one index, given what exists and what the spec
-/// entries before it will build.
+/// entries before it will build; or what is wrong with the spec entry
+/// (the inner error), or why the run cannot go on (the outer one).
 fn decide(
+    index: &IndexSpec,
     name: &QualifiedName,
     table: &Table,
     shape: &Shape,
     catalog: &Catalog,
     planned: &[PlannedIndex],
-) -> Result<Action> {
+) -> Result<std::result::Result<Action, String>> {
     let same_name = catalog
         .existing
         .iter()
@@ -325,26 +344,26 @@ fn decide(
                 describe_busy(busy)
             )))
         } else if !same.usable {
-            Ok(Action::Rebuild)
-        } else if satisfies(&same.shape, shape) {
-            Ok(Action::Exists {
+            Ok(Ok(Action::Rebuild))
+        } else if satisfies(&same.shape, shape) && same.storage == index.storage {
+            Ok(Ok(Action::Exists {
                 size_bytes: same.size_bytes,
-            })
+            }))
         } else {
-            Err(Error::input(format!(
+            Ok(Err(format!(
                 "index {} already exists on {} with another definition ({}, where the spec wants \
                  {}); rename the index in the spec, or drop the old one if nothing needs it",
                 name.display(),
                 table.name.display(),
-                describe(&same.shape),
-                describe(shape)
+                describe(&same.shape, &same.storage),
+                describe(shape, &index.storage)
             )))
         };
     }
     if let Some(taken) = catalog.taken.iter().find(|t| &t.name == name)
         && taken.index_of != Some(table.oid)
     {
-        return Err(Error::input(format!(
+        return Ok(Err(format!(
             "cannot create index {}: the name is taken by {}; give the index another name in \
              the spec",
             name.display(),
@@ -356,21 +375,21 @@ fn decide(
         .iter()
         .find(|e| e.table == table.oid && e.usable && satisfies(&e.shape, shape));
     if let Some(existing) = existing {
-        return Ok(Action::EquivalentExists {
+        return Ok(Ok(Action::EquivalentExists {
             index: existing.name.clone(),
             size_bytes: Some(existing.size_bytes),
-        });
+        }));
     }
     let earlier = planned
         .iter()
         .find(|p| p.table == table.name && satisfies(&p.shape, shape));
     if let Some(earlier) = earlier {
-        return Ok(Action::EquivalentExists {
+        return Ok(Ok(Action::EquivalentExists {
             index: earlier.name.clone(),
             size_bytes: None,
-        });
+        }));
     }
-    Ok(Action::Create)
+    Ok(Ok(Action::Create))
 }
 
 /// The statements that build `index`. A concurrent build on a partitioned
@@ -435,8 +454,9 @@ fn describe_busy(busy: &Busy) -> String {
     }
 }
 
-/// `btree (user_id, status) WHERE ...` for messages.
-fn describe(shape: &Shape) -> String {
+/// `btree (user_id, status) WITH (fillfactor = 70) WHERE ...` for
+/// messages.
+fn describe(shape: &Shape, storage: &Storage) -> String {
     let mut text = format!(
         "{}{} ({})",
         if shape.unique { "unique " } else { "" },
@@ -446,17 +466,30 @@ fn describe(shape: &Shape) -> String {
     if !shape.include.is_empty() {
         text.push_str(&format!(" INCLUDE ({})", shape.include.join(", ")));
     }
+    if let Some(fillfactor) = storage.fillfactor {
+        text.push_str(&format!(" WITH (fillfactor = {fillfactor})"));
+    }
+    if let Some(tablespace) = &storage.tablespace {
+        text.push_str(&format!(" TABLESPACE {tablespace}"));
+    }
     if let Some(predicate) = &shape.predicate {
         text.push_str(&format!(" WHERE {predicate}"));
     }
     text
 }
 
+/// `user_id, email text_pattern_ops DESC`.
 fn key_columns(shape: &Shape) -> String {
     shape
         .keys
         .iter()
-        .map(|k| k.definition.as_str())
+        .map(|k| {
+            if k.is_plain() {
+                k.definition.clone()
+            } else {
+                format!("{} {}", k.definition, k.options)
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -630,6 +663,7 @@ mod tests {
             option: 0,
             collation: 0,
             column: None,
+            options: String::new(),
         }
     }
 
@@ -645,6 +679,7 @@ mod tests {
 
     fn existing(name: &str, shape: Shape, usable: bool) -> Index {
         Index {
+            oid: 0,
             table: TABLE,
             name: QualifiedName::new("public", name),
             shape,
@@ -652,6 +687,8 @@ mod tests {
             backs_constraint: false,
             size_bytes: 8192,
             busy: None,
+            attached_to: None,
+            storage: Storage::default(),
         }
     }
 
@@ -909,30 +946,37 @@ mod tests {
     }
 
     #[test]
-    fn missing_tables_kinds_and_columns_are_named() {
+    fn missing_tables_kinds_and_columns_are_named_for_every_index() {
         let spec = default_spec();
         let mut found = tables(&spec, payments(RelKind::Table, vec![]));
-        assert!(check_tables(&spec, &found).is_ok());
+        assert_eq!(check_tables(&spec, &found), []);
         found.of_index[1] = None;
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
+        let problems = check_tables(&spec, &found);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].index, "index \"idx_payments_status\" (line 25)");
         assert!(
-            message.contains("table payments of index \"idx_payments_status\" does not exist"),
-            "{message}"
+            problems[0]
+                .message
+                .starts_with("table payments does not exist"),
+            "{problems:?}"
         );
         let mut found = tables(&spec, payments(RelKind::View, vec![]));
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
+        let problems = check_tables(&spec, &found);
+        assert_eq!(problems.len(), 4, "each index on the view: {problems:?}");
         assert!(
-            message.contains("public.payments (the table of index"),
-            "{message}"
+            problems[0].message.starts_with("public.payments is a view"),
+            "{problems:?}"
         );
-        assert!(message.contains("is a view"), "{message}");
         found.tables[0].kind = RelKind::Table;
         found.tables[0].columns.retain(|c| c != "status");
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
-        assert!(
-            message.contains("has no column \"status\" (named by index \"idx_payments_status\")")
-                && message.contains("its columns are id, user_id, created_at, amount"),
-            "{message}"
+        let message = spec.refuse(&check_tables(&spec, &found)).to_string();
+        assert_eq!(
+            message,
+            "the index spec (the default spec) has 2 problems; nothing was built:\n  \
+             index \"idx_payments_status\" (line 25): table public.payments has no column \
+             \"status\"; its columns are id, user_id, created_at, amount\n  \
+             index \"idx_payments_user_status\" (line 35): table public.payments has no column \
+             \"status\"; its columns are id, user_id, created_at, amount"
         );
     }
 

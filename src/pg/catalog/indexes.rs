@@ -18,6 +18,30 @@ const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
      THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.indexrelid) p) \
      ELSE pg_relation_size(i.indexrelid) END::int8";
 
+/// SQL for the options of each key of index `i` (a `pg_index` row), as
+/// [`KeyShape::options`]: a collation other than the column's (for an
+/// expression, other than none or its type's: an expression's own
+/// collation, derived from its arguments, is not in the catalog, so such a
+/// key shows one it may not need), an operator class that is not its
+/// type's default, `DESC`, and NULLs placed otherwise than by default.
+const KEY_OPTIONS_SQL: &str = "ARRAY(
+         SELECT concat_ws(' ',
+                    CASE WHEN i.indcollation[k - 1] NOT IN
+                              (0, coalesce(a.attcollation, t.typcollation))
+                         THEN 'COLLATE ' || (SELECT quote_ident(l.collname) FROM pg_collation l
+                                             WHERE l.oid = i.indcollation[k - 1]) END,
+                    CASE WHEN NOT o.opcdefault THEN quote_ident(o.opcname) END,
+                    CASE WHEN i.indoption[k - 1] & 1 = 1 THEN 'DESC' END,
+                    CASE i.indoption[k - 1] & 3 WHEN 2 THEN 'NULLS FIRST'
+                                                WHEN 1 THEN 'NULLS LAST' END)
+         FROM generate_series(1, i.indnkeyatts) AS k
+         JOIN pg_opclass o ON o.oid = i.indclass[k - 1]
+         JOIN pg_attribute x ON x.attrelid = i.indexrelid AND x.attnum = k
+         JOIN pg_type t ON t.oid = x.atttypid
+         LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
+              AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
+         ORDER BY k)";
+
 /// One key column of an index, as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyShape {
@@ -31,6 +55,20 @@ pub struct KeyShape {
     pub collation: u32,
     /// The column, when the key is a plain column (not an expression).
     pub column: Option<String>,
+    /// What `CREATE INDEX` would write after the column or expression,
+    /// as the server names it (`COLLATE "C" text_pattern_ops DESC NULLS
+    /// LAST`): empty for a plain key (see [`KeyShape::is_plain`]).
+    pub options: String,
+}
+
+impl KeyShape {
+    /// Whether the key is what `CREATE INDEX` makes of a bare column or
+    /// expression: its type's default operator class, its own collation,
+    /// ascending with NULLs last. An index advise or explain asks for has
+    /// only such keys.
+    pub fn is_plain(&self) -> bool {
+        self.options.is_empty()
+    }
 }
 
 /// What an index is, independently of its name: two indexes with the same
@@ -49,9 +87,20 @@ pub struct Shape {
     pub predicate: Option<String>,
 }
 
+/// Where an index is stored. Neither changes which queries it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// `WITH (fillfactor = ...)`: how full its leaf pages are built.
+    pub fillfactor: Option<u32>,
+    /// `TABLESPACE`, by name (`None`: the database's default).
+    pub tablespace: Option<String>,
+}
+
 /// An index on a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
+    /// Its OID.
+    pub oid: u32,
     /// The OID of its table.
     pub table: u32,
     /// Its name.
@@ -69,6 +118,11 @@ pub struct Index {
     /// Another session working on it right now, if one is (read only with
     /// [`Detail::WithSessions`]).
     pub busy: Option<Busy>,
+    /// For a partition's index, the OID of the partitioned index it is
+    /// attached to (`ALTER INDEX ... ATTACH PARTITION`), if it is.
+    pub attached_to: Option<u32>,
+    /// Its fill factor and tablespace.
+    pub storage: Storage,
 }
 
 impl Index {
@@ -109,6 +163,7 @@ impl Index {
     #[cfg(test)]
     pub fn btree(name: &str, columns: &[&str], predicate: Option<&str>) -> Index {
         Index {
+            oid: 0,
             table: 1,
             name: QualifiedName::new("public", name),
             shape: Shape {
@@ -122,6 +177,7 @@ impl Index {
                         option: 0,
                         collation: 0,
                         column: Some((*column).to_owned()),
+                        options: String::new(),
                     })
                     .collect(),
                 include: Vec::new(),
@@ -131,6 +187,8 @@ impl Index {
             backs_constraint: false,
             size_bytes: 0,
             busy: None,
+            attached_to: None,
+            storage: Storage::default(),
         }
     }
 }
@@ -240,7 +298,13 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                     ARRAY(SELECT a.attname::text FROM generate_series(1, i.indnkeyatts) AS k
                           LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
                                AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
-                          ORDER BY k)
+                          ORDER BY k),
+                    {KEY_OPTIONS_SQL},
+                    i.indexrelid,
+                    (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+                    (SELECT o.option_value::int4 FROM pg_options_to_table(c.reloptions) o
+                     WHERE o.option_name = 'fillfactor'),
+                    (SELECT s.spcname::text FROM pg_tablespace s WHERE s.oid = c.reltablespace)
              FROM unnest($1::text[]) AS r(name)
              JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
              JOIN pg_class c ON c.oid = i.indexrelid
@@ -263,6 +327,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
             let options: Vec<i16> = row.get(9);
             let collations: Vec<u32> = row.get(10);
             let plain_columns: Vec<Option<String>> = row.get(17);
+            let key_options: Vec<String> = row.get(18);
             let keys = columns
                 .into_iter()
                 .enumerate()
@@ -272,6 +337,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                     option: options.get(k).copied().unwrap_or_default(),
                     collation: collations.get(k).copied().unwrap_or_default(),
                     column: plain_columns.get(k).cloned().flatten(),
+                    options: key_options.get(k).cloned().unwrap_or_default(),
                 })
                 .collect();
             let busy = row.get::<_, Option<i32>>(14).map(|pid| Busy {
@@ -283,6 +349,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                 },
             });
             Index {
+                oid: row.get(19),
                 table: row.get(0),
                 name: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
                 shape: Shape {
@@ -296,6 +363,11 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                 backs_constraint: row.get(12),
                 size_bytes: row.get(13),
                 busy,
+                attached_to: row.get(20),
+                storage: Storage {
+                    fillfactor: row.get::<_, Option<i32>>(21).map(|f| f as u32),
+                    tablespace: row.get(22),
+                },
             }
         })
         .collect())

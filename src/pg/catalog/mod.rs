@@ -19,7 +19,7 @@ use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::ident::QualifiedName;
 
-pub use indexes::{Busy, BusyWith, Index, KeyShape, Shape, TakenName};
+pub use indexes::{Busy, BusyWith, Index, KeyShape, Shape, Storage, TakenName};
 pub use relations::{Relation, Relations, Taken};
 
 /// The schema of the hypopg extension, quoted for SQL, when the database
