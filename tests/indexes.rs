@@ -849,3 +849,48 @@ columns = [{{ column = "email", collation = "C" }}]
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_payment_set_is_built_unasked_only_on_the_fixtures_payments_table() {
+    let db = TestDb::empty().await;
+    let client = db.client().await;
+    let run = indexes(&db, &["--dry-run"]);
+    run.assert_failed(
+        2,
+        &[
+            "without --spec, perfaudit indexes builds its payment indexes (idx_payments_user_id, \
+           idx_payments_status, idx_payments_created_at, idx_payments_user_status) on a table \
+           payments, which this database does not have",
+            "give the indexes you want with --spec FILE",
+        ],
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+
+    // Someone else's payments: the columns the default set names, and more.
+    client
+        .batch_execute(
+            "CREATE TABLE payments (id bigint PRIMARY KEY, user_id int, status text,
+                                    created_at timestamptz, tenant int);
+             INSERT INTO payments SELECT g, g % 10, 'paid', now(), 1 FROM generate_series(1, 100) g",
+        )
+        .await
+        .unwrap();
+    for args in [&[][..], &["--dry-run"][..]] {
+        let run = indexes(&db, args);
+        run.assert_failed(
+            2,
+            &[
+                "table public.payments is not perfaudit's payments fixture (its column user_id \
+               is integer, not bigint), so perfaudit does not build its default payment indexes",
+                "pass --payments-defaults to build these anyway",
+            ],
+        );
+    }
+    assert_eq!(all_indexes(&client).await.len(), 1, "only the primary key");
+    let run = indexes(&db, &["--payments-defaults", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.actions(), ["created"; 4]);
+    let run = indexes(&db, &["--payments-defaults", "--spec", "x.toml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}

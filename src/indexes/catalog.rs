@@ -29,7 +29,7 @@ use super::sql::{self, Build};
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::pg::catalog::indexes::{self, Detail};
-use crate::pg::catalog::{Index, RelKind, Shape, Table, TakenName, partitions};
+use crate::pg::catalog::{Index, RelKind, Shape, Table, TakenName, partition_indexes, partitions};
 use crate::sql::ident::{QualifiedName, quote};
 
 /// The spec's tables as found on the server.
@@ -115,10 +115,25 @@ pub async fn tables(client: &Client, spec: &Spec) -> Result<SpecTables> {
             kind,
             columns: row.get(4),
             partitions,
+            partition_indexes: Vec::new(),
         });
         found.of_index.push(Some(found.tables.len() - 1));
     }
     Ok(found)
+}
+
+/// The columns of table `oid` and their types, as `format_type` writes
+/// them.
+pub async fn column_types(client: &Client, oid: u32) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query_typed(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[(&oid, Type::OID)],
+        )
+        .await
+        .map_err(|e| query_error("reading the columns of the spec's table", &e))?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// Reads the indexes on `tables`, which relations hold any of `names`, and
@@ -153,12 +168,16 @@ pub async fn read(
 async fn read_in_transaction(
     client: &Client,
     spec: &Spec,
-    tables: SpecTables,
+    mut tables: SpecTables,
     names: &[QualifiedName],
     problems: Vec<Problem>,
 ) -> Result<Catalog> {
     let relations: Vec<String> = tables.tables.iter().map(|t| t.name.to_string()).collect();
     let existing = indexes::read(client, &relations, Detail::WithSessions).await?;
+    for table in &mut tables.tables {
+        table.partition_indexes =
+            partition_indexes(client, &table.partitions, Detail::WithSessions).await?;
+    }
     let taken = indexes::taken_names(client, names).await?;
     check_shadows_allowed(client).await?;
     let wanted = wanted_shapes(client, spec, &tables, problems).await?;

@@ -190,6 +190,7 @@ mod tests {
             kind,
             columns: Vec::new(),
             partitions,
+            partition_indexes: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@
 pub mod build;
 pub mod catalog;
 pub mod ddl;
+pub mod defaults;
 pub mod plan;
 pub mod prewait;
 pub mod progress;
@@ -59,6 +60,9 @@ pub struct Options {
     pub transaction_wait_timeout: Option<Duration>,
     /// `--maintenance-work-mem`.
     pub maintenance_work_mem: Option<String>,
+    /// `--payments-defaults`: build the default spec on a `payments` table
+    /// that is not the fixture's.
+    pub payments_defaults: bool,
 }
 
 /// What a run did (or, in a dry run, would do) about one wanted index.
@@ -257,6 +261,13 @@ async fn work(
     // is cancelled on the server, where it may be queued on a lock.
     let read = async {
         let tables = catalog::tables(own, spec).await?;
+        if spec.is_default() {
+            let columns = match tables.tables.first() {
+                Some(table) => catalog::column_types(own, table.oid).await?,
+                None => Vec::new(),
+            };
+            defaults::check(spec, &tables, &columns, options.payments_defaults)?;
+        }
         plan::check_server_version(tables.server_version)?;
         let problems = plan::check_tables(spec, &tables);
         let names = plan::wanted_names(spec, &tables);

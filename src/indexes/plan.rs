@@ -701,6 +701,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             partitions,
+            partition_indexes: Vec::new(),
         }
     }
 

@@ -130,6 +130,10 @@ pub struct Table {
     /// For a partitioned table, every partition below it, parents before
     /// their children.
     pub partitions: Vec<Partition>,
+    /// The indexes of those partitions (each [`Index::table`] a
+    /// partition's OID): those equivalent to a wanted index are attached
+    /// rather than built again.
+    pub partition_indexes: Vec<Index>,
 }
 
 /// A partition of a partitioned table (at any depth).
@@ -168,4 +172,18 @@ pub async fn partitions(client: &Client, table: u32) -> Result<Vec<Partition>> {
             name: QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4)),
         })
         .collect())
+}
+
+/// The indexes of `partitions` (none when there are none), read as
+/// `detail` says.
+pub async fn partition_indexes(
+    client: &Client,
+    partitions: &[Partition],
+    detail: indexes::Detail,
+) -> Result<Vec<Index>> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = partitions.iter().map(|p| p.name.to_string()).collect();
+    indexes::read(client, &names, detail).await
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use super::indexes::{self, Detail, Index};
-use super::{RelKind, Table, partitions};
+use super::{RelKind, Table, partition_indexes, partitions};
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::ident::{QualifiedName, quote};
@@ -163,6 +163,8 @@ impl<'c> Relations<'c> {
             name: relation.table.clone(),
             kind: relation.kind,
             columns: Vec::new(),
+            partition_indexes: partition_indexes(self.client, &partitions, Detail::Definitions)
+                .await?,
             partitions,
         })
     }
