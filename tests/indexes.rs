@@ -894,3 +894,140 @@ async fn the_payment_set_is_built_unasked_only_on_the_fixtures_payments_table() 
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
 }
+
+/// The OID of relation `name`, `None` when there is none.
+async fn oid(client: &tokio_postgres::Client, name: &str) -> Option<u32> {
+    client
+        .query_one("SELECT to_regclass($1)::oid", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn partitions_equivalent_indexes_are_attached_not_built_again() {
+    let db = TestDb::rentals().await;
+    let client = db.client().await;
+    // billing.rental_payment has 13 partitions and no index on staff_id;
+    // some partitions have one of their own. An INVALID one is left the
+    // way a failed concurrent build leaves one (the catalog flag, set as
+    // superuser: a build that fails after its first phase cannot be
+    // timed reliably).
+    client
+        .batch_execute(
+            "CREATE INDEX rp_2024_03_staff ON billing.rental_payment_2024_03 (staff_id);
+             CREATE INDEX rp_2024_07_staff ON billing.rental_payment_2024_07 (staff_id);
+             CREATE INDEX rp_2024_05_staff_desc ON billing.rental_payment_2024_05 (staff_id DESC);
+             CREATE INDEX rp_2024_09_staff ON billing.rental_payment_2024_09 (staff_id);
+             UPDATE pg_index SET indisvalid = false
+             WHERE indexrelid = 'billing.rp_2024_09_staff'::regclass",
+        )
+        .await
+        .unwrap();
+    let reused_oids = [
+        oid(&client, "billing.rp_2024_03_staff").await,
+        oid(&client, "billing.rp_2024_07_staff").await,
+    ];
+    let broken_oid = oid(&client, "billing.rp_2024_09_staff").await;
+    let spec = spec_file(
+        "[[index]]\nname = 'rental_payment_staff_idx'\ntable = 'billing.rental_payment'\n\
+         columns = ['staff_id']\n",
+    );
+    let path = spec.path().to_str().unwrap();
+
+    let dry = indexes(&db, &["--spec", path, "--dry-run", "--format", "json"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let planned = &dry.json()["indexes"][0];
+    assert_eq!(
+        planned["partitions"],
+        json!({"count": 13, "built": 11, "kept": 0,
+               "reused": ["billing.rp_2024_03_staff", "billing.rp_2024_07_staff"]})
+    );
+    let ddl = planned["ddl"].as_str().unwrap();
+    assert!(
+        ddl.ends_with(
+            "ALTER INDEX \"billing\".\"rental_payment_staff_idx\" ATTACH PARTITION \
+             \"billing\".\"rp_2024_03_staff\";\n\
+             ALTER INDEX \"billing\".\"rental_payment_staff_idx\" ATTACH PARTITION \
+             \"billing\".\"rp_2024_07_staff\";"
+        ),
+        "the existing ones are attached, last: {ddl}"
+    );
+    assert_eq!(
+        ddl.matches("CREATE INDEX CONCURRENTLY").count(),
+        11,
+        "{ddl}"
+    );
+    assert!(
+        ddl.contains(
+            "DROP INDEX CONCURRENTLY IF EXISTS \"billing\".\"rp_2024_09_staff\";\n\
+             CREATE INDEX CONCURRENTLY \"rp_2024_09_staff\" ON \"billing\".\"rental_payment_2024_09\""
+        ),
+        "the INVALID one is rebuilt: {ddl}"
+    );
+    let text = indexes(&db, &["--spec", path, "--dry-run"]);
+    assert!(
+        text.stdout
+            .contains("would_create (13 partitions: 11 built, 2 reused)"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains(
+            "rental_payment_staff_idx: billing.rp_2024_03_staff, billing.rp_2024_07_staff"
+        ),
+        "{}",
+        text.stdout
+    );
+
+    let run = indexes(&db, &["--spec", path, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.actions(), ["created"]);
+    assert_eq!(run.json()["indexes"][0]["valid"], true);
+    let tree: Vec<(String, u32, bool)> = client
+        .query(
+            "SELECT t.relid::regclass::text, t.relid::oid, i.indisvalid
+             FROM pg_partition_tree('billing.rental_payment_staff_idx') t
+             JOIN pg_index i ON i.indexrelid = t.relid WHERE t.level = 1 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(tree.len(), 13, "{tree:?}");
+    assert!(tree.iter().all(|(_, _, valid)| *valid), "{tree:?}");
+    for (name, before) in ["billing.rp_2024_03_staff", "billing.rp_2024_07_staff"]
+        .iter()
+        .zip(reused_oids)
+    {
+        let attached = tree.iter().find(|(n, _, _)| n == name);
+        assert_eq!(
+            attached.map(|(_, oid, _)| *oid),
+            before,
+            "{name} is attached, the same index: {tree:?}"
+        );
+    }
+    let rebuilt = tree
+        .iter()
+        .find(|(n, _, _)| n == "billing.rp_2024_09_staff");
+    assert!(
+        rebuilt.is_some_and(|(_, oid, _)| Some(*oid) != broken_oid),
+        "{tree:?}"
+    );
+    assert!(
+        !tree.iter().any(|(n, _, _)| n.contains("rp_2024_05")),
+        "another order is another index"
+    );
+    assert!(
+        oid(&client, "billing.rp_2024_05_staff_desc")
+            .await
+            .is_some()
+    );
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+
+    let again = indexes(&db, &["--spec", path, "--format", "json"]);
+    assert_eq!(again.actions(), ["exists"]);
+    assert_eq!(again.json()["indexes"][0]["ddl"], serde_json::Value::Null);
+}

@@ -17,6 +17,7 @@ pub mod build;
 pub mod catalog;
 pub mod ddl;
 pub mod defaults;
+pub mod partitions;
 pub mod plan;
 pub mod prewait;
 pub mod progress;
@@ -33,6 +34,7 @@ use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use build::{Built, LockWaits, Settings};
+use partitions::{Part, Parts};
 use plan::{Action, Plan};
 use session::SessionSettings;
 use spec::Spec;
@@ -119,6 +121,59 @@ pub struct IndexReport {
     pub ddl: Option<String>,
     /// For `equivalent_exists`: the index that serves instead.
     pub equivalent: Option<String>,
+    /// On a partitioned table, when the index is (or would be) built: what
+    /// that does on its partitions.
+    pub partitions: Option<PartitionsReport>,
+}
+
+/// What building an index on a partitioned table does (or would do) on
+/// its partitions, every level counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionsReport {
+    /// How many partitions there are.
+    pub count: usize,
+    /// How many get an index built (an INVALID equivalent one rebuilt
+    /// included).
+    pub built: usize,
+    /// The existing equivalent indexes attached instead of building,
+    /// `schema.name`.
+    pub reused: Vec<String>,
+    /// How many keep the index already attached to the INVALID index that
+    /// is completed.
+    pub kept: usize,
+}
+
+impl PartitionsReport {
+    /// The report of `parts`, or `None` when there are no partitions.
+    fn new(parts: &Parts) -> Option<PartitionsReport> {
+        (!parts.parts.is_empty()).then(|| PartitionsReport {
+            count: parts.parts.len(),
+            built: parts.built(),
+            reused: parts.reused().map(QualifiedName::display).collect(),
+            kept: parts
+                .parts
+                .iter()
+                .filter(|part| matches!(part, Part::Kept(_)))
+                .count(),
+        })
+    }
+
+    /// `55 partitions: 52 built, 3 reused`.
+    pub fn summary(&self) -> String {
+        let mut done = vec![format!("{} built", self.built)];
+        if !self.reused.is_empty() {
+            done.push(format!("{} reused", self.reused.len()));
+        }
+        if self.kept > 0 {
+            done.push(format!("{} kept", self.kept));
+        }
+        format!(
+            "{} {}: {}",
+            self.count,
+            crate::text::plural(self.count, "partition", "partitions"),
+            done.join(", ")
+        )
+    }
 }
 
 /// Whether the server marks the index a report entry names valid and
@@ -205,6 +260,7 @@ impl Report {
                     duration_ms: built.as_ref().map(|b| b.duration.as_millis() as u64),
                     ddl: (!ddl.is_empty()).then(|| ddl.join("\n")),
                     equivalent,
+                    partitions: PartitionsReport::new(&planned.parts),
                 }
             })
             .collect();

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::catalog::{Catalog, SpecTables};
+use super::partitions::{self, Part, Parts};
 use super::spec::{IndexSpec, Key, Problem, Spec};
 use super::sql::{self, Build};
 use crate::error::{Error, Result};
@@ -63,6 +64,11 @@ pub struct Statement {
     /// transactions it would wait for are waited for before it starts (see
     /// [`super::prewait`]).
     pub concurrent_on: Option<QualifiedName>,
+    /// For the `ATTACH PARTITION` of an index that was there before, that
+    /// index. Its lock (ACCESS EXCLUSIVE on an index queries use) queues
+    /// every query on its partition while it waits, so it waits briefly;
+    /// and once it is attached, dropping the parent would drop it too.
+    pub adopts: Option<QualifiedName>,
 }
 
 impl Statement {
@@ -72,6 +78,7 @@ impl Statement {
             sql,
             creates: None,
             concurrent_on: None,
+            adopts: None,
         }
     }
 }
@@ -89,6 +96,9 @@ pub struct PlannedIndex {
     pub shape: Shape,
     /// What to do.
     pub action: Action,
+    /// On a partitioned table, when it builds: what it does on each
+    /// partition.
+    pub parts: Parts,
     /// For a rebuild: the drop of the broken index.
     pub drop: Option<Statement>,
     /// The statements that build it, in order, on one session.
@@ -268,14 +278,21 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
                 continue;
             }
         };
-        let drop = (action == Action::Rebuild).then(|| {
+        let parts = if action.builds() {
+            partitions::plan(table, completing(&name, table, shape, catalog), |index| {
+                &index.shape == shape
+            })
+        } else {
+            Parts::default()
+        };
+        let drop = (action == Action::Rebuild && !parts.completing).then(|| {
             Statement::new(sql::drop_index(
                 &name,
                 concurrently && table.kind != RelKind::Partitioned,
             ))
         });
         let build = if action.builds() {
-            build_statements(index, &name, table, concurrently)
+            build_statements(index, &name, table, &parts, concurrently)
         } else {
             Vec::new()
         };
@@ -285,6 +302,7 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
             table: table.name.clone(),
             shape: shape.clone(),
             action,
+            parts,
             drop,
             build,
             analyze: None,
@@ -316,6 +334,25 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
     Ok(Plan {
         indexes,
         concurrently,
+    })
+}
+
+/// The INVALID partitioned index of `name` and `shape` on `table`, if
+/// there is one: it is completed, its partitions' indexes that are
+/// attached kept, rather than dropped with them and built again. One of
+/// another shape is rebuilt.
+fn completing<'a>(
+    name: &QualifiedName,
+    table: &Table,
+    shape: &Shape,
+    catalog: &'a Catalog,
+) -> Option<&'a Index> {
+    catalog.existing.iter().find(|e| {
+        &e.name == name
+            && e.table == table.oid
+            && !e.usable
+            && table.kind == RelKind::Partitioned
+            && &e.shape == shape
     })
 }
 
@@ -392,46 +429,83 @@ fn decide(
     Ok(Ok(Action::Create))
 }
 
-/// The statements that build `index`. A concurrent build on a partitioned
-/// table, which PostgreSQL does not support, is done the way its manual
-/// describes: an invalid index `ON ONLY` the parent, then each partition's
-/// index built concurrently and attached; the parent's index becomes valid
-/// when the last one is attached.
+/// The statements that build `index` under `name` on `table`, on each of
+/// its partitions as `parts` says (see [`partitions::plan`]). A partitioned
+/// table, which PostgreSQL cannot index concurrently, is indexed the way
+/// its manual describes, with plain builds too, so that every partition's
+/// index is chosen here: an index `ON ONLY` the table (unless it is being
+/// completed), then on each partition an index built (`ON ONLY` a
+/// partitioned one) or rebuilt, and attached; the existing indexes reused
+/// are attached last, once every build has succeeded, since a failed
+/// build's cleanup drops the parent index and what is attached to it. The
+/// parent becomes valid when its last partition's index is attached.
 pub fn build_statements(
     index: &IndexSpec,
     name: &QualifiedName,
     table: &Table,
+    parts: &Parts,
     concurrently: bool,
 ) -> Vec<Statement> {
+    let leaf_build = if concurrently {
+        Build::Concurrently
+    } else {
+        Build::Plain
+    };
     let create = |index_name: &QualifiedName, on: &QualifiedName, build: Build| Statement {
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
         concurrent_on: (build == Build::Concurrently).then(|| on.clone()),
+        ..Statement::new(String::new())
     };
-    if !concurrently {
-        return vec![create(name, &table.name, Build::Plain)];
-    }
     if table.kind != RelKind::Partitioned {
-        return vec![create(name, &table.name, Build::Concurrently)];
+        return vec![create(name, &table.name, leaf_build)];
     }
-    let mut statements = vec![create(name, &table.name, Build::OnlyParent)];
+    let mut statements = Vec::new();
+    if !parts.completing {
+        statements.push(create(name, &table.name, Build::OnlyParent));
+    }
+    let mut adoptions = Vec::new();
     let mut index_of: HashMap<u32, QualifiedName> = HashMap::from([(table.oid, name.clone())]);
-    for (partition, child) in table
+    for ((partition, part), child) in table
         .partitions
         .iter()
+        .zip(&parts.parts)
         .zip(partition_index_names(index, table))
     {
+        let Some(parent) = index_of.get(&partition.parent).cloned() else {
+            continue; // covered by its parent's index
+        };
         let build = if partition.leaf {
-            Build::Concurrently
+            leaf_build
         } else {
             Build::OnlyParent
         };
-        statements.push(create(&child, &partition.name, build));
-        if let Some(parent) = index_of.get(&partition.parent) {
-            statements.push(Statement::new(sql::attach_partition(parent, &child)));
-        }
+        let child = match part {
+            Part::Covered => continue,
+            Part::Kept(kept) => kept.clone(),
+            Part::Build => {
+                statements.push(create(&child, &partition.name, build));
+                statements.push(Statement::new(sql::attach_partition(&parent, &child)));
+                child
+            }
+            Part::Rebuild(broken) => {
+                statements.push(Statement::new(sql::drop_index(broken, concurrently)));
+                statements.push(create(broken, &partition.name, build));
+                statements.push(Statement::new(sql::attach_partition(&parent, broken)));
+                broken.clone()
+            }
+            Part::Reuse(existing) => {
+                adoptions.push(Statement {
+                    adopts: Some(existing.clone()),
+                    ..Statement::new(sql::attach_partition(&parent, existing))
+                });
+                // Its partitions' indexes come with it.
+                continue;
+            }
+        };
         index_of.insert(partition.oid, child);
     }
+    statements.extend(adoptions);
     statements
 }
 
@@ -1098,10 +1172,10 @@ mod tests {
             concurrent,
             [None, on("p2023"), None, None, None, on("p2024_eu"), None]
         );
-        let invalid = existing("idx_at", shape(&["created_at"]), false);
+        let other_shape = existing("idx_at", shape(&["id"]), false);
         let rebuild = super::plan(
             &spec,
-            &catalog_on(&spec, table.clone(), vec![invalid]),
+            &catalog_on(&spec, table.clone(), vec![other_shape]),
             true,
         )
         .unwrap();
@@ -1112,8 +1186,111 @@ mod tests {
         );
         let plain = super::plan(&spec, &catalog_on(&spec, table, vec![]), false).unwrap();
         assert_eq!(
-            sql_of(&plain.indexes[0].build),
-            [r#"CREATE INDEX "idx_at" ON "public"."payments" ("created_at")"#]
+            sql_of(&plain.indexes[0].build)[..3],
+            [
+                r#"CREATE INDEX "idx_at" ON ONLY "public"."payments" ("created_at")"#,
+                r#"CREATE INDEX "idx_at_1" ON "public"."p2023" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."idx_at_1""#,
+            ],
+            "plain builds choose each partition's index too"
+        );
+    }
+
+    /// A partitioned payments: `p2023` (101), `p2024` (102, partitioned:
+    /// `p2024_eu` (103), `p2024_us` (104)), with `indexes` on them.
+    fn partitioned(indexes: Vec<Index>) -> Table {
+        let partition = |oid, name: &str, parent, leaf| Partition {
+            oid,
+            name: QualifiedName::new("public", name),
+            parent,
+            leaf,
+        };
+        Table {
+            partition_indexes: indexes,
+            ..payments(
+                RelKind::Partitioned,
+                vec![
+                    partition(101, "p2023", TABLE, true),
+                    partition(102, "p2024", TABLE, false),
+                    partition(103, "p2024_eu", 102, true),
+                    partition(104, "p2024_us", 102, true),
+                ],
+            )
+        }
+    }
+
+    /// An index `name` of `keys` on partition `table`.
+    fn on_partition(name: &str, table: u32, keys: &[&str], usable: bool) -> Index {
+        Index {
+            table,
+            ..existing(name, shape(keys), usable)
+        }
+    }
+
+    #[test]
+    fn partitions_equivalent_indexes_are_attached_last_and_broken_ones_rebuilt() {
+        let spec = Spec::parse(
+            "[[index]]\nname = \"idx_at\"\ntable = \"payments\"\ncolumns = [\"created_at\"]\n",
+            "test",
+        )
+        .unwrap();
+        let table = partitioned(vec![
+            on_partition("p2023_at", 101, &["created_at"], true),
+            on_partition("p2024_eu_by_id", 103, &["id"], true),
+            on_partition("p2024_us_at", 104, &["created_at"], false),
+        ]);
+        let plan = plan(&spec, &catalog_on(&spec, table, vec![]), true).unwrap();
+        let planned = &plan.indexes[0];
+        assert_eq!(
+            sql_of(&planned.build),
+            [
+                r#"CREATE INDEX "idx_at" ON ONLY "public"."payments" ("created_at")"#,
+                r#"CREATE INDEX "idx_at_2" ON ONLY "public"."p2024" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."idx_at_2""#,
+                r#"CREATE INDEX CONCURRENTLY "idx_at_3" ON "public"."p2024_eu" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."idx_at_3""#,
+                r#"DROP INDEX CONCURRENTLY IF EXISTS "public"."p2024_us_at""#,
+                r#"CREATE INDEX CONCURRENTLY "p2024_us_at" ON "public"."p2024_us" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."p2024_us_at""#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."p2023_at""#,
+            ]
+        );
+        let adopts: Vec<Option<String>> = planned
+            .build
+            .iter()
+            .map(|s| s.adopts.as_ref().map(QualifiedName::display))
+            .collect();
+        assert_eq!(
+            adopts.iter().flatten().collect::<Vec<_>>(),
+            ["public.p2023_at"]
+        );
+        assert_eq!(adopts.last().unwrap().as_deref(), Some("public.p2023_at"));
+        assert_eq!(planned.parts.built(), 3);
+    }
+
+    #[test]
+    fn an_invalid_partitioned_index_of_the_spec_is_completed_not_dropped() {
+        let spec = Spec::parse(
+            "[[index]]\nname = \"idx_at\"\ntable = \"payments\"\ncolumns = [\"created_at\"]\n",
+            "test",
+        )
+        .unwrap();
+        let mut parent = existing("idx_at", shape(&["created_at"]), false);
+        parent.oid = 500;
+        let mut kept = on_partition("p2023_at", 101, &["created_at"], true);
+        kept.attached_to = Some(500);
+        let table = partitioned(vec![
+            kept,
+            on_partition("p2024_at", 102, &["created_at"], true),
+        ]);
+        let plan = plan(&spec, &catalog_on(&spec, table, vec![parent]), true).unwrap();
+        let planned = &plan.indexes[0];
+        assert_eq!(planned.action, Action::Rebuild);
+        assert_eq!(planned.drop, None);
+        assert!(planned.parts.completing);
+        assert_eq!(
+            sql_of(&planned.build),
+            [r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."p2024_at""#]
         );
     }
 
