@@ -166,6 +166,12 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let db = TestDb::new().await;
     let client = db.client().await;
     make_invalid_index(&client, "idx_payments_user_status").await;
+    // Statistics from every row, so that the estimated sizes are the same
+    // on every run (a sample differs from load to load).
+    client
+        .batch_execute("SET default_statistics_target = 10000; ANALYZE payments")
+        .await
+        .unwrap();
     let before = all_indexes(&client).await;
 
     let run = indexes(&db, &["--dry-run"]);
@@ -1030,4 +1036,178 @@ async fn partitions_equivalent_indexes_are_attached_not_built_again() {
     let again = indexes(&db, &["--spec", path, "--format", "json"]);
     assert_eq!(again.actions(), ["exists"]);
     assert_eq!(again.json()["indexes"][0]["ddl"], serde_json::Value::Null);
+}
+
+/// Builds `spec` on `db` and returns, for each index, its name, the size
+/// estimated before the build and the size built.
+fn estimated_and_built(db: &TestDb, spec: &str) -> Vec<(String, i64, i64)> {
+    let file = spec_file(spec);
+    let run = indexes(
+        db,
+        &["--spec", file.path().to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| {
+            assert_eq!(index["action"], "created", "{index}");
+            (
+                index["name"].as_str().unwrap().to_owned(),
+                index["estimated_size_bytes"].as_i64().unwrap(),
+                index["size_bytes"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts each estimate is within 25% of the size built, after printing
+/// them all.
+fn assert_close(sizes: &[(String, i64, i64)]) {
+    let error = |estimated: i64, built: i64| (estimated - built) as f64 / built as f64;
+    for (name, estimated, built) in sizes {
+        eprintln!(
+            "{name:40} estimated {estimated:>9} built {built:>9} error {:+.1}%",
+            100.0 * error(*estimated, *built)
+        );
+    }
+    for (name, estimated, built) in sizes {
+        assert!(
+            error(*estimated, *built).abs() <= 0.25,
+            "{name}: estimated {estimated} bytes, built {built}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn size_estimates_are_within_a_quarter_of_the_built_size_on_the_payments() {
+    let db = TestDb::new().await;
+    let sizes = estimated_and_built(
+        &db,
+        r#"
+[[index]]
+name = "by_user"
+table = "payments"
+columns = ["user_id"]
+
+[[index]]
+name = "by_status"
+table = "payments"
+columns = ["status"]
+
+[[index]]
+name = "by_created_at"
+table = "payments"
+columns = ["created_at"]
+
+[[index]]
+name = "by_description"
+table = "payments"
+columns = ["description"]
+
+[[index]]
+name = "by_ref"
+table = "payments"
+columns = ["external_ref"]
+
+[[index]]
+name = "by_amount"
+table = "payments"
+columns = ["amount"]
+
+[[index]]
+name = "by_user_status"
+table = "payments"
+columns = ["user_id", "status"]
+
+[[index]]
+name = "by_user_created_covering"
+table = "payments"
+columns = ["user_id", "created_at"]
+include = ["amount"]
+
+[[index]]
+name = "completed_by_created_at"
+table = "payments"
+columns = ["created_at"]
+where = "status = 'completed'"
+
+[[index]]
+name = "by_ref_packed"
+table = "payments"
+columns = ["external_ref"]
+unique = true
+fillfactor = 100
+
+[[index]]
+name = "users_by_email"
+table = "users"
+columns = ["email"]
+"#,
+    );
+    assert_close(&sizes);
+}
+
+#[tokio::test]
+async fn size_estimates_are_within_a_quarter_of_the_built_size_on_the_rentals() {
+    let db = TestDb::rentals().await;
+    let sizes = estimated_and_built(
+        &db,
+        r#"
+[[index]]
+name = "rental_by_staff"
+table = "store.rental"
+columns = ["staff_id"]
+
+[[index]]
+name = "rental_by_returned_at"
+table = "store.rental"
+columns = ["returned_at"]
+
+[[index]]
+name = "rental_by_inventory_rented_at"
+table = "store.rental"
+columns = ["inventory_id", "rented_at"]
+
+[[index]]
+name = "customer_by_email"
+table = "store.customer"
+columns = ["email"]
+
+[[index]]
+name = "rental_payment_by_staff_paid_at"
+table = "billing.rental_payment"
+columns = ["staff_id", "paid_at"]
+
+[[index]]
+name = "rental_payment_completed_by_customer"
+table = "billing.rental_payment"
+columns = ["customer_id"]
+where = "status = 'completed'"
+
+[[index]]
+name = "rental_payment_by_kind"
+table = "billing.rental_payment"
+columns = ["kind"]
+"#,
+    );
+    assert_close(&sizes);
+
+    // What advise calls for its recommendations: the same estimate.
+    let client = db.client().await;
+    let mut relations = perfaudit::pg::catalog::Relations::new(&client);
+    let relation = relations
+        .relation(&vec!["billing".to_owned(), "rental_payment".to_owned()])
+        .await
+        .unwrap()
+        .unwrap();
+    let table = relations.indexable(&relation).await.unwrap();
+    let wanted = perfaudit::indexes::ddl::Wanted::columns(&["staff_id".into(), "paid_at".into()]);
+    let advised = perfaudit::indexes::size::estimate_wanted(&client, &table, &wanted)
+        .await
+        .unwrap();
+    let (_, estimated, built) = &sizes[4];
+    assert_eq!(advised, *estimated);
+    assert_close(&[("advised (staff_id, paid_at)".into(), advised, *built)]);
 }

@@ -23,6 +23,7 @@ pub mod prewait;
 pub mod progress;
 pub mod run_lock;
 pub mod session;
+pub mod size;
 pub mod spec;
 pub mod sql;
 pub mod watch;
@@ -114,6 +115,10 @@ pub struct IndexReport {
     pub valid: Option<bool>,
     /// Its size on disk, when it exists.
     pub size_bytes: Option<i64>,
+    /// For an index that is (or would be) built, a B-tree: the size
+    /// estimated before the build, from the planner's statistics
+    /// ([`size::estimate`]).
+    pub estimated_size_bytes: Option<i64>,
     /// How long its build took, when it was built.
     pub duration_ms: Option<u64>,
     /// The statements run (or, in a dry run, that would run), each ending
@@ -206,9 +211,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report of `plan`, given what was built (nothing in a dry run).
+    /// The report of `plan`, given the estimated size of each planned
+    /// index and what was built (nothing in a dry run).
     pub fn new(
         plan: &Plan,
+        estimates: &[Option<i64>],
         built: &[Option<Built>],
         findings: Vec<Finding>,
         dry_run: bool,
@@ -224,7 +231,8 @@ impl Report {
             .indexes
             .iter()
             .zip(built)
-            .map(|(planned, built)| {
+            .zip(estimates)
+            .map(|((planned, built), estimate)| {
                 let (action, size_bytes, equivalent) = match &planned.action {
                     Action::Exists { size_bytes } => (Outcome::Exists, Some(*size_bytes), None),
                     Action::EquivalentExists { index, size_bytes } => (
@@ -257,6 +265,7 @@ impl Report {
                     action,
                     valid: valid(&planned.action, built.is_some(), dry_run),
                     size_bytes,
+                    estimated_size_bytes: *estimate,
                     duration_ms: built.as_ref().map(|b| b.duration.as_millis() as u64),
                     ddl: (!ddl.is_empty()).then(|| ddl.join("\n")),
                     equivalent,
@@ -329,9 +338,10 @@ async fn work(
         let names = plan::wanted_names(spec, &tables);
         let catalog = catalog::read(own, spec, tables, &names, lock_timeout, problems).await?;
         let plan = plan::plan(spec, &catalog, options.concurrently)?;
-        Ok((catalog, plan))
+        let estimates = estimate_sizes(own, &catalog, &plan).await?;
+        Ok((catalog, plan, estimates))
     };
-    let (catalog, plan) = cancellable(own, tls, interrupt, read).await?;
+    let (catalog, plan, estimates) = cancellable(own, tls, interrupt, read).await?;
     let built = if options.dry_run {
         vec![None; plan.indexes.len()]
     } else {
@@ -350,7 +360,37 @@ async fn work(
         .map(|b| b.as_ref().map(|b| b.size_bytes))
         .collect();
     let findings = plan::findings(&catalog, &plan, &sizes);
-    Ok(Report::new(&plan, &built, findings, options.dry_run))
+    Ok(Report::new(
+        &plan,
+        &estimates,
+        &built,
+        findings,
+        options.dry_run,
+    ))
+}
+
+/// The estimated size of each planned index that builds (`None` for the
+/// others).
+async fn estimate_sizes(
+    own: &Client,
+    catalog: &catalog::Catalog,
+    plan: &Plan,
+) -> Result<Vec<Option<i64>>> {
+    let mut estimates = Vec::with_capacity(plan.indexes.len());
+    for planned in &plan.indexes {
+        let table = catalog
+            .tables
+            .tables
+            .iter()
+            .find(|t| t.name == planned.table);
+        estimates.push(match table {
+            Some(table) if planned.action.builds() => {
+                size::estimate(own, table, &planned.spec).await?
+            }
+            _ => None,
+        });
+    }
+    Ok(estimates)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ struct IndexJson<'a> {
     action: &'static str,
     valid: Option<bool>,
     size_bytes: Option<i64>,
+    estimated_size_bytes: Option<i64>,
     duration_ms: Option<u64>,
     ddl: Option<&'a str>,
     equivalent: Option<&'a str>,
@@ -74,6 +75,7 @@ impl<'a> IndexJson<'a> {
             action: index.action.name(),
             valid: index.valid,
             size_bytes: index.size_bytes,
+            estimated_size_bytes: index.estimated_size_bytes,
             duration_ms: index.duration_ms,
             ddl: index.ddl.as_deref(),
             equivalent: index.equivalent.as_deref(),
@@ -108,7 +110,10 @@ fn render(ui: &Ui, report: &Report) -> String {
                 Some(false) => "NO",
                 None => "-",
             }),
-            Cell::new(size(index.size_bytes)),
+            Cell::new(match (index.size_bytes, index.estimated_size_bytes) {
+                (None, Some(estimate)) => format!("~{}", crate::text::bytes(estimate)),
+                (size_bytes, _) => size(size_bytes),
+            }),
             Cell::new(index.duration_ms.map_or_else(
                 || "-".to_owned(),
                 |ms| format!("{:.2}s", ms as f64 / 1000.0),

@@ -7,10 +7,13 @@
 //! - [`relations`]: a relation by the name a statement writes, with its
 //!   columns' statistics and its indexes, cached per session;
 //! - [`indexes`]: every index of a set of tables, described the same way
-//!   for an existing index and a wanted one, so that they compare.
+//!   for an existing index and a wanted one, so that they compare;
+//! - [`stats`]: what the planner knows of the values an index would hold,
+//!   for the estimate of its size.
 
 pub mod indexes;
 pub mod relations;
+pub mod stats;
 
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
