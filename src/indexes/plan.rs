@@ -455,7 +455,7 @@ pub fn build_statements(
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
         concurrent_on: (build == Build::Concurrently).then(|| on.clone()),
-        ..Statement::new(String::new())
+        adopts: None,
     };
     if table.kind != RelKind::Partitioned {
         return vec![create(name, &table.name, leaf_build)];

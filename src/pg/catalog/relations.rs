@@ -152,7 +152,8 @@ impl<'c> Relations<'c> {
 
     /// The table `perfaudit indexes` would build an index of `relation` on
     /// (a table or a partitioned one): a partitioned table with every
-    /// partition below it.
+    /// partition below it and their indexes, which an index on it attaches
+    /// where they are equivalent.
     pub async fn indexable(&self, relation: &Relation) -> Result<Table> {
         let partitions = match relation.kind {
             RelKind::Partitioned => partitions(self.client, relation.oid).await?,
