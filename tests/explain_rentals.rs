@@ -1034,3 +1034,44 @@ async fn a_function_the_filter_calls_for_every_row_is_charged_to_the_scan() {
     assert!(!fees["nodes"].to_string().contains("late_fee"), "{fees:#}");
     assert!(found(&fees, "function-time").is_empty(), "{fees:#}");
 }
+
+#[tokio::test]
+async fn explain_and_advise_attach_a_partitions_own_index_rather_than_build_another() {
+    let Some(db) = common::hypopg_db(common::Fixture::Rentals).await else {
+        return;
+    };
+    common::explain::execute(
+        &db,
+        "CREATE INDEX rp_2024_03_staff ON billing.rental_payment_2024_03 (staff_id)",
+    )
+    .await;
+    // Pruned to June: a plan that used March's index would be "already
+    // indexed" to advise.
+    let sql = "SELECT * FROM billing.rental_payment WHERE staff_id = 7 \
+               AND paid_at >= '2024-06-01' AND paid_at < '2024-07-01'";
+    let attach = "ALTER INDEX \"billing\".\"idx_rental_payment_staff_id\" ATTACH PARTITION \
+                  \"billing\".\"rp_2024_03_staff\";";
+    let explained = document(&explain_json(&db, &["--no-rewrite", sql]), 0);
+    let statement = &explained["statements"][0];
+    let found = seq_scan_findings(statement);
+    assert_eq!(found.len(), 1, "{statement:#}");
+    let advised = document(
+        &common::explain::run(db.perfaudit().args(["--format", "json", "advise", sql])),
+        0,
+    );
+    for ddl in [
+        found[0]["ddl"].as_str().unwrap(),
+        advised["indexes"][0]["ddl"].as_str().unwrap(),
+    ] {
+        assert!(ddl.ends_with(attach), "{ddl}");
+        assert!(
+            !ddl.contains("ON \"billing\".\"rental_payment_2024_03\""),
+            "nothing is built on March: {ddl}"
+        );
+        assert_eq!(
+            ddl.matches("CREATE INDEX CONCURRENTLY").count(),
+            12,
+            "{ddl}"
+        );
+    }
+}

@@ -771,3 +771,80 @@ fn bar_frames(text: &str) -> Vec<(String, u32, String)> {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn an_attach_that_fails_after_an_existing_index_was_adopted_keeps_it_and_the_next_run_completes()
+ {
+    let db = TestDb::rentals().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE INDEX rp_2024_03_staff ON billing.rental_payment_2024_03 (staff_id);
+             CREATE INDEX rp_2024_07_staff ON billing.rental_payment_2024_07 (staff_id)",
+        )
+        .await
+        .unwrap();
+    let adopted_oid = || async {
+        db.client()
+            .await
+            .query_one("SELECT to_regclass('billing.rp_2024_03_staff')::oid", &[])
+            .await
+            .unwrap()
+            .get::<_, Option<u32>>(0)
+    };
+    let before = adopted_oid().await;
+    // A reader of the July partition holds a lock on its indexes: the
+    // ATTACH of rp_2024_07_staff (ACCESS EXCLUSIVE on it) is not granted,
+    // after March's was. Plain builds, which wait for no snapshot, build
+    // the other partitions meanwhile.
+    let (reader, _) = db.session().await;
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM billing.rental_payment_2024_07")
+        .await
+        .unwrap();
+    let spec = spec_file(
+        "[[index]]\nname = 'rental_payment_staff_idx'\ntable = 'billing.rental_payment'\n\
+         columns = ['staff_id']\n",
+    );
+    let path = spec.path().to_str().unwrap();
+    let args = ["--spec", path, "--no-concurrently", "--lock-retries", "0"];
+
+    let run = indexes(&db, &args);
+    run.assert_failed(
+        3,
+        &[
+            "building index rental_payment_staff_idx on billing.rental_payment failed",
+            "index billing.rental_payment_staff_idx stays, INVALID until every partition's index \
+             is attached to it",
+            "run perfaudit indexes again to complete it",
+        ],
+    );
+    assert_eq!(
+        adopted_oid().await,
+        before,
+        "the adopted index is still there"
+    );
+    assert_eq!(
+        invalid_indexes(&client).await,
+        ["rental_payment_staff_idx"],
+        "only the parent, whose drop would take the adopted index along"
+    );
+
+    reader.batch_execute("ROLLBACK").await.unwrap();
+    let again = indexes(&db, &["--spec", path, "--format", "json"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.actions(), ["rebuilt"]);
+    let report = &again.json()["indexes"][0];
+    assert_eq!(
+        report["partitions"],
+        serde_json::json!({"count": 13, "built": 0, "kept": 12,
+                           "reused": ["billing.rp_2024_07_staff"]})
+    );
+    assert_eq!(
+        report["ddl"],
+        "ALTER INDEX \"billing\".\"rental_payment_staff_idx\" ATTACH PARTITION \
+         \"billing\".\"rp_2024_07_staff\";"
+    );
+    assert_eq!(invalid_indexes(&client).await, Vec::<String>::new());
+    assert_eq!(adopted_oid().await, before);
+}

@@ -37,7 +37,7 @@ use crate::indexes;
 use crate::indexes::ddl::Wanted;
 use crate::indexes::spec::Key;
 use crate::interrupt::Interrupt;
-use crate::pg::catalog::{RelKind, Relation, Relations, Taken};
+use crate::pg::catalog::{RelKind, Relation, Relations, Table, Taken};
 use crate::sql::Class;
 use crate::sql::ident::QualifiedName;
 use crate::sql::scans::{self, Scan};
@@ -126,7 +126,8 @@ pub struct Recommendation {
     pub time_saved: Option<TimeSaved>,
     /// The statements that build it without blocking writes.
     pub ddl: String,
-    /// HypoPG's estimate of its size.
+    /// Its estimated size (the planner's statistics, as `perfaudit
+    /// indexes` estimates it).
     pub size_bytes: i64,
     /// The index name (also in the DDL).
     pub name: String,
@@ -136,7 +137,7 @@ pub struct Recommendation {
 /// partial one serves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FullIndex {
-    /// HypoPG's estimate of its size.
+    /// Its estimated size, as a recommendation's.
     pub size_bytes: i64,
     /// Those statements' plan costs with it, added up.
     pub cost: f64,
@@ -422,6 +423,14 @@ impl Advisor<'_, '_, '_> {
         {
             let served: Vec<usize> = (0..uses.len()).filter(|&s| uses[s].contains(&c)).collect();
             recommendation.full_index = full_index(&pool, &trials, c, &served);
+            if let Some(full) = &mut recommendation.full_index {
+                let table = self.catalog.indexable(&pool[c].relation).await?;
+                let whole = Wanted {
+                    predicate: None,
+                    ..pool[c].wanted.clone()
+                };
+                full.size_bytes = self.size(&table, &whole).await.unwrap_or(full.size_bytes);
+            }
             recommendation.write_cost = write_cost;
             recommendation.time_saved = time_saved(c, &uses, &before, &after, workload);
         }
@@ -664,6 +673,17 @@ impl Advisor<'_, '_, '_> {
         Ok(trials)
     }
 
+    /// The size `wanted` would take once built on `table`, from the
+    /// planner's statistics as `perfaudit indexes` estimates it (HypoPG's
+    /// own estimate, which compares candidates, runs up to four times the
+    /// built size); `None` when the statistics cannot be read (a table
+    /// the role may not read), where HypoPG's stands in.
+    async fn size(&self, table: &Table, wanted: &Wanted) -> Option<i64> {
+        indexes::size::estimate_wanted(self.session.client(), table, wanted)
+            .await
+            .ok()
+    }
+
     /// The size HypoPG gives the full index of `partial`'s key (0 when it
     /// cannot make it), made and removed again: what tells a rare
     /// condition.
@@ -784,13 +804,17 @@ impl Advisor<'_, '_, '_> {
             {
                 taken.entry(part.schema).or_default().insert(part.name);
             }
+            let size_bytes = self
+                .size(&table, &candidate.wanted)
+                .await
+                .unwrap_or(candidate.size);
             recommendations.push(Recommendation {
                 table: relation.table.display(),
                 columns: candidate.wanted.key_texts(),
                 predicate: candidate.wanted.predicate.clone(),
                 keys: candidate.wanted.keys.clone(),
                 ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
-                size_bytes: candidate.size,
+                size_bytes,
                 name,
                 full_index: None,
                 write_cost: None,

@@ -32,10 +32,15 @@ const BUILD_OPTIONS: [&str; 7] = [
 /// Options of `perfaudit indexes`.
 #[derive(Debug, Args)]
 pub struct IndexesArgs {
-    /// The indexes to create, as TOML (default: the four payment indexes; see
-    /// fixtures/indexes.toml for the format)
+    /// The indexes to create, as TOML (default: the four payment indexes, on the
+    /// payments fixture's table only; see fixtures/indexes.toml for the format)
     #[arg(long, value_name = "FILE")]
     pub spec: Option<PathBuf>,
+
+    /// Without --spec, build the four payment indexes on a payments table that is
+    /// not the fixture's (other columns or types), which is otherwise refused
+    #[arg(long, conflicts_with = "spec")]
+    pub payments_defaults: bool,
 
     /// Print the plan and the exact DDL; change nothing
     #[arg(long)]
@@ -118,6 +123,7 @@ impl IndexesArgs {
             lock_retries: self.lock_retries,
             transaction_wait_timeout: self.transaction_wait_timeout,
             maintenance_work_mem: self.maintenance_work_mem.clone(),
+            payments_defaults: self.payments_defaults,
         }
     }
 

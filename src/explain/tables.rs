@@ -225,6 +225,7 @@ pub fn payments() -> Tables {
         kind: crate::pg::catalog::RelKind::Table,
         columns: Vec::new(),
         partitions: Vec::new(),
+        partition_indexes: Vec::new(),
     };
     let distinct = [("user_id", 4000.0), ("status", 4.0), ("amount", 0.0)]
         .into_iter()

@@ -89,12 +89,18 @@ pub fn overlap_suggestion(overlap: Overlap) -> &'static str {
     }
 }
 
-/// An index's key for messages: `user_id, status`.
+/// An index's key for messages: `user_id, email text_pattern_ops DESC`.
 pub fn key(shape: &Shape) -> String {
     shape
         .keys
         .iter()
-        .map(|k| k.definition.as_str())
+        .map(|k| {
+            if k.is_plain() {
+                k.definition.clone()
+            } else {
+                format!("{} {}", k.definition, k.options)
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -133,6 +139,7 @@ mod tests {
                     option: 0,
                     collation: 0,
                     column: Some((*k).into()),
+                    options: String::new(),
                 })
                 .collect(),
             include: include.iter().map(|c| (*c).into()).collect(),

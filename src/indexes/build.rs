@@ -129,6 +129,22 @@ impl Settings {
             retries: self.lock_retries,
         }
     }
+
+    /// How `statement` waits for locks. The `ATTACH PARTITION` of an index
+    /// that was there before takes ACCESS EXCLUSIVE on an index queries
+    /// use, so every query on its partition queues behind it while it
+    /// waits: it waits no longer than a plain build's statements (unless
+    /// waits are unbounded), however long a concurrent build may wait.
+    fn lock_waits_for(&self, statement: &Statement) -> LockWaits {
+        let waits = self.lock_waits();
+        match &statement.adopts {
+            Some(_) if !waits.timeout.is_zero() => LockWaits {
+                timeout: waits.timeout.min(LockWaits::default_for(false).timeout),
+                ..waits
+            },
+            _ => waits,
+        }
+    }
 }
 
 /// A finished build.
@@ -431,15 +447,30 @@ impl Runner<'_> {
         let what = format!("building index {label} on {}", planned.table.display());
         let session = self.session().await?;
         let mut created = Vec::new();
+        let mut adopted = false;
         let built = match self
-            .build_on(&session, planned, with_drop, &what, &mut created)
+            .build_on(
+                &session,
+                planned,
+                with_drop,
+                &what,
+                &mut created,
+                &mut adopted,
+            )
             .await
         {
             Ok(built) => {
                 session.release().await;
                 built
             }
-            Err(error) => return Err(self.clean_up(session, &created, error).await),
+            Err(error) => {
+                // Once an existing index is attached to it, or when it was
+                // there before, the parent index stays: its drop would take
+                // the partitions' existing indexes along.
+                let kept = (adopted || planned.parts.completing).then_some(&planned.name);
+                created.retain(|index| Some(index) != kept);
+                return Err(self.clean_up(session, &created, kept, error).await);
+            }
         };
         self.progress.say(
             Line::Status,
@@ -459,7 +490,8 @@ impl Runner<'_> {
     }
 
     /// Builds `planned` on `session`; every index a build statement
-    /// creates is added to `created` before it runs, for the cleanup.
+    /// creates is added to `created` before it runs, for the cleanup, and
+    /// `adopted` is set once an existing index is attached to it.
     async fn build_on(
         &self,
         session: &BuildSession,
@@ -467,6 +499,7 @@ impl Runner<'_> {
         with_drop: bool,
         what: &str,
         created: &mut Vec<QualifiedName>,
+        adopted: &mut bool,
     ) -> Result<Built> {
         let started = Instant::now();
         if with_drop {
@@ -483,13 +516,14 @@ impl Runner<'_> {
                     Some(&watched),
                     statement,
                     what,
-                    self.settings.lock_waits(),
+                    self.settings.lock_waits_for(statement),
                     true,
                 )
                 .await;
             if result.is_err() {
                 break;
             }
+            *adopted |= statement.adopts.is_some();
         }
         let checked = match result {
             Ok(()) => self.check(session, &planned.name).await,
@@ -523,13 +557,27 @@ impl Runner<'_> {
 
     /// Drops what a failed build created, newest first, and says so in the
     /// error; gives the session back. An index attached to a partitioned
-    /// index goes with it.
+    /// index goes with it. `kept` is the partitioned index that stays,
+    /// INVALID, with what is attached to it.
     async fn clean_up(
         &self,
         session: BuildSession,
         created: &[QualifiedName],
+        kept: Option<&QualifiedName>,
         error: Error,
     ) -> Error {
+        let error = match kept {
+            Some(index) => self.left_behind(
+                error,
+                &format!(
+                    "index {} stays, INVALID until every partition's index is attached to it \
+                     (dropping it would drop the existing partitions' indexes attached to it): \
+                     run perfaudit indexes again to complete it",
+                    index.display()
+                ),
+            ),
+            None => error,
+        };
         // Nothing was created when the drop of the INVALID index it
         // replaces failed: that index is still there, as the error says.
         if created.is_empty() {

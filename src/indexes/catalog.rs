@@ -24,16 +24,16 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
-use super::spec::{IndexSpec, Spec};
+use super::spec::{IndexSpec, Problem, Spec};
 use super::sql::{self, Build};
 use crate::db::errors::{query_error, server_message};
 use crate::error::{Error, Result};
 use crate::pg::catalog::indexes::{self, Detail};
-use crate::pg::catalog::{Index, RelKind, Shape, Table, TakenName, partitions};
+use crate::pg::catalog::{Index, RelKind, Shape, Table, TakenName, partition_indexes, partitions};
 use crate::sql::ident::{QualifiedName, quote};
 
 /// The spec's tables as found on the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpecTables {
     /// `server_version_num`, e.g. 150004.
     pub server_version: i32,
@@ -115,22 +115,40 @@ pub async fn tables(client: &Client, spec: &Spec) -> Result<SpecTables> {
             kind,
             columns: row.get(4),
             partitions,
+            partition_indexes: Vec::new(),
         });
         found.of_index.push(Some(found.tables.len() - 1));
     }
     Ok(found)
 }
 
+/// The columns of table `oid` and their types, as `format_type` writes
+/// them.
+pub async fn column_types(client: &Client, oid: u32) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query_typed(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[(&oid, Type::OID)],
+        )
+        .await
+        .map_err(|e| query_error("reading the columns of the spec's table", &e))?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 /// Reads the indexes on `tables`, which relations hold any of `names`, and
 /// the shape of each spec index, in one transaction that is rolled back.
 /// `lock_timeout` bounds the wait for the brief share lock that copying a
-/// table's definition takes.
+/// table's definition takes. `problems` are those already found in the
+/// spec: the server judges the other indexes, and the spec is refused
+/// for all of them together.
 pub async fn read(
     client: &Client,
     spec: &Spec,
     tables: SpecTables,
     names: &[QualifiedName],
     lock_timeout: Duration,
+    problems: Vec<Problem>,
 ) -> Result<Catalog> {
     client
         .batch_execute(&format!(
@@ -139,7 +157,7 @@ pub async fn read(
         ))
         .await
         .map_err(|e| query_error("reading the catalog", &e))?;
-    let result = read_in_transaction(client, spec, tables, names).await;
+    let result = read_in_transaction(client, spec, tables, names, problems).await;
     client
         .batch_execute("ROLLBACK")
         .await
@@ -150,14 +168,19 @@ pub async fn read(
 async fn read_in_transaction(
     client: &Client,
     spec: &Spec,
-    tables: SpecTables,
+    mut tables: SpecTables,
     names: &[QualifiedName],
+    problems: Vec<Problem>,
 ) -> Result<Catalog> {
     let relations: Vec<String> = tables.tables.iter().map(|t| t.name.to_string()).collect();
     let existing = indexes::read(client, &relations, Detail::WithSessions).await?;
+    for table in &mut tables.tables {
+        table.partition_indexes =
+            partition_indexes(client, &table.partitions, Detail::WithSessions).await?;
+    }
     let taken = indexes::taken_names(client, names).await?;
     check_shadows_allowed(client).await?;
-    let wanted = wanted_shapes(client, spec, &tables).await?;
+    let wanted = wanted_shapes(client, spec, &tables, problems).await?;
     Ok(Catalog {
         tables,
         existing,
@@ -246,13 +269,33 @@ fn shadow_index(n: usize) -> String {
     format!("perfaudit_wanted_{n}")
 }
 
-async fn wanted_shapes(client: &Client, spec: &Spec, tables: &SpecTables) -> Result<Vec<Shape>> {
-    for (n, table) in tables.tables.iter().enumerate() {
+/// The savepoint each spec index is created under on its table's copy, so
+/// that one the server refuses does not end the transaction, and the next
+/// is judged too.
+const SAVEPOINT: &str = "perfaudit_wanted";
+
+/// The shape of every spec index, as the server describes it once created
+/// on its table's empty copy; or the spec's refusal, naming every index
+/// the server would not create, with `problems` found before.
+async fn wanted_shapes(
+    client: &Client,
+    spec: &Spec,
+    tables: &SpecTables,
+    mut problems: Vec<Problem>,
+) -> Result<Vec<Shape>> {
+    let judged: Vec<usize> = (0..spec.indexes.len())
+        .filter(|n| !problems.iter().any(|p| p.n == *n))
+        .collect();
+    let table_of = |n: usize| tables.of_index[n].expect("checked tables exist");
+    for (t, table) in tables.tables.iter().enumerate() {
+        if !judged.iter().any(|&n| table_of(n) == t) {
+            continue;
+        }
         client
             .execute_typed(
                 &format!(
                     "CREATE TEMP TABLE {} (LIKE {})",
-                    quote(&shadow_table(n).name),
+                    quote(&shadow_table(t).name),
                     table.name
                 ),
                 &[],
@@ -265,41 +308,61 @@ async fn wanted_shapes(client: &Client, spec: &Spec, tables: &SpecTables) -> Res
                 )
             })?;
     }
-    for (n, index) in spec.indexes.iter().enumerate() {
-        let table = tables.of_index[n].expect("tables are checked before shapes are read");
-        let ddl = sql::create_index(index, &shadow_index(n), &shadow_table(table), Build::Plain);
+    for &n in &judged {
+        let index = &spec.indexes[n];
+        let t = table_of(n);
+        let ddl = sql::create_index(index, &shadow_index(n), &shadow_table(t), Build::Plain);
+        let savepoint = |verb: &str| format!("{verb} {SAVEPOINT}");
+        let checking = |e| query_error("checking the spec's indexes", &e);
         client
-            .execute_typed(&ddl, &[])
+            .batch_execute(&savepoint("SAVEPOINT"))
             .await
-            .map_err(|e| spec_error(index, &tables.tables[table], &e))?;
+            .map_err(checking)?;
+        match client.execute_typed(&ddl, &[]).await {
+            Ok(_) => client.batch_execute(&savepoint("RELEASE")).await,
+            Err(error) => {
+                let said = spec_error(index, n, &tables.tables[t], t, &error)?;
+                problems.push(spec.problem(n, said));
+                client.batch_execute(&savepoint("ROLLBACK TO")).await
+            }
+        }
+        .map_err(checking)?;
     }
     let shadows: Vec<String> = (0..tables.tables.len())
         .map(|n| shadow_table(n).to_string())
         .collect();
     let mut described = indexes::read(client, &shadows, Detail::Definitions).await?;
-    spec.indexes
-        .iter()
-        .enumerate()
-        .map(|(n, index)| {
-            let at = described
-                .iter()
-                .position(|index| index.name.name == shadow_index(n))
-                .ok_or_else(|| {
-                    Error::database(
-                        "reading the shape of the spec's indexes failed: an index vanished",
-                    )
-                })?;
-            let shape = described.swap_remove(at).shape;
-            check_shape(index, &shape)?;
-            Ok(shape)
-        })
-        .collect()
+    let mut shapes = Vec::with_capacity(spec.indexes.len());
+    for (n, index) in spec.indexes.iter().enumerate() {
+        let Some(at) = described
+            .iter()
+            .position(|index| index.name.name == shadow_index(n))
+        else {
+            if !problems.iter().any(|p| p.n == n) {
+                return Err(Error::database(
+                    "reading the shape of the spec's indexes failed: an index vanished",
+                ));
+            }
+            continue;
+        };
+        let shape = described.swap_remove(at).shape;
+        match shape_problem(index, &shape) {
+            Some(problem) => problems.push(spec.problem(n, problem)),
+            None => shapes.push(shape),
+        }
+    }
+    if problems.is_empty() {
+        Ok(shapes)
+    } else {
+        Err(spec.refuse(&problems))
+    }
 }
 
-/// Checks that the server read `index` as the spec wrote it: as many keys,
-/// `INCLUDE` columns and predicates. An expression that closes its
-/// parentheses early (`a), (b`) would otherwise add keys or clauses.
-fn check_shape(index: &IndexSpec, shape: &Shape) -> Result<()> {
+/// What is wrong when the server did not read `index` as the spec wrote
+/// it: as many keys, `INCLUDE` columns and predicates. An expression that
+/// closes its parentheses early (`a), (b`) would otherwise add keys or
+/// clauses.
+fn shape_problem(index: &IndexSpec, shape: &Shape) -> Option<String> {
     let counts = [
         ("key columns", index.keys.len(), shape.keys.len()),
         ("INCLUDE columns", index.include.len(), shape.include.len()),
@@ -309,34 +372,40 @@ fn check_shape(index: &IndexSpec, shape: &Shape) -> Result<()> {
             usize::from(shape.predicate.is_some()),
         ),
     ];
-    match counts.iter().find(|(_, spec, server)| spec != server) {
-        None => Ok(()),
-        Some((what, spec, server)) => Err(Error::input(format!(
-            "index \"{}\" of the spec is not what it says: PostgreSQL reads {server} {what} \
-             where the spec lists {spec}; write each expression and `where` as exactly one \
-             SQL expression",
-            index.name
-        ))),
-    }
+    let (what, spec, server) = counts.iter().find(|(_, spec, server)| spec != server)?;
+    Some(format!(
+        "it is not what it says: PostgreSQL reads {server} {what} where the spec lists \
+         {spec}; write each expression and `where` as exactly one SQL expression"
+    ))
 }
 
-/// A spec index the server would not create: the spec is at fault, unless
-/// the connection failed.
-fn spec_error(index: &IndexSpec, table: &Table, error: &tokio_postgres::Error) -> Error {
-    match error.as_db_error() {
-        Some(db) => Error::input(format!(
-            "index \"{}\" of the spec cannot be created on {}: {}; fix it in the spec{}",
-            index.name,
-            table.name.display(),
-            server_message(db),
-            if *db.code() == SqlState::SYNTAX_ERROR {
-                " (each expression and `where` must be exactly one SQL expression)"
-            } else {
-                ""
-            }
-        )),
-        None => query_error("checking the spec's indexes", error),
-    }
+/// Why the server would not create the `n`-th spec index on `table`
+/// (whose empty copy is the `t`-th): the spec is at fault, unless the
+/// connection failed. The server names the copy and the index made on it
+/// (`perfaudit_shape_0.amount` in a hint); the message names the table
+/// and the index as the spec does.
+fn spec_error(
+    index: &IndexSpec,
+    n: usize,
+    table: &Table,
+    t: usize,
+    error: &tokio_postgres::Error,
+) -> Result<String> {
+    let Some(db) = error.as_db_error() else {
+        return Err(query_error("checking the spec's indexes", error));
+    };
+    let said = server_message(db)
+        .replace(&shadow_index(n), &index.name)
+        .replace(&shadow_table(t).name, &table.name.name);
+    Ok(format!(
+        "it cannot be created on {}: {said}; fix it in the spec{}",
+        table.name.display(),
+        if *db.code() == SqlState::SYNTAX_ERROR {
+            " (each expression and `where` must be exactly one SQL expression)"
+        } else {
+            ""
+        }
+    ))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! The statements are the ones `perfaudit indexes` itself runs (its
 //! planner writes them), so advice and build never disagree. Pure.
 
+use super::partitions;
 use super::plan::build_statements;
 use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
 use super::sql::{key_list, partition_index_name};
-use crate::pg::catalog::{Table, Taken};
+use crate::pg::catalog::{Shape, Table, Taken};
 use crate::sql::ident::QualifiedName;
 use crate::text::words;
 
@@ -62,6 +63,35 @@ impl Wanted {
         }
     }
 
+    /// Whether an index of `shape` is this one as `CREATE INDEX` builds it:
+    /// a B-tree, not unique, with no `INCLUDE` columns, whose keys are the
+    /// same columns or expressions, each plain (the default operator
+    /// class, collation and order), and the same predicate. Expressions
+    /// and predicates are compared as written, which the server's writing
+    /// of them (`status = 'open'::text`) may not match: such an index is
+    /// missed, never mistaken.
+    pub fn is(&self, shape: &Shape) -> bool {
+        let same_text = |server: &str, written: &str| unwrap_sql(server) == unwrap_sql(written);
+        shape.method == DEFAULT_METHOD
+            && !shape.unique
+            && shape.include.is_empty()
+            && shape.keys.len() == self.keys.len()
+            && shape.keys.iter().zip(&self.keys).all(|(have, want)| {
+                have.is_plain()
+                    && match want {
+                        Key::Column(column) => have.column.as_ref() == Some(column),
+                        Key::Expression(expression) => {
+                            have.column.is_none() && same_text(&have.definition, expression)
+                        }
+                    }
+            })
+            && match (&shape.predicate, &self.predicate) {
+                (None, None) => true,
+                (Some(have), Some(want)) => same_text(have, want),
+                _ => false,
+            }
+    }
+
     /// The words an index name is made of: each column's name, an
     /// expression's identifiers and literals (`lower(email)`: `lower`,
     /// `email`), then `where` and the predicate's.
@@ -80,6 +110,30 @@ impl Wanted {
         }
         name
     }
+}
+
+/// `text` without the white space and parentheses around it.
+fn unwrap_sql(text: &str) -> &str {
+    let text = text.trim();
+    match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        // `(a) + (b)` is not wrapped: its first parenthesis closes early.
+        Some(inner) if balanced(inner) => unwrap_sql(inner),
+        _ => text,
+    }
+}
+
+/// Whether no `)` in `text` closes more than it opened (quotes aside,
+/// which is enough to tell `(a) + (b)` from `(a + b)`).
+fn balanced(text: &str) -> bool {
+    let mut depth = 0i32;
+    text.chars().all(|c| {
+        depth += match c {
+            '(' => 1,
+            ')' => -1,
+            _ => 0,
+        };
+        depth >= 0
+    }) && depth == 0
 }
 
 /// `idx_<table>_<columns>`, kept within [`MAX_IDENTIFIER_BYTES`] (a short
@@ -164,19 +218,18 @@ pub fn hypothetical(table: &QualifiedName, wanted: &Wanted) -> String {
 /// without blocking writes, exactly as `perfaudit indexes` runs them:
 /// `CREATE INDEX CONCURRENTLY`; on a partitioned table, where that is not
 /// supported, an index `ON ONLY` each partitioned level, each partition's
-/// built concurrently and attached.
+/// built concurrently and attached, or, where the partition has the same
+/// index already ([`Table::partition_indexes`]), that one attached.
 pub fn build(table: &Table, name: &str, wanted: &Wanted) -> String {
-    let spec = IndexSpec {
-        name: name.to_owned(),
-        table: table.name.display(),
-        keys: wanted.keys.clone(),
-        unique: false,
-        method: DEFAULT_METHOD.to_owned(),
-        predicate: wanted.predicate.clone(),
-        include: Vec::new(),
-    };
+    let spec = IndexSpec::btree(
+        name,
+        &table.name.display(),
+        wanted.keys.clone(),
+        wanted.predicate.clone(),
+    );
     let index = QualifiedName::new(&table.name.schema, name);
-    build_statements(&spec, &index, table, true)
+    let parts = partitions::plan(table, None, |index| wanted.is(&index.shape));
+    build_statements(&spec, &index, table, &parts, true)
         .iter()
         .map(|statement| format!("{};", statement.sql))
         .collect::<Vec<_>>()
@@ -199,6 +252,7 @@ mod tests {
             kind,
             columns: Vec::new(),
             partitions,
+            partition_indexes: Vec::new(),
         }
     }
 
@@ -360,5 +414,74 @@ mod tests {
              CREATE INDEX CONCURRENTLY \"i_3\" ON \"public\".\"events_2024_01\" (\"k\");\n\
              ALTER INDEX \"public\".\"i_1\" ATTACH PARTITION \"public\".\"i_3\";"
         );
+    }
+
+    #[test]
+    fn a_partitions_own_index_of_the_same_key_is_attached_rather_than_built() {
+        use crate::pg::catalog::Index;
+        let partition = |oid: u32, name: &str| Partition {
+            oid,
+            name: QualifiedName::new("public", name),
+            parent: 1,
+            leaf: true,
+        };
+        let own = |name: &str, table: u32, columns: &[&str]| Index {
+            table,
+            ..Index::btree(name, columns, None)
+        };
+        let mut descending = own("events_2025_k_desc", 3, &["k"]);
+        descending.shape.keys[0].options = "DESC".into();
+        let events = Table {
+            partition_indexes: vec![
+                own("events_2024_k", 2, &["k"]),
+                own("events_2024_k_j", 2, &["k", "j"]),
+                descending,
+            ],
+            ..table(
+                "events",
+                RelKind::Partitioned,
+                vec![partition(2, "events_2024"), partition(3, "events_2025")],
+            )
+        };
+        assert_eq!(
+            build(&events, "i", &Wanted::columns(&columns(&["k"]))),
+            "CREATE INDEX \"i\" ON ONLY \"public\".\"events\" (\"k\");\n\
+             CREATE INDEX CONCURRENTLY \"i_2\" ON \"public\".\"events_2025\" (\"k\");\n\
+             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"i_2\";\n\
+             ALTER INDEX \"public\".\"i\" ATTACH PARTITION \"public\".\"events_2024_k\";"
+        );
+    }
+
+    #[test]
+    fn a_wanted_index_is_an_existing_one_only_with_the_same_plain_keys_and_predicate() {
+        use crate::pg::catalog::Index;
+        let shape =
+            |columns: &[&str], predicate: Option<&str>| Index::btree("x", columns, predicate).shape;
+        let wanted = Wanted::columns(&columns(&["a", "b"]));
+        assert!(wanted.is(&shape(&["a", "b"], None)));
+        assert!(!wanted.is(&shape(&["a"], None)));
+        assert!(!wanted.is(&shape(&["b", "a"], None)));
+        assert!(!wanted.is(&shape(&["a", "b"], Some("a > 0"))));
+        let mut unique = shape(&["a", "b"], None);
+        unique.unique = true;
+        assert!(!wanted.is(&unique));
+        let mut pattern = shape(&["a", "b"], None);
+        pattern.keys[1].options = "text_pattern_ops".into();
+        assert!(!wanted.is(&pattern));
+        let partial = Wanted {
+            keys: vec![Key::Expression("lower(email)".into())],
+            predicate: Some("deleted_at IS NULL".into()),
+        };
+        let mut lower = shape(&["x"], Some("(deleted_at IS NULL)"));
+        lower.keys[0].column = None;
+        lower.keys[0].definition = "lower(email)".into();
+        assert!(
+            partial.is(&lower),
+            "parentheses around the whole do not count"
+        );
+        lower.predicate = Some("(deleted_at IS NULL) OR (x)".into());
+        assert!(!partial.is(&lower));
+        assert_eq!(unwrap_sql(" ((a + b)) "), "a + b");
+        assert_eq!(unwrap_sql("(a) + (b)"), "(a) + (b)");
     }
 }

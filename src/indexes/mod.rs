@@ -22,11 +22,14 @@ pub mod audit;
 pub mod build;
 pub mod catalog;
 pub mod ddl;
+pub mod defaults;
+pub mod partitions;
 pub mod plan;
 pub mod prewait;
 pub mod progress;
 pub mod run_lock;
 pub mod session;
+pub mod size;
 pub mod spec;
 pub mod sql;
 pub mod watch;
@@ -38,6 +41,7 @@ use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use build::{Built, LockWaits, Settings};
+use partitions::{Part, Parts};
 use plan::{Action, Plan};
 use session::SessionSettings;
 use spec::Spec;
@@ -65,6 +69,9 @@ pub struct Options {
     pub transaction_wait_timeout: Option<Duration>,
     /// `--maintenance-work-mem`.
     pub maintenance_work_mem: Option<String>,
+    /// `--payments-defaults`: build the default spec on a `payments` table
+    /// that is not the fixture's.
+    pub payments_defaults: bool,
 }
 
 /// What a run did (or, in a dry run, would do) about one wanted index.
@@ -114,6 +121,10 @@ pub struct IndexReport {
     pub valid: Option<bool>,
     /// Its size on disk, when it exists.
     pub size_bytes: Option<i64>,
+    /// For an index that is (or would be) built, a B-tree: the size
+    /// estimated before the build, from the planner's statistics
+    /// ([`size::estimate`]).
+    pub estimated_size_bytes: Option<i64>,
     /// How long its build took, when it was built.
     pub duration_ms: Option<u64>,
     /// The statements run (or, in a dry run, that would run), each ending
@@ -121,6 +132,59 @@ pub struct IndexReport {
     pub ddl: Option<String>,
     /// For `equivalent_exists`: the index that serves instead.
     pub equivalent: Option<String>,
+    /// On a partitioned table, when the index is (or would be) built: what
+    /// that does on its partitions.
+    pub partitions: Option<PartitionsReport>,
+}
+
+/// What building an index on a partitioned table does (or would do) on
+/// its partitions, every level counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionsReport {
+    /// How many partitions there are.
+    pub count: usize,
+    /// How many get an index built (an INVALID equivalent one rebuilt
+    /// included).
+    pub built: usize,
+    /// The existing equivalent indexes attached instead of building,
+    /// `schema.name`.
+    pub reused: Vec<String>,
+    /// How many keep the index already attached to the INVALID index that
+    /// is completed.
+    pub kept: usize,
+}
+
+impl PartitionsReport {
+    /// The report of `parts`, or `None` when there are no partitions.
+    fn new(parts: &Parts) -> Option<PartitionsReport> {
+        (!parts.parts.is_empty()).then(|| PartitionsReport {
+            count: parts.parts.len(),
+            built: parts.built(),
+            reused: parts.reused().map(QualifiedName::display).collect(),
+            kept: parts
+                .parts
+                .iter()
+                .filter(|part| matches!(part, Part::Kept(_)))
+                .count(),
+        })
+    }
+
+    /// `55 partitions: 52 built, 3 reused`.
+    pub fn summary(&self) -> String {
+        let mut done = vec![format!("{} built", self.built)];
+        if !self.reused.is_empty() {
+            done.push(format!("{} reused", self.reused.len()));
+        }
+        if self.kept > 0 {
+            done.push(format!("{} kept", self.kept));
+        }
+        format!(
+            "{} {}: {}",
+            self.count,
+            crate::text::plural(self.count, "partition", "partitions"),
+            done.join(", ")
+        )
+    }
 }
 
 /// Whether the server marks the index a report entry names valid and
@@ -153,9 +217,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report of `plan`, given what was built (nothing in a dry run).
+    /// The report of `plan`, given the estimated size of each planned
+    /// index and what was built (nothing in a dry run).
     pub fn new(
         plan: &Plan,
+        estimates: &[Option<i64>],
         built: &[Option<Built>],
         findings: Vec<Finding>,
         dry_run: bool,
@@ -171,7 +237,8 @@ impl Report {
             .indexes
             .iter()
             .zip(built)
-            .map(|(planned, built)| {
+            .zip(estimates)
+            .map(|((planned, built), estimate)| {
                 let (action, size_bytes, equivalent) = match &planned.action {
                     Action::Exists { size_bytes } => (Outcome::Exists, Some(*size_bytes), None),
                     Action::EquivalentExists { index, size_bytes } => (
@@ -204,9 +271,11 @@ impl Report {
                     action,
                     valid: valid(&planned.action, built.is_some(), dry_run),
                     size_bytes,
+                    estimated_size_bytes: *estimate,
                     duration_ms: built.as_ref().map(|b| b.duration.as_millis() as u64),
                     ddl: (!ddl.is_empty()).then(|| ddl.join("\n")),
                     equivalent,
+                    partitions: PartitionsReport::new(&planned.parts),
                 }
             })
             .collect();
@@ -263,14 +332,22 @@ async fn work(
     // is cancelled on the server, where it may be queued on a lock.
     let read = async {
         let tables = catalog::tables(own, spec).await?;
+        if spec.is_default() {
+            let columns = match tables.tables.first() {
+                Some(table) => catalog::column_types(own, table.oid).await?,
+                None => Vec::new(),
+            };
+            defaults::check(spec, &tables, &columns, options.payments_defaults)?;
+        }
         plan::check_server_version(tables.server_version)?;
-        plan::check_tables(spec, &tables)?;
+        let problems = plan::check_tables(spec, &tables);
         let names = plan::wanted_names(spec, &tables);
-        let catalog = catalog::read(own, spec, tables, &names, lock_timeout).await?;
+        let catalog = catalog::read(own, spec, tables, &names, lock_timeout, problems).await?;
         let plan = plan::plan(spec, &catalog, options.concurrently)?;
-        Ok((catalog, plan))
+        let estimates = estimate_sizes(own, &catalog, &plan).await;
+        Ok((catalog, plan, estimates))
     };
-    let (catalog, plan) = cancellable(own, tls, interrupt, read).await?;
+    let (catalog, plan, estimates) = cancellable(own, tls, interrupt, read).await?;
     let built = if options.dry_run {
         vec![None; plan.indexes.len()]
     } else {
@@ -289,7 +366,35 @@ async fn work(
         .map(|b| b.as_ref().map(|b| b.size_bytes))
         .collect();
     let findings = plan::findings(&catalog, &plan, &sizes);
-    Ok(Report::new(&plan, &built, findings, options.dry_run))
+    Ok(Report::new(
+        &plan,
+        &estimates,
+        &built,
+        findings,
+        options.dry_run,
+    ))
+}
+
+/// The estimated size of each planned index that builds (`None` for the
+/// others, and where the estimate cannot be made).
+async fn estimate_sizes(own: &Client, catalog: &catalog::Catalog, plan: &Plan) -> Vec<Option<i64>> {
+    let mut estimates = Vec::with_capacity(plan.indexes.len());
+    for planned in &plan.indexes {
+        let table = catalog
+            .tables
+            .tables
+            .iter()
+            .find(|t| t.name == planned.table);
+        estimates.push(match table {
+            // An aid, not a condition: a role that may build but not plan
+            // a query on the table (SELECT revoked) gets no estimate.
+            Some(table) if planned.action.builds() => size::estimate(own, table, &planned.spec)
+                .await
+                .unwrap_or(None),
+            _ => None,
+        });
+    }
+    estimates
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use super::advice::{self, Overlap};
 use super::catalog::{Catalog, SpecTables};
-use super::spec::{IndexSpec, Key, Spec};
+use super::partitions::{self, Part, Parts};
+use super::spec::{IndexSpec, Key, Problem, Spec};
 use super::sql::{self, Build};
 use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity, Subject};
-use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Table};
+use crate::pg::catalog::{Busy, BusyWith, Index, RelKind, Shape, Storage, Table};
 use crate::sql::ident::QualifiedName;
 
 /// The oldest server perfaudit builds indexes on: 12 brought
@@ -64,6 +65,11 @@ pub struct Statement {
     /// transactions it would wait for are waited for before it starts (see
     /// [`super::prewait`]).
     pub concurrent_on: Option<QualifiedName>,
+    /// For the `ATTACH PARTITION` of an index that was there before, that
+    /// index. Its lock (ACCESS EXCLUSIVE on an index queries use) queues
+    /// every query on its partition while it waits, so it waits briefly;
+    /// and once it is attached, dropping the parent would drop it too.
+    pub adopts: Option<QualifiedName>,
 }
 
 impl Statement {
@@ -73,6 +79,7 @@ impl Statement {
             sql,
             creates: None,
             concurrent_on: None,
+            adopts: None,
         }
     }
 }
@@ -90,6 +97,9 @@ pub struct PlannedIndex {
     pub shape: Shape,
     /// What to do.
     pub action: Action,
+    /// On a partitioned table, when it builds: what it does on each
+    /// partition.
+    pub parts: Parts,
     /// For a rebuild: the drop of the broken index.
     pub drop: Option<Statement>,
     /// The statements that build it, in order, on one session.
@@ -139,59 +149,66 @@ fn version_name(server_version: i32) -> String {
     }
 }
 
-/// Checks that every table of the spec exists, can be indexed, and has the
-/// columns the spec names.
-pub fn check_tables(spec: &Spec, tables: &SpecTables) -> Result<()> {
-    for (index, table) in spec.indexes.iter().zip(&tables.of_index) {
-        let Some(table) = table.map(|t| &tables.tables[t]) else {
-            return Err(Error::input(format!(
-                "table {} of index \"{}\" does not exist (or is not on the search_path, or you \
-                 may not see it); check the spec's `table`",
-                index.table, index.name
-            )));
-        };
-        // The check builds on an empty copy of the table, which hides this:
-        // PostgreSQL refuses indexes on its catalogs (without a setting
-        // meant for its developers).
-        if ["pg_catalog", "pg_toast"].contains(&table.name.schema.as_str()) {
-            return Err(Error::input(format!(
-                "{} (the table of index \"{}\") is a system catalog, which PostgreSQL does not \
-                 let anyone index; check the spec's `table`",
-                table.name.display(),
-                index.name
-            )));
-        }
-        if !table.kind.indexable() {
-            return Err(Error::input(format!(
-                "{} (the table of index \"{}\") is {}; only tables, partitioned tables \
-                 and materialized views can be indexed",
-                table.name.display(),
-                index.name,
-                table.kind.words()
-            )));
-        }
-        let missing: Vec<&str> = index
-            .keys
-            .iter()
-            .filter_map(|key| match key {
-                Key::Column(column) => Some(column.as_str()),
-                Key::Expression(_) => None,
-            })
-            .chain(index.include.iter().map(String::as_str))
-            .filter(|column| !table.columns.iter().any(|c| c == column))
-            .collect();
-        if !missing.is_empty() {
-            let quoted: Vec<String> = missing.iter().map(|c| format!("\"{c}\"")).collect();
-            return Err(Error::input(format!(
-                "table {} has no column {} (named by index \"{}\"); its columns are {}",
-                table.name.display(),
-                quoted.join(", "),
-                index.name,
-                table.columns.join(", ")
-            )));
-        }
+/// The problems of the spec's tables: each must exist, be one that can
+/// be indexed, and have the columns the spec names.
+pub fn check_tables(spec: &Spec, tables: &SpecTables) -> Vec<Problem> {
+    spec.indexes
+        .iter()
+        .zip(&tables.of_index)
+        .enumerate()
+        .filter_map(|(n, (index, table))| {
+            let problem = table_problem(index, table.map(|t| &tables.tables[t]))?;
+            Some(spec.problem(n, problem))
+        })
+        .collect()
+}
+
+/// What is wrong with `table`, the table of `index` (`None` when it does
+/// not exist), if anything.
+fn table_problem(index: &IndexSpec, table: Option<&Table>) -> Option<String> {
+    let Some(table) = table else {
+        return Some(format!(
+            "table {} does not exist (or is not on the search_path, or you may not see it); \
+             check the spec's `table`",
+            index.table
+        ));
+    };
+    // The check builds on an empty copy of the table, which hides this:
+    // PostgreSQL refuses indexes on its catalogs (without a setting meant
+    // for its developers).
+    if ["pg_catalog", "pg_toast"].contains(&table.name.schema.as_str()) {
+        return Some(format!(
+            "{} is a system catalog, which PostgreSQL does not let anyone index; check the \
+             spec's `table`",
+            table.name.display()
+        ));
     }
-    Ok(())
+    if !table.kind.indexable() {
+        return Some(format!(
+            "{} is {}; only tables, partitioned tables and materialized views can be indexed",
+            table.name.display(),
+            table.kind.words()
+        ));
+    }
+    let missing: Vec<String> = index
+        .keys
+        .iter()
+        .filter_map(|key| match key {
+            Key::Column(column) => Some(column.as_str()),
+            Key::Expression(_) => None,
+        })
+        .chain(index.include.iter().map(String::as_str))
+        .filter(|column| !table.columns.iter().any(|c| c == column))
+        .map(|column| format!("\"{column}\""))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "table {} has no column {}; its columns are {}",
+            table.name.display(),
+            missing.join(", "),
+            table.columns.join(", ")
+        )
+    })
 }
 
 /// Every name the plan may give an index: the spec's names in their
@@ -249,20 +266,34 @@ pub fn satisfies(have: &Shape, want: &Shape) -> bool {
 /// Decides what to do for each spec entry.
 pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> {
     let mut indexes: Vec<PlannedIndex> = Vec::with_capacity(spec.indexes.len());
+    let mut problems = Vec::new();
     for (n, index) in spec.indexes.iter().enumerate() {
         let table = &catalog.tables.tables
             [catalog.tables.of_index[n].expect("tables are checked before planning")];
         let name = QualifiedName::new(&table.name.schema, &index.name);
         let shape = &catalog.wanted[n];
-        let action = decide(&name, table, shape, catalog, &indexes)?;
-        let drop = (action == Action::Rebuild).then(|| {
+        let action = match decide(index, &name, table, shape, catalog, &indexes)? {
+            Ok(action) => action,
+            Err(problem) => {
+                problems.push(spec.problem(n, problem));
+                continue;
+            }
+        };
+        let parts = if action.builds() {
+            partitions::plan(table, completing(&name, table, shape, catalog), |index| {
+                &index.shape == shape
+            })
+        } else {
+            Parts::default()
+        };
+        let drop = (action == Action::Rebuild && !parts.completing).then(|| {
             Statement::new(sql::drop_index(
                 &name,
                 concurrently && table.kind != RelKind::Partitioned,
             ))
         });
         let build = if action.builds() {
-            build_statements(index, &name, table, concurrently)
+            build_statements(index, &name, table, &parts, concurrently)
         } else {
             Vec::new()
         };
@@ -272,10 +303,14 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
             table: table.name.clone(),
             shape: shape.clone(),
             action,
+            parts,
             drop,
             build,
             analyze: None,
         });
+    }
+    if !problems.is_empty() {
+        return Err(spec.refuse(&problems));
     }
     if concurrently
         && indexes.iter().any(|i| i.action.builds())
@@ -303,15 +338,36 @@ pub fn plan(spec: &Spec, catalog: &Catalog, concurrently: bool) -> Result<Plan> 
     })
 }
 
+/// The INVALID partitioned index of `name` and `shape` on `table`, if
+/// there is one: it is completed, its partitions' indexes that are
+/// attached kept, rather than dropped with them and built again. One of
+/// another shape is rebuilt.
+fn completing<'a>(
+    name: &QualifiedName,
+    table: &Table,
+    shape: &Shape,
+    catalog: &'a Catalog,
+) -> Option<&'a Index> {
+    catalog.existing.iter().find(|e| {
+        &e.name == name
+            && e.table == table.oid
+            && !e.usable
+            && table.kind == RelKind::Partitioned
+            && &e.shape == shape
+    })
+}
+
 /// The decision for one index, given what exists and what the spec
-/// entries before it will build.
+/// entries before it will build; or what is wrong with the spec entry
+/// (the inner error), or why the run cannot go on (the outer one).
 fn decide(
+    index: &IndexSpec,
     name: &QualifiedName,
     table: &Table,
     shape: &Shape,
     catalog: &Catalog,
     planned: &[PlannedIndex],
-) -> Result<Action> {
+) -> Result<std::result::Result<Action, String>> {
     let same_name = catalog
         .existing
         .iter()
@@ -326,26 +382,26 @@ fn decide(
                 describe_busy(busy)
             )))
         } else if !same.usable {
-            Ok(Action::Rebuild)
-        } else if satisfies(&same.shape, shape) {
-            Ok(Action::Exists {
+            Ok(Ok(Action::Rebuild))
+        } else if satisfies(&same.shape, shape) && same.storage == index.storage {
+            Ok(Ok(Action::Exists {
                 size_bytes: same.size_bytes,
-            })
+            }))
         } else {
-            Err(Error::input(format!(
+            Ok(Err(format!(
                 "index {} already exists on {} with another definition ({}, where the spec wants \
                  {}); rename the index in the spec, or drop the old one if nothing needs it",
                 name.display(),
                 table.name.display(),
-                describe(&same.shape),
-                describe(shape)
+                describe(&same.shape, &same.storage),
+                describe(shape, &index.storage)
             )))
         };
     }
     if let Some(taken) = catalog.taken.iter().find(|t| &t.name == name)
         && taken.index_of != Some(table.oid)
     {
-        return Err(Error::input(format!(
+        return Ok(Err(format!(
             "cannot create index {}: the name is taken by {}; give the index another name in \
              the spec",
             name.display(),
@@ -357,63 +413,100 @@ fn decide(
         .iter()
         .find(|e| e.table == table.oid && e.usable && satisfies(&e.shape, shape));
     if let Some(existing) = existing {
-        return Ok(Action::EquivalentExists {
+        return Ok(Ok(Action::EquivalentExists {
             index: existing.name.clone(),
             size_bytes: Some(existing.size_bytes),
-        });
+        }));
     }
     let earlier = planned
         .iter()
         .find(|p| p.table == table.name && satisfies(&p.shape, shape));
     if let Some(earlier) = earlier {
-        return Ok(Action::EquivalentExists {
+        return Ok(Ok(Action::EquivalentExists {
             index: earlier.name.clone(),
             size_bytes: None,
-        });
+        }));
     }
-    Ok(Action::Create)
+    Ok(Ok(Action::Create))
 }
 
-/// The statements that build `index`. A concurrent build on a partitioned
-/// table, which PostgreSQL does not support, is done the way its manual
-/// describes: an invalid index `ON ONLY` the parent, then each partition's
-/// index built concurrently and attached; the parent's index becomes valid
-/// when the last one is attached.
+/// The statements that build `index` under `name` on `table`, on each of
+/// its partitions as `parts` says (see [`partitions::plan`]). A partitioned
+/// table, which PostgreSQL cannot index concurrently, is indexed the way
+/// its manual describes, with plain builds too, so that every partition's
+/// index is chosen here: an index `ON ONLY` the table (unless it is being
+/// completed), then on each partition an index built (`ON ONLY` a
+/// partitioned one) or rebuilt, and attached; the existing indexes reused
+/// are attached last, once every build has succeeded, since a failed
+/// build's cleanup drops the parent index and what is attached to it. The
+/// parent becomes valid when its last partition's index is attached.
 pub fn build_statements(
     index: &IndexSpec,
     name: &QualifiedName,
     table: &Table,
+    parts: &Parts,
     concurrently: bool,
 ) -> Vec<Statement> {
+    let leaf_build = if concurrently {
+        Build::Concurrently
+    } else {
+        Build::Plain
+    };
     let create = |index_name: &QualifiedName, on: &QualifiedName, build: Build| Statement {
         sql: sql::create_index(index, &index_name.name, on, build),
         creates: Some(index_name.clone()),
         concurrent_on: (build == Build::Concurrently).then(|| on.clone()),
+        adopts: None,
     };
-    if !concurrently {
-        return vec![create(name, &table.name, Build::Plain)];
-    }
     if table.kind != RelKind::Partitioned {
-        return vec![create(name, &table.name, Build::Concurrently)];
+        return vec![create(name, &table.name, leaf_build)];
     }
-    let mut statements = vec![create(name, &table.name, Build::OnlyParent)];
+    let mut statements = Vec::new();
+    if !parts.completing {
+        statements.push(create(name, &table.name, Build::OnlyParent));
+    }
+    let mut adoptions = Vec::new();
     let mut index_of: HashMap<u32, QualifiedName> = HashMap::from([(table.oid, name.clone())]);
-    for (partition, child) in table
+    for ((partition, part), child) in table
         .partitions
         .iter()
+        .zip(&parts.parts)
         .zip(partition_index_names(index, table))
     {
+        let Some(parent) = index_of.get(&partition.parent).cloned() else {
+            continue; // covered by its parent's index
+        };
         let build = if partition.leaf {
-            Build::Concurrently
+            leaf_build
         } else {
             Build::OnlyParent
         };
-        statements.push(create(&child, &partition.name, build));
-        if let Some(parent) = index_of.get(&partition.parent) {
-            statements.push(Statement::new(sql::attach_partition(parent, &child)));
-        }
+        let child = match part {
+            Part::Covered => continue,
+            Part::Kept(kept) => kept.clone(),
+            Part::Build => {
+                statements.push(create(&child, &partition.name, build));
+                statements.push(Statement::new(sql::attach_partition(&parent, &child)));
+                child
+            }
+            Part::Rebuild(broken) => {
+                statements.push(Statement::new(sql::drop_index(broken, concurrently)));
+                statements.push(create(broken, &partition.name, build));
+                statements.push(Statement::new(sql::attach_partition(&parent, broken)));
+                broken.clone()
+            }
+            Part::Reuse(existing) => {
+                adoptions.push(Statement {
+                    adopts: Some(existing.clone()),
+                    ..Statement::new(sql::attach_partition(&parent, existing))
+                });
+                // Its partitions' indexes come with it.
+                continue;
+            }
+        };
         index_of.insert(partition.oid, child);
     }
+    statements.extend(adoptions);
     statements
 }
 
@@ -436,8 +529,9 @@ fn describe_busy(busy: &Busy) -> String {
     }
 }
 
-/// `btree (user_id, status) WHERE ...` for messages.
-fn describe(shape: &Shape) -> String {
+/// `btree (user_id, status) WITH (fillfactor = 70) WHERE ...` for
+/// messages.
+fn describe(shape: &Shape, storage: &Storage) -> String {
     let mut text = format!(
         "{}{} ({})",
         if shape.unique { "unique " } else { "" },
@@ -446,6 +540,12 @@ fn describe(shape: &Shape) -> String {
     );
     if !shape.include.is_empty() {
         text.push_str(&format!(" INCLUDE ({})", shape.include.join(", ")));
+    }
+    if let Some(fillfactor) = storage.fillfactor {
+        text.push_str(&format!(" WITH (fillfactor = {fillfactor})"));
+    }
+    if let Some(tablespace) = &storage.tablespace {
+        text.push_str(&format!(" TABLESPACE {tablespace}"));
     }
     if let Some(predicate) = &shape.predicate {
         text.push_str(&format!(" WHERE {predicate}"));
@@ -596,6 +696,7 @@ mod tests {
             option: 0,
             collation: 0,
             column: None,
+            options: String::new(),
         }
     }
 
@@ -611,6 +712,7 @@ mod tests {
 
     fn existing(name: &str, shape: Shape, usable: bool) -> Index {
         Index {
+            oid: 0,
             table: TABLE,
             name: QualifiedName::new("public", name),
             shape,
@@ -619,6 +721,8 @@ mod tests {
             size_bytes: 8192,
             busy: None,
             usage: None,
+            attached_to: None,
+            storage: Storage::default(),
         }
     }
 
@@ -631,6 +735,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             partitions,
+            partition_indexes: Vec::new(),
         }
     }
 
@@ -876,30 +981,37 @@ mod tests {
     }
 
     #[test]
-    fn missing_tables_kinds_and_columns_are_named() {
+    fn missing_tables_kinds_and_columns_are_named_for_every_index() {
         let spec = default_spec();
         let mut found = tables(&spec, payments(RelKind::Table, vec![]));
-        assert!(check_tables(&spec, &found).is_ok());
+        assert_eq!(check_tables(&spec, &found), []);
         found.of_index[1] = None;
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
+        let problems = check_tables(&spec, &found);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].index, "index \"idx_payments_status\" (line 25)");
         assert!(
-            message.contains("table payments of index \"idx_payments_status\" does not exist"),
-            "{message}"
+            problems[0]
+                .message
+                .starts_with("table payments does not exist"),
+            "{problems:?}"
         );
         let mut found = tables(&spec, payments(RelKind::View, vec![]));
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
+        let problems = check_tables(&spec, &found);
+        assert_eq!(problems.len(), 4, "each index on the view: {problems:?}");
         assert!(
-            message.contains("public.payments (the table of index"),
-            "{message}"
+            problems[0].message.starts_with("public.payments is a view"),
+            "{problems:?}"
         );
-        assert!(message.contains("is a view"), "{message}");
         found.tables[0].kind = RelKind::Table;
         found.tables[0].columns.retain(|c| c != "status");
-        let message = check_tables(&spec, &found).unwrap_err().to_string();
-        assert!(
-            message.contains("has no column \"status\" (named by index \"idx_payments_status\")")
-                && message.contains("its columns are id, user_id, created_at, amount"),
-            "{message}"
+        let message = spec.refuse(&check_tables(&spec, &found)).to_string();
+        assert_eq!(
+            message,
+            "the index spec (the default spec) has 2 problems; nothing was built:\n  \
+             index \"idx_payments_status\" (line 25): table public.payments has no column \
+             \"status\"; its columns are id, user_id, created_at, amount\n  \
+             index \"idx_payments_user_status\" (line 35): table public.payments has no column \
+             \"status\"; its columns are id, user_id, created_at, amount"
         );
     }
 
@@ -1020,10 +1132,10 @@ mod tests {
             concurrent,
             [None, on("p2023"), None, None, None, on("p2024_eu"), None]
         );
-        let invalid = existing("idx_at", shape(&["created_at"]), false);
+        let other_shape = existing("idx_at", shape(&["id"]), false);
         let rebuild = super::plan(
             &spec,
-            &catalog_on(&spec, table.clone(), vec![invalid]),
+            &catalog_on(&spec, table.clone(), vec![other_shape]),
             true,
         )
         .unwrap();
@@ -1034,8 +1146,111 @@ mod tests {
         );
         let plain = super::plan(&spec, &catalog_on(&spec, table, vec![]), false).unwrap();
         assert_eq!(
-            sql_of(&plain.indexes[0].build),
-            [r#"CREATE INDEX "idx_at" ON "public"."payments" ("created_at")"#]
+            sql_of(&plain.indexes[0].build)[..3],
+            [
+                r#"CREATE INDEX "idx_at" ON ONLY "public"."payments" ("created_at")"#,
+                r#"CREATE INDEX "idx_at_1" ON "public"."p2023" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."idx_at_1""#,
+            ],
+            "plain builds choose each partition's index too"
+        );
+    }
+
+    /// A partitioned payments: `p2023` (101), `p2024` (102, partitioned:
+    /// `p2024_eu` (103), `p2024_us` (104)), with `indexes` on them.
+    fn partitioned(indexes: Vec<Index>) -> Table {
+        let partition = |oid, name: &str, parent, leaf| Partition {
+            oid,
+            name: QualifiedName::new("public", name),
+            parent,
+            leaf,
+        };
+        Table {
+            partition_indexes: indexes,
+            ..payments(
+                RelKind::Partitioned,
+                vec![
+                    partition(101, "p2023", TABLE, true),
+                    partition(102, "p2024", TABLE, false),
+                    partition(103, "p2024_eu", 102, true),
+                    partition(104, "p2024_us", 102, true),
+                ],
+            )
+        }
+    }
+
+    /// An index `name` of `keys` on partition `table`.
+    fn on_partition(name: &str, table: u32, keys: &[&str], usable: bool) -> Index {
+        Index {
+            table,
+            ..existing(name, shape(keys), usable)
+        }
+    }
+
+    #[test]
+    fn partitions_equivalent_indexes_are_attached_last_and_broken_ones_rebuilt() {
+        let spec = Spec::parse(
+            "[[index]]\nname = \"idx_at\"\ntable = \"payments\"\ncolumns = [\"created_at\"]\n",
+            "test",
+        )
+        .unwrap();
+        let table = partitioned(vec![
+            on_partition("p2023_at", 101, &["created_at"], true),
+            on_partition("p2024_eu_by_id", 103, &["id"], true),
+            on_partition("p2024_us_at", 104, &["created_at"], false),
+        ]);
+        let plan = plan(&spec, &catalog_on(&spec, table, vec![]), true).unwrap();
+        let planned = &plan.indexes[0];
+        assert_eq!(
+            sql_of(&planned.build),
+            [
+                r#"CREATE INDEX "idx_at" ON ONLY "public"."payments" ("created_at")"#,
+                r#"CREATE INDEX "idx_at_2" ON ONLY "public"."p2024" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."idx_at_2""#,
+                r#"CREATE INDEX CONCURRENTLY "idx_at_3" ON "public"."p2024_eu" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."idx_at_3""#,
+                r#"DROP INDEX CONCURRENTLY IF EXISTS "public"."p2024_us_at""#,
+                r#"CREATE INDEX CONCURRENTLY "p2024_us_at" ON "public"."p2024_us" ("created_at")"#,
+                r#"ALTER INDEX "public"."idx_at_2" ATTACH PARTITION "public"."p2024_us_at""#,
+                r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."p2023_at""#,
+            ]
+        );
+        let adopts: Vec<Option<String>> = planned
+            .build
+            .iter()
+            .map(|s| s.adopts.as_ref().map(QualifiedName::display))
+            .collect();
+        assert_eq!(
+            adopts.iter().flatten().collect::<Vec<_>>(),
+            ["public.p2023_at"]
+        );
+        assert_eq!(adopts.last().unwrap().as_deref(), Some("public.p2023_at"));
+        assert_eq!(planned.parts.built(), 3);
+    }
+
+    #[test]
+    fn an_invalid_partitioned_index_of_the_spec_is_completed_not_dropped() {
+        let spec = Spec::parse(
+            "[[index]]\nname = \"idx_at\"\ntable = \"payments\"\ncolumns = [\"created_at\"]\n",
+            "test",
+        )
+        .unwrap();
+        let mut parent = existing("idx_at", shape(&["created_at"]), false);
+        parent.oid = 500;
+        let mut kept = on_partition("p2023_at", 101, &["created_at"], true);
+        kept.attached_to = Some(500);
+        let table = partitioned(vec![
+            kept,
+            on_partition("p2024_at", 102, &["created_at"], true),
+        ]);
+        let plan = plan(&spec, &catalog_on(&spec, table, vec![parent]), true).unwrap();
+        let planned = &plan.indexes[0];
+        assert_eq!(planned.action, Action::Rebuild);
+        assert_eq!(planned.drop, None);
+        assert!(planned.parts.completing);
+        assert_eq!(
+            sql_of(&planned.build),
+            [r#"ALTER INDEX "public"."idx_at" ATTACH PARTITION "public"."p2024_at""#]
         );
     }
 

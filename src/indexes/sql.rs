@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
+use super::spec::{DEFAULT_METHOD, IndexSpec, Key, KeyOptions, MAX_IDENTIFIER_BYTES, Nulls, Order};
 use crate::sql::ident::{QualifiedName, quote};
 
 /// How an index is created.
@@ -23,12 +23,35 @@ pub enum Build {
 /// quoted, each expression in parentheses.
 pub fn key_list(keys: &[Key]) -> String {
     keys.iter()
-        .map(|key| match key {
-            Key::Column(column) => quote(column),
-            Key::Expression(expression) => format!("({expression})"),
-        })
+        .map(|key| key_sql(key, &KeyOptions::default()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One key with its options, in the order `CREATE INDEX` takes them:
+/// `"email" COLLATE "C" "text_pattern_ops" DESC NULLS FIRST`.
+fn key_sql(key: &Key, options: &KeyOptions) -> String {
+    let mut sql = match key {
+        Key::Column(column) => quote(column),
+        Key::Expression(expression) => format!("({expression})"),
+    };
+    if let Some(collation) = &options.collation {
+        sql.push_str(&format!(" COLLATE {}", quote(collation)));
+    }
+    if let Some(opclass) = &options.opclass {
+        sql.push_str(&format!(" {}", quote(opclass)));
+    }
+    match options.order {
+        Some(Order::Asc) => sql.push_str(" ASC"),
+        Some(Order::Desc) => sql.push_str(" DESC"),
+        None => {}
+    }
+    match options.nulls {
+        Some(Nulls::First) => sql.push_str(" NULLS FIRST"),
+        Some(Nulls::Last) => sql.push_str(" NULLS LAST"),
+        None => {}
+    }
+    sql
 }
 
 /// `CREATE INDEX` for `index` under `name` on `table`.
@@ -51,10 +74,20 @@ pub fn create_index(index: &IndexSpec, name: &str, table: &QualifiedName, build:
         sql.push_str(" USING ");
         sql.push_str(&quote(&index.method));
     }
-    sql.push_str(&format!(" ({})", key_list(&index.keys)));
+    let keys: Vec<String> = index
+        .key_parts()
+        .map(|(key, options)| key_sql(key, options))
+        .collect();
+    sql.push_str(&format!(" ({})", keys.join(", ")));
     if !index.include.is_empty() {
         let include: Vec<String> = index.include.iter().map(|c| quote(c)).collect();
         sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+    }
+    if let Some(fillfactor) = index.storage.fillfactor {
+        sql.push_str(&format!(" WITH (fillfactor = {fillfactor})"));
+    }
+    if let Some(tablespace) = &index.storage.tablespace {
+        sql.push_str(&format!(" TABLESPACE {}", quote(tablespace)));
     }
     if let Some(predicate) = &index.predicate {
         sql.push_str(&format!(" WHERE ({predicate})"));
@@ -114,15 +147,7 @@ mod tests {
     use super::*;
 
     fn spec(keys: Vec<Key>) -> IndexSpec {
-        IndexSpec {
-            name: "ignored".into(),
-            table: "ignored".into(),
-            keys,
-            unique: false,
-            method: "btree".into(),
-            predicate: None,
-            include: vec![],
-        }
+        IndexSpec::btree("ignored", "ignored", keys, None)
     }
 
     #[test]
@@ -150,6 +175,34 @@ mod tests {
         assert_eq!(
             create_index(&full, "Odd \"One\"", &table, Build::OnlyParent),
             r#"CREATE UNIQUE INDEX "Odd ""One""" ON ONLY "public"."payments" USING "hash" ((lower(description))) INCLUDE ("amount") WHERE (status = 'pending')"#
+        );
+        let options = IndexSpec {
+            key_options: vec![
+                KeyOptions {
+                    collation: Some("C".into()),
+                    opclass: Some("text_pattern_ops".into()),
+                    order: Some(Order::Desc),
+                    nulls: Some(Nulls::First),
+                },
+                KeyOptions {
+                    order: Some(Order::Asc),
+                    nulls: Some(Nulls::Last),
+                    ..KeyOptions::default()
+                },
+            ],
+            storage: crate::pg::catalog::Storage {
+                fillfactor: Some(70),
+                tablespace: Some("Fast \"Disk\"".into()),
+            },
+            predicate: Some("amount > 0".into()),
+            ..spec(vec![
+                Key::Column("email".into()),
+                Key::Expression("lower(x)".into()),
+            ])
+        };
+        assert_eq!(
+            create_index(&options, "i", &table, Build::Concurrently),
+            r#"CREATE INDEX CONCURRENTLY "i" ON "public"."payments" ("email" COLLATE "C" "text_pattern_ops" DESC NULLS FIRST, (lower(x)) ASC NULLS LAST) WITH (fillfactor = 70) TABLESPACE "Fast ""Disk""" WHERE (amount > 0)"#
         );
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{FindingJson, View};
 use crate::finding::{Finding, Severity, Subject};
 use crate::indexes::audit::Audit;
-use crate::indexes::{IndexReport, Outcome, Report};
+use crate::indexes::{IndexReport, Outcome, PartitionsReport, Report};
 use crate::text::plural;
 use crate::ui::Ui;
 
@@ -42,9 +42,31 @@ struct IndexJson<'a> {
     action: &'static str,
     valid: Option<bool>,
     size_bytes: Option<i64>,
+    estimated_size_bytes: Option<i64>,
     duration_ms: Option<u64>,
     ddl: Option<&'a str>,
     equivalent: Option<&'a str>,
+    partitions: Option<PartitionsJson<'a>>,
+}
+
+/// What an index does on its table's partitions, in the JSON document.
+#[derive(Serialize)]
+struct PartitionsJson<'a> {
+    count: usize,
+    built: usize,
+    reused: &'a [String],
+    kept: usize,
+}
+
+impl<'a> PartitionsJson<'a> {
+    fn new(partitions: &'a PartitionsReport) -> PartitionsJson<'a> {
+        PartitionsJson {
+            count: partitions.count,
+            built: partitions.built,
+            reused: &partitions.reused,
+            kept: partitions.kept,
+        }
+    }
 }
 
 impl<'a> IndexJson<'a> {
@@ -56,9 +78,11 @@ impl<'a> IndexJson<'a> {
             action: index.action.name(),
             valid: index.valid,
             size_bytes: index.size_bytes,
+            estimated_size_bytes: index.estimated_size_bytes,
             duration_ms: index.duration_ms,
             ddl: index.ddl.as_deref(),
             equivalent: index.equivalent.as_deref(),
+            partitions: index.partitions.as_ref().map(PartitionsJson::new),
         }
     }
 }
@@ -70,9 +94,14 @@ fn render(ui: &Ui, report: &Report) -> String {
         "index", "table", "columns", "action", "valid", "size", "duration",
     ]);
     for index in &report.indexes {
-        let action = match &index.equivalent {
-            Some(equivalent) => format!("{} ({equivalent})", index.action.name()),
-            None => index.action.name().to_owned(),
+        // A long list of partitions' statements is summed up here; the
+        // DDL (--dry-run, JSON) keeps every one.
+        let action = match (&index.equivalent, &index.partitions) {
+            (Some(equivalent), _) => format!("{} ({equivalent})", index.action.name()),
+            (None, Some(partitions)) => {
+                format!("{} ({})", index.action.name(), partitions.summary())
+            }
+            (None, None) => index.action.name().to_owned(),
         };
         indexes.add_row([
             Cell::new(&index.name),
@@ -84,7 +113,10 @@ fn render(ui: &Ui, report: &Report) -> String {
                 Some(false) => "NO",
                 None => "-",
             }),
-            Cell::new(size(index.size_bytes)),
+            Cell::new(match (index.size_bytes, index.estimated_size_bytes) {
+                (None, Some(estimate)) => format!("~{}", crate::text::bytes(estimate)),
+                (size_bytes, _) => size(size_bytes),
+            }),
             Cell::new(index.duration_ms.map_or_else(
                 || "-".to_owned(),
                 |ms| format!("{:.2}s", ms as f64 / 1000.0),
@@ -92,6 +124,21 @@ fn render(ui: &Ui, report: &Report) -> String {
         ]);
     }
     let mut text = indexes.to_string();
+    let reused: Vec<String> = report
+        .indexes
+        .iter()
+        .filter_map(|index| {
+            let partitions = index.partitions.as_ref()?;
+            (!partitions.reused.is_empty())
+                .then(|| format!("{}: {}", index.name, partitions.reused.join(", ")))
+        })
+        .collect();
+    if !reused.is_empty() {
+        text.push_str(&format!(
+            "\n\nPartitions' indexes attached rather than built again:\n{}",
+            reused.join("\n")
+        ));
+    }
     if !report.findings.is_empty() {
         text.push_str(&format!(
             "\n\nFindings:\n{}",

@@ -249,6 +249,7 @@ pub fn table(table: &AuditedTable, tables: &[AuditedTable]) -> Table {
         kind: table.kind,
         columns: Vec::new(),
         partitions,
+        partition_indexes: Vec::new(),
     }
 }
 

@@ -42,6 +42,9 @@ fn table(oid: u32, name: &str, parent: Option<u32>, kind: RelKind) -> AuditedTab
 /// nothing, of 10 pages.
 fn index(oid: u32, on: u32, name: &str, columns: &[&str]) -> Index {
     Index {
+        oid,
+        attached_to: None,
+        storage: Default::default(),
         table: on,
         name: QualifiedName::new("public", name),
         shape: Shape {
@@ -55,6 +58,7 @@ fn index(oid: u32, on: u32, name: &str, columns: &[&str]) -> Index {
                     option: 0,
                     collation: 0,
                     column: Some((*c).into()),
+                    options: String::new(),
                 })
                 .collect(),
             include: Vec::new(),

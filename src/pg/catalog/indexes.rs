@@ -30,6 +30,30 @@ const INDEX_SIZE_SQL: &str = "CASE WHEN c.relkind = 'I' \
 const CATALOG_SIZE_SQL: &str =
     "(greatest(c.relpages, 0)::int8 * current_setting('block_size')::int8)";
 
+/// SQL for the options of each key of index `i` (a `pg_index` row), as
+/// [`KeyShape::options`]: a collation other than the column's (for an
+/// expression, other than none or its type's: an expression's own
+/// collation, derived from its arguments, is not in the catalog, so such a
+/// key shows one it may not need), an operator class that is not its
+/// type's default, `DESC`, and NULLs placed otherwise than by default.
+const KEY_OPTIONS_SQL: &str = "ARRAY(
+         SELECT concat_ws(' ',
+                    CASE WHEN i.indcollation[k - 1] NOT IN
+                              (0, coalesce(a.attcollation, t.typcollation))
+                         THEN 'COLLATE ' || (SELECT quote_ident(l.collname) FROM pg_collation l
+                                             WHERE l.oid = i.indcollation[k - 1]) END,
+                    CASE WHEN NOT o.opcdefault THEN quote_ident(o.opcname) END,
+                    CASE WHEN i.indoption[k - 1] & 1 = 1 THEN 'DESC' END,
+                    CASE i.indoption[k - 1] & 3 WHEN 2 THEN 'NULLS FIRST'
+                                                WHEN 1 THEN 'NULLS LAST' END)
+         FROM generate_series(1, i.indnkeyatts) AS k
+         JOIN pg_opclass o ON o.oid = i.indclass[k - 1]
+         JOIN pg_attribute x ON x.attrelid = i.indexrelid AND x.attnum = k
+         JOIN pg_type t ON t.oid = x.atttypid
+         LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
+              AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
+         ORDER BY k)";
+
 /// One key column of an index, as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyShape {
@@ -43,6 +67,20 @@ pub struct KeyShape {
     pub collation: u32,
     /// The column, when the key is a plain column (not an expression).
     pub column: Option<String>,
+    /// What `CREATE INDEX` would write after the column or expression,
+    /// as the server names it (`COLLATE "C" text_pattern_ops DESC NULLS
+    /// LAST`): empty for a plain key (see [`KeyShape::is_plain`]).
+    pub options: String,
+}
+
+impl KeyShape {
+    /// Whether the key is what `CREATE INDEX` makes of a bare column or
+    /// expression: its type's default operator class, its own collation,
+    /// ascending with NULLs last. An index advise or explain asks for has
+    /// only such keys.
+    pub fn is_plain(&self) -> bool {
+        self.options.is_empty()
+    }
 }
 
 /// What an index is, independently of its name: two indexes with the same
@@ -61,9 +99,20 @@ pub struct Shape {
     pub predicate: Option<String>,
 }
 
+/// Where an index is stored. Neither changes which queries it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// `WITH (fillfactor = ...)`: how full its leaf pages are built.
+    pub fillfactor: Option<u32>,
+    /// `TABLESPACE`, by name (`None`: the database's default).
+    pub tablespace: Option<String>,
+}
+
 /// An index on a table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Index {
+    /// Its OID.
+    pub oid: u32,
     /// The OID of its table.
     pub table: u32,
     /// Its name.
@@ -85,6 +134,11 @@ pub struct Index {
     pub busy: Option<Busy>,
     /// What an audit judges it by (read only with [`Detail::Audit`]).
     pub usage: Option<Usage>,
+    /// For a partition's index, the OID of the partitioned index it is
+    /// attached to (`ALTER INDEX ... ATTACH PARTITION`), if it is.
+    pub attached_to: Option<u32>,
+    /// Its fill factor and tablespace.
+    pub storage: Storage,
 }
 
 /// What an audit knows of an index beyond its shape. Nothing here takes a
@@ -229,6 +283,7 @@ impl Index {
     #[cfg(test)]
     pub fn btree(name: &str, columns: &[&str], predicate: Option<&str>) -> Index {
         Index {
+            oid: 0,
             table: 1,
             name: QualifiedName::new("public", name),
             shape: Shape {
@@ -242,6 +297,7 @@ impl Index {
                         option: 0,
                         collation: 0,
                         column: Some((*column).to_owned()),
+                        options: String::new(),
                     })
                     .collect(),
                 include: Vec::new(),
@@ -252,6 +308,8 @@ impl Index {
             size_bytes: 0,
             busy: None,
             usage: None,
+            attached_to: None,
+            storage: Storage::default(),
         }
     }
 }
@@ -370,7 +428,13 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                     ARRAY(SELECT a.attname::text FROM generate_series(1, i.indnkeyatts) AS k
                           LEFT JOIN pg_attribute a ON i.indkey[k - 1] <> 0
                                AND a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]
-                          ORDER BY k)
+                          ORDER BY k),
+                    {KEY_OPTIONS_SQL},
+                    i.indexrelid,
+                    (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+                    (SELECT o.option_value::int4 FROM pg_options_to_table(c.reloptions) o
+                     WHERE o.option_name = 'fillfactor'),
+                    (SELECT s.spcname::text FROM pg_tablespace s WHERE s.oid = c.reltablespace)
                     {usage}
              FROM unnest($1::text[]) AS r(name)
              JOIN pg_index i ON i.indrelid = to_regclass(r.name)::oid
@@ -395,6 +459,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
             let options: Vec<i16> = row.get(9);
             let collations: Vec<u32> = row.get(10);
             let plain_columns: Vec<Option<String>> = row.get(17);
+            let key_options: Vec<String> = row.get(18);
             let keys = columns
                 .into_iter()
                 .enumerate()
@@ -404,6 +469,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                     option: options.get(k).copied().unwrap_or_default(),
                     collation: collations.get(k).copied().unwrap_or_default(),
                     column: plain_columns.get(k).cloned().flatten(),
+                    options: key_options.get(k).cloned().unwrap_or_default(),
                 })
                 .collect();
             let busy = row.get::<_, Option<i32>>(14).map(|pid| Busy {
@@ -415,6 +481,7 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                 },
             });
             Index {
+                oid: row.get(19),
                 table: row.get(0),
                 name: QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
                 shape: Shape {
@@ -429,6 +496,11 @@ pub async fn read(client: &Client, relations: &[String], detail: Detail) -> Resu
                 size_bytes: row.get(13),
                 busy,
                 usage: (detail == Detail::Audit).then(|| read_usage(row)),
+                attached_to: row.get(20),
+                storage: Storage {
+                    fillfactor: row.get::<_, Option<i32>>(21).map(|f| f as u32),
+                    tablespace: row.get(22),
+                },
             }
         })
         .collect())
@@ -469,7 +541,7 @@ const USAGE_SQL: &str = ",
 
 /// The [`Usage`] in a row read with [`Detail::Audit`] (its columns from 18).
 fn read_usage(row: &Row) -> Usage {
-    let constraints: Value = row.get(21);
+    let constraints: Value = row.get(26);
     let mut constraints: Vec<Constraint> = constraints
         .as_array()
         .into_iter()
@@ -484,7 +556,7 @@ fn read_usage(row: &Row) -> Usage {
         })
         .collect();
     constraints.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    let columns: Option<Value> = row.get(26);
+    let columns: Option<Value> = row.get(31);
     let columns = columns
         .as_ref()
         .and_then(Value::as_array)
@@ -499,14 +571,14 @@ fn read_usage(row: &Row) -> Usage {
         })
         .collect();
     Usage {
-        oid: row.get(18),
-        partitioned: row.get(19),
-        parent: row.get(20),
+        oid: row.get(23),
+        partitioned: row.get(24),
+        parent: row.get(25),
         constraints,
-        scans: row.get(22),
-        pages: row.get(23),
-        tuples: row.get(24),
-        fillfactor: row.get(25),
+        scans: row.get(27),
+        pages: row.get(28),
+        tuples: row.get(29),
+        fillfactor: row.get(30),
         columns,
     }
 }

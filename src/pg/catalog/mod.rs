@@ -10,11 +10,14 @@
 //!   for an existing index and a wanted one, so that they compare;
 //! - [`audit`]: what an audit of a database's indexes reads besides them
 //!   (the tables in scope, their foreign keys, the statistics), without a
-//!   lock.
+//!   lock;
+//! - [`stats`]: what the planner knows of the values an index would hold,
+//!   for the estimate of its size.
 
 pub mod audit;
 pub mod indexes;
 pub mod relations;
+pub mod stats;
 
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
@@ -24,8 +27,8 @@ use crate::error::Result;
 use crate::sql::ident::QualifiedName;
 
 pub use indexes::{
-    Busy, BusyWith, ColumnStats, Constraint, ConstraintKind, Index, KeyShape, Shape, TakenName,
-    Usage,
+    Busy, BusyWith, ColumnStats, Constraint, ConstraintKind, Index, KeyShape, Shape, Storage,
+    TakenName, Usage,
 };
 pub use relations::{Relation, Relations, Taken};
 
@@ -124,7 +127,7 @@ impl RelKind {
 }
 
 /// A table an index goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     /// Its OID.
     pub oid: u32,
@@ -137,6 +140,10 @@ pub struct Table {
     /// For a partitioned table, every partition below it, parents before
     /// their children.
     pub partitions: Vec<Partition>,
+    /// The indexes of those partitions (each [`Index::table`] a
+    /// partition's OID): those equivalent to a wanted index are attached
+    /// rather than built again.
+    pub partition_indexes: Vec<Index>,
 }
 
 /// A partition of a partitioned table (at any depth).
@@ -175,4 +182,18 @@ pub async fn partitions(client: &Client, table: u32) -> Result<Vec<Partition>> {
             name: QualifiedName::new(row.get::<_, String>(3), row.get::<_, String>(4)),
         })
         .collect())
+}
+
+/// The indexes of `partitions` (none when there are none), read as
+/// `detail` says.
+pub async fn partition_indexes(
+    client: &Client,
+    partitions: &[Partition],
+    detail: indexes::Detail,
+) -> Result<Vec<Index>> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = partitions.iter().map(|p| p.name.to_string()).collect();
+    indexes::read(client, &names, detail).await
 }

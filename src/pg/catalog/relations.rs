@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use super::indexes::{self, Detail, Index};
-use super::{RelKind, Table, partitions};
+use super::{RelKind, Table, partition_indexes, partitions};
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::ident::{QualifiedName, quote};
@@ -152,7 +152,8 @@ impl<'c> Relations<'c> {
 
     /// The table `perfaudit indexes` would build an index of `relation` on
     /// (a table or a partitioned one): a partitioned table with every
-    /// partition below it.
+    /// partition below it and their indexes, which an index on it attaches
+    /// where they are equivalent.
     pub async fn indexable(&self, relation: &Relation) -> Result<Table> {
         let partitions = match relation.kind {
             RelKind::Partitioned => partitions(self.client, relation.oid).await?,
@@ -163,6 +164,8 @@ impl<'c> Relations<'c> {
             name: relation.table.clone(),
             kind: relation.kind,
             columns: Vec::new(),
+            partition_indexes: partition_indexes(self.client, &partitions, Detail::Definitions)
+                .await?,
             partitions,
         })
     }
