@@ -21,6 +21,12 @@ pub const MAX_INDEX_COLUMNS: usize = 3;
 /// they only add trials.
 pub const MAX_PARTIAL_SHAPES: usize = 3;
 
+/// The operator class with which a B-tree on a text column serves `LIKE
+/// 'abc%'` whatever the database's collation (the default one does only
+/// under the `C` collation). The server refuses it for a column of another
+/// type, and the candidate is then not tried.
+pub const PATTERN_OPCLASS: &str = "text_pattern_ops";
+
 /// The most distinct values a column compared with a constant may have for
 /// a partial index on that condition: a state (`status = 'pending'`, a
 /// kind, a flag) that the application asks for by name, not a key
@@ -30,7 +36,8 @@ pub const MAX_STATE_VALUES: f64 = 10.0;
 /// The candidate indexes for `scan` (whose columns all exist):
 /// [`column_shapes`]; an expression index for each expression of its
 /// columns it compares with a value, alone and after the leading equality
-/// columns; and for each conjunct of a column and a constant
+/// columns; a `text_pattern_ops` index of each column matched with `LIKE`
+/// against a fixed prefix; and for each conjunct of a column and a constant
 /// (`status = 'pending'` on a column of at most [`MAX_STATE_VALUES`]
 /// values, `refunded_at IS NULL`), partial indexes of the other columns'
 /// shapes under it (or of the column itself). Whether an
@@ -54,16 +61,18 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
         .collect();
     for compared in &scan.expressions {
         let expression = Key::Expression(compared.expression.clone());
-        push(Wanted {
-            keys: vec![expression.clone()],
-            predicate: None,
-        });
+        push(Wanted::new(vec![expression.clone()], None));
         if !leading.is_empty() {
-            push(Wanted {
-                keys: leading.iter().cloned().chain([expression]).collect(),
-                predicate: None,
-            });
+            push(Wanted::new(
+                leading.iter().cloned().chain([expression]).collect(),
+                None,
+            ));
         }
+    }
+    for column in &scan.prefixes {
+        let mut pattern = Wanted::columns(std::slice::from_ref(column));
+        pattern.opclasses = vec![Some(PATTERN_OPCLASS.to_owned())];
+        push(pattern);
     }
     let state = |column: &str| (1.0..=MAX_STATE_VALUES).contains(&distinct(column));
     for condition in scan
@@ -145,7 +154,7 @@ fn column_shapes(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>
 /// what an expression or a partial index would, the planner says (with
 /// the candidate as a hypothetical index, the cost falls or not).
 pub fn already_given<'a>(candidate: &Wanted, existing: &'a [Index]) -> Option<&'a Index> {
-    if candidate.predicate.is_some() {
+    if candidate.predicate.is_some() || candidate.opclasses.iter().any(Option::is_some) {
         return None;
     }
     let columns: Option<Vec<String>> = candidate

@@ -7,32 +7,72 @@ use serde::{Serialize, Serializer};
 use crate::indexes::spec::Key;
 
 /// One index of a spec file.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct SpecIndex<'a> {
     /// The index name.
     pub name: &'a str,
     /// The table as written in SQL (schema-qualified, quoted where needed).
     pub table: &'a str,
     /// The key, in order.
-    #[serde(rename = "columns", serialize_with = "spec_keys")]
     pub keys: &'a [Key],
+    /// Each key's operator class (`None`: the default), in that order.
+    pub opclasses: &'a [Option<String>],
     /// The predicate of a partial index.
-    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
     pub predicate: Option<&'a str>,
 }
 
-/// A key as the spec reads it: a column's name, or `{ expression = "..." }`.
-fn spec_keys<S: Serializer>(keys: &&[Key], serializer: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    #[serde(untagged)]
-    enum SpecKey<'a> {
-        Column(&'a str),
-        Expression { expression: &'a str },
+impl Serialize for SpecIndex<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut index = serializer.serialize_struct("SpecIndex", 4)?;
+        index.serialize_field("name", self.name)?;
+        index.serialize_field("table", self.table)?;
+        let keys: Vec<SpecKey<'_>> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(k, key)| SpecKey::new(key, self.opclasses.get(k).and_then(Option::as_deref)))
+            .collect();
+        index.serialize_field("columns", &keys)?;
+        if let Some(predicate) = self.predicate {
+            index.serialize_field("where", predicate)?;
+        }
+        index.end()
     }
-    serializer.collect_seq(keys.iter().map(|key| match key {
-        Key::Column(column) => SpecKey::Column(column),
-        Key::Expression(expression) => SpecKey::Expression { expression },
-    }))
+}
+
+/// A key as the spec reads it: a column's name, `{ expression = "..." }`,
+/// or either with its operator class.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SpecKey<'a> {
+    Column(&'a str),
+    WithClass {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        column: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expression: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opclass: Option<&'a str>,
+    },
+}
+
+impl<'a> SpecKey<'a> {
+    fn new(key: &'a Key, opclass: Option<&'a str>) -> SpecKey<'a> {
+        match (key, opclass) {
+            (Key::Column(column), None) => SpecKey::Column(column),
+            (Key::Column(column), opclass) => SpecKey::WithClass {
+                column: Some(column),
+                expression: None,
+                opclass,
+            },
+            (Key::Expression(expression), opclass) => SpecKey::WithClass {
+                column: None,
+                expression: Some(expression),
+                opclass,
+            },
+        }
+    }
 }
 
 /// A spec file for `perfaudit indexes --spec`, one `[[index]]` each.
@@ -65,12 +105,14 @@ mod tests {
                 name: "idx_payments_user_id_status",
                 table: "public.payments",
                 keys: &keys,
+                opclasses: &[],
                 predicate: None,
             },
             SpecIndex {
                 name: "idx_users_lower_email_id_where_active",
                 table: "public.users",
                 keys: &expression,
+                opclasses: &[None, Some("text_pattern_ops".into())],
                 predicate: Some("active"),
             },
         ]);
@@ -84,6 +126,10 @@ mod tests {
         assert_eq!(index.method, DEFAULT_METHOD);
         let partial = &read.indexes[1];
         assert_eq!(partial.keys, expression);
+        assert_eq!(
+            partial.key_options[1].opclass.as_deref(),
+            Some("text_pattern_ops")
+        );
         assert_eq!(partial.predicate.as_deref(), Some("active"));
     }
 }

@@ -116,6 +116,9 @@ pub struct Recommendation {
     /// The key as the spec writes it (columns and expressions told apart).
     #[serde(skip)]
     pub keys: Vec<Key>,
+    /// Each key's operator class, as the spec writes it.
+    #[serde(skip)]
+    pub opclasses: Vec<Option<String>>,
     /// For a partial index, the full index of the same key, to compare.
     pub full_index: Option<FullIndex>,
     /// What it costs the workload's writes to its table, when there are
@@ -212,6 +215,7 @@ impl Advice {
                 name: &index.name,
                 table: &index.table,
                 keys: &index.keys,
+                opclasses: &index.opclasses,
                 predicate: index.predicate.as_deref(),
             })
             .collect();
@@ -570,6 +574,7 @@ impl Advisor<'_, '_, '_> {
                         .retain(|compared| compared.columns.iter().all(exists));
                     scan.conditions
                         .retain(|condition| exists(&condition.column));
+                    scan.prefixes.retain(exists);
                     if !scan.order.iter().all(exists) {
                         scan.order.clear();
                     }
@@ -813,6 +818,7 @@ impl Advisor<'_, '_, '_> {
                 columns: candidate.wanted.key_texts(),
                 predicate: candidate.wanted.predicate.clone(),
                 keys: candidate.wanted.keys.clone(),
+                opclasses: candidate.wanted.opclasses.clone(),
                 ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
                 size_bytes,
                 name,
@@ -1008,6 +1014,7 @@ fn asked_columns(scans: &[(Rc<Relation>, Scan)]) -> HashMap<u32, HashSet<String>
                 .iter()
                 .chain(&scan.range)
                 .chain(&scan.order)
+                .chain(&scan.prefixes)
                 .chain(scan.expressions.iter().map(|compared| &compared.expression))
                 .cloned(),
         );

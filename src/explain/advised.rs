@@ -218,6 +218,7 @@ mod tests {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             predicate: None,
             keys: Vec::new(),
+            opclasses: Vec::new(),
             full_index: None,
             write_cost: None,
             time_saved: None,

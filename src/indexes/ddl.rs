@@ -5,7 +5,7 @@
 
 use super::partitions;
 use super::plan::build_statements;
-use super::spec::{DEFAULT_METHOD, IndexSpec, Key, MAX_IDENTIFIER_BYTES};
+use super::spec::{DEFAULT_METHOD, IndexSpec, Key, KeyOptions, MAX_IDENTIFIER_BYTES};
 use super::sql::{key_list, partition_index_name};
 use crate::pg::catalog::{Shape, Table, Taken};
 use crate::sql::ident::QualifiedName;
@@ -18,27 +18,58 @@ use crate::text::words;
 pub const MIN_IMPROVEMENT: f64 = 50.0;
 
 /// The B-tree index advise or explain asks for: its key (columns or
-/// expressions of them) and, for a partial index, its predicate.
+/// expressions of them, each with its operator class when not the
+/// default) and, for a partial index, its predicate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     /// The key, in order.
     pub keys: Vec<Key>,
+    /// Each key's operator class, in the order of `keys`; `None` for its
+    /// type's default.
+    pub opclasses: Vec<Option<String>>,
     /// The predicate of a partial index, in SQL over the table's columns.
     pub predicate: Option<String>,
 }
 
 impl Wanted {
-    /// A full index on `columns`.
-    pub fn columns(columns: &[String]) -> Wanted {
+    /// An index on `keys`, under `predicate` when it is partial, each key
+    /// with its type's default operator class.
+    pub fn new(keys: Vec<Key>, predicate: Option<String>) -> Wanted {
         Wanted {
-            keys: columns.iter().cloned().map(Key::Column).collect(),
-            predicate: None,
+            opclasses: vec![None; keys.len()],
+            keys,
+            predicate,
         }
     }
 
-    /// Each key as people read it: a column's name, an expression's text.
+    /// A full index on `columns`.
+    pub fn columns(columns: &[String]) -> Wanted {
+        Wanted::new(columns.iter().cloned().map(Key::Column).collect(), None)
+    }
+
+    /// Each key as people read it: a column's name, an expression's text,
+    /// and its operator class when not the default (`last_name
+    /// text_pattern_ops`).
     pub fn key_texts(&self) -> Vec<String> {
-        self.keys.iter().map(|key| key.text().to_owned()).collect()
+        self.keys
+            .iter()
+            .zip(&self.opclasses)
+            .map(|(key, opclass)| match opclass {
+                Some(opclass) => format!("{} {opclass}", key.text()),
+                None => key.text().to_owned(),
+            })
+            .collect()
+    }
+
+    /// Each key's options as `CREATE INDEX` takes them.
+    pub fn key_options(&self) -> Vec<KeyOptions> {
+        self.opclasses
+            .iter()
+            .map(|opclass| KeyOptions {
+                opclass: opclass.clone(),
+                ..KeyOptions::default()
+            })
+            .collect()
     }
 
     /// Whether its key or predicate reads `column`: a key column, or a
@@ -76,15 +107,21 @@ impl Wanted {
             && !shape.unique
             && shape.include.is_empty()
             && shape.keys.len() == self.keys.len()
-            && shape.keys.iter().zip(&self.keys).all(|(have, want)| {
-                have.is_plain()
-                    && match want {
-                        Key::Column(column) => have.column.as_ref() == Some(column),
-                        Key::Expression(expression) => {
-                            have.column.is_none() && same_text(&have.definition, expression)
+            && shape.keys.iter().zip(&self.keys).zip(&self.opclasses).all(
+                |((have, want), opclass)| {
+                    let options = match opclass {
+                        Some(opclass) => have.options == *opclass,
+                        None => have.is_plain(),
+                    };
+                    options
+                        && match want {
+                            Key::Column(column) => have.column.as_ref() == Some(column),
+                            Key::Expression(expression) => {
+                                have.column.is_none() && same_text(&have.definition, expression)
+                            }
                         }
-                    }
-            })
+                },
+            )
             && match (&shape.predicate, &self.predicate) {
                 (None, None) => true,
                 (Some(have), Some(want)) => same_text(have, want),
@@ -103,6 +140,12 @@ impl Wanted {
                 Key::Column(column) => vec![column.clone()],
                 Key::Expression(expression) => words(expression).collect(),
             })
+            .chain(
+                self.opclasses
+                    .iter()
+                    .flatten()
+                    .flat_map(|opclass| words(opclass)),
+            )
             .collect();
         if let Some(predicate) = &self.predicate {
             name.push("where".to_owned());
@@ -206,7 +249,7 @@ fn fnv1a(text: &str) -> u32 {
 pub fn hypothetical(table: &QualifiedName, wanted: &Wanted) -> String {
     let mut sql = format!(
         "CREATE INDEX ON {table} USING {DEFAULT_METHOD} ({})",
-        key_list(&wanted.keys)
+        key_list(&wanted.keys, &wanted.key_options())
     );
     if let Some(predicate) = &wanted.predicate {
         sql.push_str(&format!(" WHERE ({predicate})"));
@@ -221,12 +264,15 @@ pub fn hypothetical(table: &QualifiedName, wanted: &Wanted) -> String {
 /// built concurrently and attached, or, where the partition has the same
 /// index already ([`Table::partition_indexes`]), that one attached.
 pub fn build(table: &Table, name: &str, wanted: &Wanted) -> String {
-    let spec = IndexSpec::btree(
-        name,
-        &table.name.display(),
-        wanted.keys.clone(),
-        wanted.predicate.clone(),
-    );
+    let spec = IndexSpec {
+        key_options: wanted.key_options(),
+        ..IndexSpec::btree(
+            name,
+            &table.name.display(),
+            wanted.keys.clone(),
+            wanted.predicate.clone(),
+        )
+    };
     let index = QualifiedName::new(&table.name.schema, name);
     let parts = partitions::plan(table, None, |index| wanted.is(&index.shape));
     build_statements(&spec, &index, table, &parts, true)
@@ -340,13 +386,13 @@ mod tests {
             hypothetical(&odd, &Wanted::columns(&columns(&["a"]))),
             "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree (\"a\")"
         );
-        let partial = Wanted {
-            keys: vec![
+        let partial = Wanted::new(
+            vec![
                 Key::Expression("lower(email)".into()),
                 Key::Column("id".into()),
             ],
-            predicate: Some("deleted_at IS NULL".into()),
-        };
+            Some("deleted_at IS NULL".into()),
+        );
         assert_eq!(
             hypothetical(&odd, &partial),
             "CREATE INDEX ON \"Sales\".\"Order \"\"Lines\"\"\" USING btree \
@@ -356,13 +402,13 @@ mod tests {
 
     #[test]
     fn expressions_and_predicates_name_an_index_by_their_words() {
-        let partial = Wanted {
-            keys: vec![
+        let partial = Wanted::new(
+            vec![
                 Key::Expression("lower(email)".into()),
                 Key::Column("id".into()),
             ],
-            predicate: Some("status = 'pending'".into()),
-        };
+            Some("status = 'pending'".into()),
+        );
         let users = table("users", RelKind::Table, Vec::new());
         assert_eq!(
             free_name(&users, &partial, &Taken::new()),
@@ -468,10 +514,10 @@ mod tests {
         let mut pattern = shape(&["a", "b"], None);
         pattern.keys[1].options = "text_pattern_ops".into();
         assert!(!wanted.is(&pattern));
-        let partial = Wanted {
-            keys: vec![Key::Expression("lower(email)".into())],
-            predicate: Some("deleted_at IS NULL".into()),
-        };
+        let partial = Wanted::new(
+            vec![Key::Expression("lower(email)".into())],
+            Some("deleted_at IS NULL".into()),
+        );
         let mut lower = shape(&["x"], Some("(deleted_at IS NULL)"));
         lower.keys[0].column = None;
         lower.keys[0].definition = "lower(email)".into();

@@ -19,11 +19,13 @@ pub enum Build {
     OnlyParent,
 }
 
-/// `"a", (lower(b))`: an index key as `CREATE INDEX` takes it, each column
-/// quoted, each expression in parentheses.
-pub fn key_list(keys: &[Key]) -> String {
+/// `"a", (lower(b)) "text_pattern_ops"`: an index key as `CREATE INDEX`
+/// takes it, each column quoted, each expression in parentheses, each
+/// with its `options` (the defaults where there are fewer).
+pub fn key_list(keys: &[Key], options: &[KeyOptions]) -> String {
     keys.iter()
-        .map(|key| key_sql(key, &KeyOptions::default()))
+        .enumerate()
+        .map(|(k, key)| key_sql(key, options.get(k).unwrap_or(&KeyOptions::default())))
         .collect::<Vec<_>>()
         .join(", ")
 }

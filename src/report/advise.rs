@@ -272,6 +272,7 @@ mod tests {
             columns: vec!["user_id".into(), "status".into()],
             predicate: None,
             keys: Vec::new(),
+            opclasses: Vec::new(),
             full_index: None,
             write_cost: None,
             time_saved: None,

@@ -49,6 +49,9 @@ pub struct Scan {
     /// Conjuncts of one column and a constant: what a partial index's
     /// predicate could be.
     pub conditions: Vec<Condition>,
+    /// Columns matched with `LIKE` against a constant prefix (`'abc%'`):
+    /// what a B-tree serves with a pattern operator class.
+    pub prefixes: Vec<String>,
 }
 
 /// An expression of one scan's columns compared with a value
@@ -590,6 +593,14 @@ impl<'a> Builder<'a> {
             }
         }
         for term in conjuncts(expr) {
+            if let Some(column) = prefix_match(term) {
+                for (scan, name) in self.column(column).unwrap_or_default() {
+                    let prefixes = &mut self.block.scans[scan].prefixes;
+                    if !prefixes.contains(&name) {
+                        prefixes.push(name);
+                    }
+                }
+            }
             if let Some((column, equals, predicate)) = column_and_constant(term) {
                 for (scan, name) in self.column(column).unwrap_or_default() {
                     let predicate = predicate(&ident(&name));
@@ -846,6 +857,33 @@ fn apply_order(scans: &mut [Scan], keys: &[Vec<Source>]) {
     }
 }
 
+/// The column `term` matches with `LIKE` against a constant pattern with a
+/// fixed prefix (`name LIKE 'abc%'`): a range of a B-tree's keys under a
+/// pattern operator class (`text_pattern_ops`), whatever the collation.
+fn prefix_match(term: &Expr) -> Option<&Expr> {
+    let Expr::Like {
+        negated: false,
+        any: false,
+        expr,
+        pattern,
+        escape_char: None,
+    } = term
+    else {
+        return None;
+    };
+    let Expr::Value(value) = &**pattern else {
+        return None;
+    };
+    let Value::SingleQuotedString(text) = &value.value else {
+        return None;
+    };
+    let fixed = text
+        .chars()
+        .next()
+        .is_some_and(|c| !matches!(c, '%' | '_' | '\\'));
+    fixed.then_some(&**expr)
+}
+
 /// A conjunct of a column and a constant: the column, whether it is an
 /// equality, and the conjunct written over a given name for it
 /// (`status = 'pending'`, `refunded_at IS NULL`, `refunded_at IS NOT
@@ -1040,6 +1078,15 @@ mod tests {
                 "date_trunc('month', rented_at) Range [\"rented_at\"]"
             ]
         );
+    }
+
+    #[test]
+    fn a_like_with_a_fixed_prefix_is_a_range_of_a_pattern_index() {
+        let found = statement_scans(&statement(
+            "SELECT * FROM customer c WHERE c.last_name LIKE 'Smi%' AND email LIKE '%@x.org' \
+             AND first_name NOT LIKE 'A%' AND note LIKE $1",
+        ));
+        assert_eq!(found[0].prefixes, ["last_name"]);
     }
 
     #[test]
