@@ -287,7 +287,7 @@ async fn an_expression_that_is_not_immutable_gets_the_range_rewrite_instead() {
 }
 
 #[tokio::test]
-async fn the_spec_advise_writes_builds_its_partial_expression_and_pattern_indexes_as_advised() {
+async fn the_spec_advise_writes_builds_its_partial_expression_pattern_and_descending_indexes() {
     let Some(db) = common::hypopg_db(Fixture::Rentals).await else {
         return;
     };
@@ -297,9 +297,10 @@ async fn the_spec_advise_writes_builds_its_partial_expression_and_pattern_indexe
     // collation but C (the test cluster's is C.UTF-8 or the like).
     let sql = "SELECT * FROM store.rental WHERE returned_at IS NULL AND rented_at < '2024-06-01';\n\
                SELECT * FROM store.customer WHERE lower(last_name) = 'smith';\n\
-               SELECT * FROM store.customer WHERE last_name LIKE 'Hugh%'";
+               SELECT * FROM store.customer WHERE last_name LIKE 'Hugh%';\n\
+               SELECT * FROM store.rental ORDER BY staff_id, rented_at DESC LIMIT 20";
     let advice = advise(&db, &["--write-spec", spec.to_str().unwrap(), sql]);
-    assert_eq!(advice["indexes"].as_array().unwrap().len(), 3, "{advice:#}");
+    assert_eq!(advice["indexes"].as_array().unwrap().len(), 4, "{advice:#}");
     // Each statement's own index, in statement order.
     let statements = advice["statements"].as_array().unwrap();
     let names: Vec<&str> = statements
@@ -309,6 +310,12 @@ async fn the_spec_advise_writes_builds_its_partial_expression_and_pattern_indexe
     assert_eq!(
         described(&statements[2]["indexes"][0]),
         "store.customer (last_name text_pattern_ops)",
+        "{advice:#}"
+    );
+    // A mixed order: the key that reverses it descending.
+    assert_eq!(
+        described(&statements[3]["indexes"][0]),
+        "store.rental (staff_id, rented_at DESC)",
         "{advice:#}"
     );
     let built = run(db

@@ -52,7 +52,7 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
         }
     };
     for columns in column_shapes(scan, &distinct) {
-        push(Wanted::columns(&columns));
+        push(sorted(Wanted::columns(&columns), scan));
     }
     let leading: Vec<Key> = equality_order(&scan.equality, &distinct)
         .into_iter()
@@ -97,6 +97,19 @@ pub fn candidates(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Wanted> {
         }
     }
     found
+}
+
+/// `wanted`, with the keys that end it in `scan`'s `ORDER BY` sorting
+/// `DESC` where that order reverses (`ORDER BY a, b DESC` gets `(a, b
+/// DESC)`): a B-tree gives a mixed order only so.
+fn sorted(mut wanted: Wanted, scan: &Scan) -> Wanted {
+    let order: Vec<Key> = scan.order.iter().cloned().map(Key::Column).collect();
+    if !scan.order_reversed.contains(&true) || !wanted.keys.ends_with(&order) {
+        return wanted;
+    }
+    let start = wanted.keys.len() - order.len();
+    wanted.descending[start..].copy_from_slice(&scan.order_reversed);
+    wanted
 }
 
 /// `columns` without `column`.
@@ -154,7 +167,7 @@ fn column_shapes(scan: &Scan, distinct: impl Fn(&str) -> f64) -> Vec<Vec<String>
 /// what an expression or a partial index would, the planner says (with
 /// the candidate as a hypothetical index, the cost falls or not).
 pub fn already_given<'a>(candidate: &Wanted, existing: &'a [Index]) -> Option<&'a Index> {
-    if candidate.predicate.is_some() || candidate.opclasses.iter().any(Option::is_some) {
+    if candidate.predicate.is_some() || !candidate.plain_keys() {
         return None;
     }
     let columns: Option<Vec<String>> = candidate
@@ -180,6 +193,7 @@ mod tests {
             equality: strings(equality),
             range: strings(range),
             order: strings(order),
+            order_reversed: vec![false; order.len()],
             ..Scan::default()
         }
     }
@@ -312,5 +326,24 @@ mod tests {
             .map(Wanted::describe)
             .collect();
         assert_eq!(found, ["(status)", "(status) WHERE status = 'pending'"]);
+    }
+
+    #[test]
+    fn a_mixed_order_gets_its_reversed_keys_descending() {
+        let mut mixed = scan(&["user_id"], &[], &["created_at", "id"]);
+        mixed.order_reversed = vec![false, true];
+        let found: Vec<String> = candidates(&mixed, distinct)
+            .iter()
+            .map(Wanted::describe)
+            .collect();
+        assert!(
+            found.contains(&"(created_at, id DESC)".to_owned()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"(user_id, created_at, id DESC)".to_owned()),
+            "{found:?}"
+        );
+        assert!(found.contains(&"(user_id)".to_owned()), "{found:?}");
     }
 }

@@ -15,6 +15,8 @@ pub struct SpecIndex<'a> {
     pub table: &'a str,
     /// The key, in order.
     pub keys: &'a [Key],
+    /// Whether each key sorts descending, in that order.
+    pub descending: &'a [bool],
     /// Each key's operator class (`None`: the default), in that order.
     pub opclasses: &'a [Option<String>],
     /// The predicate of a partial index.
@@ -31,7 +33,13 @@ impl Serialize for SpecIndex<'_> {
             .keys
             .iter()
             .enumerate()
-            .map(|(k, key)| SpecKey::new(key, self.opclasses.get(k).and_then(Option::as_deref)))
+            .map(|(k, key)| {
+                SpecKey::new(
+                    key,
+                    self.opclasses.get(k).and_then(Option::as_deref),
+                    self.descending.get(k).is_some_and(|d| *d),
+                )
+            })
             .collect();
         index.serialize_field("columns", &keys)?;
         if let Some(predicate) = self.predicate {
@@ -54,22 +62,27 @@ enum SpecKey<'a> {
         expression: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         opclass: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order: Option<&'a str>,
     },
 }
 
 impl<'a> SpecKey<'a> {
-    fn new(key: &'a Key, opclass: Option<&'a str>) -> SpecKey<'a> {
-        match (key, opclass) {
-            (Key::Column(column), None) => SpecKey::Column(column),
-            (Key::Column(column), opclass) => SpecKey::WithClass {
+    fn new(key: &'a Key, opclass: Option<&'a str>, descending: bool) -> SpecKey<'a> {
+        let order = descending.then_some("desc");
+        match (key, opclass, order) {
+            (Key::Column(column), None, None) => SpecKey::Column(column),
+            (Key::Column(column), opclass, order) => SpecKey::WithClass {
                 column: Some(column),
                 expression: None,
                 opclass,
+                order,
             },
-            (Key::Expression(expression), opclass) => SpecKey::WithClass {
+            (Key::Expression(expression), opclass, order) => SpecKey::WithClass {
                 column: None,
                 expression: Some(expression),
                 opclass,
+                order,
             },
         }
     }
@@ -91,7 +104,7 @@ pub fn spec(indexes: &[SpecIndex<'_>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indexes::spec::{DEFAULT_METHOD, Key, Spec};
+    use crate::indexes::spec::{DEFAULT_METHOD, Key, Order, Spec};
 
     #[test]
     fn the_spec_is_one_perfaudit_indexes_reads() {
@@ -106,6 +119,7 @@ mod tests {
                 table: "public.payments",
                 keys: &keys,
                 opclasses: &[],
+                descending: &[],
                 predicate: None,
             },
             SpecIndex {
@@ -113,6 +127,7 @@ mod tests {
                 table: "public.users",
                 keys: &expression,
                 opclasses: &[None, Some("text_pattern_ops".into())],
+                descending: &[true, false],
                 predicate: Some("active"),
             },
         ]);
@@ -130,6 +145,7 @@ mod tests {
             partial.key_options[1].opclass.as_deref(),
             Some("text_pattern_ops")
         );
+        assert_eq!(partial.key_options[0].order, Some(Order::Desc));
         assert_eq!(partial.predicate.as_deref(), Some("active"));
     }
 }

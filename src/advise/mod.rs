@@ -119,6 +119,9 @@ pub struct Recommendation {
     /// Each key's operator class, as the spec writes it.
     #[serde(skip)]
     pub opclasses: Vec<Option<String>>,
+    /// Whether each key sorts descending, as the spec writes it.
+    #[serde(skip)]
+    pub descending: Vec<bool>,
     /// For a partial index, the full index of the same key, to compare.
     pub full_index: Option<FullIndex>,
     /// What it costs the workload's writes to its table, when there are
@@ -216,6 +219,7 @@ impl Advice {
                 table: &index.table,
                 keys: &index.keys,
                 opclasses: &index.opclasses,
+                descending: &index.descending,
                 predicate: index.predicate.as_deref(),
             })
             .collect();
@@ -577,6 +581,7 @@ impl Advisor<'_, '_, '_> {
                     scan.prefixes.retain(exists);
                     if !scan.order.iter().all(exists) {
                         scan.order.clear();
+                        scan.order_reversed.clear();
                     }
                     resolved.push((relation, scan));
                 }
@@ -819,6 +824,7 @@ impl Advisor<'_, '_, '_> {
                 predicate: candidate.wanted.predicate.clone(),
                 keys: candidate.wanted.keys.clone(),
                 opclasses: candidate.wanted.opclasses.clone(),
+                descending: candidate.wanted.descending.clone(),
                 ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
                 size_bytes,
                 name,

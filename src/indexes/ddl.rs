@@ -5,7 +5,7 @@
 
 use super::partitions;
 use super::plan::build_statements;
-use super::spec::{DEFAULT_METHOD, IndexSpec, Key, KeyOptions, MAX_IDENTIFIER_BYTES};
+use super::spec::{DEFAULT_METHOD, IndexSpec, Key, KeyOptions, MAX_IDENTIFIER_BYTES, Order};
 use super::sql::{key_list, partition_index_name};
 use crate::pg::catalog::{Shape, Table, Taken};
 use crate::sql::ident::QualifiedName;
@@ -27,6 +27,10 @@ pub struct Wanted {
     /// Each key's operator class, in the order of `keys`; `None` for its
     /// type's default.
     pub opclasses: Vec<Option<String>>,
+    /// Whether each key sorts descending (`DESC`, NULLs first, as `DESC`
+    /// places them), in the order of `keys`: for an `ORDER BY` of mixed
+    /// directions.
+    pub descending: Vec<bool>,
     /// The predicate of a partial index, in SQL over the table's columns.
     pub predicate: Option<String>,
 }
@@ -37,6 +41,7 @@ impl Wanted {
     pub fn new(keys: Vec<Key>, predicate: Option<String>) -> Wanted {
         Wanted {
             opclasses: vec![None; keys.len()],
+            descending: vec![false; keys.len()],
             keys,
             predicate,
         }
@@ -48,28 +53,53 @@ impl Wanted {
     }
 
     /// Each key as people read it: a column's name, an expression's text,
-    /// and its operator class when not the default (`last_name
-    /// text_pattern_ops`).
+    /// then its options where they are not the default (`last_name
+    /// text_pattern_ops`, `created_at DESC`).
     pub fn key_texts(&self) -> Vec<String> {
         self.keys
             .iter()
-            .zip(&self.opclasses)
-            .map(|(key, opclass)| match opclass {
-                Some(opclass) => format!("{} {opclass}", key.text()),
-                None => key.text().to_owned(),
+            .enumerate()
+            .map(|(k, key)| match self.options_text(k) {
+                options if options.is_empty() => key.text().to_owned(),
+                options => format!("{} {options}", key.text()),
             })
             .collect()
     }
 
+    /// Key `k`'s options as the server writes them (`text_pattern_ops
+    /// DESC`), empty for the defaults.
+    fn options_text(&self, k: usize) -> String {
+        let opclass = self.opclasses.get(k).cloned().flatten();
+        let order = self
+            .descending
+            .get(k)
+            .is_some_and(|d| *d)
+            .then(|| "DESC".to_owned());
+        [opclass, order]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Each key's options as `CREATE INDEX` takes them.
     pub fn key_options(&self) -> Vec<KeyOptions> {
-        self.opclasses
-            .iter()
-            .map(|opclass| KeyOptions {
-                opclass: opclass.clone(),
+        (0..self.keys.len())
+            .map(|k| KeyOptions {
+                opclass: self.opclasses.get(k).cloned().flatten(),
+                order: self
+                    .descending
+                    .get(k)
+                    .is_some_and(|d| *d)
+                    .then_some(Order::Desc),
                 ..KeyOptions::default()
             })
             .collect()
+    }
+
+    /// Whether every key has its defaults (no operator class, ascending).
+    pub fn plain_keys(&self) -> bool {
+        (0..self.keys.len()).all(|k| self.options_text(k).is_empty())
     }
 
     /// Whether its key or predicate reads `column`: a key column, or a
@@ -131,22 +161,17 @@ impl Wanted {
 
     /// The words an index name is made of: each column's name, an
     /// expression's identifiers and literals (`lower(email)`: `lower`,
-    /// `email`), then `where` and the predicate's.
+    /// `email`), each followed by its options' (`text_pattern_ops`,
+    /// `desc`), then `where` and the predicate's.
     fn name_words(&self) -> Vec<String> {
-        let mut name: Vec<String> = self
-            .keys
-            .iter()
-            .flat_map(|key| match key {
-                Key::Column(column) => vec![column.clone()],
-                Key::Expression(expression) => words(expression).collect(),
-            })
-            .chain(
-                self.opclasses
-                    .iter()
-                    .flatten()
-                    .flat_map(|opclass| words(opclass)),
-            )
-            .collect();
+        let mut name: Vec<String> = Vec::new();
+        for (k, key) in self.keys.iter().enumerate() {
+            match key {
+                Key::Column(column) => name.push(column.clone()),
+                Key::Expression(expression) => name.extend(words(expression)),
+            }
+            name.extend(words(&self.options_text(k)));
+        }
         if let Some(predicate) = &self.predicate {
             name.push("where".to_owned());
             name.extend(words(predicate));

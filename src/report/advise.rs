@@ -273,6 +273,7 @@ mod tests {
             predicate: None,
             keys: Vec::new(),
             opclasses: Vec::new(),
+            descending: Vec::new(),
             full_index: None,
             write_cost: None,
             time_saved: None,

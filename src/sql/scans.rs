@@ -40,9 +40,12 @@ pub struct Scan {
     pub equality: Vec<String>,
     /// Columns bounded by `<`, `<=`, `>`, `>=` or `BETWEEN`.
     pub range: Vec<String>,
-    /// The `ORDER BY` columns, when all of them are this scan's and sort the
-    /// same way (an index read forwards or backwards then gives the order).
+    /// The `ORDER BY` columns, when all of them are this scan's.
     pub order: Vec<String>,
+    /// For each of `order`, whether it sorts the other way than the first
+    /// (`ORDER BY a, b DESC`: `[false, true]`): an index gives a mixed order
+    /// only with those keys `DESC` (read forwards or backwards).
+    pub order_reversed: Vec<bool>,
     /// Expressions of its columns compared with a value: what an
     /// expression index would serve.
     pub expressions: Vec<Compared>,
@@ -145,10 +148,11 @@ impl Block {
                 }
             }
         }
-        let keys: Vec<Vec<Source>> = outer
+        let keys: Vec<(Vec<Source>, bool)> = outer
             .order
             .iter()
-            .map(|column| self.output_sources(column))
+            .zip(&outer.order_reversed)
+            .map(|(column, reversed)| (self.output_sources(column), *reversed))
             .collect();
         apply_order(&mut scans, &keys);
         scans
@@ -820,39 +824,51 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// The sources of each ORDER BY key, or `None` when the keys sort in mixed
-/// directions or with an operator (no plain index serves those).
+/// The sources of each ORDER BY key, each with whether it sorts the other
+/// way than the first; `None` when a key sorts with an operator (`USING`)
+/// or places NULLs otherwise than its direction's default (no index this
+/// advice writes serves those).
 fn order_keys(
     order_by: &OrderBy,
     mut sources: impl FnMut(&Expr) -> Vec<Source>,
-) -> Option<Vec<Vec<Source>>> {
+) -> Option<Vec<(Vec<Source>, bool)>> {
     let OrderByKind::Expressions(exprs) = &order_by.kind else {
         return None;
     };
-    let descending = |e: &sqlparser::ast::OrderByExpr| match &e.options.sort {
-        None | Some(OrderBySort::Asc) => Some(false),
-        Some(OrderBySort::Desc) => Some(true),
-        Some(OrderBySort::Using(_)) => None,
+    let descending = |e: &sqlparser::ast::OrderByExpr| {
+        let descending = match &e.options.sort {
+            None | Some(OrderBySort::Asc) => false,
+            Some(OrderBySort::Desc) => true,
+            Some(OrderBySort::Using(_)) => return None,
+        };
+        // NULLS LAST is ASC's default, NULLS FIRST DESC's.
+        match e.options.nulls_first {
+            Some(first) if first != descending => None,
+            _ => Some(descending),
+        }
     };
     let first = descending(exprs.first()?)?;
-    if exprs.iter().any(|e| descending(e) != Some(first)) {
-        return None;
-    }
-    Some(exprs.iter().map(|e| sources(&e.expr)).collect())
+    exprs
+        .iter()
+        .map(|e| Some((sources(&e.expr), descending(e)? != first)))
+        .collect()
 }
 
 /// Records the sort on the one scan every key comes from.
-fn apply_order(scans: &mut [Scan], keys: &[Vec<Source>]) {
-    let Some(first) = keys.first() else { return };
+fn apply_order(scans: &mut [Scan], keys: &[(Vec<Source>, bool)]) {
+    let Some((first, _)) = keys.first() else {
+        return;
+    };
     for (scan, _) in first {
         let columns: Option<Vec<String>> = keys
             .iter()
-            .map(|key| key.iter().find(|(s, _)| s == scan).map(|(_, c)| c.clone()))
+            .map(|(key, _)| key.iter().find(|(s, _)| s == scan).map(|(_, c)| c.clone()))
             .collect();
         if let Some(columns) = columns
             && scans[*scan].order.is_empty()
         {
             scans[*scan].order = columns;
+            scans[*scan].order_reversed = keys.iter().map(|(_, reversed)| *reversed).collect();
         }
     }
 }
@@ -1029,6 +1045,7 @@ mod tests {
             equality: strings(equality),
             range: strings(range),
             order: strings(order),
+            order_reversed: vec![false; order.len()],
             ..Scan::default()
         }
     }
@@ -1155,10 +1172,20 @@ mod tests {
             scans(
                 "SELECT * FROM payments WHERE (user_id = 1 OR status = 'x') \
                  AND lower(currency) = 'eur' AND amount <> 3 AND user_id NOT IN (1, 2) \
-                 AND amount > amount * 2 ORDER BY user_id ASC, created_at DESC"
+                 AND amount > amount * 2 ORDER BY user_id USING <, created_at DESC"
             ),
             [scan("payments", &[], &[], &[])]
         );
+    }
+
+    #[test]
+    fn a_mixed_order_is_kept_with_the_keys_that_reverse_it() {
+        let mixed = scans("SELECT * FROM payments ORDER BY user_id DESC, created_at, id DESC");
+        assert_eq!(mixed[0].order, ["user_id", "created_at", "id"]);
+        assert_eq!(mixed[0].order_reversed, [false, true, false]);
+        // NULLs placed against their direction's default: no index here.
+        let nulls = scans("SELECT * FROM payments ORDER BY user_id NULLS FIRST, created_at");
+        assert!(nulls[0].order.is_empty(), "{nulls:?}");
     }
 
     #[test]
