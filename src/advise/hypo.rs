@@ -307,7 +307,7 @@ fn statement_refusal<T>(error: tokio_postgres::Error, context: &str) -> Result<R
 /// The error for a database without HypoPG, with how to get it.
 async fn missing_hypopg(client: &Client) -> Result<Error> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT current_database(), current_setting('server_version_num')::int / 10000, \
              EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')",
             &[],

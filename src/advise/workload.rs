@@ -5,6 +5,7 @@ use futures_util::TryStreamExt;
 use sqlparser::ast::Statement;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use crate::db::errors::query_error;
 use crate::error::{Error, Result};
@@ -79,7 +80,7 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
     let schema = extension_schema(client).await?;
     let Some(schema) = schema else {
         let database: String = client
-            .query_one("SELECT current_database()", &[])
+            .query_typed_one("SELECT current_database()", &[])
             .await
             .map_err(|e| query_error("looking for pg_stat_statements", &e))?
             .get(0);
@@ -112,7 +113,7 @@ pub async fn from_stat_statements(client: &Client, top: u32) -> Result<Vec<Workl
         _ => query_error("reading pg_stat_statements", &e),
     };
     let rows = client
-        .query_raw(&sql, std::iter::empty::<i32>())
+        .query_typed_raw(&sql, std::iter::empty::<(i32, Type)>())
         .await
         .map_err(read_error)?;
     futures_util::pin_mut!(rows);
@@ -173,7 +174,7 @@ fn entry(text: &str, usage: Usage) -> Vec<WorkloadStatement> {
 /// is not created in this database.
 async fn extension_schema(client: &Client) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT quote_ident(n.nspname) FROM pg_extension e \
              JOIN pg_namespace n ON n.oid = e.extnamespace \
              WHERE e.extname = 'pg_stat_statements'",
@@ -196,7 +197,7 @@ pub async fn stats_days(client: &Client) -> Option<f64> {
         "SELECT date_part('epoch', now() - stats_reset) / 86400 \
          FROM {schema}.pg_stat_statements_info"
     );
-    let row = client.query_opt(&sql, &[]).await.ok()??;
+    let row = client.query_typed_opt(&sql, &[]).await.ok()??;
     row.get::<_, Option<f64>>(0).filter(|days| *days > 0.0)
 }
 

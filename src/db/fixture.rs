@@ -2,6 +2,7 @@
 //! `cargo install` users have it too.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::errors::query_error;
 use crate::error::Result;
@@ -37,9 +38,9 @@ pub async fn load(client: &Client, rows: u64) -> Result<()> {
         .await
         .map_err(|e| query_error("creating the payments schema", &e))?;
     client
-        .execute(
+        .execute_typed(
             "SELECT set_config('perfaudit.rows', $1, false)",
-            &[&rows.to_string()],
+            &[(&rows.to_string(), Type::TEXT)],
         )
         .await
         .map_err(|e| query_error("seeding payments", &e))?;

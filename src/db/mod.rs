@@ -5,6 +5,7 @@
 
 pub mod cancel;
 pub mod conninfo;
+pub mod describe;
 pub mod errors;
 pub mod fixture;
 pub mod json;

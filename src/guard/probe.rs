@@ -6,6 +6,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::db::describe::describe;
 use crate::db::errors::{query_error, server_message};
 use crate::db::params::INFERRED;
 use crate::error::Result;
@@ -24,9 +25,9 @@ pub async fn server_reads(
     placeholders: usize,
     reason: &str,
 ) -> Result<()> {
-    match client
-        .prepare_typed(statement, &vec![INFERRED; placeholders])
+    match describe(client, statement, &vec![INFERRED; placeholders])
         .await
+        .map_err(|e| query_error("having the server parse the statement", &e))?
     {
         Ok(_) => Ok(()),
         Err(error) => match error.as_db_error() {
@@ -122,12 +123,12 @@ async fn parameter_types(
     if placeholders == 0 {
         return Ok(Ok(String::new()));
     }
-    match client
-        .prepare_typed(statement, &vec![INFERRED; placeholders])
+    match describe(client, statement, &vec![INFERRED; placeholders])
         .await
+        .map_err(|e| query_error("describing the statement's parameters", &e))?
     {
         Ok(described) => Ok(Ok(described
-            .params()
+            .params
             .iter()
             .map(|ty| format!("{}.{}", quote(ty.schema()), quote(ty.name())))
             .collect::<Vec<_>>()

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::progress::{self, ProgressRow};
 use crate::ui::{Line, Progress};
@@ -307,11 +308,12 @@ impl<'a> Watch<'a> {
     }
 
     async fn poll_until_failure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
-        let statement = client.prepare(WATCH_SQL).await?;
         loop {
             let pids: Vec<i32> = self.entries.borrow().iter().map(|e| e.pid).collect();
             if !pids.is_empty() {
-                let rows = client.query(&statement, &[&pids]).await?;
+                let rows = client
+                    .query_typed(WATCH_SQL, &[(&pids, Type::INT4_ARRAY)])
+                    .await?;
                 let now = Instant::now();
                 for row in rows {
                     self.seen(row.get(0), &sighting(&row), now);

@@ -7,10 +7,12 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{ObjectName, Visit, Visitor};
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::knowledge::{Knowledge, TableColumns};
 use super::target::Target;
 use super::{Rewrite, RewriteOptions, Rule, Skip, rewrite as rewrite_offline};
+use crate::db::describe;
 use crate::db::errors::query_error;
 use crate::error::Result;
 use crate::sql::SqlStatement;
@@ -31,8 +33,8 @@ const TABLE_COLUMNS: &str = "\
 /// ([`super::rewrite`]), and has the server describe the result; should the
 /// server reject it, the ORDER BY (then everything) is dropped and the
 /// server's reason reported. Prepares statements but never executes one,
-/// so it is safe inside or outside a transaction (an error inside one
-/// aborts that transaction, as any failed statement would).
+/// each in a read-only transaction of its own, rolled back
+/// ([`describe::describe`]): call it outside a transaction.
 ///
 /// Fails only when the connection fails (`Error::Database`); a statement
 /// the server cannot describe is rewritten from its SQL alone, with a note.
@@ -104,7 +106,7 @@ pub async fn learn(client: &Client, statement: &SqlStatement) -> Result<Knowledg
     if !tables.is_empty() {
         let written: Vec<String> = tables.iter().map(ToString::to_string).collect();
         let rows = client
-            .query(TABLE_COLUMNS, &[&written])
+            .query_typed(TABLE_COLUMNS, &[(&written, Type::TEXT_ARRAY)])
             .await
             .map_err(|e| query_error("reading the columns of the query's tables", &e))?;
         for row in rows {
@@ -133,11 +135,14 @@ pub async fn learn(client: &Client, statement: &SqlStatement) -> Result<Knowledg
 /// the server's reason for rejecting it. Fails only when the connection
 /// fails.
 async fn describe(client: &Client, sql: &str) -> Result<Result<Vec<String>, String>> {
-    match client.prepare(sql).await {
-        Ok(prepared) => Ok(Ok(prepared
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
+    match describe::describe(client, sql, &[])
+        .await
+        .map_err(|e| query_error("describing the query", &e))?
+    {
+        Ok(described) => Ok(Ok(described
+            .columns
+            .into_iter()
+            .map(|(name, _)| name)
             .collect())),
         Err(e) => match e.as_db_error() {
             Some(db) => Ok(Err(db.message().to_owned())),

@@ -36,7 +36,7 @@ pub use relations::{Relation, Relations, Taken};
 /// has it.
 pub async fn hypopg_schema(client: &Client) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT quote_ident(n.nspname) FROM pg_extension e \
              JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'",
             &[],
@@ -50,7 +50,7 @@ pub async fn hypopg_schema(client: &Client) -> Result<Option<String>> {
 /// hypopg` would work.
 pub async fn hypopg_available(client: &Client) -> Result<bool> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')",
             &[],
         )

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use super::indexes::{self, Detail, Index};
 use super::{RelKind, Table, partition_indexes, partitions};
@@ -72,7 +73,7 @@ impl<'c> Relations<'c> {
         let regclass: Vec<String> = name.iter().map(|part| quote(part)).collect();
         let row = match self
             .client
-            .query_opt(
+            .query_typed_opt(
                 "SELECT c.oid, n.nspname, c.relname, \
                         c.relkind::text, \
                         n.nspname IN ('pg_catalog', 'information_schema') \
@@ -83,7 +84,7 @@ impl<'c> Relations<'c> {
                          WHERE c.relispartition AND r.oid = pg_partition_root(c.oid)) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.oid = to_regclass($1)",
-                &[&regclass.join(".")],
+                &[(&regclass.join("."), Type::TEXT)],
             )
             .await
         {
@@ -123,7 +124,7 @@ impl<'c> Relations<'c> {
     async fn columns(&self, oid: u32) -> Result<HashMap<String, f64>> {
         let rows = self
             .client
-            .query(
+            .query_typed(
                 "SELECT a.attname::text, coalesce(( \
                      SELECT CASE WHEN s.n_distinct >= 0 THEN s.n_distinct \
                                  ELSE -s.n_distinct * greatest(c.reltuples, 0) END \
@@ -135,7 +136,7 @@ impl<'c> Relations<'c> {
                  JOIN pg_class c ON c.oid = a.attrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&oid],
+                &[(&oid, Type::OID)],
             )
             .await
             .map_err(|e| query_error("reading a table's columns", &e))?;
@@ -188,10 +189,10 @@ impl<'c> Relations<'c> {
     async fn names_in(&self, schema: &str) -> Result<HashSet<String>> {
         let rows = self
             .client
-            .query(
+            .query_typed(
                 "SELECT c.relname::text FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
-                &[&schema],
+                &[(&schema, Type::NAME)],
             )
             .await
             .map_err(|e| query_error("reading the names in a schema", &e))?;

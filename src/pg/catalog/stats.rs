@@ -10,6 +10,7 @@
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
+use crate::db::describe::describe_in_transaction;
 use crate::db::errors::query_error;
 use crate::db::json::JsonText;
 use crate::error::{Error, Result};
@@ -309,15 +310,13 @@ async fn expression_values(
         return Ok(Vec::new());
     }
     let list: Vec<String> = expressions.iter().map(|e| format!("({e})")).collect();
-    let statement = client
-        .prepare(&format!("SELECT {} FROM ONLY {relation}", list.join(", ")))
+    let sql = format!("SELECT {} FROM ONLY {relation}", list.join(", "));
+    // Advise asks inside its HypoPG session's transaction, so no
+    // transaction of its own here (see [`describe_in_transaction`]).
+    let described = describe_in_transaction(client, &sql, &[])
         .await
         .map_err(|e| query_error("reading the types of an index's expressions", &e))?;
-    let oids: Vec<u32> = statement
-        .columns()
-        .iter()
-        .map(|c| c.type_().oid())
-        .collect();
+    let oids: Vec<u32> = described.columns.iter().map(|(_, ty)| ty.oid()).collect();
     let facts = types(client, &oids).await?;
     let each = width / expressions.len() as f64;
     Ok(facts
