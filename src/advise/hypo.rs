@@ -7,13 +7,22 @@
 //! session, no real query, no catalog ever sees them. Planning evaluates
 //! functions (an IMMUTABLE one with constant arguments is folded, a STABLE
 //! one may be run for its selectivity), and a function can be mislabelled:
-//! the session is read-only (`default_transaction_read_only`), so a write
-//! such a function attempts fails instead of being committed. The session
-//! also changes `plan_cache_mode` and `lock_timeout` and prepares statements;
-//! [`with_session`] undoes all of it before the connection returns to the
-//! pool, after success and after an error; after Ctrl-C, or when the reset
-//! fails, it closes the connection instead, which ends the server process
-//! and everything the session held.
+//! the session is one read-only transaction (`BEGIN READ ONLY`), so a
+//! write such a function attempts fails instead of being committed.
+//!
+//! One transaction, rolled back at the end, because behind a transaction
+//! pooler (PgBouncer's `pool_mode = transaction`) only a transaction keeps
+//! one server connection: hypothetical indexes, settings and prepared
+//! statements are the server process's, and would be left to, or missed
+//! on, whichever connection the pooler hands over next. So the settings
+//! are `SET LOCAL`, each step the server may refuse runs under a savepoint
+//! (a refusal would abort the transaction), and [`Session::reset`] removes
+//! the hypothetical indexes and deallocates the statements it prepared
+//! (neither is undone by a rollback) before the ROLLBACK. [`with_session`]
+//! resets after success and after an error; after Ctrl-C, or when the
+//! reset fails, it closes the connection instead, which ends the server
+//! process (or, behind a pooler, its use of one) and everything the
+//! session held.
 
 use deadpool_postgres::Object;
 use tokio_postgres::Client;
@@ -23,6 +32,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::db::JsonText;
 use crate::db::errors::{query_error, refusal};
+use crate::db::savepoint::under_savepoint;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::catalog::hypopg_schema;
@@ -36,6 +46,11 @@ pub const LOCK_TIMEOUT: &str = "2s";
 /// The prefix of the statements advise prepares, so they are recognisable in
 /// `pg_prepared_statements` and `pg_stat_activity`.
 pub const PREPARED_PREFIX: &str = "perfaudit_advise_";
+
+/// The savepoint right after the session's settings: the reset rolls back
+/// to it first, so that it runs even after an error aborted the
+/// transaction.
+const SESSION_SAVEPOINT: &str = "perfaudit_session";
 
 /// A hypothetical index, as HypoPG created it.
 #[derive(Debug, Clone)]
@@ -133,7 +148,15 @@ pub async fn on_client<T>(
     create_extension: bool,
     work: impl AsyncFnOnce(&mut Session<'_>) -> Result<T>,
 ) -> Result<T> {
-    let mut session = Session::open(client, create_extension).await?;
+    let mut session = match Session::open(client, create_extension).await {
+        Ok(session) => session,
+        Err(error) => {
+            // It may have stopped inside its transaction; outside one, the
+            // ROLLBACK is only a warning.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(error);
+        }
+    };
     let result = work(&mut session).await;
     let reset = session.reset().await;
     let value = result?;
@@ -142,8 +165,9 @@ pub async fn on_client<T>(
 }
 
 impl<'c> Session<'c> {
-    /// Finds HypoPG (creating it first when asked) and prepares the session:
-    /// generic plans for statements with parameters, a lock timeout.
+    /// Finds HypoPG (creating it first when asked, in a transaction of its
+    /// own since it writes) and opens the session's transaction: generic
+    /// plans for statements with parameters, a lock timeout.
     async fn open(client: &'c Client, create_extension: bool) -> Result<Session<'c>> {
         if create_extension
             && let Err(error) = client
@@ -160,8 +184,8 @@ impl<'c> Session<'c> {
         };
         client
             .batch_execute(&format!(
-                "SET plan_cache_mode = force_generic_plan; SET lock_timeout = '{LOCK_TIMEOUT}'; \
-                 SET default_transaction_read_only = on"
+                "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan; \
+                 SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SAVEPOINT {SESSION_SAVEPOINT}"
             ))
             .await
             .map_err(|e| query_error("preparing the advise session", &e))?;
@@ -178,6 +202,17 @@ impl<'c> Session<'c> {
         self.client
     }
 
+    /// Runs `step`, whose failure the caller tolerates, under a savepoint
+    /// ([`under_savepoint`]), so that the session's transaction survives it.
+    pub async fn refusable<T, E>(
+        &self,
+        step: impl AsyncFnOnce(&'c Client) -> std::result::Result<T, E>,
+    ) -> Result<std::result::Result<T, E>> {
+        under_savepoint(self.client, step)
+            .await
+            .map_err(|e| query_error("running a step of the advise session", &e))
+    }
+
     /// Creates a hypothetical index from `ddl` (a `CREATE INDEX` statement).
     /// The inner `Err` is the server's refusal (a type without a B-tree
     /// operator class, say).
@@ -188,9 +223,8 @@ impl<'c> Session<'c> {
             self.hypopg
         );
         match self
-            .client
-            .query_typed_one(&sql, &[(&ddl, Type::TEXT)])
-            .await
+            .refusable(async |client| client.query_typed_one(&sql, &[(&ddl, Type::TEXT)]).await)
+            .await?
         {
             Ok(row) => Ok(Ok(Hypothetical {
                 oid: row.get(0),
@@ -239,10 +273,10 @@ impl<'c> Session<'c> {
         // knows to deallocate it.
         self.prepared.push(name.clone());
         // The extended protocol takes one statement only, whatever the text.
+        let prepare = format!("PREPARE {name} AS {text}");
         if let Err(error) = self
-            .client
-            .execute_typed(&format!("PREPARE {name} AS {text}"), &[])
-            .await
+            .refusable(async |client| client.execute_typed(&prepare, &[]).await)
+            .await?
         {
             self.prepared.pop();
             return statement_refusal(error, "preparing the statement");
@@ -258,7 +292,10 @@ impl<'c> Session<'c> {
     async fn explain_plain(&self, sql: &str) -> Result<Result<PlanCost, Refusal>> {
         // One round trip (unnamed statement, no separate prepare): this runs
         // once per statement and candidate.
-        match self.client.query_typed_one(sql, &[]).await {
+        match self
+            .refusable(async |client| client.query_typed_one(sql, &[]).await)
+            .await?
+        {
             Ok(row) => {
                 let document: JsonText = row.get(0);
                 Ok(summarize(&document.0))
@@ -268,10 +305,10 @@ impl<'c> Session<'c> {
     }
 
     async fn deallocate(&mut self, name: &str) -> Result<()> {
+        let deallocate = format!("DEALLOCATE {name}");
         match self
-            .client
-            .batch_execute(&format!("DEALLOCATE {name}"))
-            .await
+            .refusable(async |client| client.batch_execute(&deallocate).await)
+            .await?
         {
             Ok(()) => {}
             // Never prepared (we stopped before the server saw it).
@@ -283,16 +320,20 @@ impl<'c> Session<'c> {
     }
 
     /// Leaves the session as it found it: no hypothetical index, none of
-    /// our prepared statements, the settings back to their defaults.
+    /// our prepared statements, its transaction (and with it the settings)
+    /// rolled back. Both are removed inside the transaction, on the server
+    /// connection that holds them.
     async fn reset(&mut self) -> Result<()> {
+        self.client
+            .batch_execute(&format!("ROLLBACK TO SAVEPOINT {SESSION_SAVEPOINT}"))
+            .await
+            .map_err(|e| query_error("resetting the advise session", &e))?;
         self.drop_all().await?;
         for name in self.prepared.clone() {
             self.deallocate(&name).await?;
         }
         self.client
-            .batch_execute(
-                "RESET plan_cache_mode; RESET lock_timeout; RESET default_transaction_read_only",
-            )
+            .batch_execute("ROLLBACK")
             .await
             .map_err(|e| query_error("resetting the advise session", &e))
     }

@@ -251,7 +251,11 @@ pub async fn advise(
             };
             let mut advice = advisor.run(workload, progress).await?;
             if workload.iter().any(|s| s.usage.is_some()) {
-                per_day(&mut advice, workload::stats_days(session.client()).await);
+                let days = session
+                    .refusable(async |client| workload::stats_days(client).await.ok_or(()))
+                    .await?
+                    .ok();
+                per_day(&mut advice, days);
             }
             Ok(advice)
         },
@@ -689,8 +693,10 @@ impl Advisor<'_, '_, '_> {
     /// built size); `None` when the statistics cannot be read (a table
     /// the role may not read), where HypoPG's stands in.
     async fn size(&self, table: &Table, wanted: &Wanted) -> Option<i64> {
-        indexes::size::estimate_wanted(self.session.client(), table, wanted)
+        self.session
+            .refusable(async |client| indexes::size::estimate_wanted(client, table, wanted).await)
             .await
+            .ok()?
             .ok()
     }
 
