@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod explain;
+pub mod pooler;
 pub mod process;
 
 use std::collections::HashSet;
