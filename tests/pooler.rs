@@ -216,3 +216,31 @@ async fn explain_advise_and_rewrite_work_behind_a_transaction_pooler() {
         client.batch_execute("ROLLBACK").await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_refuses_to_build_behind_a_transaction_pooler() {
+    let db = common::TestDb::with_rows(1_000).await;
+    let pooler = Pooler::start(&db.settings, POOL_SIZE);
+    let through = pooler.settings(&db.settings);
+    let output = perfaudit(&through, &["indexes"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("through a transaction pooler")
+            && stderr.contains("connect to the server directly"),
+        "{stderr}"
+    );
+    let client = db.client().await;
+    let built: i64 = client
+        .query_typed_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'payments' \
+             AND indexname LIKE 'idx%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(built, 0, "an index was built through the pooler");
+    // A dry run only reads, in one transaction: it still works.
+    succeeded(&perfaudit(&through, &["indexes", "--dry-run"]), "a dry run");
+}

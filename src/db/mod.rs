@@ -12,6 +12,7 @@ pub mod json;
 pub mod params;
 pub mod pgpass;
 pub mod pool;
+pub mod pooler;
 pub mod savepoint;
 pub mod scratch;
 pub mod settings;

@@ -48,6 +48,7 @@ use spec::Spec;
 
 use crate::db::Database;
 use crate::db::cancel::cancellable;
+use crate::db::pooler;
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::interrupt::Interrupt;
@@ -303,6 +304,24 @@ pub async fn run(
     // ends whatever it still had on the server.
     let own = interrupt.guard(database.connection()).await?;
     let locked = !options.dry_run;
+    // The run lock is a session's, and a CONCURRENTLY build waits and
+    // builds across transactions of one session: behind a transaction
+    // pooler neither holds, so a run refuses before it takes or builds
+    // anything (a dry run only reads, in one transaction). Telling takes a
+    // second connection; a pool of one cannot build anyway, and says so.
+    if locked
+        && database.options().max_size > 1
+        && interrupt
+            .guard(pooler::transaction_pooler(&own, database))
+            .await?
+    {
+        return Err(Error::input(
+            "perfaudit indexes builds with CREATE INDEX CONCURRENTLY, which needs one server \
+             session throughout, and this connection goes through a transaction pooler \
+             (PgBouncer's pool_mode = transaction) that changes it between transactions: \
+             connect to the server directly, not through the pooler",
+        ));
+    }
     if locked {
         run_lock::acquire(&own).await?;
     }
