@@ -118,6 +118,25 @@ fn cost(statement: &Value, key: &str) -> f64 {
     statement[key].as_f64().unwrap()
 }
 
+/// The session is one transaction: a name the server refuses to look up
+/// (another database's) names no table, and must not abort the session for
+/// the statements after it.
+#[tokio::test]
+async fn a_name_the_server_refuses_leaves_the_next_statements_advised() {
+    let Some(db) = hypopg_db().await else {
+        return;
+    };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "SELECT * FROM otherdb.public.payments WHERE user_id = 1;\n\
+         SELECT * FROM payments WHERE user_id = $1;\n",
+    )
+    .unwrap();
+    let json = advise_json(&db, &["-f", file.path().to_str().unwrap()]).await;
+    assert_eq!(shapes(&json["indexes"]), [payments(&["user_id"])]);
+}
+
 #[tokio::test]
 async fn equality_on_user_id_recommends_user_id() {
     let Some(db) = hypopg_db().await else {

@@ -245,7 +245,7 @@ pub async fn advise(
         options.create_extension,
         async |session| {
             let mut advisor = Advisor {
-                catalog: Relations::new(session.client()),
+                catalog: Relations::in_transaction(session.client()),
                 session,
                 options,
             };
@@ -276,7 +276,7 @@ pub async fn advise_statement(
 ) -> Result<StatementAdvice> {
     hypo::on_client(client, options.create_extension, async |session| {
         let mut advisor = Advisor {
-            catalog: Relations::new(session.client()),
+            catalog: Relations::in_transaction(session.client()),
             session,
             options,
         };

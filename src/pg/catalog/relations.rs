@@ -13,6 +13,7 @@ use tokio_postgres::types::Type;
 use super::indexes::{self, Detail, Index};
 use super::{RelKind, Table, partition_indexes, partitions};
 use crate::db::errors::query_error;
+use crate::db::savepoint::under_savepoint;
 use crate::error::Result;
 use crate::sql::ident::{QualifiedName, quote};
 use crate::sql::scans::RelationName;
@@ -48,6 +49,9 @@ pub type Taken = HashMap<String, HashSet<String>>;
 pub struct Relations<'c> {
     client: &'c Client,
     known: HashMap<RelationName, Option<Rc<Relation>>>,
+    /// Whether `client` is inside a transaction that a name the server
+    /// refuses must not abort (advise's HypoPG session).
+    in_transaction: bool,
 }
 
 impl<'c> Relations<'c> {
@@ -56,6 +60,17 @@ impl<'c> Relations<'c> {
         Relations {
             client,
             known: HashMap::new(),
+            in_transaction: false,
+        }
+    }
+
+    /// An empty cache over `client`, which holds a transaction open that
+    /// must survive a lookup the server refuses: each lookup runs under a
+    /// savepoint.
+    pub fn in_transaction(client: &'c Client) -> Relations<'c> {
+        Relations {
+            in_transaction: true,
+            ..Relations::new(client)
         }
     }
 
@@ -71,10 +86,11 @@ impl<'c> Relations<'c> {
 
     async fn look_up(&self, name: &RelationName) -> Result<Option<Relation>> {
         let regclass: Vec<String> = name.iter().map(|part| quote(part)).collect();
-        let row = match self
-            .client
-            .query_typed_opt(
-                "SELECT c.oid, n.nspname, c.relname, \
+        let regclass = regclass.join(".");
+        let query = async |client: &Client| {
+            client
+                .query_typed_opt(
+                    "SELECT c.oid, n.nspname, c.relname, \
                         c.relkind::text, \
                         n.nspname IN ('pg_catalog', 'information_schema') \
                             OR n.nspname LIKE 'pg\\_toast%', \
@@ -84,10 +100,18 @@ impl<'c> Relations<'c> {
                          WHERE c.relispartition AND r.oid = pg_partition_root(c.oid)) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.oid = to_regclass($1)",
-                &[(&regclass.join("."), Type::TEXT)],
-            )
-            .await
-        {
+                    &[(&regclass, Type::TEXT)],
+                )
+                .await
+        };
+        let found = if self.in_transaction {
+            under_savepoint(self.client, query)
+                .await
+                .map_err(|e| query_error("looking up a table", &e))?
+        } else {
+            query(self.client).await
+        };
+        let row = match found {
             Ok(row) => row,
             // A name the server cannot take (another database's, a malformed
             // one) names nothing here; any other error (no permission on the
