@@ -429,20 +429,18 @@ impl Advisor<'_, '_, '_> {
         };
         self.session.drop_all().await?;
 
-        let mut recommendations = self.write_down(&pool, &chosen).await?;
+        let fulls: Vec<Option<FullIndex>> = chosen
+            .iter()
+            .map(|&c| {
+                let served: Vec<usize> =
+                    (0..uses.len()).filter(|&s| uses[s].contains(&c)).collect();
+                full_index(&pool, &trials, c, &served)
+            })
+            .collect();
+        let mut recommendations = self.write_down(&pool, &chosen, fulls).await?;
         for ((recommendation, &c), write_cost) in
             recommendations.iter_mut().zip(&chosen).zip(write_costs)
         {
-            let served: Vec<usize> = (0..uses.len()).filter(|&s| uses[s].contains(&c)).collect();
-            recommendation.full_index = full_index(&pool, &trials, c, &served);
-            if let Some(full) = &mut recommendation.full_index {
-                let table = self.catalog.indexable(&pool[c].relation).await?;
-                let whole = Wanted {
-                    predicate: None,
-                    ..pool[c].wanted.clone()
-                };
-                full.size_bytes = self.size(&table, &whole).await.unwrap_or(full.size_bytes);
-            }
             recommendation.write_cost = write_cost;
             recommendation.time_saved = time_saved(c, &uses, &before, &after, workload);
         }
@@ -801,15 +799,18 @@ impl Advisor<'_, '_, '_> {
     }
 
     /// Names the chosen indexes — clear of every relation in their schema,
-    /// their partitions' parts included — and writes their DDL.
+    /// their partitions' parts included — and writes their DDL, with their
+    /// sizes estimated and, for a partial one, the full index it is
+    /// compared with (`fulls`, in the order of `chosen`), sized alike.
     async fn write_down(
         &mut self,
         pool: &[Candidate],
         chosen: &[usize],
+        fulls: Vec<Option<FullIndex>>,
     ) -> Result<Vec<Recommendation>> {
         let mut taken = Taken::new();
         let mut recommendations = Vec::new();
-        for &c in chosen {
+        for (&c, mut full_index) in chosen.iter().zip(fulls) {
             let candidate = &pool[c];
             let relation = &candidate.relation;
             let table = self.catalog.indexable(relation).await?;
@@ -824,6 +825,13 @@ impl Advisor<'_, '_, '_> {
                 .size(&table, &candidate.wanted)
                 .await
                 .unwrap_or(candidate.size);
+            if let Some(full) = &mut full_index {
+                let whole = Wanted {
+                    predicate: None,
+                    ..candidate.wanted.clone()
+                };
+                full.size_bytes = self.size(&table, &whole).await.unwrap_or(full.size_bytes);
+            }
             recommendations.push(Recommendation {
                 table: relation.table.display(),
                 columns: candidate.wanted.key_texts(),
@@ -834,7 +842,7 @@ impl Advisor<'_, '_, '_> {
                 ddl: indexes::ddl::build(&table, &name, &candidate.wanted),
                 size_bytes,
                 name,
-                full_index: None,
+                full_index,
                 write_cost: None,
                 time_saved: None,
             });
